@@ -1,0 +1,1 @@
+"""Temporal activities: the provider clients, the action registry and the shared HTTP layer."""

@@ -1,0 +1,182 @@
+"""The shared HTTP boundary: one pooled client per worker, and the one place raw failures are mapped.
+
+Every provider module calls `send()`. It spaces the call through the rate-limit tracker, performs
+it, turns transport failures and unreadable bodies into `ProviderUnavailable`, feeds the response's
+rate-limit headers back to the tracker, and lets the provider's `classify` function turn an error
+body into the right member of the error tree (see `activities.errors`). Nothing above this module
+ever sees an `httpx` exception.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
+
+import httpx
+
+from activities.errors import ProviderError, ProviderUnavailable, RateLimited
+
+if TYPE_CHECKING:
+    from activities.registry import ActionContext
+    from tikflow.settings import Settings
+
+__all__ = ["MAX_BODY_BYTES", "Classifier", "Reply", "make_http_client", "send"]
+
+#: A provider answer bigger than this is treated as garbage, not parsed.
+MAX_BODY_BYTES = 20 * 1024 * 1024
+
+
+class Reply:
+    """A decoded provider answer.
+
+    Attributes:
+        status: HTTP status code.
+        body: The decoded JSON body (None for an empty body).
+        headers: Response headers.
+    """
+
+    __slots__ = ("body", "headers", "status")
+
+    def __init__(self, status: int, body: Any, headers: httpx.Headers) -> None:
+        self.status = status
+        self.body = body
+        self.headers = headers
+
+
+#: Turns a decoded answer into the provider's error, or None when the answer is a success.
+Classifier = Callable[[Reply, str], ProviderError | None]
+
+
+def make_http_client(
+    settings: Settings, transport: httpx.AsyncBaseTransport | None = None
+) -> httpx.AsyncClient:
+    """The worker's single pooled client (HTTP/1.1 keep-alive pool, timeouts on every phase)."""
+    return httpx.AsyncClient(
+        timeout=httpx.Timeout(settings.http_timeout_s),
+        limits=httpx.Limits(
+            max_connections=settings.max_connections,
+            max_keepalive_connections=settings.max_connections,
+        ),
+        transport=transport,
+        follow_redirects=False,
+        headers={"User-Agent": "tikflow/0.1"},
+    )
+
+
+async def send(
+    ctx: ActionContext,
+    provider: str,
+    method: str,
+    url: str,
+    *,
+    classify: Classifier,
+    params: Mapping[str, Any] | None = None,
+    json_body: Any = None,
+    form: Mapping[str, str] | None = None,
+    content: bytes | None = None,
+    headers: Mapping[str, str] | None = None,
+    expect_json: bool = True,
+) -> Reply:
+    """Perform one provider request and return its decoded answer, or raise a `ProviderError`.
+
+    Args:
+        ctx: The action invocation (its account keys the rate-limit tracker).
+        provider: Provider key, for errors and rate limits.
+        method: HTTP method.
+        url: Absolute URL.
+        classify: Provider-specific mapping of an answer to an error (None = success).
+        params: Query parameters (None values dropped).
+        json_body: JSON body.
+        form: Form-encoded body.
+        content: Raw body (uploads).
+        headers: Extra headers (auth included; never logged).
+        expect_json: Whether a success must carry a JSON body.
+    """
+    limiter = ctx.services.limiter
+    await limiter.acquire(provider, ctx.account)
+    query = {k: v for k, v in (params or {}).items() if v is not None}
+    try:
+        response = await ctx.services.http.request(
+            method,
+            url,
+            params=query or None,
+            json=json_body,
+            data=form,
+            content=content,
+            headers=dict(headers or {}),
+        )
+    except httpx.TimeoutException as exc:
+        raise ProviderUnavailable(
+            f"{method} {_path(url)} timed out ({type(exc).__name__})",
+            provider=provider,
+            account=ctx.account,
+        ) from None
+    except httpx.HTTPError as exc:
+        raise ProviderUnavailable(
+            f"{method} {_path(url)} failed: {type(exc).__name__}",
+            provider=provider,
+            account=ctx.account,
+        ) from None
+    limiter.observe(provider, ctx.account, response.headers, response.status_code)
+    body = _decode(response, provider, ctx.account, method, url, expect_json)
+    reply = Reply(response.status_code, body, response.headers)
+    error = classify(reply, ctx.account)
+    if error is not None:
+        error.account = ctx.account
+        if isinstance(error, RateLimited):
+            limiter.blocked(provider, ctx.account, error.retry_after)
+        raise error
+    if response.status_code >= 400:
+        # A classifier that let an error status through is a bug; never call it a success.
+        raise ProviderUnavailable(
+            f"{method} {_path(url)} answered HTTP {response.status_code}",
+            provider=provider,
+            status=response.status_code,
+            account=ctx.account,
+        )
+    return reply
+
+
+def _path(url: str) -> str:
+    return httpx.URL(url).path
+
+
+def _decode(
+    response: httpx.Response,
+    provider: str,
+    account: str,
+    method: str,
+    url: str,
+    expect_json: bool,
+) -> Any:
+    raw = response.content
+    if len(raw) > MAX_BODY_BYTES:
+        raise ProviderUnavailable(
+            f"{method} {_path(url)} answered a {len(raw)} byte body, over the {MAX_BODY_BYTES} limit",
+            provider=provider,
+            status=response.status_code,
+            account=account,
+        )
+    if not raw.strip():
+        if expect_json and response.status_code < 300 and response.status_code != 204:
+            raise ProviderUnavailable(
+                f"{method} {_path(url)} answered an empty body",
+                provider=provider,
+                status=response.status_code,
+                account=account,
+            )
+        return None
+    try:
+        return json.loads(raw)
+    except ValueError:
+        if response.status_code >= 500 or expect_json:
+            kind = response.headers.get("content-type", "unknown content type").split(";")[0]
+            raise ProviderUnavailable(
+                f"{method} {_path(url)} answered HTTP {response.status_code} with a body that is "
+                f"not JSON ({kind})",
+                provider=provider,
+                status=response.status_code,
+                account=account,
+            ) from None
+        return raw.decode("utf-8", "replace")

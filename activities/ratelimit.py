@@ -1,0 +1,152 @@
+"""Rate-limit tracking per (provider, credential), shared by every activity in one worker.
+
+Providers tell us where we stand in different ways (HighLevel's five `X-RateLimit-*` headers,
+DumplingAI's `X-RateLimit-Limit/Remaining`, `Retry-After` on a 429); some tell us nothing and have
+documented quotas instead. The tracker keeps, per key, the earliest time the next call may go out:
+calls are spaced evenly over the current window when a quota is nearly spent, and held back
+entirely until the reset after a 429. Waiting happens here, before the request, so the provider
+is never hammered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+__all__ = ["Quota", "RateLimiter"]
+
+
+@dataclass(frozen=True)
+class Quota:
+    """A documented request quota: at most `requests` per `per_seconds`."""
+
+    requests: int
+    per_seconds: float
+
+
+@dataclass
+class _Bucket:
+    next_at: float = 0.0
+    blocked_until: float = 0.0
+    remaining: int | None = None
+    window_s: float | None = None
+
+
+class RateLimiter:
+    """Spaces calls per (provider, credential) from quotas and the providers' own headers.
+
+    Args:
+        quotas: Provider key → a quota to pace calls by even before any header arrives.
+        clock: Monotonic clock, injectable for tests.
+        sleep: Async sleep, injectable for tests.
+        max_wait_s: Longest wait done in-process; a longer one is the caller's (raised as a
+            rate limit so the workflow can wait durably instead of pinning an activity slot).
+    """
+
+    def __init__(
+        self,
+        quotas: Mapping[str, Quota] | None = None,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], object] = asyncio.sleep,
+        max_wait_s: float = 30.0,
+    ) -> None:
+        self._quotas = dict(quotas or {})
+        self._clock = clock
+        self._sleep = sleep
+        self._buckets: dict[tuple[str, str], _Bucket] = {}
+        self._locks: dict[tuple[str, str], asyncio.Lock] = {}
+        self.max_wait_s = max_wait_s
+        self.waited_s = 0.0
+
+    def _bucket(self, key: tuple[str, str]) -> _Bucket:
+        return self._buckets.setdefault(key, _Bucket())
+
+    def wait_time(self, provider: str, account: str) -> float:
+        """Seconds until a call for this key may go out (0 when it may go now)."""
+        bucket = self._bucket((provider, account))
+        now = self._clock()
+        return max(max(bucket.next_at, bucket.blocked_until) - now, 0.0)
+
+    async def acquire(self, provider: str, account: str) -> None:
+        """Wait (up to `max_wait_s`) until a call for (provider, account) may go out, then book it."""
+        key = (provider, account)
+        lock = self._locks.setdefault(key, asyncio.Lock())
+        async with lock:
+            bucket = self._bucket(key)
+            delay = max(bucket.next_at, bucket.blocked_until) - self._clock()
+            if delay > 0:
+                delay = min(delay, self.max_wait_s)
+                self.waited_s += delay
+                await self._sleep(delay)  # type: ignore[misc]
+            now = self._clock()
+            bucket.next_at = now + self._spacing(provider, bucket)
+
+    def _spacing(self, provider: str, bucket: _Bucket) -> float:
+        quota = self._quotas.get(provider)
+        spacing = quota.per_seconds / quota.requests if quota else 0.0
+        if bucket.remaining is not None and bucket.window_s:
+            # Spread what is left of the window over the calls still allowed in it.
+            spacing = (
+                max(spacing, bucket.window_s / max(bucket.remaining, 1))
+                if bucket.remaining < 5
+                else spacing
+            )
+        return spacing
+
+    def observe(self, provider: str, account: str, headers: Mapping[str, str], status: int) -> None:
+        """Learn from a response's rate-limit headers (whatever the provider sends)."""
+        bucket = self._bucket((provider, account))
+        remaining = _first_int(headers, "x-ratelimit-remaining", "x-ratelimit-daily-remaining")
+        if remaining is not None:
+            bucket.remaining = remaining
+        interval_ms = _first_int(headers, "x-ratelimit-interval-milliseconds")
+        if interval_ms is not None:
+            bucket.window_s = interval_ms / 1000
+        retry_after = parse_retry_after(headers)
+        if status == 429 or (remaining == 0 and retry_after is not None):
+            self.blocked(provider, account, retry_after)
+
+    def blocked(self, provider: str, account: str, retry_after: float | None) -> None:
+        """Hold every call for this key back until the limit resets (a short pause if unknown)."""
+        bucket = self._bucket((provider, account))
+        pause = retry_after if retry_after is not None else 1.0
+        bucket.blocked_until = max(bucket.blocked_until, self._clock() + pause)
+
+
+def _first_int(headers: Mapping[str, str], *names: str) -> int | None:
+    for name in names:
+        value = headers.get(name)
+        if value is not None:
+            try:
+                return int(float(value))
+            except ValueError:
+                continue
+    return None
+
+
+def parse_retry_after(headers: Mapping[str, str]) -> float | None:
+    """Seconds to wait according to `Retry-After` (delta seconds) or `X-RateLimit-Reset`."""
+    value = headers.get("retry-after")
+    if value is not None:
+        try:
+            return max(float(value), 0.0)
+        except ValueError:
+            from email.utils import parsedate_to_datetime
+
+            try:
+                when = parsedate_to_datetime(value)
+            except (TypeError, ValueError):
+                return None
+            return max(when.timestamp() - time.time(), 0.0)
+    reset = headers.get("x-ratelimit-reset")
+    if reset is not None:
+        try:
+            seconds = float(reset)
+        except ValueError:
+            return None
+        # Some providers send an epoch timestamp, others a delta; an epoch is far in the future.
+        return max(seconds - time.time(), 0.0) if seconds > 1e9 else seconds
+    return None

@@ -1,0 +1,57 @@
+"""Where each provider lives and how the HTTP layer behaves, read from the environment.
+
+The same variables point the engine at the real services (the defaults) or at the local sandbox
+(`tikflow dev` sets them), so nothing else in the code knows the difference.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+__all__ = ["DEFAULT_BASE_URLS", "PROVIDERS", "Settings"]
+
+PROVIDERS = ("tikapi", "tiktok", "highlevel", "dumpling", "socialapi")
+
+#: The real services' base URLs (from the providers' own docs and clients; see shared/reference).
+DEFAULT_BASE_URLS: dict[str, str] = {
+    "tikapi": "https://api.tikapi.io",
+    "tiktok": "https://open.tiktokapis.com",
+    "highlevel": "https://services.leadconnectorhq.com",
+    "dumpling": "https://app.dumplingai.com",
+    "socialapi": "https://api.social-api.ai/v1",
+}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Provider base URLs and HTTP tunables.
+
+    Attributes:
+        base_urls: Provider key → base URL without a trailing slash.
+        http_timeout_s: Per-request timeout (connect, read, write, pool).
+        max_connections: Size of the shared connection pool.
+    """
+
+    base_urls: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_BASE_URLS))
+    http_timeout_s: float = 30.0
+    max_connections: int = 100
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """Read `TIKFLOW_<PROVIDER>_URL`, `TIKFLOW_HTTP_TIMEOUT` and `TIKFLOW_HTTP_MAX_CONNECTIONS`."""
+        env = os.environ if env is None else env
+        urls = {
+            p: env.get(f"TIKFLOW_{p.upper()}_URL", DEFAULT_BASE_URLS[p]).rstrip("/")
+            for p in PROVIDERS
+        }
+        return cls(
+            base_urls=urls,
+            http_timeout_s=float(env.get("TIKFLOW_HTTP_TIMEOUT", "30")),
+            max_connections=int(env.get("TIKFLOW_HTTP_MAX_CONNECTIONS", "100")),
+        )
+
+    def base_url(self, provider: str) -> str:
+        """The base URL for `provider`."""
+        return self.base_urls[provider]

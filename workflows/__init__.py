@@ -1,0 +1,1 @@
+"""Temporal workflow code and the recipe model it interprets: deterministic, no I/O."""
