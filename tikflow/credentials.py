@@ -1,0 +1,329 @@
+"""Named provider credentials: resolved inside activities, never carried by workflows.
+
+A recipe says `account: main`; this store turns that name into the provider's keys at the moment
+an activity needs them. Two sources, environment first:
+
+- environment variables: `TIKFLOW_<PROVIDER>_<FIELD>` for the account `main`
+  (`TIKFLOW_TIKAPI_API_KEY`) and `TIKFLOW_<PROVIDER>__<ACCOUNT>__<FIELD>` for any other
+  (`TIKFLOW_TIKAPI__BRAND2__ACCOUNT_KEY`; the account name upper-cased, `-` written as `_`);
+- a JSON file, `credentials.json` in the user's config directory (`TIKFLOW_CREDENTIALS` names
+  another path), mode 0600, rewritten atomically (temp file + `os.replace`) under an exclusive
+  `flock`, so two processes refreshing tokens at once both land. The file is re-read whenever its
+  mtime changes, so a `tikflow credentials set` in another process is seen by a running worker.
+
+Values never leave through `list()` or error messages; only field names and masked hints do.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import tempfile
+import threading
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import platformdirs
+
+from activities.errors import CredentialsRejected
+
+__all__ = [
+    "PROVIDER_FIELDS",
+    "CredentialInfo",
+    "CredentialStore",
+    "CredentialStoreError",
+    "default_path",
+    "mask",
+]
+
+#: The fields each provider's credential may hold (a typo in `credentials set` is refused).
+PROVIDER_FIELDS: dict[str, tuple[str, ...]] = {
+    "tikapi": ("api_key", "account_key"),
+    "tiktok": ("client_key", "client_secret", "access_token", "refresh_token", "expires_at", "open_id"),
+    "highlevel": ("token", "location_id", "user_id"),
+    "dumpling": ("api_key",),
+    "socialapi": ("api_key",),
+}
+
+_FILE_VERSION = 1
+
+
+class CredentialStoreError(Exception):
+    """The credentials file cannot be read or written (corrupt JSON, bad permissions, …)."""
+
+
+@dataclass(frozen=True)
+class CredentialInfo:
+    """What `list()` tells about one credential: names and where it comes from, never values.
+
+    Attributes:
+        provider: Provider key.
+        account: Credential name.
+        fields: The field names that are set.
+        source: `file`, `env` or `file+env` (env values override the file's).
+        hints: Field name → a masked hint such as `…3a9f` (empty for short values).
+    """
+
+    provider: str
+    account: str
+    fields: tuple[str, ...]
+    source: str
+    hints: dict[str, str] = field(default_factory=dict)
+
+
+def default_path(env: Mapping[str, str] | None = None) -> Path:
+    """Where the credentials file lives: `TIKFLOW_CREDENTIALS`, else the user's config dir."""
+    env = os.environ if env is None else env
+    override = env.get("TIKFLOW_CREDENTIALS")
+    if override:
+        return Path(override).expanduser()
+    return Path(platformdirs.user_config_dir("tikflow")) / "credentials.json"
+
+
+def mask(value: str) -> str:
+    """A hint that tells two keys apart without revealing one: `…` plus the last 4 characters.
+
+    Values shorter than 12 characters show nothing at all, since 4 characters would be too much of them.
+    """
+    return f"…{value[-4:]}" if len(value) >= 12 else "…"
+
+
+def _env_name(provider: str, account: str, field_name: str) -> str:
+    if account == "main":
+        return f"TIKFLOW_{provider.upper()}_{field_name.upper()}"
+    return f"TIKFLOW_{provider.upper()}__{_env_account(account)}__{field_name.upper()}"
+
+
+def _env_account(account: str) -> str:
+    return account.upper().replace("-", "_")
+
+
+class CredentialStore:
+    """Resolves and stores named credentials per provider (see the module docstring for sources).
+
+    Safe to share across the activities of one worker: reads and writes are serialized by a lock,
+    and writes by other processes are picked up on the next read.
+
+    Args:
+        path: The JSON file; default `default_path(env)`.
+        env: Environment to read overrides from; default `os.environ` (read live).
+    """
+
+    def __init__(self, path: Path | None = None, env: Mapping[str, str] | None = None) -> None:
+        self._env: Mapping[str, str] = os.environ if env is None else env
+        self.path = path if path is not None else default_path(self._env)
+        self._lock = threading.Lock()
+        self._data: dict[str, dict[str, dict[str, str]]] = {}
+        self._stamp: tuple[int, int, int] | None = None
+
+    def get(self, provider: str, account: str, required: Iterable[str] = ()) -> dict[str, str]:
+        """The fields of credential `account` for `provider`, environment overriding the file.
+
+        Args:
+            provider: Provider key (`tikapi`, `tiktok`, …).
+            account: Credential name (`main`).
+            required: Fields that must be present; a missing one is an error naming the fix.
+
+        Raises:
+            CredentialsRejected: No such credential, a required field is missing, or the file is
+                unreadable. The message names the provider, account and the command that fixes it.
+        """
+        try:
+            with self._lock:
+                stored = dict(self._current().get(provider, {}).get(account, {}))
+        except CredentialStoreError as exc:
+            raise CredentialsRejected(str(exc), provider=provider, account=account) from None
+        fields = {**stored, **self._env_fields(provider, account)}
+        missing = [name for name in required if not fields.get(name)]
+        if not fields or missing:
+            wanted = missing or list(PROVIDER_FIELDS.get(provider, ("api_key",)))[:1]
+            what = "no credential" if not fields else f"credential without {', '.join(missing)}"
+            example = " ".join(f"{name}=…" for name in wanted)
+            raise CredentialsRejected(
+                f"{what} for {provider} account {account!r}; set it with "
+                f"`tikflow credentials set {provider} {account} {example}` "
+                f"or the environment variable {_env_name(provider, account, wanted[0])}",
+                provider=provider,
+                account=account,
+            )
+        return fields
+
+    def update(self, provider: str, account: str, fields: Mapping[str, str]) -> None:
+        """Merge `fields` into the stored credential and write the file atomically.
+
+        Safe against concurrent writers in this and other processes: the file is re-read under an
+        exclusive lock, so an update made meanwhile (a refreshed token) is merged, not lost.
+
+        Raises:
+            ValueError: Unknown provider or field name.
+            CredentialStoreError: The file cannot be read or written.
+        """
+        self._check_fields(provider, fields)
+        with self._lock, self._file_lock():
+            data = self._read()
+            data.setdefault(provider, {}).setdefault(account, {}).update(
+                {name: str(value) for name, value in fields.items()}
+            )
+            self._write(data)
+
+    def remove(self, provider: str, account: str) -> bool:
+        """Delete the stored credential; True if there was one (environment variables stay).
+
+        Raises:
+            CredentialStoreError: The file cannot be read or written.
+        """
+        with self._lock, self._file_lock():
+            data = self._read()
+            accounts = data.get(provider, {})
+            if account not in accounts:
+                return False
+            del accounts[account]
+            if not accounts:
+                del data[provider]
+            self._write(data)
+            return True
+
+    def list(self) -> list[CredentialInfo]:
+        """Every known credential, from the file and the environment, without any secret value.
+
+        Raises:
+            CredentialStoreError: The file cannot be read.
+        """
+        with self._lock:
+            stored = {p: {a: dict(f) for a, f in accs.items()} for p, accs in self._current().items()}
+        keys = {(p, a) for p, accs in stored.items() for a in accs} | set(self._env_accounts())
+        infos: list[CredentialInfo] = []
+        for provider, account in sorted(keys):
+            from_file = stored.get(provider, {}).get(account, {})
+            from_env = self._env_fields(provider, account)
+            merged = {**from_file, **from_env}
+            source = "+".join(s for s, has in (("file", from_file), ("env", from_env)) if has)
+            infos.append(
+                CredentialInfo(
+                    provider=provider,
+                    account=account,
+                    fields=tuple(sorted(merged)),
+                    source=source,
+                    hints={name: mask(value) for name, value in sorted(merged.items())},
+                )
+            )
+        return infos
+
+    def _check_fields(self, provider: str, fields: Mapping[str, str]) -> None:
+        known = PROVIDER_FIELDS.get(provider)
+        if known is None:
+            raise ValueError(f"unknown provider {provider!r}; known: {', '.join(PROVIDER_FIELDS)}")
+        unknown = sorted(set(fields) - set(known))
+        if unknown:
+            raise ValueError(
+                f"unknown field(s) {', '.join(unknown)} for {provider}; known: {', '.join(known)}"
+            )
+
+    def _env_fields(self, provider: str, account: str) -> dict[str, str]:
+        fields: dict[str, str] = {}
+        for name in PROVIDER_FIELDS.get(provider, ()):
+            value = self._env.get(_env_name(provider, account, name))
+            if value:
+                fields[name] = value
+        return fields
+
+    def _env_accounts(self) -> Iterator[tuple[str, str]]:
+        """(provider, account) pairs that have at least one environment variable."""
+        for provider, names in PROVIDER_FIELDS.items():
+            prefix = f"TIKFLOW_{provider.upper()}"
+            for key, value in self._env.items():
+                if not value or not key.startswith(prefix):
+                    continue
+                rest = key[len(prefix) :]
+                if rest.startswith("__"):
+                    account, sep, name = rest[2:].partition("__")
+                    if sep and name.lower() in names:
+                        # Env names cannot tell `-` from `_` or case: report the canonical form.
+                        yield provider, account.lower()
+                elif rest.startswith("_") and rest[1:].lower() in names:
+                    yield provider, "main"
+
+    def _current(self) -> dict[str, dict[str, dict[str, str]]]:
+        """The file's content, re-read only when it changed on disk (caller holds `_lock`)."""
+        stamp = self._stat()
+        if stamp != self._stamp:
+            self._data = self._read()
+            self._stamp = stamp
+        return self._data
+
+    def _stat(self) -> tuple[int, int, int] | None:
+        try:
+            st = self.path.stat()
+        except FileNotFoundError:
+            return None
+        # Every atomic replace makes a new inode, so this notices even a same-size rewrite
+        # within one mtime tick.
+        return st.st_ino, st.st_mtime_ns, st.st_size
+
+    def _read(self) -> dict[str, dict[str, dict[str, str]]]:
+        try:
+            raw = self.path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return {}
+        except OSError as exc:
+            raise CredentialStoreError(f"cannot read {self.path}: {exc.strerror}") from None
+        try:
+            doc: Any = json.loads(raw)
+        except ValueError:
+            raise CredentialStoreError(
+                f"{self.path} is not valid JSON; fix it or remove it and set the credentials again"
+            ) from None
+        credentials = doc.get("credentials") if isinstance(doc, dict) else None
+        if not isinstance(credentials, dict) or not all(
+            isinstance(accounts, dict)
+            and all(
+                isinstance(fields, dict) and all(isinstance(v, str) for v in fields.values())
+                for fields in accounts.values()
+            )
+            for accounts in credentials.values()
+        ):
+            raise CredentialStoreError(
+                f"{self.path} does not hold {{'credentials': {{provider: {{account: {{field: value}}}}}}}}"
+            )
+        return credentials
+
+    def _write(self, data: dict[str, dict[str, dict[str, str]]]) -> None:
+        """Replace the file atomically: a reader sees the old or the new content, never half."""
+        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        text = json.dumps({"version": _FILE_VERSION, "credentials": data}, indent=2, sort_keys=True)
+        try:
+            # mkstemp creates the file with mode 0600, so the secret is never world-readable.
+            fd, tmp = tempfile.mkstemp(prefix=".credentials-", suffix=".tmp", dir=self.path.parent)
+            try:
+                with os.fdopen(fd, "w", encoding="utf-8") as out:
+                    out.write(text + "\n")
+                    out.flush()
+                    os.fsync(out.fileno())
+                os.replace(tmp, self.path)
+            except BaseException:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(tmp)
+                raise
+        except OSError as exc:
+            raise CredentialStoreError(f"cannot write {self.path}: {exc.strerror}") from None
+        self._data = data
+        self._stamp = self._stat()
+
+    @contextlib.contextmanager
+    def _file_lock(self) -> Iterator[None]:
+        """An exclusive lock shared with other processes, held across read-merge-write."""
+        lock_path = self.path.with_name(self.path.name + ".lock")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError as exc:
+            raise CredentialStoreError(f"cannot lock {lock_path}: {exc.strerror}") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
