@@ -106,8 +106,10 @@ class RateLimiter:
         if interval_ms is not None:
             bucket.window_s = interval_ms / 1000
         retry_after = parse_retry_after(headers)
-        if status == 429 or (remaining == 0 and retry_after is not None):
-            self.blocked(provider, account, retry_after)
+        if status == 429 or remaining == 0:
+            # A spent quota holds calls back even without a reset time (DumplingAI sends only
+            # Limit/Remaining): until the reset if known, else for the current window if known.
+            self.blocked(provider, account, retry_after if retry_after is not None else bucket.window_s)
 
     def blocked(self, provider: str, account: str, retry_after: float | None) -> None:
         """Hold every call for this key back until the limit resets (a short pause if unknown)."""

@@ -1,0 +1,243 @@
+"""DumplingAI (app.dumplingai.com): TikTok profiles, videos, comments and transcripts as `dumpling.*`.
+
+Every endpoint is a POST with a JSON body and `Authorization: Bearer <key>`. Errors come as
+`{"error": "<message>"}` (the seed) or `{"error": {"code", "message"}, "status": "error"}` (the
+current API reference); both are read. The limiter reads `X-RateLimit-Limit/Remaining` from every
+answer (see `activities.ratelimit`). Results reuse TikAPI's normalized shapes, so a recipe can
+swap the provider of a read without changing what it reads.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from pydantic import Field
+
+from activities.errors import (
+    CredentialsRejected,
+    ProviderError,
+    ProviderRejected,
+    ProviderUnavailable,
+    RateLimited,
+)
+from activities.http import Reply, send
+from activities.pagination import collect_pages
+from activities.ratelimit import parse_retry_after
+from activities.redact import redact
+from activities.registry import ActionContext, ActionInput, PagedInput, action
+from activities.tikapi import comment_item, user_item, video_item
+
+__all__ = ["aweme_item", "classify"]
+
+PROVIDER = "dumpling"
+
+
+def classify(reply: Reply, account: str) -> ProviderError | None:
+    """Map a DumplingAI answer to the error tree (None for a success).
+
+    401 → `CredentialsRejected`; 403 (insufficient credits) → `CredentialsRejected`; 429 and 503
+    "upstream rate limit" → `RateLimited`; other 5xx → `ProviderUnavailable`; other 4xx →
+    `ProviderRejected`. A 2xx carrying an `error` is judged by its message.
+    """
+    body = reply.body if isinstance(reply.body, dict) else {}
+    status = reply.status
+    if status < 400 and "error" not in body:
+        return None
+    message, code = _error(body, status)
+    facts: dict[str, Any] = {"provider": PROVIDER, "status": status, "code": code, "account": account}
+    lowered = message.lower()
+    if status in (401, 403) or (status < 400 and "credit" in lowered):
+        return CredentialsRejected(message, **facts)
+    if status == 429 or ((status == 503 or status < 400) and "rate limit" in lowered):
+        return RateLimited(message, retry_after=parse_retry_after(reply.headers), **facts)
+    if status >= 500:
+        return ProviderUnavailable(message, **facts)
+    return ProviderRejected(message, **facts)
+
+
+def _error(body: Mapping[str, Any], status: int) -> tuple[str, str | None]:
+    error = body.get("error")
+    if isinstance(error, dict):
+        message, code = error.get("message"), error.get("code")
+    else:
+        message, code = error, None
+    text = message if isinstance(message, str) and message else f"HTTP {status}"
+    return redact(text)[:500], code if isinstance(code, str) else None
+
+
+async def _request(ctx: ActionContext, path: str, body: Mapping[str, Any]) -> dict[str, Any]:
+    creds = ctx.services.credentials.get(PROVIDER, ctx.account, required=("api_key",))
+    reply = await send(
+        ctx,
+        PROVIDER,
+        "POST",
+        ctx.services.settings.base_url(PROVIDER) + path,
+        classify=classify,
+        json_body={k: v for k, v in body.items() if v is not None},
+        headers={"Authorization": f"Bearer {creds['api_key']}"},
+    )
+    if not isinstance(reply.body, dict):
+        raise _malformed(ctx, f"POST {path} answered {type(reply.body).__name__}, not an object")
+    return reply.body
+
+
+def _malformed(ctx: ActionContext, detail: str) -> ProviderUnavailable:
+    return ProviderUnavailable(f"malformed answer: {detail}", provider=PROVIDER, account=ctx.account)
+
+
+def _list(ctx: ActionContext, body: Mapping[str, Any], key: str) -> list[dict[str, Any]]:
+    value = body.get(key)
+    if value is None:
+        return []
+    if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
+        raise _malformed(ctx, f"`{key}` is not a list of objects")
+    return value
+
+
+def _cursor(ctx: ActionContext, value: Any) -> int | None:
+    """A numeric cursor (DumplingAI sends numbers; digit strings are accepted too); 0/absent = end."""
+    if value is None or isinstance(value, bool):
+        return None
+    if isinstance(value, str) and value.isdigit():
+        value = int(value)
+    if not isinstance(value, int):
+        raise _malformed(ctx, f"cursor {value!r} is not a number")
+    return value or None
+
+
+def aweme_item(raw: Mapping[str, Any]) -> dict[str, Any]:
+    """A video in TikTok's app (`aweme`) format, in the same shape as `activities.tikapi.video_item`."""
+    author = raw.get("author")
+    author_obj = author if isinstance(author, dict) else {}
+    stats = raw.get("statistics")
+    stats_obj = stats if isinstance(stats, dict) else {}
+    video = raw.get("video")
+    # The app format counts duration in milliseconds; the normalized shape uses seconds.
+    duration_ms = video.get("duration") if isinstance(video, dict) else None
+    normalized = video_item(
+        {
+            "id": raw.get("aweme_id"),
+            "desc": raw.get("desc"),
+            "createTime": raw.get("create_time"),
+            "author": {
+                "uniqueId": author_obj.get("unique_id"),
+                "id": author_obj.get("uid"),
+                "secUid": author_obj.get("sec_uid"),
+            },
+            "stats": {
+                "diggCount": stats_obj.get("digg_count"),
+                "playCount": stats_obj.get("play_count"),
+                "commentCount": stats_obj.get("comment_count"),
+                "shareCount": stats_obj.get("share_count"),
+            },
+        }
+    )
+    if isinstance(duration_ms, int | float) and not isinstance(duration_ms, bool):
+        normalized["duration"] = round(duration_ms / 1000)
+    return normalized
+
+
+class ProfileInput(ActionInput):
+    """A TikTok profile to read through DumplingAI."""
+
+    handle: str = Field(min_length=1, description="TikTok username, with or without @.")
+
+
+class ProfileVideosInput(PagedInput):
+    """A profile's videos."""
+
+    handle: str = Field(min_length=1, description="TikTok username, with or without @.")
+    cursor: int | None = Field(default=None, ge=0, description="Resume from this `maxCursor`.")
+
+
+class VideoCommentsInput(PagedInput):
+    """A video's comments."""
+
+    url: str = Field(min_length=1, description="The video's URL (`https://www.tiktok.com/@user/video/…`).")
+    cursor: int | None = Field(default=None, ge=0, description="Resume from this cursor.")
+    count: int | None = Field(default=None, ge=1, le=100, description="Comments per page.")
+
+
+class TranscriptInput(ActionInput):
+    """A video to transcribe."""
+
+    url: str = Field(min_length=1, description="The video's URL.")
+    preferred_language: str | None = Field(default=None, description="Language code to prefer (`en`).")
+
+
+@action("dumpling.profile", ProfileInput, endpoint="POST /api/v1/get-tiktok-profile")
+async def profile(ctx: ActionContext, params: ProfileInput) -> dict[str, Any]:
+    """A profile: `user`, `stats`, and its latest videos as `items`."""
+    body = await _request(ctx, "/api/v1/get-tiktok-profile", {"handle": params.handle})
+    user = body.get("user")
+    if not isinstance(user, dict):
+        raise _malformed(ctx, "get-tiktok-profile has no `user`")
+    stats = body.get("stats")
+    stats_obj = stats if isinstance(stats, dict) else {}
+    return {
+        "user": user_item(user),
+        "stats": {
+            "follower_count": stats_obj.get("followerCount"),
+            "following_count": stats_obj.get("followingCount"),
+            "heart_count": stats_obj.get("heartCount", stats_obj.get("heart")),
+            "video_count": stats_obj.get("videoCount"),
+            "digg_count": stats_obj.get("diggCount"),
+        },
+        "items": [video_item(raw) for raw in _list(ctx, body, "itemList")],
+    }
+
+
+@action("dumpling.profile_videos", ProfileVideosInput, endpoint="POST /api/v1/get-tiktok-profile-videos")
+async def profile_videos(ctx: ActionContext, params: ProfileVideosInput) -> dict[str, Any]:
+    """A profile's videos, paged by `max_cursor`."""
+
+    async def fetch(cursor: int | None) -> dict[str, Any]:
+        return await _request(
+            ctx, "/api/v1/get-tiktok-profile-videos", {"handle": params.handle, "maxCursor": cursor}
+        )
+
+    def following(body: dict[str, Any]) -> int | None:
+        return _cursor(ctx, body.get("max_cursor")) if body.get("has_more") else None
+
+    pages = await collect_pages(fetch, following, start=params.cursor, pages=params.pages)
+    items = [aweme_item(raw) for body in pages.bodies for raw in _list(ctx, body, "aweme_list")]
+    return {"items": [i for i in items if i["id"]], "cursor": pages.cursor, "has_more": pages.has_more}
+
+
+@action("dumpling.video_comments", VideoCommentsInput, endpoint="POST /api/v1/get-tiktok-video-comments")
+async def video_comments(ctx: ActionContext, params: VideoCommentsInput) -> dict[str, Any]:
+    """A video's comments, in the same shape as `tikapi.comments`."""
+
+    async def fetch(cursor: int | None) -> dict[str, Any]:
+        return await _request(
+            ctx,
+            "/api/v1/get-tiktok-video-comments",
+            {"url": params.url, "cursor": cursor, "count": params.count},
+        )
+
+    def following(body: dict[str, Any]) -> int | None:
+        return _cursor(ctx, body.get("cursor")) if body.get("hasMore") or body.get("has_more") else None
+
+    pages = await collect_pages(fetch, following, start=params.cursor, pages=params.pages)
+    items = [comment_item(raw) for body in pages.bodies for raw in _list(ctx, body, "comments")]
+    return {"items": [i for i in items if i["cid"]], "cursor": pages.cursor, "has_more": pages.has_more}
+
+
+@action("dumpling.transcript", TranscriptInput, endpoint="POST /api/v1/get-tiktok-transcript")
+async def transcript(ctx: ActionContext, params: TranscriptInput) -> dict[str, Any]:
+    """A video's transcript (WebVTT text) and its language."""
+    body = await _request(
+        ctx,
+        "/api/v1/get-tiktok-transcript",
+        {"videoUrl": params.url, "preferredLanguage": params.preferred_language},
+    )
+    text = body.get("transcript")
+    if not isinstance(text, str):
+        raise _malformed(ctx, "get-tiktok-transcript has no `transcript` text")
+    return {
+        "transcript": text,
+        "language": body.get("language") if isinstance(body.get("language"), str) else None,
+        "id": str(body.get("id") or ""),
+        "url": body.get("originalUrl") if isinstance(body.get("originalUrl"), str) else params.url,
+    }
