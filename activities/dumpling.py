@@ -169,7 +169,7 @@ class TranscriptInput(ActionInput):
 @action("dumpling.profile", ProfileInput, endpoint="POST /api/v1/get-tiktok-profile")
 async def profile(ctx: ActionContext, params: ProfileInput) -> dict[str, Any]:
     """A profile: `user`, `stats`, and its latest videos as `items`."""
-    body = await _request(ctx, "/api/v1/get-tiktok-profile", {"handle": params.handle})
+    body = await _request(ctx, "/api/v1/get-tiktok-profile", {"handle": params.handle.lstrip("@")})
     user = body.get("user")
     if not isinstance(user, dict):
         raise _malformed(ctx, "get-tiktok-profile has no `user`")
@@ -194,7 +194,9 @@ async def profile_videos(ctx: ActionContext, params: ProfileVideosInput) -> dict
 
     async def fetch(cursor: int | None) -> dict[str, Any]:
         return await _request(
-            ctx, "/api/v1/get-tiktok-profile-videos", {"handle": params.handle, "maxCursor": cursor}
+            ctx,
+            "/api/v1/get-tiktok-profile-videos",
+            {"handle": params.handle.lstrip("@"), "maxCursor": cursor},
         )
 
     def following(body: dict[str, Any]) -> int | None:

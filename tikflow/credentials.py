@@ -20,6 +20,7 @@ import contextlib
 import fcntl
 import json
 import os
+import re
 import tempfile
 import threading
 from collections.abc import Iterable, Iterator, Mapping
@@ -40,7 +41,7 @@ __all__ = [
     "mask",
 ]
 
-#: The fields each provider's credential may hold (a typo in `credentials set` is refused).
+#: The documented fields of each provider's credential (`credentials set` refuses others, as typos).
 PROVIDER_FIELDS: dict[str, tuple[str, ...]] = {
     "tikapi": ("api_key", "account_key"),
     "tiktok": ("client_key", "client_secret", "access_token", "refresh_token", "expires_at", "open_id"),
@@ -50,6 +51,7 @@ PROVIDER_FIELDS: dict[str, tuple[str, ...]] = {
 }
 
 _FILE_VERSION = 1
+_FIELD_NAME = re.compile(r"[a-z][a-z0-9_]*")
 
 
 class CredentialStoreError(Exception):
@@ -159,7 +161,7 @@ class CredentialStore:
         exclusive lock, so an update made meanwhile (a refreshed token) is merged, not lost.
 
         Raises:
-            ValueError: Unknown provider or field name.
+            ValueError: Unknown provider, or a field name that is not lower_snake_case.
             CredentialStoreError: The file cannot be read or written.
         """
         self._check_fields(provider, fields)
@@ -214,14 +216,13 @@ class CredentialStore:
         return infos
 
     def _check_fields(self, provider: str, fields: Mapping[str, str]) -> None:
-        known = PROVIDER_FIELDS.get(provider)
-        if known is None:
+        if provider not in PROVIDER_FIELDS:
             raise ValueError(f"unknown provider {provider!r}; known: {', '.join(PROVIDER_FIELDS)}")
-        unknown = sorted(set(fields) - set(known))
-        if unknown:
-            raise ValueError(
-                f"unknown field(s) {', '.join(unknown)} for {provider}; known: {', '.join(known)}"
-            )
+        # Beyond the documented fields a client may keep more (a token's scope, its refresh
+        # expiry); names stay identifier-like so they can be spelled as environment variables.
+        bad = sorted(name for name in fields if not _FIELD_NAME.fullmatch(name))
+        if bad:
+            raise ValueError(f"invalid field name(s) {', '.join(map(repr, bad))}: use lower_snake_case")
 
     def _env_fields(self, provider: str, account: str) -> dict[str, str]:
         fields: dict[str, str] = {}

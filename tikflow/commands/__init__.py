@@ -1,0 +1,1 @@
+"""`tikflow` subcommands: each module adds its parser with `add_parser(subparsers)`."""
