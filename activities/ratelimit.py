@@ -99,7 +99,11 @@ class RateLimiter:
     def observe(self, provider: str, account: str, headers: Mapping[str, str], status: int) -> None:
         """Learn from a response's rate-limit headers (whatever the provider sends)."""
         bucket = self._bucket((provider, account))
-        remaining = _first_int(headers, "x-ratelimit-remaining", "x-ratelimit-daily-remaining")
+        # HighLevel sends both a burst and a daily remaining count: the smaller one binds.
+        counts = [
+            _first_int(headers, name) for name in ("x-ratelimit-remaining", "x-ratelimit-daily-remaining")
+        ]
+        remaining = min((c for c in counts if c is not None), default=None)
         if remaining is not None:
             bucket.remaining = remaining
         interval_ms = _first_int(headers, "x-ratelimit-interval-milliseconds")

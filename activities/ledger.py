@@ -1,0 +1,160 @@
+"""A small persistent record of side effects already done, so a retried activity does not redo them.
+
+An activity can run twice for one step: the worker dies after the provider accepted a post but
+before Temporal recorded the result, and the retry starts from scratch. Actions that change the
+world therefore write down what they did (a TikTok `publish_id`, a HighLevel post id) under the
+step's idempotency key the moment the provider answers, and look there first on every run.
+
+The ledger is a JSON file next to the credentials file (`effects.json`; `TIKFLOW_LEDGER` names
+another path), rewritten atomically (temp file + `os.replace`) under an exclusive `flock`, so
+activities in this and other worker processes on the machine see each other's entries. Entries
+older than `keep_s` are dropped on write: by then every retry of the step is long over.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from activities.registry import Services
+
+__all__ = ["LEDGER_STATE_KEY", "EffectLedger", "EffectLedgerError", "default_ledger_path", "ledger_for"]
+
+#: Key of the worker's ledger in `Services.state`; tests put their own ledger there.
+LEDGER_STATE_KEY = "effects.ledger"
+
+#: Thirty days: far longer than any activity retry or workflow reset window.
+DEFAULT_KEEP_S = 30 * 24 * 3600.0
+
+_FILE_VERSION = 1
+
+
+class EffectLedgerError(Exception):
+    """The ledger file cannot be read or written; acting without it could repeat a side effect."""
+
+
+def default_ledger_path(credentials_path: Path, env: Mapping[str, str] | None = None) -> Path:
+    """Where the ledger lives: `TIKFLOW_LEDGER`, else `effects.json` beside the credentials file."""
+    env = os.environ if env is None else env
+    override = env.get("TIKFLOW_LEDGER")
+    if override:
+        return Path(override).expanduser()
+    return credentials_path.with_name("effects.json")
+
+
+def ledger_for(services: Services) -> EffectLedger:
+    """The worker's ledger, created on first use from the credential store's location."""
+    ledger = services.state.get(LEDGER_STATE_KEY)
+    if not isinstance(ledger, EffectLedger):
+        ledger = EffectLedger(default_ledger_path(services.credentials.path))
+        services.state[LEDGER_STATE_KEY] = ledger
+    return ledger
+
+
+class EffectLedger:
+    """Side effects done so far, keyed by `<action>:<idempotency key>`.
+
+    Args:
+        path: The JSON file (created on the first write).
+        keep_s: Entries older than this many seconds are dropped when the file is rewritten.
+        clock: Wall clock in epoch seconds, injectable for tests.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        keep_s: float = DEFAULT_KEEP_S,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.path = path
+        self.keep_s = keep_s
+        self._clock = clock
+        self._lock = threading.Lock()
+
+    def get(self, key: str) -> dict[str, Any] | None:
+        """The value recorded under `key`, or None when nothing was recorded.
+
+        Raises:
+            EffectLedgerError: The file exists but cannot be read.
+        """
+        with self._lock:
+            entry = self._read().get(key)
+        return dict(entry["value"]) if entry is not None else None
+
+    def put(self, key: str, value: Mapping[str, Any]) -> None:
+        """Record `value` (JSON-able) under `key`, replacing what was there, and write atomically.
+
+        Raises:
+            EffectLedgerError: The file cannot be read or written.
+        """
+        now = self._clock()
+        with self._lock, self._file_lock():
+            entries = {k: e for k, e in self._read().items() if now - e["at"] <= self.keep_s}
+            entries[key] = {"at": now, "value": dict(value)}
+            self._write(entries)
+
+    def _read(self) -> dict[str, dict[str, Any]]:
+        try:
+            raw = self.path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return {}
+        except OSError as exc:
+            raise EffectLedgerError(f"cannot read {self.path}: {exc.strerror}") from None
+        try:
+            doc: Any = json.loads(raw)
+        except ValueError:
+            raise EffectLedgerError(
+                f"{self.path} is not valid JSON; move it aside only once no run is mid-step"
+            ) from None
+        effects = doc.get("effects") if isinstance(doc, dict) else None
+        if not isinstance(effects, dict) or not all(
+            isinstance(e, dict) and isinstance(e.get("at"), int | float) and isinstance(e.get("value"), dict)
+            for e in effects.values()
+        ):
+            raise EffectLedgerError(f"{self.path} does not hold {{'effects': {{key: {{at, value}}}}}}")
+        return effects
+
+    def _write(self, entries: dict[str, dict[str, Any]]) -> None:
+        """Replace the file atomically: a reader sees the old or the new content, never half."""
+        text = json.dumps({"version": _FILE_VERSION, "effects": entries}, sort_keys=True)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            # mkstemp creates the file 0600: entries hold pre-signed upload URLs.
+            fd, tmp = tempfile.mkstemp(prefix=".effects-", suffix=".tmp", dir=self.path.parent)
+            try:
+                with os.fdopen(fd, "w", encoding="utf-8") as out:
+                    out.write(text + "\n")
+                    out.flush()
+                    os.fsync(out.fileno())
+                os.replace(tmp, self.path)
+            except BaseException:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(tmp)
+                raise
+        except OSError as exc:
+            raise EffectLedgerError(f"cannot write {self.path}: {exc.strerror}") from None
+
+    @contextlib.contextmanager
+    def _file_lock(self) -> Iterator[None]:
+        """An exclusive lock shared with other processes, held across read-merge-write."""
+        lock_path = self.path.with_name(self.path.name + ".lock")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError as exc:
+            raise EffectLedgerError(f"cannot lock {lock_path}: {exc.strerror}") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
