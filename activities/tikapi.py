@@ -98,10 +98,11 @@ def classify(reply: Reply, account: str) -> ProviderError | None:
     facts: dict[str, Any] = {"provider": PROVIDER, "status": status, "code": code, "account": account}
     if status == 428 or code == SESSION_EXPIRED_CODE:
         return SessionExpired(message, **facts)
-    if status == 401 or (status < 400 and _API_KEY.search(message)):
-        return CredentialsRejected(message, **facts)
+    # Rate limit before the key check: TikAPI's limit message names the key ("API Key Rate-Limit").
     if status == 429 or (status < 400 and _RATE_LIMIT.search(message)):
         return RateLimited(message, retry_after=parse_retry_after(reply.headers), **facts)
+    if status == 401 or (status < 400 and _API_KEY.search(message)):
+        return CredentialsRejected(message, **facts)
     if status >= 500 or code in TRANSIENT_TIKTOK_CODES:
         return ProviderUnavailable(message, **facts)
     if status == 403 and code is None and _CREDITS.search(message):

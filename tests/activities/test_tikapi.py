@@ -1,0 +1,888 @@
+"""TikAPI actions against a fake TikAPI behind `httpx.MockTransport` (the transport is the only seam)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from activities import tikapi
+from activities.errors import (
+    CredentialsRejected,
+    ProviderError,
+    ProviderRejected,
+    ProviderUnavailable,
+    RateLimited,
+    SessionExpired,
+)
+from activities.ratelimit import RateLimiter
+from activities.registry import ACTIONS, ActionContext, Services
+from tikflow.credentials import CredentialStore
+from tikflow.settings import Settings
+
+API_KEY = "DemoAPIKeyTokenSeHYGXDfd4SFD320Sc39Asd0Sc39Asd4s"
+ACCOUNT_KEY = "DemoAccountKeyTokenSeHYGXDfd4SFD320Sc39A"
+BASE = "https://api.tikapi.io"
+ME = {"id": "6569595380449902597", "uniqueId": "ourbrand", "secUid": "MS4wLjABAAAAour"}
+
+Handler = Callable[[httpx.Request], httpx.Response]
+
+
+@dataclass
+class FakeTikAPI:
+    """Routes (method, path) to canned answers and records every request it saw."""
+
+    routes: dict[tuple[str, str], list[Handler]] = field(default_factory=dict)
+    seen: list[httpx.Request] = field(default_factory=list)
+
+    def on(self, method: str, path: str, *answers: Handler | dict[str, Any] | httpx.Response) -> None:
+        """Answer the next requests to (method, path) in order; the last answer repeats."""
+        self.routes[(method, path)] = [_as_handler(a) for a in answers]
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        self.seen.append(request)
+        handlers = self.routes.get((request.method, request.url.path))
+        if not handlers:
+            return httpx.Response(404, json={"status": "error", "message": f"no route {request.url.path}"})
+        handler = handlers.pop(0) if len(handlers) > 1 else handlers[0]
+        return handler(request)
+
+    def calls(self, method: str, path: str) -> list[httpx.Request]:
+        return [r for r in self.seen if r.method == method and r.url.path == path]
+
+
+def _as_handler(answer: Handler | dict[str, Any] | httpx.Response) -> Handler:
+    if isinstance(answer, httpx.Response):
+        return lambda _request: answer
+    if isinstance(answer, dict):
+        body = answer
+        return lambda _request: httpx.Response(200, json={"status": "success", **body})
+    return answer
+
+
+async def _no_sleep(_seconds: float) -> None:
+    return None
+
+
+def services_for(fake: FakeTikAPI, tmp_path: Path, env: dict[str, str] | None = None) -> Services:
+    store = CredentialStore(tmp_path / "credentials.json", env=env or {})
+    if env is None:
+        store.update("tikapi", "main", {"api_key": API_KEY, "account_key": ACCOUNT_KEY})
+    return Services(
+        http=httpx.AsyncClient(transport=httpx.MockTransport(fake)),
+        credentials=store,
+        settings=Settings(),
+        limiter=RateLimiter(sleep=_no_sleep),
+    )
+
+
+@pytest.fixture
+def fake() -> FakeTikAPI:
+    return FakeTikAPI()
+
+
+@pytest.fixture
+async def services(fake: FakeTikAPI, tmp_path: Path) -> AsyncIterator[Services]:
+    svc = services_for(fake, tmp_path)
+    async with svc.http:
+        yield svc
+
+
+async def run(services: Services, action: str, /, **params: Any) -> dict[str, Any]:
+    act = ACTIONS[action]
+    ctx = ActionContext(services=services, account="main", idempotency_key="wf-1/step-1", action=action)
+    return await act.handler(ctx, act.input_model(**params))
+
+
+def video(n: int) -> dict[str, Any]:
+    return {
+        "id": f"71091782051514647{n:02d}",
+        "desc": f"video {n}",
+        "createTime": 1700000000 + n,
+        "author": {"uniqueId": "catlover", "id": "111", "secUid": "MS4wLjABAAAAcat"},
+        "stats": {"diggCount": n, "playCount": 10 * n, "commentCount": 2, "shareCount": 1},
+        "video": {"duration": 15},
+    }
+
+
+def comment(
+    cid: str, text: str, *, uid: str = "222", unique_id: str = "fan", reply_to: str = "0"
+) -> dict[str, Any]:
+    return {
+        "cid": cid,
+        "text": text,
+        "create_time": 1700000100,
+        "digg_count": 3,
+        "reply_comment_total": 1,
+        "aweme_id": "7109178205151464746",
+        "reply_id": reply_to,
+        "user": {"uid": uid, "unique_id": unique_id, "nickname": unique_id},
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# Request shapes.
+
+READS: list[tuple[str, dict[str, Any], str, dict[str, str], dict[str, Any]]] = [
+    ("tikapi.profile", {"username": "lilyachty"}, "/public/check", {"username": "lilyachty"}, {}),
+    (
+        "tikapi.user_posts",
+        {"sec_uid": "MS4wLjABAAAAx", "cursor": "123"},
+        "/public/posts",
+        {"secUid": "MS4wLjABAAAAx", "count": "30", "cursor": "123"},
+        {"itemList": []},
+    ),
+    ("tikapi.video", {"id": "7003402629929913605"}, "/public/video", {"id": "7003402629929913605"}, {}),
+    (
+        "tikapi.search",
+        {"query": "cats", "category": "users"},
+        "/public/search/users",
+        {"query": "cats"},
+        {},
+    ),
+    ("tikapi.explore", {"count": 5}, "/public/explore", {"count": "5"}, {}),
+    (
+        "tikapi.comments",
+        {"media_id": "7109178205151464746", "cursor": 20, "count": 10},
+        "/public/comment/list",
+        {"media_id": "7109178205151464746", "count": "10", "cursor": "20"},
+        {},
+    ),
+    (
+        "tikapi.my_comments",
+        {"media_id": "7109178205151464746"},
+        "/user/comment/list",
+        {"media_id": "7109178205151464746", "count": "30"},
+        {},
+    ),
+    (
+        "tikapi.replies",
+        {"media_id": "7109178205151464746", "comment_id": "7109185042560680750"},
+        "/public/comment/reply/list",
+        {"media_id": "7109178205151464746", "comment_id": "7109185042560680750", "count": "30"},
+        {},
+    ),
+    ("tikapi.feed", {}, "/user/feed", {"count": "30"}, {}),
+    ("tikapi.followers", {"cursor": 5}, "/user/followers", {"count": "30", "nextCursor": "5"}, {}),
+    ("tikapi.conversations", {}, "/user/conversations", {}, {}),
+    ("tikapi.message_requests", {}, "/user/conversations/requests", {}, {}),
+    (
+        "tikapi.messages",
+        {"conversation_id": "0:1:68:69", "conversation_short_id": "694", "limit": 20},
+        "/user/messages",
+        {"conversation_id": "0:1:68:69", "conversation_short_id": "694", "limit": "20"},
+        {},
+    ),
+    (
+        "tikapi.notifications",
+        {"filter": "comments"},
+        "/user/notifications",
+        {"filter": "comments", "count": "30"},
+        {},
+    ),
+    (
+        "tikapi.analytics",
+        {"type": "followers", "days": 28},
+        "/creator/analytics/followers",
+        {"days": "28"},
+        {},
+    ),
+    ("tikapi.session_check", {}, "/user/session/check", {}, {}),
+    ("tikapi.key_info", {}, "/key/info", {}, {}),
+    ("tikapi.me", {}, "/user/info", {}, {}),
+]
+
+CANNED: dict[str, dict[str, Any]] = {
+    "/public/check": {"userInfo": {"user": ME, "stats": {"followerCount": 7}}},
+    "/user/info": {"userInfo": {"user": ME, "stats": {"followerCount": 7}}},
+    "/public/video": {"itemInfo": {"itemStruct": video(1)}},
+}
+
+
+@pytest.mark.parametrize(("name", "params", "path", "query", "body"), READS, ids=[r[0] for r in READS])
+async def test_read_request_shape(
+    fake: FakeTikAPI,
+    services: Services,
+    name: str,
+    params: dict[str, Any],
+    path: str,
+    query: dict[str, str],
+    body: dict[str, Any],
+) -> None:
+    fake.on("GET", path, body or CANNED.get(path, {}))
+    await run(services, name, **params)
+    (request,) = fake.seen
+    assert request.method == "GET"
+    assert str(request.url).startswith(BASE + path)
+    assert dict(request.url.params) == query
+    assert request.content == b""
+    assert request.headers["X-API-KEY"] == API_KEY
+    if path.startswith(("/user/", "/creator/")):
+        assert request.headers["X-ACCOUNT-KEY"] == ACCOUNT_KEY
+    else:
+        assert "X-ACCOUNT-KEY" not in request.headers
+
+
+async def test_hashtag_first_by_name_then_by_id(fake: FakeTikAPI, services: Services) -> None:
+    challenge = {"challenge": {"id": "4655293", "title": "cats"}, "stats": {"videoCount": 9, "viewCount": 99}}
+    fake.on(
+        "GET",
+        "/public/hashtag",
+        {"challengeInfo": challenge, "itemList": [video(1)], "hasMore": True, "cursor": "30"},
+        {"itemList": [video(2)], "hasMore": True, "cursor": "60"},
+        {"itemList": [video(3)], "hasMore": False, "cursor": "90"},
+    )
+    result = await run(services, "tikapi.hashtag_posts", name="cats", pages=5, count=30)
+    queries = [dict(r.url.params) for r in fake.seen]
+    assert queries == [
+        {"name": "cats", "count": "30"},
+        {"id": "4655293", "count": "30", "cursor": "30"},
+        {"id": "4655293", "count": "30", "cursor": "60"},
+    ]
+    assert [v["desc"] for v in result["items"]] == ["video 1", "video 2", "video 3"]
+    assert result["hashtag"] == {"id": "4655293", "title": "cats", "video_count": 9, "view_count": 99}
+    assert result["has_more"] is False
+    assert result["cursor"] is None
+
+
+async def test_hashtag_by_id_directly(fake: FakeTikAPI, services: Services) -> None:
+    fake.on("GET", "/public/hashtag", {"itemList": [video(1)], "hasMore": True, "cursor": "30"})
+    result = await run(services, "tikapi.hashtag_posts", id="4655293")
+    assert [dict(r.url.params) for r in fake.seen] == [{"id": "4655293", "count": "30"}]
+    assert result["cursor"] == "30"
+    assert result["has_more"] is True
+
+
+async def test_hashtag_name_with_one_page_keeps_cursor(fake: FakeTikAPI, services: Services) -> None:
+    challenge = {"challenge": {"id": "4655293", "title": "cats"}}
+    fake.on(
+        "GET",
+        "/public/hashtag",
+        {"challengeInfo": challenge, "itemList": [video(1)], "hasMore": 1, "cursor": 30},
+    )
+    result = await run(services, "tikapi.hashtag_posts", name="cats")
+    assert len(fake.seen) == 1
+    assert result["cursor"] == "30"  # a string, as the client's type check wants it back
+    assert result["hashtag"]["id"] == "4655293"
+
+
+POSTS = [
+    (
+        "tikapi.reply",
+        {"media_id": "7109178205151464746", "reply_comment_id": "7109185042560680750", "text": "Hi"},
+    ),
+    ("tikapi.comment", {"media_id": "7109178205151464746", "text": "Hi"}),
+    ("tikapi.like_comment", {"media_id": "7109178205151464746", "comment_id": "7109185042560680750"}),
+    ("tikapi.delete_comment", {"comment_id": "7109185042560680750"}),
+    ("tikapi.like_video", {"media_id": "7109178205151464746"}),
+    (
+        "tikapi.send_message",
+        {"conversation_id": "0:1:68:69", "conversation_short_id": "694", "text": "Hi", "ticket": "tkt"},
+    ),
+]
+POST_PATHS = {
+    "tikapi.reply": "/user/comment",
+    "tikapi.comment": "/user/comment",
+    "tikapi.like_comment": "/user/comment/like",
+    "tikapi.delete_comment": "/user/comment/delete",
+    "tikapi.like_video": "/user/like",
+    "tikapi.send_message": "/user/message/send",
+}
+
+
+@pytest.mark.parametrize(("name", "params"), POSTS, ids=[p[0] for p in POSTS])
+async def test_post_request_shape(
+    fake: FakeTikAPI, services: Services, name: str, params: dict[str, Any]
+) -> None:
+    fake.on("GET", "/user/info", CANNED["/user/info"])
+    for listing in ("/user/comment/reply/list", "/user/comment/list", "/user/messages"):
+        fake.on("GET", listing, {"comments": [], "messages": []})
+    path = POST_PATHS[name]
+    fake.on("POST", path, {"comment": comment("1", "Hi", uid=ME["id"])})
+    await run(services, name, **params)
+    (request,) = fake.calls("POST", path)
+    assert request.headers["X-API-KEY"] == API_KEY
+    assert request.headers["X-ACCOUNT-KEY"] == ACCOUNT_KEY
+    assert request.headers["content-type"] == "application/json"
+    assert request.url.query == b""
+    assert json.loads(request.content) == params
+
+
+async def test_accept_request_is_a_get_with_query(fake: FakeTikAPI, services: Services) -> None:
+    fake.on("GET", "/user/conversations/requests/accept", {})
+    params = {
+        "conversation_id": "0:1:68:69",
+        "conversation_short_id": "694",
+        "user_id": "6569595380449902597",
+    }
+    result = await run(services, "tikapi.accept_request", **params)
+    (request,) = fake.seen
+    assert dict(request.url.params) == params
+    assert result == {"accepted": True, "already_done": False}
+
+
+# ---------------------------------------------------------------------------------------------
+# Normalized results.
+
+
+async def test_video_and_comment_items_have_stable_keys(fake: FakeTikAPI, services: Services) -> None:
+    fake.on("GET", "/public/posts", {"itemList": [video(1)], "hasMore": False})
+    fake.on(
+        "GET", "/public/comment/list", {"comments": [comment("77", "price?", reply_to="0")], "has_more": 0}
+    )
+    posts = await run(services, "tikapi.user_posts", sec_uid="MS4wLjABAAAAx")
+    assert posts["items"] == [
+        {
+            "id": "7109178205151464701",
+            "desc": "video 1",
+            "create_time": 1700000001,
+            "author": "catlover",
+            "author_id": "111",
+            "author_sec_uid": "MS4wLjABAAAAcat",
+            "stats": {"digg_count": 1, "play_count": 10, "comment_count": 2, "share_count": 1},
+            "duration": 15,
+            "url": "https://www.tiktok.com/@catlover/video/7109178205151464701",
+        }
+    ]
+    comments = await run(services, "tikapi.comments", media_id="7109178205151464746")
+    assert comments["items"] == [
+        {
+            "cid": "77",
+            "text": "price?",
+            "create_time": 1700000100,
+            "author": "fan",
+            "user_id": "222",
+            "aweme_id": "7109178205151464746",
+            "reply_count": 1,
+            "digg_count": 3,
+            "reply_to": None,
+        }
+    ]
+    assert comments["has_more"] is False
+    assert "raw" not in comments
+
+
+async def test_key_info_keeps_accounts_out_of_the_result(fake: FakeTikAPI, services: Services) -> None:
+    fake.on(
+        "GET",
+        "/key/info",
+        {
+            "credits": 779,
+            "subscription_active": 1,
+            "accounts": [{"account_key": ACCOUNT_KEY}],
+            "email": "x@y.z",
+        },
+    )
+    result = await run(services, "tikapi.key_info")
+    assert result["credits"] == 779
+    assert result["accounts"] == 1
+    assert ACCOUNT_KEY not in json.dumps(result)
+    assert "x@y.z" not in json.dumps(result)
+
+
+async def test_profile_and_me(fake: FakeTikAPI, services: Services) -> None:
+    fake.on("GET", "/user/info", CANNED["/user/info"])
+    result = await run(services, "tikapi.me")
+    assert result["user"]["unique_id"] == "ourbrand"
+    assert result["stats"]["follower_count"] == 7
+
+
+# ---------------------------------------------------------------------------------------------
+# Errors: every answer ends in the error tree, never a raw exception.
+
+ERRORS: list[tuple[int, Any, dict[str, str], type[ProviderError], Any]] = [
+    (
+        428,
+        {
+            "status": "error",
+            "message": "Account session expired, please ask user to re-login and re-authorize.",
+            "statusCode": 8,
+        },
+        {},
+        SessionExpired,
+        8,
+    ),
+    (401, {"message": "A valid API Key is required.", "status": "error"}, {}, CredentialsRejected, None),
+    (
+        403,
+        {"status": "error", "message": "User doesn't exist", "statusCode": 10202},
+        {},
+        ProviderRejected,
+        10202,
+    ),
+    (
+        403,
+        {"status": "error", "message": "Hashtag doesn't exist", "statusCode": "10205"},
+        {},
+        ProviderRejected,
+        10205,
+    ),
+    (
+        403,
+        {"status": "error", "message": "TikTok Captcha Error", "statusCode": 10000},
+        {},
+        ProviderUnavailable,
+        10000,
+    ),
+    (
+        403,
+        {"status": "error", "message": "You have run out of credits, upgrade your subscription."},
+        {},
+        CredentialsRejected,
+        None,
+    ),
+    (403, {"status": "error", "message": "Something went wrong."}, {}, ProviderRejected, None),
+    (429, {"status": "error", "message": "API Key Rate-Limit reached."}, {}, RateLimited, None),
+    (
+        429,
+        {"status": "error", "message": "API Key Rate-Limit reached."},
+        {"Retry-After": "120"},
+        RateLimited,
+        None,
+    ),
+    (
+        400,
+        {
+            "status": "error",
+            "message": "Missing fields.",
+            "fields": {"secUid": "A valid TikTok secUid is required."},
+        },
+        {},
+        ProviderRejected,
+        None,
+    ),
+    (404, {"status": "error", "message": "Not found"}, {}, ProviderRejected, None),
+    (422, {"status": "error", "message": "Invalid"}, {}, ProviderRejected, None),
+    (500, {"status": "error", "message": "Internal"}, {}, ProviderUnavailable, None),
+    (502, {"status": "error", "message": "Bad gateway"}, {}, ProviderUnavailable, None),
+    (200, {"status": "error", "message": "Account session expired", "statusCode": 8}, {}, SessionExpired, 8),
+    (
+        200,
+        {"status": "error", "message": "User doesn't exist", "statusCode": 10202},
+        {},
+        ProviderRejected,
+        10202,
+    ),
+    (200, {"status": "error", "message": "API Key Rate-Limit reached."}, {}, RateLimited, None),
+]
+
+
+@pytest.mark.parametrize(("status", "body", "headers", "error", "code"), ERRORS)
+async def test_error_answers_map_to_the_tree(
+    fake: FakeTikAPI,
+    services: Services,
+    status: int,
+    body: Any,
+    headers: dict[str, str],
+    error: type[ProviderError],
+    code: Any,
+) -> None:
+    fake.on("GET", "/user/info", httpx.Response(status, json=body, headers=headers))
+    with pytest.raises(error) as caught:
+        await run(services, "tikapi.me")
+    assert type(caught.value) is error
+    assert caught.value.provider == "tikapi"
+    assert caught.value.status == status
+    assert caught.value.code == code
+    assert caught.value.account == "main"
+    if error is RateLimited:
+        assert isinstance(caught.value, RateLimited)
+        assert caught.value.retry_after == (120.0 if headers else None)
+
+
+async def test_missing_fields_are_listed_in_the_message(fake: FakeTikAPI, services: Services) -> None:
+    body = {
+        "status": "error",
+        "message": "Missing fields.",
+        "fields": {"secUid": "A valid TikTok secUid is required."},
+    }
+    fake.on("GET", "/public/posts", httpx.Response(400, json=body))
+    with pytest.raises(ProviderRejected, match="secUid: A valid TikTok secUid is required"):
+        await run(services, "tikapi.user_posts", sec_uid="x")
+
+
+async def test_error_messages_are_redacted(fake: FakeTikAPI, services: Services) -> None:
+    body = {"status": "error", "message": f"Invalid X-API-KEY: {API_KEY}"}
+    fake.on("GET", "/public/check", httpx.Response(403, json=body))
+    with pytest.raises(ProviderRejected) as caught:
+        await run(services, "tikapi.profile", username="x")
+    assert API_KEY not in str(caught.value)
+
+
+GARBAGE: list[tuple[str, httpx.Response]] = [
+    ("html", httpx.Response(200, text="<html>Cloudflare</html>", headers={"content-type": "text/html"})),
+    ("html 502", httpx.Response(502, text="<html>Bad gateway</html>", headers={"content-type": "text/html"})),
+    ("truncated", httpx.Response(200, content=b'{"status": "success", "itemList": [{"id": "1"', headers={})),
+    ("empty", httpx.Response(200, content=b"")),
+    ("list body", httpx.Response(200, json=[1, 2, 3])),
+    ("itemList not a list", httpx.Response(200, json={"status": "success", "itemList": {"id": "1"}})),
+    ("item not an object", httpx.Response(200, json={"status": "success", "itemList": ["1"]})),
+    (
+        "cursor object",
+        httpx.Response(200, json={"status": "success", "itemList": [], "hasMore": True, "cursor": {"a": 1}}),
+    ),
+]
+
+
+@pytest.mark.parametrize("answer", [g[1] for g in GARBAGE], ids=[g[0] for g in GARBAGE])
+async def test_garbage_is_provider_unavailable(
+    fake: FakeTikAPI, services: Services, answer: httpx.Response
+) -> None:
+    fake.on("GET", "/public/posts", answer)
+    with pytest.raises(ProviderUnavailable) as caught:
+        await run(services, "tikapi.user_posts", sec_uid="MS4wLjABAAAAx", pages=2)
+    assert caught.value.account == "main"
+
+
+async def test_comment_cursor_that_is_not_a_number_is_malformed(fake: FakeTikAPI, services: Services) -> None:
+    fake.on("GET", "/public/comment/list", {"comments": [], "has_more": 1, "cursor": "abc"})
+    with pytest.raises(ProviderUnavailable, match="not a number"):
+        await run(services, "tikapi.comments", media_id="1", pages=2)
+
+
+async def test_transport_failure_is_provider_unavailable(tmp_path: Path) -> None:
+    def refuse(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("connection refused", request=request)
+
+    svc = services_for(FakeTikAPI(), tmp_path)
+    svc.http = httpx.AsyncClient(transport=httpx.MockTransport(refuse))
+    async with svc.http:
+        with pytest.raises(ProviderUnavailable, match="ConnectError"):
+            await run(svc, "tikapi.profile", username="x")
+
+
+async def test_missing_credentials_fail_before_any_request(fake: FakeTikAPI, tmp_path: Path) -> None:
+    svc = services_for(fake, tmp_path, env={})
+    async with svc.http:
+        with pytest.raises(CredentialsRejected) as caught:
+            await run(svc, "tikapi.profile", username="x")
+    assert fake.seen == []
+    assert "tikflow credentials set tikapi main api_key=" in str(caught.value)
+
+
+async def test_user_endpoints_need_the_account_key(fake: FakeTikAPI, tmp_path: Path) -> None:
+    svc = services_for(fake, tmp_path, env={"TIKFLOW_TIKAPI_API_KEY": API_KEY})
+    fake.on("GET", "/public/check", CANNED["/public/check"])
+    async with svc.http:
+        await run(svc, "tikapi.profile", username="x")
+        with pytest.raises(CredentialsRejected, match="account_key"):
+            await run(svc, "tikapi.feed")
+    assert [r.url.path for r in fake.seen] == ["/public/check"]
+
+
+# ---------------------------------------------------------------------------------------------
+# Pagination, as the official client walks it.
+
+
+async def test_multi_page_with_string_cursor(fake: FakeTikAPI, services: Services) -> None:
+    fake.on(
+        "GET",
+        "/public/posts",
+        {"itemList": [video(1)], "hasMore": True, "cursor": "1696827055000"},
+        {"itemList": [video(2)], "hasMore": True, "cursor": 1696827000000},
+        {"itemList": [video(3)], "hasMore": False, "cursor": "0"},
+    )
+    result = await run(services, "tikapi.user_posts", sec_uid="MS4wLjABAAAAx", pages=10)
+    assert [r.url.params.get("cursor") for r in fake.seen] == [None, "1696827055000", "1696827000000"]
+    assert len(result["items"]) == 3
+    assert result == {**result, "cursor": None, "has_more": False}
+
+
+async def test_pages_cap_returns_the_resume_cursor(fake: FakeTikAPI, services: Services) -> None:
+    fake.on(
+        "GET",
+        "/public/posts",
+        {"itemList": [video(1)], "hasMore": True, "cursor": "100"},
+        {"itemList": [video(2)], "hasMore": True, "cursor": "200"},
+    )
+    result = await run(services, "tikapi.user_posts", sec_uid="MS4wLjABAAAAx", pages=2)
+    assert len(fake.seen) == 2
+    assert result["cursor"] == "200"
+    assert result["has_more"] is True
+
+
+@pytest.mark.parametrize(
+    "last",
+    [
+        {"hasMore": True, "cursor": 0},
+        {"hasMore": True, "cursor": ""},
+        {"has_more": 1, "cursor": None},
+        {"hasMore": False, "cursor": "500"},
+        {"has_more": 0, "cursor": 500},
+        {},
+    ],
+)
+async def test_listing_ends_on_falsy_cursor_or_no_more(
+    fake: FakeTikAPI, services: Services, last: dict[str, Any]
+) -> None:
+    fake.on("GET", "/public/posts", {"itemList": [video(1)], **last})
+    result = await run(services, "tikapi.user_posts", sec_uid="MS4wLjABAAAAx", pages=5)
+    assert len(fake.seen) == 1
+    assert (result["cursor"], result["has_more"]) == (None, False)
+
+
+async def test_offset_wins_over_cursor_as_in_the_client(fake: FakeTikAPI, services: Services) -> None:
+    fake.on(
+        "GET",
+        "/public/comment/list",
+        {"comments": [comment("1", "a")], "has_more": 1, "offset": 40, "cursor": 20},
+        {"comments": [comment("2", "b")], "has_more": 0, "cursor": 60},
+    )
+    result = await run(services, "tikapi.comments", media_id="1", pages=3)
+    assert [r.url.params.get("cursor") for r in fake.seen] == [None, "40"]
+    assert [c["cid"] for c in result["items"]] == ["1", "2"]
+
+
+async def test_comment_cursor_comes_back_as_a_number(fake: FakeTikAPI, services: Services) -> None:
+    fake.on("GET", "/public/comment/list", {"comments": [comment("1", "a")], "has_more": 1, "cursor": "20"})
+    result = await run(services, "tikapi.comments", media_id="1")
+    assert result["cursor"] == 20
+
+
+async def test_bare_next_cursor_continues(fake: FakeTikAPI, services: Services) -> None:
+    fake.on(
+        "GET",
+        "/user/followers",
+        {"followers": [ME], "nextCursor": 1615902725060022},
+        {"followers": [ME], "nextCursor": 0},
+    )
+    result = await run(services, "tikapi.followers", pages=5)
+    assert [r.url.params.get("nextCursor") for r in fake.seen] == [None, "1615902725060022"]
+    assert [u["unique_id"] for u in result["items"]] == ["ourbrand", "ourbrand"]
+    assert result["has_more"] is False
+
+
+async def test_stuck_cursor_stops(fake: FakeTikAPI, services: Services) -> None:
+    fake.on("GET", "/public/posts", {"itemList": [video(1)], "hasMore": True, "cursor": "100"})
+    result = await run(services, "tikapi.user_posts", sec_uid="MS4wLjABAAAAx", cursor="100", pages=5)
+    assert len(fake.seen) == 1
+    assert result["has_more"] is False
+
+
+async def test_search_next_cursor_is_a_string(fake: FakeTikAPI, services: Services) -> None:
+    fake.on(
+        "GET",
+        "/public/search/general",
+        {
+            "data": [{"type": 1, "item": video(1)}, {"type": 4, "user_info": {"uid": "5", "unique_id": "u"}}],
+            "has_more": 1,
+            "nextCursor": "MTItLS1zcGxpdA",
+        },
+        {"data": [], "has_more": 0},
+    )
+    result = await run(services, "tikapi.search", query="cats", category="general", pages=3)
+    assert [r.url.params.get("nextCursor") for r in fake.seen] == [None, "MTItLS1zcGxpdA"]
+    assert [i["type"] for i in result["items"]] == ["video", "user"]
+
+
+async def test_notifications_page_by_min_and_max_time(fake: FakeTikAPI, services: Services) -> None:
+    fake.on(
+        "GET",
+        "/user/notifications",
+        {"notice_lists": [{"notice_list": [{"nid": 1}], "has_more": True, "min_time": 10, "max_time": 20}]},
+        {"notice_lists": [{"notice_list": [{"nid": 2}], "has_more": False, "min_time": 5, "max_time": 9}]},
+    )
+    result = await run(services, "tikapi.notifications", pages=5)
+    assert [dict(r.url.params) for r in fake.seen][1] == {
+        "filter": "all",
+        "count": "30",
+        "min_time": "10",
+        "max_time": "20",
+    }
+    assert result["items"] == [{"nid": 1}, {"nid": 2}]
+    assert (result["cursor"], result["has_more"]) == (None, False)
+
+
+# ---------------------------------------------------------------------------------------------
+# No double side effects.
+
+
+@dataclass
+class CommentThread:
+    """A fake TikAPI whose comment section remembers what was posted, like the real one."""
+
+    fake: FakeTikAPI
+    posted: list[dict[str, Any]] = field(default_factory=list)
+
+    def install(self) -> None:
+        self.fake.on("GET", "/user/info", CANNED["/user/info"])
+        self.fake.on("GET", "/user/comment/reply/list", self._listing)
+        self.fake.on("GET", "/user/comment/list", self._listing)
+        self.fake.on("POST", "/user/comment", self._post)
+
+    def _listing(self, request: httpx.Request) -> httpx.Response:
+        parent = request.url.params.get("comment_id", "0")
+        items = [c for c in self.posted if c["reply_id"] == parent]
+        others = [comment("900", "Hi", uid="333", unique_id="someone", reply_to=parent)]
+        return httpx.Response(200, json={"status": "success", "comments": others + items, "has_more": 0})
+
+    def _post(self, request: httpx.Request) -> httpx.Response:
+        body = json.loads(request.content)
+        new = comment(
+            f"8{len(self.posted)}",
+            body["text"],
+            uid=ME["id"],
+            unique_id=ME["uniqueId"],
+            reply_to=body.get("reply_comment_id", "0"),
+        )
+        self.posted.append(new)
+        return httpx.Response(200, json={"status": "success", "comment": new})
+
+
+REPLY = {
+    "media_id": "7109178205151464746",
+    "reply_comment_id": "7109185042560680750",
+    "text": "Thanks! Link in bio.",
+}
+
+
+async def test_reply_twice_posts_once_even_on_a_fresh_worker(fake: FakeTikAPI, tmp_path: Path) -> None:
+    thread = CommentThread(fake)
+    thread.install()
+    first_worker = services_for(fake, tmp_path / "a")
+    async with first_worker.http:
+        first = await run(first_worker, "tikapi.reply", **REPLY)
+    # The retry lands on another worker: no memory of the first attempt, only the listing.
+    second_worker = services_for(fake, tmp_path / "b")
+    async with second_worker.http:
+        second = await run(second_worker, "tikapi.reply", **REPLY)
+    assert len(fake.calls("POST", "/user/comment")) == 1
+    assert first["already_done"] is False
+    assert second["already_done"] is True
+    assert second["comment"]["cid"] == first["comment"]["cid"] == "80"
+    listing = fake.calls("GET", "/user/comment/reply/list")[0]
+    assert dict(listing.url.params) == {
+        "media_id": REPLY["media_id"],
+        "comment_id": REPLY["reply_comment_id"],
+        "count": "30",
+    }
+
+
+async def test_reply_retry_on_the_same_worker_uses_its_memory(fake: FakeTikAPI, services: Services) -> None:
+    thread = CommentThread(fake)
+    thread.install()
+    await run(services, "tikapi.reply", **REPLY)
+    thread.posted.clear()  # the listing lags behind: only the worker's memory knows
+    again = await run(services, "tikapi.reply", **REPLY)
+    assert again["already_done"] is True
+    assert len(fake.calls("POST", "/user/comment")) == 1
+    assert len(fake.calls("GET", "/user/info")) == 1  # who we are is learned once per account
+
+
+async def test_same_text_by_someone_else_does_not_count(fake: FakeTikAPI, services: Services) -> None:
+    CommentThread(fake).install()
+    result = await run(services, "tikapi.reply", **{**REPLY, "text": "Hi"})  # "Hi" exists, by someone else
+    assert result["already_done"] is False
+    assert len(fake.calls("POST", "/user/comment")) == 1
+
+
+async def test_comment_twice_posts_once(fake: FakeTikAPI, tmp_path: Path) -> None:
+    CommentThread(fake).install()
+    params = {"media_id": "7109178205151464746", "text": "Love it"}
+    for sub in ("a", "b"):
+        svc = services_for(fake, tmp_path / sub)
+        async with svc.http:
+            result = await run(svc, "tikapi.comment", **params)
+    assert result["already_done"] is True
+    assert len(fake.calls("POST", "/user/comment")) == 1
+    assert "reply_comment_id" not in json.loads(fake.calls("POST", "/user/comment")[0].content)
+
+
+@pytest.mark.parametrize(
+    "gone",
+    [
+        httpx.Response(404, json={"status": "error", "message": "Comment not found"}),
+        httpx.Response(403, json={"status": "error", "message": "Entity doesn't exist", "statusCode": 10224}),
+    ],
+)
+async def test_delete_of_a_gone_comment_succeeds(
+    fake: FakeTikAPI, services: Services, gone: httpx.Response
+) -> None:
+    fake.on("POST", "/user/comment/delete", gone)
+    result = await run(services, "tikapi.delete_comment", comment_id="7109185042560680750")
+    assert result == {"deleted": True, "already_done": True}
+
+
+async def test_delete_refused_for_another_reason_still_fails(fake: FakeTikAPI, services: Services) -> None:
+    fake.on(
+        "POST",
+        "/user/comment/delete",
+        httpx.Response(403, json={"status": "error", "message": "Not allowed"}),
+    )
+    with pytest.raises(ProviderRejected):
+        await run(services, "tikapi.delete_comment", comment_id="7109185042560680750")
+
+
+async def test_send_message_not_resent(fake: FakeTikAPI, services: Services) -> None:
+    fake.on("GET", "/user/info", CANNED["/user/info"])
+    ours = {"server_message_id": 1, "sender": int(ME["id"]), "content": json.dumps({"text": "Hello!"})}
+    fake.on("GET", "/user/messages", {"messages": [ours], "hasMore": False})
+    params = {
+        "conversation_id": "0:1:68:69",
+        "conversation_short_id": "694",
+        "text": "Hello!",
+        "ticket": "tkt",
+    }
+    result = await run(services, "tikapi.send_message", **params)
+    assert result["already_done"] is True
+    assert result["message"]["text"] == "Hello!"
+    assert fake.calls("POST", "/user/message/send") == []
+
+
+async def test_accept_request_already_accepted(fake: FakeTikAPI, services: Services) -> None:
+    fake.on(
+        "GET",
+        "/user/conversations/requests/accept",
+        httpx.Response(400, json={"status": "error", "message": "Request not found"}),
+    )
+    fake.on("GET", "/user/conversations", {"conversations": [{"conversation_id": "0:1:68:69"}]})
+    params = {
+        "conversation_id": "0:1:68:69",
+        "conversation_short_id": "694",
+        "user_id": "6569595380449902597",
+    }
+    assert await run(services, "tikapi.accept_request", **params) == {"accepted": True, "already_done": True}
+
+
+async def test_accept_request_refused_and_not_in_inbox_fails(fake: FakeTikAPI, services: Services) -> None:
+    fake.on(
+        "GET",
+        "/user/conversations/requests/accept",
+        httpx.Response(400, json={"status": "error", "message": "Request not found"}),
+    )
+    fake.on("GET", "/user/conversations", {"conversations": []})
+    params = {
+        "conversation_id": "0:1:68:69",
+        "conversation_short_id": "694",
+        "user_id": "6569595380449902597",
+    }
+    with pytest.raises(ProviderRejected):
+        await run(services, "tikapi.accept_request", **params)
+
+
+def test_every_side_effect_documents_its_idempotency() -> None:
+    side_effects = [a for a in ACTIONS.values() if a.provider == "tikapi" and a.side_effect]
+    assert {a.name for a in side_effects} == set(POST_PATHS) | {"tikapi.accept_request"}
+    for act in side_effects:
+        assert "Idempotent" in (act.handler.__doc__ or ""), act.name
+
+
+def test_every_input_field_is_described() -> None:
+    for act in ACTIONS.values():
+        if act.provider in ("tikapi", "dumpling"):
+            for name, info in act.input_model.model_fields.items():
+                assert info.description, f"{act.name}.{name}"
+
+
+def test_next_cursor_matches_the_official_client() -> None:
+    assert tikapi.next_cursor({"hasMore": True, "cursor": "5"}) == "5"
+    assert tikapi.next_cursor({"has_more": 1, "offset": 3, "cursor": 9}) == 3
+    assert tikapi.next_cursor({"has_more": 1, "offset": None, "cursor": 9}) is None  # offset present wins
+    assert tikapi.next_cursor({"nextCursor": 7}) == 7
+    assert tikapi.next_cursor({"hasMore": False, "nextCursor": 7}) == 7
+    assert tikapi.next_cursor({"hasMore": False, "cursor": "7"}) is None
