@@ -1,0 +1,224 @@
+"""The credential store and the `tikflow credentials` / `tikflow actions` commands."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import stat
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+from activities.errors import CredentialsRejected
+from tikflow.cli import build_parser
+from tikflow.credentials import CredentialStore, default_path, mask
+
+SECRET = "sk_live_4f9c2a7e1b3d5f6a8c0e2b4d3a9f"
+
+
+def test_update_writes_atomically_with_private_mode(tmp_path: Path) -> None:
+    path = tmp_path / "conf" / "credentials.json"
+    store = CredentialStore(path, env={})
+    store.update("tikapi", "main", {"api_key": SECRET})
+    store.update("tikapi", "main", {"account_key": "acct"})
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    doc = json.loads(path.read_text())
+    assert doc["credentials"]["tikapi"]["main"] == {"api_key": SECRET, "account_key": "acct"}
+    assert [p.name for p in path.parent.iterdir() if p.name.endswith(".tmp")] == []
+
+
+def test_get_reads_what_another_process_wrote(tmp_path: Path) -> None:
+    path = tmp_path / "credentials.json"
+    worker = CredentialStore(path, env={})
+    cli = CredentialStore(path, env={})
+    cli.update("tiktok", "main", {"access_token": "old"})
+    assert worker.get("tiktok", "main")["access_token"] == "old"
+    cli.update("tiktok", "main", {"access_token": "new"})  # e.g. `tikflow credentials set` or a reauth
+    assert worker.get("tiktok", "main")["access_token"] == "new"
+
+
+def test_concurrent_writers_lose_nothing(tmp_path: Path) -> None:
+    path = tmp_path / "credentials.json"
+    stores = [CredentialStore(path, env={}) for _ in range(4)]
+
+    def write(i: int) -> None:
+        for j in range(15):
+            stores[i].update("highlevel", f"acct{i}-{j}", {"token": f"t{i}{j}"})
+
+    threads = [threading.Thread(target=write, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    accounts = json.loads(path.read_text())["credentials"]["highlevel"]
+    assert len(accounts) == 60
+
+
+def test_env_overrides_file_for_main_and_named_accounts(tmp_path: Path) -> None:
+    env = {
+        "TIKFLOW_TIKAPI_API_KEY": "from-env",
+        "TIKFLOW_TIKAPI__BRAND-2__ACCOUNT_KEY": "ignored: env names use _",
+        "TIKFLOW_TIKAPI__BRAND_2__ACCOUNT_KEY": "brand-acct",
+        "TIKFLOW_TIKAPI_URL": "http://sandbox",  # a setting, not a credential field
+    }
+    store = CredentialStore(tmp_path / "c.json", env=env)
+    store.update("tikapi", "main", {"api_key": "from-file", "account_key": "file-acct"})
+    assert store.get("tikapi", "main") == {"api_key": "from-env", "account_key": "file-acct"}
+    assert store.get("tikapi", "brand-2") == {"account_key": "brand-acct"}
+
+
+def test_missing_credential_names_the_fix(tmp_path: Path) -> None:
+    store = CredentialStore(tmp_path / "c.json", env={})
+    with pytest.raises(CredentialsRejected) as caught:
+        store.get("dumpling", "main")
+    message = str(caught.value)
+    assert "dumpling" in message
+    assert "'main'" in message
+    assert "tikflow credentials set dumpling main api_key=" in message
+    assert "TIKFLOW_DUMPLING_API_KEY" in message
+    assert caught.value.account == "main"
+
+
+def test_missing_required_field(tmp_path: Path) -> None:
+    store = CredentialStore(tmp_path / "c.json", env={"TIKFLOW_TIKAPI__OTHER__API_KEY": SECRET})
+    with pytest.raises(CredentialsRejected, match="without account_key") as caught:
+        store.get("tikapi", "other", required=("api_key", "account_key"))
+    assert "TIKFLOW_TIKAPI__OTHER__ACCOUNT_KEY" in str(caught.value)
+    assert SECRET not in str(caught.value)
+
+
+def test_corrupt_file_is_a_clear_error(tmp_path: Path) -> None:
+    path = tmp_path / "c.json"
+    path.write_text("{not json")
+    with pytest.raises(CredentialsRejected, match="not valid JSON"):
+        CredentialStore(path, env={}).get("tikapi", "main")
+
+
+def test_list_hides_values(tmp_path: Path) -> None:
+    store = CredentialStore(tmp_path / "c.json", env={"TIKFLOW_DUMPLING_API_KEY": SECRET})
+    store.update("tikapi", "main", {"api_key": SECRET, "account_key": "short"})
+    infos = {(i.provider, i.account): i for i in store.list()}
+    assert infos[("tikapi", "main")].fields == ("account_key", "api_key")
+    assert infos[("tikapi", "main")].source == "file"
+    assert infos[("tikapi", "main")].hints == {"account_key": "…", "api_key": "…3a9f"}
+    assert infos[("dumpling", "main")].source == "env"
+    assert SECRET not in repr(infos)
+
+
+def test_remove(tmp_path: Path) -> None:
+    store = CredentialStore(tmp_path / "c.json", env={})
+    store.update("socialapi", "main", {"api_key": SECRET})
+    assert store.remove("socialapi", "main") is True
+    assert store.remove("socialapi", "main") is False
+    assert store.list() == []
+
+
+def test_update_refuses_unknown_provider_and_bad_field_names(tmp_path: Path) -> None:
+    store = CredentialStore(tmp_path / "c.json", env={})
+    with pytest.raises(ValueError, match="unknown provider"):
+        store.update("myspace", "main", {"api_key": "x"})
+    with pytest.raises(ValueError, match="lower_snake_case"):
+        store.update("tiktok", "main", {"Access-Token": "x"})
+    store.update("tiktok", "main", {"refresh_expires_at": "1700000000"})  # extra fields may be kept
+
+
+def test_default_path_honours_override(tmp_path: Path) -> None:
+    assert default_path({"TIKFLOW_CREDENTIALS": str(tmp_path / "x.json")}) == tmp_path / "x.json"
+    assert default_path({}).name == "credentials.json"
+
+
+def test_mask() -> None:
+    assert mask(SECRET) == "…3a9f"
+    assert mask("short") == "…"
+
+
+# ---------------------------------------------------------------------------------------------
+# The commands.
+
+
+def cli(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    args = build_parser().parse_args(argv)
+    code = args.func(args)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_cli_set_list_remove(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    file = str(tmp_path / "c.json")
+    code, out, _ = cli(["credentials", "--file", file, "set", "tikapi", "main", f"api_key={SECRET}"], capsys)
+    assert code == 0
+    assert SECRET not in out
+    code, out, _ = cli(["credentials", "--file", file, "list"], capsys)
+    assert code == 0
+    assert "tikapi" in out
+    assert "api_key(…3a9f)" in out
+    assert SECRET not in out
+    code, out, _ = cli(["credentials", "--file", file, "list", "--json"], capsys)
+    assert json.loads(out)[0]["fields"] == ["api_key"]
+    assert SECRET not in out
+    code, _, _ = cli(["credentials", "--file", file, "remove", "tikapi", "main"], capsys)
+    assert code == 0
+    assert CredentialStore(Path(file), env={}).list() == []
+
+
+def test_cli_set_from_stdin(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sys, "stdin", io.StringIO(f"client_key=ck\nclient_secret={SECRET}\n\n"))
+    file = tmp_path / "c.json"
+    code, _out, _ = cli(["credentials", "--file", str(file), "set", "tiktok", "main", "--from-stdin"], capsys)
+    assert code == 0
+    assert CredentialStore(file, env={}).get("tiktok", "main") == {
+        "client_key": "ck",
+        "client_secret": SECRET,
+    }
+
+
+@pytest.mark.parametrize("pair", ["api_key", "apikey=x", "=x"])
+def test_cli_set_rejects_bad_pairs_without_echoing_values(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], pair: str
+) -> None:
+    code, _, err = cli(
+        ["credentials", "--file", str(tmp_path / "c.json"), "set", "tikapi", "main", pair], capsys
+    )
+    assert code == 2
+    assert err.startswith("tikflow credentials:")
+    assert not (tmp_path / "c.json").exists()
+
+
+def test_cli_actions_lists_inputs(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = cli(["actions", "--json", "tikapi"], capsys)
+    assert code == 0
+    actions = {a["name"]: a for a in json.loads(out)}
+    reply = actions["tikapi.reply"]
+    assert reply["endpoint"] == "POST /user/comment"
+    assert reply["side_effect"] is True
+    assert [f["name"] for f in reply["inputs"]] == ["media_id", "reply_comment_id", "text"]
+    comments = {f["name"]: f for f in actions["tikapi.comments"]["inputs"]}
+    assert comments["cursor"] == {
+        "name": "cursor",
+        "type": "int | None",
+        "required": False,
+        "default": None,
+        "description": "Resume from this cursor.",
+    }
+    code, out, _ = cli(["actions", "tikapi"], capsys)
+    assert "tikapi.reply  POST /user/comment [side effect]" in out
+
+
+def test_cli_actions_unknown_provider(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = cli(["actions", "nope"], capsys)
+    assert code == 1
+    assert "providers:" in err
+
+
+def test_store_file_mode_survives_umask(tmp_path: Path) -> None:
+    old = os.umask(0)
+    try:
+        CredentialStore(tmp_path / "c.json", env={}).update("dumpling", "main", {"api_key": SECRET})
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "c.json").stat().st_mode) == 0o600
