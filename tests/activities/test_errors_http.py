@@ -54,7 +54,7 @@ async def ctx(
         yield ActionContext(services=services, account="main", idempotency_key="k", action="test.thing")
 
 
-def _raise(exc: type[httpx.HTTPError]) -> Callable[[httpx.Request], httpx.Response]:
+def _raise(exc: type[httpx.RequestError]) -> Callable[[httpx.Request], httpx.Response]:
     def handler(request: httpx.Request) -> httpx.Response:
         raise exc("boom", request=request)
 
@@ -65,7 +65,7 @@ def _raise(exc: type[httpx.HTTPError]) -> Callable[[httpx.Request], httpx.Respon
     "exc", [httpx.ReadTimeout, httpx.ConnectTimeout, httpx.ConnectError, httpx.RemoteProtocolError]
 )
 async def test_transport_failures_are_unavailable(
-    ctx: ActionContext, answer: list[Callable[[httpx.Request], httpx.Response]], exc: type[httpx.HTTPError]
+    ctx: ActionContext, answer: list[Callable[[httpx.Request], httpx.Response]], exc: type[httpx.RequestError]
 ) -> None:
     answer.append(_raise(exc))
     with pytest.raises(ProviderUnavailable, match=exc.__name__) as caught:
