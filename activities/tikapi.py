@@ -44,6 +44,7 @@ from activities.registry import ActionContext, ActionInput, PagedInput, action
 __all__ = [
     "classify",
     "comment_item",
+    "conversation_item",
     "message_item",
     "next_cursor",
     "user_item",
@@ -311,8 +312,8 @@ def _items(ctx: ActionContext, body: Mapping[str, Any], key: str) -> list[dict[s
     return value
 
 
-def _videos(ctx: ActionContext, bodies: list[dict[str, Any]], key: str = "itemList") -> list[dict[str, Any]]:
-    items = [video_item(raw) for body in bodies for raw in _items(ctx, body, key)]
+def _videos(ctx: ActionContext, bodies: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    items = [video_item(raw) for body in bodies for raw in _items(ctx, body, "itemList")]
     kept = [item for item in items if item["id"]]
     if len(kept) < len(items):
         log.warning("tikapi.items_without_id", dropped=len(items) - len(kept))
@@ -370,19 +371,23 @@ async def _walk(
         return await _request(ctx, "GET", path or listing.path, query)
 
     def following(body: dict[str, Any]) -> str | int | None:
-        cursor = next_cursor(body)
-        if cursor is None:
-            return None
-        if listing.cursor_type is int:
-            number = _int(cursor)
-            if number is None:
-                raise _malformed(ctx, f"{listing.path} cursor {cursor!r} is not a number")
-            return number
-        if isinstance(cursor, str | int) and not isinstance(cursor, bool):
-            return str(cursor)
-        raise _malformed(ctx, f"{listing.path} cursor of type {type(cursor).__name__}")
+        return _typed_cursor(ctx, listing, next_cursor(body))
 
     return await collect_pages(fetch, following, start=start, pages=pages)
+
+
+def _typed_cursor(ctx: ActionContext, listing: _Listing, cursor: Any) -> str | int | None:
+    """The next cursor in the JSON type `listing` declares (None at the end)."""
+    if cursor is None:
+        return None
+    if listing.cursor_type is int:
+        number = _int(cursor)
+        if number is None:
+            raise _malformed(ctx, f"{listing.path} cursor {cursor!r} is not a number")
+        return number
+    if isinstance(cursor, str | int) and not isinstance(cursor, bool):
+        return str(cursor)
+    raise _malformed(ctx, f"{listing.path} cursor of type {type(cursor).__name__}")
 
 
 def _listing_result(items: list[dict[str, Any]], pages: Pages[Any, Any]) -> dict[str, Any]:
@@ -703,7 +708,7 @@ async def hashtag_posts(ctx: ActionContext, params: HashtagPostsInput) -> dict[s
     first: dict[str, Any] = {}
     bodies: list[dict[str, Any]] = []
     pages_left = params.pages
-    start = params.cursor
+    start: str | int | None = params.cursor
     if hashtag_id is None:
         first = await _request(
             ctx, "GET", _HASHTAG.path, {"name": params.name, "count": params.count, "cursor": start}
@@ -713,7 +718,7 @@ async def hashtag_posts(ctx: ActionContext, params: HashtagPostsInput) -> dict[s
         hashtag_id = _str(_obj(_obj(first.get("challengeInfo")).get("challenge")).get("id")) or None
         if hashtag_id is None:
             raise _malformed(ctx, "/public/hashtag has no challengeInfo.challenge.id")
-        start = _next_string_cursor(ctx, first)
+        start = _typed_cursor(ctx, _HASHTAG, next_cursor(first))
     pages: Pages[dict[str, Any], str | int]
     if bodies and (start is None or pages_left == 0):
         pages = Pages(bodies, start, start is not None)
@@ -732,15 +737,6 @@ async def hashtag_posts(ctx: ActionContext, params: HashtagPostsInput) -> dict[s
         "view_count": _int(stats.get("viewCount")),
     }
     return result
-
-
-def _next_string_cursor(ctx: ActionContext, body: Mapping[str, Any]) -> str | None:
-    cursor = next_cursor(body)
-    if cursor is None:
-        return None
-    if isinstance(cursor, bool) or not isinstance(cursor, str | int):
-        raise _malformed(ctx, f"cursor of type {type(cursor).__name__}")
-    return str(cursor)
 
 
 @action("tikapi.video", VideoInput, endpoint="GET /public/video")
