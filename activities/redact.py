@@ -10,8 +10,9 @@ What counts as secret-looking:
 - the value after a secret-named key (`X-API-KEY: …`, `api_key=…`, `"access_token": "…"`,
   `client_secret`, `password`, `authorization`, …);
 - the credential after `Bearer` / `Basic`;
-- any long run (24+ characters) of letters, digits, `.`, `-` and `_` that mixes letters and digits:
-  API keys, OAuth tokens, JWTs. Pure numbers (TikTok ids, timestamps) and plain words are kept.
+- JWTs, and any long run (24+ characters) of letters, digits, `.` and `_` that mixes letters and
+  digits: API keys, OAuth tokens. Pure numbers (TikTok ids, timestamps), plain words and
+  hyphenated ids (workflow ids, UUIDs) are kept.
   TikTok `secUid`s look like tokens and are masked too: a cost accepted for safety.
 """
 
@@ -39,8 +40,11 @@ _NAMED_VALUE = re.compile(
     re.IGNORECASE,
 )
 _AUTH_SCHEME = re.compile(r"\b(?P<scheme>Bearer|Basic)\s+(?P<value>[A-Za-z0-9._~+/=-]+)", re.IGNORECASE)
-# Dots are allowed inside: OAuth tokens (`act.…`) and JWTs (`eyJ….….…`) carry them.
-_LONG_TOKEN = re.compile(r"(?<![A-Za-z0-9._-])[A-Za-z0-9_-][A-Za-z0-9._-]{23,}(?![A-Za-z0-9_-])")
+# Dots are allowed inside (OAuth tokens look like `act.…`); `-` is not, so hyphenated identifiers
+# (workflow ids such as `recipe-hashtag-reply-3f9a8c7d2e`, UUIDs) stay readable in logs.
+_LONG_TOKEN = re.compile(r"(?<![A-Za-z0-9._])[A-Za-z0-9_][A-Za-z0-9._]{23,}(?![A-Za-z0-9_])")
+# JWTs are base64url (with `-`) in three dot-separated parts; the header always starts `eyJ`.
+_JWT = re.compile(r"\beyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*")
 _HAS_LETTER = re.compile(r"[A-Za-z]")
 _HAS_DIGIT = re.compile(r"[0-9]")
 _SECRET_KEY = re.compile(rf"^{_SECRET_NAME}$", re.IGNORECASE)
@@ -64,6 +68,7 @@ def redact(text: str) -> str:
     """
     text = _NAMED_VALUE.sub(lambda m: f"{m.group('name')}{m.group('quote')}{REDACTED}", text)
     text = _AUTH_SCHEME.sub(lambda m: f"{m.group('scheme')} {REDACTED}", text)
+    text = _JWT.sub(REDACTED, text)
     return _LONG_TOKEN.sub(_mask_long_token, text)
 
 

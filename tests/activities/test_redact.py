@@ -38,6 +38,7 @@ def test_secrets_are_redacted(text: str, expected: str) -> None:
         "the tokenizer works; secretary of state",
         "Account session expired, please ask user to re-login and re-authorize.",
         "2024-01-01T00:00:00Z",
+        "workflow recipe-hashtag-reply-3f9a8c7d2e on tq-6f1c2a3b-9d8e-4f70-a1b2-c3d4e5f60718",
     ],
 )
 def test_ordinary_text_is_kept(text: str) -> None:
