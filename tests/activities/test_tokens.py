@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable, Coroutine
 from pathlib import Path
 from urllib.parse import parse_qs
 
@@ -20,7 +20,7 @@ from activities.tiktok import UserInfoInput
 from tikflow.credentials import CredentialStore
 from tikflow.settings import Settings
 
-Handler = Callable[[httpx.Request], Awaitable[httpx.Response]]
+Handler = Callable[[httpx.Request], Coroutine[None, None, httpx.Response]]
 
 OLD = {
     "client_key": "ck_test",
