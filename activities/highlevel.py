@@ -352,12 +352,12 @@ async def create_post(ctx: ActionContext, params: CreatePostInput) -> dict[str, 
     key = f"highlevel.create_post:{ctx.idempotency_key}"
     recorded = ledger.get(key)
     if recorded is not None:
-        return {**recorded, "resumed": True}
+        return {**recorded, "already_done": True}
     found = await _find_created(ctx, credential["token"], location, params)
     if found is not None:
         result = {"post_id": found["post_id"], "status": found["status"]}
         ledger.put(key, result)
-        return {**result, "resumed": True}
+        return {**result, "already_done": True}
     body: dict[str, Any] = {
         "accountIds": params.account_ids,
         "userId": params.user_id or credential["user_id"],
@@ -378,7 +378,7 @@ async def create_post(ctx: ActionContext, params: CreatePostInput) -> dict[str, 
     if not result["post_id"]:
         raise ProviderUnavailable("HighLevel created a post but answered without its id", provider=PROVIDER)
     ledger.put(key, result)
-    return {**result, "resumed": False}
+    return {**result, "already_done": False}
 
 
 class GetPostInput(ActionInput):

@@ -233,7 +233,7 @@ async def create_post(ctx: ActionContext, params: CreatePostInput) -> dict[str, 
     key = f"socialapi.create_post:{ctx.idempotency_key}"
     recorded = ledger.get(key)
     if recorded is not None:
-        return {**recorded, "resumed": True}
+        return {**recorded, "already_done": True}
     body: dict[str, Any] = {
         "account_ids": params.account_ids,
         "text": params.text,
@@ -251,7 +251,7 @@ async def create_post(ctx: ActionContext, params: CreatePostInput) -> dict[str, 
     if not normalized["post_id"]:
         raise ProviderUnavailable("SocialAPI created a post but answered without its id", provider=PROVIDER)
     ledger.put(key, normalized)
-    return {**normalized, "resumed": False}
+    return {**normalized, "already_done": False}
 
 
 class GetPostInput(ActionInput):

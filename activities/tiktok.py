@@ -15,9 +15,11 @@ Posting a video is init → upload → poll:
 
 Init is not idempotent at TikTok, so the `publish_id` goes into the effect ledger under the step's
 idempotency key the moment TikTok answers, and upload progress after every chunk: a retried
-activity continues that publish instead of posting the video again. One window remains: a worker
-dying between TikTok's answer to init and the ledger write (milliseconds) can post twice, since
-TikTok offers neither an idempotency key nor a way to list pending publishes.
+activity continues that publish (`already_done: true`) instead of posting the video again.
+TikTok offers neither an idempotency key nor a way to list pending publishes, so one gap remains:
+an init TikTok accepted whose answer never reached the ledger (lost response, worker death in
+between). With FILE_UPLOAD that is harmless, since nothing is ever uploaded to it and it never
+publishes; with PULL_FROM_URL TikTok fetches the video itself, so that rare case can post twice.
 """
 
 from __future__ import annotations
@@ -547,14 +549,14 @@ def _read_range(path: str, first: int, length: int) -> bytes:
         return video.read(length)
 
 
-def _result(entry: dict[str, Any], *, resumed: bool) -> dict[str, Any]:
+def _result(entry: dict[str, Any], *, already_done: bool) -> dict[str, Any]:
     return {
         "publish_id": entry["publish_id"],
         "mode": entry["mode"],
         "source": entry["source"],
         "video_size": entry.get("video_size"),
         "chunk_count": entry.get("total_chunk_count", 0),
-        "resumed": resumed,
+        "already_done": already_done,
     }
 
 
@@ -611,7 +613,7 @@ async def _continue_recorded(
     Starting over cannot post twice: an upload that never completed is never published.
     """
     if entry.get("done"):
-        return _result(entry, resumed=True)
+        return _result(entry, already_done=True)
     path = params.file_path or ""
     if (
         time.time() - float(entry["created_at"]) > UPLOAD_URL_SAFE_S
@@ -627,12 +629,12 @@ async def _continue_recorded(
     ):
         entry["done"] = True
         ledger.put(key, entry)
-        return _result(entry, resumed=True)
+        return _result(entry, already_done=True)
     if isinstance(uploaded, int) and uploaded % entry["chunk_size"] == 0:
         # What TikTok says it holds beats our record: a chunk may have landed after our last write.
         entry["next_chunk"] = min(uploaded // entry["chunk_size"], entry["total_chunk_count"])
     await _upload_chunks(ctx, ledger, key, entry, path)
-    return _result(entry, resumed=True)
+    return _result(entry, already_done=True)
 
 
 async def _init_and_upload(
@@ -675,7 +677,7 @@ async def _init_and_upload(
     ledger.put(key, entry)
     if plan is not None:
         await _upload_chunks(ctx, ledger, key, entry, params.file_path or "")
-    return _result(entry, resumed=False)
+    return _result(entry, already_done=False)
 
 
 async def _recorded(ctx: ActionContext, mode: str, params: VideoSourceInput) -> dict[str, Any] | None:

@@ -257,7 +257,7 @@ async def test_create_post_checks_recent_posts_then_creates(make_ctx: Callable[.
             "promoteOtherBrand": False,
         },
     }
-    assert result == {"post_id": "65fac446d599990d1313c1dd", "status": "in_progress", "resumed": False}
+    assert result == {"post_id": "65fac446d599990d1313c1dd", "status": "in_progress", "already_done": False}
 
 
 async def test_create_post_sends_the_schedule_in_utc(make_ctx: Callable[..., ActionContext]) -> None:
@@ -281,7 +281,7 @@ async def test_a_rerun_of_create_post_makes_no_request_at_all(make_ctx: Callable
     first = await run(make_ctx(fake), "highlevel.create_post", CREATE)
     second = await run(make_ctx(fake), "highlevel.create_post", CREATE)
     assert fake.trail == [f"POST {LIST}", f"POST {POSTS}"]
-    assert second == {**first, "resumed": True}
+    assert second == {**first, "already_done": True}
 
 
 async def test_a_post_created_by_a_lost_attempt_is_found_instead_of_posting_again(
@@ -301,7 +301,7 @@ async def test_a_post_created_by_a_lost_attempt_is_found_instead_of_posting_agai
     again = await run(make_ctx(fake), "highlevel.create_post", CREATE)
 
     assert fake.trail == [f"POST {LIST}"]
-    assert result == {"post_id": "ours", "status": "published", "resumed": True}
+    assert result == {"post_id": "ours", "status": "published", "already_done": True}
     assert again == result
 
 
@@ -320,7 +320,7 @@ async def test_a_lookalike_post_is_not_taken_for_ours(
     fake = FakeHighLevel(post_routes([lookalike]))
     result = await run(make_ctx(fake), "highlevel.create_post", CREATE)
     assert fake.trail == [f"POST {LIST}", f"POST {POSTS}"]
-    assert result["resumed"] is False
+    assert result["already_done"] is False
 
 
 async def test_get_post_normalizes_the_post(make_ctx: Callable[..., ActionContext]) -> None:

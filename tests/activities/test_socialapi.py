@@ -172,7 +172,7 @@ async def test_create_post_sends_the_body_and_idempotency_headers(
         "code": "platform.tiktok.media_required",
         "message": "Video posts require media",
     }
-    assert result["resumed"] is False
+    assert result["already_done"] is False
 
 
 async def test_a_rerun_of_create_post_makes_no_second_create(make_ctx: Callable[..., ActionContext]) -> None:
@@ -184,8 +184,8 @@ async def test_a_rerun_of_create_post_makes_no_second_create(make_ctx: Callable[
     other_step = await run(make_ctx(fake, key=KEY + "-other"), "socialapi.create_post", params)
 
     assert len(fake.requests) == 2
-    assert second == {**first, "resumed": True}
-    assert other_step["resumed"] is False
+    assert second == {**first, "already_done": True}
+    assert other_step["already_done"] is False
     assert json.loads(fake.requests[0].content) == {"account_ids": ["acc_01"], "text": "hi", "media_ids": []}
 
 

@@ -299,7 +299,7 @@ async def test_publish_video_file_upload_checks_the_creator_then_inits_and_puts_
         "source": "FILE_UPLOAD",
         "video_size": 25,
         "chunk_count": 2,
-        "resumed": False,
+        "already_done": False,
     }
 
 
@@ -401,7 +401,7 @@ async def test_a_rerun_of_a_finished_publish_makes_no_second_init(
     second = await run(make_ctx(fake), "tiktok.publish_video", params)
 
     assert len(fake.requests) == requests_after_first
-    assert second == {**first, "resumed": True}
+    assert second == {**first, "already_done": True}
 
 
 async def test_a_rerun_after_a_failed_chunk_resumes_the_same_publish(
@@ -428,7 +428,7 @@ async def test_a_rerun_after_a_failed_chunk_resumes_the_same_publish(
 
     assert len(fake.calls("POST", "/v2/post/publish/inbox/video/init/")) == 1
     assert attempts == ["bytes 0-9/25", "bytes 10-24/25", "bytes 10-24/25"]
-    assert result["resumed"] is True
+    assert result["already_done"] is True
     assert result["publish_id"] == "v_pub_file~v2.123"
 
 
@@ -477,7 +477,7 @@ async def test_a_rerun_whose_earlier_publish_failed_starts_a_new_one(
     result = await run(make_ctx(fake), "tiktok.upload_draft", params)
 
     assert len(fake.calls("POST", "/v2/post/publish/inbox/video/init/")) == 2
-    assert result["resumed"] is False
+    assert result["already_done"] is False
 
 
 async def test_another_step_publishes_its_own_video(
