@@ -59,6 +59,7 @@ __all__ = [
     "UploadDraftInput",
     "UserInfoInput",
     "VideoListInput",
+    "VideoSourceInput",
     "classify",
     "classify_oauth",
     "classify_upload",
