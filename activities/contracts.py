@@ -26,9 +26,7 @@ class ActionRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     action: str = Field(description="Registered action name, e.g. `tikapi.reply`.")
-    params: dict[str, Any] = Field(
-        default_factory=dict, description="The step's rendered `with:` mapping."
-    )
+    params: dict[str, Any] = Field(default_factory=dict, description="The step's rendered `with:` mapping.")
     account: str = Field(default="main", description="Credential name to act as.")
     idempotency_key: str = Field(
         description="Stable across retries and replays: workflow id, step path and item key."

@@ -140,9 +140,12 @@ def to_application_error(err: ProviderError) -> ApplicationError:
     from datetime import timedelta
 
     next_delay: timedelta | None = None
-    if isinstance(err, RateLimited) and err.retry_after is not None:
-        if err.retry_after <= SHORT_RATE_LIMIT_WAIT_S:
-            next_delay = timedelta(seconds=max(err.retry_after, 0.1))
+    if (
+        isinstance(err, RateLimited)
+        and err.retry_after is not None
+        and err.retry_after <= SHORT_RATE_LIMIT_WAIT_S
+    ):
+        next_delay = timedelta(seconds=max(err.retry_after, 0.1))
     non_retryable = not err.retryable
     if isinstance(err, RateLimited) and (err.retry_after or 0) > SHORT_RATE_LIMIT_WAIT_S:
         # A long wait is the workflow's job (one durable timer), not the activity retry loop's.

@@ -90,9 +90,7 @@ class RateLimiter:
         if bucket.remaining is not None and bucket.window_s:
             # Spread what is left of the window over the calls still allowed in it.
             spacing = (
-                max(spacing, bucket.window_s / max(bucket.remaining, 1))
-                if bucket.remaining < 5
-                else spacing
+                max(spacing, bucket.window_s / max(bucket.remaining, 1)) if bucket.remaining < 5 else spacing
             )
         return spacing
 

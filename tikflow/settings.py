@@ -42,10 +42,7 @@ class Settings:
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         """Read `TIKFLOW_<PROVIDER>_URL`, `TIKFLOW_HTTP_TIMEOUT` and `TIKFLOW_HTTP_MAX_CONNECTIONS`."""
         env = os.environ if env is None else env
-        urls = {
-            p: env.get(f"TIKFLOW_{p.upper()}_URL", DEFAULT_BASE_URLS[p]).rstrip("/")
-            for p in PROVIDERS
-        }
+        urls = {p: env.get(f"TIKFLOW_{p.upper()}_URL", DEFAULT_BASE_URLS[p]).rstrip("/") for p in PROVIDERS}
         return cls(
             base_urls=urls,
             http_timeout_s=float(env.get("TIKFLOW_HTTP_TIMEOUT", "30")),

@@ -1,0 +1,121 @@
+"""Built-in actions that need no provider: `log`, `http.request` and `notify.send`.
+
+`http.request` is the generic HTTP node every automation tool has, so a recipe can reach a service
+tikflow has no client for. `notify.send` is what `notify` steps and re-authorization requests use.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any, Literal
+
+import structlog
+from pydantic import Field
+
+from activities.errors import ProviderError, ProviderRejected, ProviderUnavailable, RateLimited
+from activities.http import Reply, send
+from activities.ratelimit import parse_retry_after
+from activities.registry import ActionContext, ActionInput, action
+
+__all__ = ["HttpRequestInput", "LogInput", "NotifyInput"]
+
+log = structlog.get_logger("tikflow.actions")
+
+
+class LogInput(ActionInput):
+    """Inputs of `log`."""
+
+    message: str = Field(description="The line to log.")
+    level: Literal["debug", "info", "warning", "error"] = Field(default="info", description="Log level.")
+    fields: dict[str, Any] = Field(default_factory=dict, description="Structured fields logged with it.")
+
+
+@action("log", LogInput, endpoint="(worker log)")
+async def log_message(ctx: ActionContext, params: LogInput) -> dict[str, Any]:
+    """Write a line to the worker's structured log."""
+    getattr(log, params.level)(params.message, **params.fields)
+    return {"logged": params.message}
+
+
+class HttpRequestInput(ActionInput):
+    """Inputs of `http.request`."""
+
+    url: str = Field(description="Absolute http(s) URL.", pattern=r"^https?://")
+    method: Literal["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"] = Field(
+        default="GET", description="Method."
+    )
+    params: dict[str, Any] = Field(default_factory=dict, description="Query parameters.")
+    headers: dict[str, str] = Field(default_factory=dict, description="Extra request headers (no secrets).")
+    json_body: Any = Field(default=None, alias="json", description="JSON body.")
+    expect: list[int] = Field(
+        default_factory=list, description="Statuses that count as success (default: any 2xx)."
+    )
+
+
+def _classify_generic(reply: Reply, account: str, expect: list[int]) -> ProviderError | None:
+    ok = reply.status in expect if expect else 200 <= reply.status < 300
+    if ok:
+        return None
+    message = f"HTTP {reply.status}"
+    if reply.status == 429:
+        return RateLimited(message, provider="http", status=429, retry_after=parse_retry_after(reply.headers))
+    if reply.status >= 500:
+        return ProviderUnavailable(message, provider="http", status=reply.status)
+    return ProviderRejected(message, provider="http", status=reply.status)
+
+
+@action("http.request", HttpRequestInput, endpoint="any URL")
+async def http_request(ctx: ActionContext, params: HttpRequestInput) -> dict[str, Any]:
+    """Make an HTTP request and return its status, headers and (JSON or text) body."""
+    reply = await send(
+        ctx,
+        "http",
+        params.method,
+        params.url,
+        classify=lambda r, a: _classify_generic(r, a, params.expect),
+        params=params.params,
+        json_body=params.json_body,
+        headers=params.headers,
+        expect_json=False,
+    )
+    return {"status": reply.status, "headers": dict(reply.headers), "body": reply.body}
+
+
+class NotifyInput(ActionInput):
+    """Inputs of `notify.send`."""
+
+    message: str = Field(description="What happened, for people.")
+    webhook: str | None = Field(default=None, description="URL that receives the notification as JSON.")
+    data: dict[str, Any] = Field(default_factory=dict, description="Extra JSON fields.")
+    recipe: str = Field(default="", description="The recipe that sends it.")
+    workflow_id: str = Field(default="", description="The run that sends it.")
+
+
+@action("notify.send", NotifyInput, endpoint="POST {webhook}", side_effect=True)
+async def notify(ctx: ActionContext, params: NotifyInput) -> dict[str, Any]:
+    """Log a notification and POST it to a webhook, once.
+
+    Idempotent: the webhook receives an `Idempotency-Key` header derived from the workflow id and
+    step path, so a receiver can drop the duplicate a retried activity may send.
+    """
+    log.info("notification", message=params.message, recipe=params.recipe, workflow_id=params.workflow_id)
+    if not params.webhook:
+        return {"sent": False, "logged": True}
+    body = {
+        "message": params.message,
+        "recipe": params.recipe,
+        "workflow_id": params.workflow_id,
+        **params.data,
+    }
+    key = hashlib.sha256(ctx.idempotency_key.encode()).hexdigest()[:32]
+    reply = await send(
+        ctx,
+        "http",
+        "POST",
+        params.webhook,
+        classify=lambda r, a: _classify_generic(r, a, []),
+        json_body=body,
+        headers={"Idempotency-Key": key},
+        expect_json=False,
+    )
+    return {"sent": True, "status": reply.status, "logged": True}

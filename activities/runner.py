@@ -1,0 +1,77 @@
+"""Turns every registered action into a Temporal activity, with one error mapping for all.
+
+`ProviderActivities(services)` holds the worker's shared dependencies (the pooled HTTP client,
+the credential store, the rate limiter); `activities()` returns one activity per action, named
+after the action, grouped by the task queue it runs on.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import structlog
+from pydantic import ValidationError
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from activities.contracts import ActionRequest, task_queue_for
+from activities.errors import ProviderError, to_application_error
+from activities.registry import Action, ActionContext, Services, load_actions
+
+__all__ = ["ProviderActivities"]
+
+log = structlog.get_logger("tikflow.activities")
+
+
+class ProviderActivities:
+    """The activities of one worker: every registered action, sharing `services`."""
+
+    def __init__(self, services: Services) -> None:
+        self.services = services
+
+    async def execute(self, act: Action[Any], request: ActionRequest) -> dict[str, Any]:
+        """Run one action: validate its input, call its handler, map provider errors once."""
+        info = activity.info()
+        with structlog.contextvars.bound_contextvars(
+            workflow_id=info.workflow_id, activity=act.name, attempt=info.attempt, account=request.account
+        ):
+            try:
+                params = act.input_model.model_validate(request.params)
+            except ValidationError as exc:
+                problems = "; ".join(
+                    f"{'.'.join(map(str, e['loc'])) or 'with'}: {e['msg']}"
+                    for e in exc.errors(include_url=False)
+                )
+                raise ApplicationError(
+                    f"{act.name}: invalid input: {problems}", type="InvalidActionInput", non_retryable=True
+                ) from None
+            ctx = ActionContext(
+                services=self.services,
+                account=request.account,
+                idempotency_key=request.idempotency_key,
+                action=act.name,
+            )
+            try:
+                result = await act.handler(ctx, params)
+            except ProviderError as exc:
+                log.warning("action failed", error_type=type(exc).__name__, error=str(exc))
+                raise to_application_error(exc) from None
+            log.debug("action done")
+            return result
+
+    def _activity(self, act: Action[Any]) -> Callable[[ActionRequest], Awaitable[dict[str, Any]]]:
+        async def run_action(request: ActionRequest) -> dict[str, Any]:
+            return await self.execute(act, request)
+
+        run_action.__doc__ = act.description
+        return activity.defn(name=act.name)(run_action)
+
+    def activities(self, base_queue: str) -> dict[str, list[Callable[..., Any]]]:
+        """Task queue → the activities that run on it (one queue per provider, built-ins on base)."""
+        grouped: dict[str, list[Callable[..., Any]]] = defaultdict(list)
+        for act in load_actions().values():
+            grouped[task_queue_for(act.name, base_queue)].append(self._activity(act))
+        grouped.setdefault(base_queue, [])
+        return dict(grouped)

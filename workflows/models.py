@@ -1,0 +1,352 @@
+"""The recipe language as pydantic models: pure data, no I/O.
+
+A recipe is a tree of steps; `RecipeWorkflow` walks it. The same models give the loader its
+checks (`extra="forbid"` everywhere, a description on every field) and give editors their JSON
+Schema (`tikflow schema`, committed as `definitions/recipe.schema.json`). YAML keys that are
+Python keywords (`if`, `with`, `as`, `else`) are aliases.
+
+Run `python -m workflows.models` to print the schema.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import timedelta
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, TypeAdapter, model_validator
+
+__all__ = [
+    "STEP_KINDS",
+    "CallStep",
+    "FailStep",
+    "ForEachStep",
+    "IfStep",
+    "InputSpec",
+    "NotifyStep",
+    "NotifyTarget",
+    "ParallelStep",
+    "PollTrigger",
+    "Recipe",
+    "RetryPolicy",
+    "ScheduleTrigger",
+    "SetStep",
+    "Step",
+    "Trigger",
+    "UntilStep",
+    "WaitStep",
+    "parse_duration",
+    "recipe_json_schema",
+]
+
+_DURATION_RE = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h|d)$")
+_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+Duration = Annotated[
+    str,
+    Field(
+        pattern=_DURATION_RE.pattern,
+        description="A duration: a number and a unit, `ms`, `s`, `m`, `h` or `d` (e.g. `30s`, `5m`).",
+        examples=["30s", "5m", "1h"],
+    ),
+]
+Expr = Annotated[
+    str,
+    Field(description="A template: text with `{{ expressions }}` (sandboxed Jinja2)."),
+]
+StepId = Annotated[
+    str,
+    Field(
+        pattern=r"^[a-z_][a-z0-9_]*$",
+        description="Name of the step's result, read later as `steps.<id>` (lowercase, digits, `_`).",
+    ),
+]
+
+
+def parse_duration(text: str) -> timedelta:
+    """Turn a recipe duration (`30s`, `5m`, `1.5h`, `500ms`, `1d`) into a timedelta.
+
+    Raises:
+        ValueError: `text` is not a duration.
+    """
+    match = _DURATION_RE.match(text.strip())
+    if not match:
+        raise ValueError(f"not a duration: {text!r} (expected e.g. 30s, 5m, 1h)")
+    return timedelta(seconds=float(match.group(1)) * _UNITS[match.group(2)])
+
+
+class _Strict(BaseModel):
+    """Unknown keys are errors; aliases are how YAML spells keyword fields."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        validate_by_alias=True,
+        validate_by_name=True,
+        serialize_by_alias=True,
+    )
+
+
+class RetryPolicy(_Strict):
+    """How a failing call is retried (transient failures only; rejections are never retried)."""
+
+    max_attempts: int | None = Field(
+        default=None, ge=1, description="Give up after this many attempts (default 20)."
+    )
+    initial: Duration | None = Field(default=None, description="First wait between attempts (default 1s).")
+    backoff: float | None = Field(
+        default=None, ge=1, description="Each wait is the previous one times this (default 2)."
+    )
+    max_interval: Duration | None = Field(
+        default=None, description="Longest wait between attempts (default 5m)."
+    )
+    max_duration: Duration | None = Field(
+        default=None, description="Give up when retrying has taken this long in total."
+    )
+
+
+class InputSpec(_Strict):
+    """A typed recipe input, set with `tikflow run --input name=value`."""
+
+    type: Literal["string", "integer", "number", "boolean", "list", "object"] = Field(
+        default="string", description="The value's type; command-line values are converted to it."
+    )
+    default: Any = Field(default=None, description="Value used when none is given.")
+    required: bool | None = Field(
+        default=None, description="Must be given at start (default: required when there is no default)."
+    )
+    description: str = Field(default="", description="What the input is for.")
+    secret: Literal[False] = Field(
+        default=False,
+        description="Inputs are stored in Temporal history, so they can never be secrets: "
+        "put keys in `tikflow credentials` and name the credential instead.",
+    )
+
+    @property
+    def is_required(self) -> bool:
+        """Whether a value must be supplied at start."""
+        return self.required if self.required is not None else self.default is None
+
+
+class PollTrigger(_Strict):
+    """Run the steps, sleep `every`, repeat: a long-running monitor."""
+
+    every: Duration = Field(description="Time between the starts of two polls.")
+    max_polls: int | None = Field(
+        default=None, ge=1, description="Stop after this many polls (default: run until stopped)."
+    )
+
+
+class ScheduleTrigger(_Strict):
+    """Run the steps once per cron tick, as a Temporal Schedule."""
+
+    cron: str = Field(description="Cron expression, 5 fields (`*/15 * * * *`).")
+    timezone: str = Field(default="UTC", description="IANA time zone the cron expression is read in.")
+
+
+class Trigger(_Strict):
+    """When the recipe runs: omit for once; `poll` for a monitor; `schedule` for cron."""
+
+    poll: PollTrigger | None = Field(default=None, description="Loop forever with a sleep between polls.")
+    schedule: ScheduleTrigger | None = Field(default=None, description="Start a run on a cron schedule.")
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> Trigger:
+        if (self.poll is None) == (self.schedule is None):
+            raise ValueError("a trigger has exactly one of `poll` or `schedule`")
+        return self
+
+
+class NotifyTarget(_Strict):
+    """Where notifications go: the log always, a webhook when given."""
+
+    webhook: Expr | None = Field(default=None, description="URL that receives a JSON POST per notification.")
+
+
+class _StepBase(_Strict):
+    id: StepId | None = Field(default=None, description="Name of the result, read later as `steps.<id>`.")
+    name: str | None = Field(
+        default=None, description="A human label for the step, shown in logs and graphs."
+    )
+    when: Expr | None = Field(
+        default=None,
+        alias="if",
+        description="Run the step only when this expression is true (for `for_each`: per item).",
+    )
+    retry: RetryPolicy | None = Field(default=None, description="Retry policy for calls in this step.")
+    timeout: Duration | None = Field(default=None, description="Longest one attempt of a call may take.")
+    continue_on_error: bool = Field(
+        default=False, description="On failure, record the error as the result and go on."
+    )
+
+
+class CallStep(_StepBase):
+    """Call a registered action (`tikflow actions` lists them) as a durable activity."""
+
+    call: str = Field(description="Action name, e.g. `tikapi.hashtag_posts`.")
+    with_: dict[str, Any] = Field(default_factory=dict, alias="with", description="The action's inputs.")
+    account: Expr | None = Field(default=None, description="Credential name to act as (default: `main`).")
+    new_only: str | None = Field(
+        default=None,
+        description="Keep only result items whose value at this key was not seen in an earlier call "
+        "(kept across polls and continue-as-new).",
+    )
+
+
+class UntilStep(_StepBase):
+    """Call an action every `every` until `until` is true or `deadline` passes."""
+
+    until: Expr = Field(description="Stop when true; `result` is the latest call's result.")
+    call: str = Field(description="Action name.")
+    with_: dict[str, Any] = Field(default_factory=dict, alias="with", description="The action's inputs.")
+    account: Expr | None = Field(default=None, description="Credential name to act as (default: `main`).")
+    every: Duration = Field(default="10s", description="Time between two calls.")
+    deadline: Duration = Field(default="1h", description="Fail (or continue on error) after this long.")
+
+
+class ForEachStep(_StepBase):
+    """Run nested steps for every item of a list, up to `concurrency` at once."""
+
+    for_each: Expr = Field(description="Expression giving a list, e.g. `{{ steps.videos.items }}`.")
+    as_: str = Field(
+        default="item",
+        alias="as",
+        pattern=r"^[a-z_][a-z0-9_]*$",
+        description="Name of the current item in the nested steps.",
+    )
+    concurrency: int = Field(default=1, ge=1, le=100, description="Items processed at the same time.")
+    limit: int | None = Field(default=None, ge=1, description="Process at most this many items.")
+    steps: list[Step] = Field(min_length=1, description="Steps run per item.")
+
+
+class IfStep(_StepBase):
+    """Run `then` when the condition is true, else `else`."""
+
+    when: Expr = Field(alias="if", description="The condition.")
+    then: list[Step] = Field(min_length=1, description="Steps run when the condition is true.")
+    else_: list[Step] = Field(default_factory=list, alias="else", description="Steps run otherwise.")
+
+
+class WaitStep(_StepBase):
+    """Sleep durably (a Temporal timer)."""
+
+    wait: Duration = Field(description="How long to wait.")
+
+
+class SetStep(_StepBase):
+    """Compute values once and keep them as `vars.<name>`."""
+
+    set: dict[str, Any] = Field(description="Names and values (templates allowed).")
+
+
+class ParallelStep(_StepBase):
+    """Run branches at the same time; each branch is a list of steps."""
+
+    parallel: list[list[Step]] = Field(min_length=1, description="The branches.")
+
+
+class FailStep(_StepBase):
+    """Stop the run with an error message."""
+
+    fail: Expr = Field(description="The error message.")
+
+
+class NotifyStep(_StepBase):
+    """Send a notification to the log and, when set, a webhook."""
+
+    notify: Expr = Field(description="The message.")
+    webhook: Expr | None = Field(
+        default=None, description="URL to POST to (default: the recipe's `notify.webhook`)."
+    )
+    data: dict[str, Any] = Field(default_factory=dict, description="Extra JSON fields sent with the message.")
+
+
+#: Step kinds, in the order a mapping's keys are tested (`until` steps also have `call`).
+STEP_KINDS = ("until", "call", "for_each", "parallel", "wait", "set", "fail", "notify", "if")
+
+
+def _step_kind(value: Any) -> str | None:
+    if isinstance(value, dict):
+        for kind in STEP_KINDS:
+            if kind in value or (kind == "if" and "when" in value):
+                return kind
+        return None
+    return _KIND_OF_MODEL.get(type(value))
+
+
+Step = Annotated[
+    Annotated[CallStep, Tag("call")]
+    | Annotated[UntilStep, Tag("until")]
+    | Annotated[ForEachStep, Tag("for_each")]
+    | Annotated[IfStep, Tag("if")]
+    | Annotated[WaitStep, Tag("wait")]
+    | Annotated[SetStep, Tag("set")]
+    | Annotated[ParallelStep, Tag("parallel")]
+    | Annotated[FailStep, Tag("fail")]
+    | Annotated[NotifyStep, Tag("notify")],
+    Discriminator(
+        _step_kind,
+        custom_error_type="unknown_step_kind",
+        custom_error_message="a step needs one of the keys call, for_each, if, until, wait, set, "
+        "parallel, fail, notify",
+    ),
+]
+
+
+class Recipe(_Strict):
+    """A tikflow recipe: inputs, an optional trigger, and the steps to run."""
+
+    recipe: str = Field(
+        pattern=r"^[a-z0-9][a-z0-9-]*$",
+        description="The recipe's name (lowercase, digits, `-`); part of the workflow id.",
+    )
+    description: str = Field(default="", description="What the recipe does, for people.")
+    inputs: dict[str, InputSpec] = Field(
+        default_factory=dict, description="Typed inputs, read as `inputs.<name>`."
+    )
+    trigger: Trigger | None = Field(default=None, description="When it runs (omit to run once).")
+    account: str = Field(default="main", description="Default credential name for calls.")
+    retry: RetryPolicy | None = Field(default=None, description="Default retry policy for every call.")
+    timeout: Duration | None = Field(
+        default=None, description="Default limit on one call attempt (default 2m)."
+    )
+    notify: NotifyTarget | None = Field(
+        default=None, description="Where notifications go (re-authorization requests, notify steps)."
+    )
+    dedupe_limit: int = Field(
+        default=5000, ge=10, le=100_000, description="How many seen ids `new_only` remembers per step."
+    )
+    reauth_deadline: Duration = Field(
+        default="7d", description="How long a run waits for an expired account to be re-authorized."
+    )
+    steps: list[Step] = Field(min_length=1, description="The steps, run in order.")
+
+
+_KIND_OF_MODEL: dict[type, str] = {
+    CallStep: "call",
+    UntilStep: "until",
+    ForEachStep: "for_each",
+    IfStep: "if",
+    WaitStep: "wait",
+    SetStep: "set",
+    ParallelStep: "parallel",
+    FailStep: "fail",
+    NotifyStep: "notify",
+}
+
+for _model in (ForEachStep, IfStep, ParallelStep, Recipe):
+    _model.model_rebuild()
+
+RECIPE_ADAPTER: TypeAdapter[Recipe] = TypeAdapter(Recipe)
+
+
+def recipe_json_schema() -> dict[str, Any]:
+    """The JSON Schema of a recipe file, as committed in `definitions/recipe.schema.json`."""
+    schema = Recipe.model_json_schema(by_alias=True)
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "tikflow recipe"
+    return schema
+
+
+if __name__ == "__main__":
+    print(json.dumps(recipe_json_schema(), indent=2, sort_keys=True))

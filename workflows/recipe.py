@@ -1,0 +1,719 @@
+"""`RecipeWorkflow`: the interpreter that runs a validated recipe durably.
+
+The recipe arrives as the workflow's input (so every run keeps its own snapshot in history) and is
+walked step by step, in the shape of Temporal's DSL sample. Every `call` is one activity named
+after the action, on its provider's task queue. Expressions are evaluated here, in the sandboxed
+template engine, which is deterministic. Monitors (`trigger.poll`) loop and continue-as-new when
+Temporal suggests it, carrying their dedupe state and counters.
+
+The error table's engine side lives here: a `SessionExpired` call parks the run in
+`awaiting_reauth` until the `reauthorized` signal; a long `RateLimited` becomes one durable timer;
+everything else a call raises is either retried by Temporal (transient) or fails the step.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+from temporalio import workflow
+from temporalio.common import RetryPolicy as TemporalRetryPolicy
+from temporalio.common import SearchAttributeKey
+from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
+
+with workflow.unsafe.imports_passed_through():
+    from activities.contracts import ActionRequest, task_queue_for
+    from workflows.expressions import ExpressionError, evaluate_value, truthy
+    from workflows.models import (
+        CallStep,
+        FailStep,
+        ForEachStep,
+        IfStep,
+        NotifyStep,
+        ParallelStep,
+        Recipe,
+        RetryPolicy,
+        SetStep,
+        Step,
+        UntilStep,
+        WaitStep,
+        parse_duration,
+    )
+
+__all__ = [
+    "PHASE_KEY",
+    "RECIPE_KEY",
+    "Counters",
+    "MonitorState",
+    "Phase",
+    "RecipeRun",
+    "RecipeWorkflow",
+    "RunResult",
+    "RunStatus",
+    "workflow_runner",
+]
+
+RECIPE_KEY = SearchAttributeKey.for_keyword("TikflowRecipe")
+PHASE_KEY = SearchAttributeKey.for_keyword("TikflowPhase")
+
+#: Search attributes the namespace needs, name → type (as `temporal operator` spells it).
+SEARCH_ATTRIBUTES = {"TikflowRecipe": "Keyword", "TikflowPhase": "Keyword"}
+
+Phase = Literal[
+    "starting",
+    "running",
+    "sleeping",
+    "backing_off",
+    "awaiting_reauth",
+    "paused",
+    "stopping",
+    "completed",
+    "stopped",
+    "failed",
+]
+
+#: A monitor continues-as-new after this many polls even if Temporal has not suggested it yet,
+#: so every run's history stays small (and replays fast) whatever the poll interval.
+POLLS_PER_RUN = 50
+#: A monitor gives up after this many polls in a row fail (a misconfigured recipe, not a blip).
+MAX_CONSECUTIVE_FAILED_POLLS = 5
+#: Calls whose provider error is permanent: Temporal must not retry them.
+NON_RETRYABLE_ERRORS = ["ProviderRejected", "CredentialsRejected", "SessionExpired", "InvalidActionInput"]
+DEFAULT_CALL_TIMEOUT = timedelta(minutes=2)
+
+
+def workflow_runner() -> SandboxedWorkflowRunner:
+    """Temporal's workflow sandbox, with the template engine passed through.
+
+    Jinja2 is deterministic and stateless here; re-importing it per run would cost time and trip
+    the sandbox's lock checks.
+    """
+    return SandboxedWorkflowRunner(
+        restrictions=SandboxRestrictions.default.with_passthrough_modules("jinja2", "markupsafe")
+    )
+
+
+class Counters(BaseModel):
+    """What a run has done so far (carried across continue-as-new)."""
+
+    polls: int = Field(default=0, description="Polls completed.")
+    calls: int = Field(default=0, description="Action calls that succeeded.")
+    items_seen: int = Field(default=0, description="Items returned by calls with `new_only`.")
+    new_items: int = Field(default=0, description="Of those, items not seen before.")
+    effects: int = Field(default=0, description="Successful calls of side-effecting actions.")
+    errors: int = Field(default=0, description="Steps that failed (continued or not).")
+    rate_limited: int = Field(default=0, description="Calls that hit a rate limit the run waited out.")
+    backoff_s: float = Field(default=0, description="Total seconds spent waiting out rate limits.")
+    reauths: int = Field(default=0, description="Times the run waited for a re-authorization.")
+
+
+class MonitorState(BaseModel):
+    """State a monitor carries into its next run on continue-as-new."""
+
+    iteration: int = Field(default=0, description="Polls started since the monitor began.")
+    seen: dict[str, list[str]] = Field(default_factory=dict, description="new_only: ids seen, per step.")
+    counters: Counters = Field(default_factory=Counters, description="Counters so far.")
+    started_at: datetime | None = Field(default=None, description="When the monitor first started.")
+    last_error: str | None = Field(default=None, description="The latest error.")
+    next_poll_at: datetime | None = Field(default=None, description="When the next poll is due.")
+
+
+class RecipeRun(BaseModel):
+    """The workflow's input: a validated recipe, its resolved inputs and carried-over state."""
+
+    recipe: Recipe = Field(description="The validated recipe.")
+    inputs: dict[str, Any] = Field(default_factory=dict, description="Resolved inputs (never secrets).")
+    source: str = Field(default="", description="The recipe file it came from.")
+    side_effects: list[str] = Field(
+        default_factory=list, description="Action names that change the outside world (counted as effects)."
+    )
+    state: MonitorState | None = Field(default=None, description="Carried over by continue-as-new.")
+
+
+class RunStatus(BaseModel):
+    """What `tikflow status` shows: the answer of the `status` query."""
+
+    recipe: str
+    phase: Phase
+    iteration: int
+    paused: bool
+    stop_requested: bool
+    last_poll_at: datetime | None = None
+    next_poll_at: datetime | None = None
+    backoff_until: datetime | None = None
+    waiting_for: str | None = None
+    last_error: str | None = None
+    counters: Counters
+
+
+class RunResult(BaseModel):
+    """What a finished run returns."""
+
+    recipe: str
+    outcome: Literal["completed", "stopped"]
+    polls: int
+    counters: Counters
+    outputs: dict[str, Any] = Field(default_factory=dict, description="Top-level step results (last poll).")
+
+
+class StepFailed(Exception):
+    """A step failed; the message names the step and says why (one line)."""
+
+
+@dataclass
+class _Scope:
+    """What expressions see: inputs, step results, vars, loop variables, run info."""
+
+    values: dict[str, Any]
+
+    def child(self, **extra: Any) -> _Scope:
+        values = dict(self.values)
+        values["steps"] = dict(self.values["steps"])
+        values["vars"] = dict(self.values["vars"])
+        values.update(extra)
+        return _Scope(values)
+
+
+@dataclass
+class _Seen:
+    """Bounded insertion-ordered sets of ids per `new_only` step."""
+
+    limit: int
+    ids: dict[str, dict[str, None]] = field(default_factory=dict)
+
+    def filter_new(self, key: str, values: Sequence[str]) -> list[bool]:
+        seen = self.ids.setdefault(key, {})
+        fresh: list[bool] = []
+        for value in values:
+            is_new = value not in seen
+            fresh.append(is_new)
+            seen[value] = None
+        while len(seen) > self.limit:
+            del seen[next(iter(seen))]
+        return fresh
+
+
+@workflow.defn(name="RecipeWorkflow")
+class RecipeWorkflow:
+    """Runs one recipe: once, or as a monitor that polls until stopped."""
+
+    def __init__(self) -> None:
+        self._phase: Phase = "starting"
+        self._paused = False
+        self._stop = False
+        self._reauthorized: set[str] = set()
+        self._waiting_for: str | None = None
+        self._backoff_until: datetime | None = None
+        self._last_poll_at: datetime | None = None
+        self._next_poll_at: datetime | None = None
+        self._state = MonitorState()
+        self._recipe_name = ""
+        self._run: RecipeRun | None = None
+        self._seen = _Seen(limit=5000)
+
+    # -- signals and queries ---------------------------------------------------------------
+
+    @workflow.signal
+    def pause(self) -> None:
+        """Hold the run before its next call or poll until `resume`."""
+        self._paused = True
+        self._set_phase("paused")
+
+    @workflow.signal
+    def resume(self) -> None:
+        """Continue a paused run."""
+        self._paused = False
+
+    @workflow.signal
+    def stop(self) -> None:
+        """Finish the current poll, then end the run (graceful)."""
+        self._stop = True
+
+    @workflow.signal
+    def reauthorized(self, account: str) -> None:
+        """The named account has a fresh credential in the store: redo the step that needed it."""
+        self._reauthorized.add(account)
+
+    @workflow.query
+    def status(self) -> RunStatus:
+        """Where the run is and what it has done."""
+        return RunStatus(
+            recipe=self._recipe_name,
+            phase=self._phase,
+            iteration=self._state.iteration,
+            paused=self._paused,
+            stop_requested=self._stop,
+            last_poll_at=self._last_poll_at,
+            next_poll_at=self._next_poll_at,
+            backoff_until=self._backoff_until,
+            waiting_for=self._waiting_for,
+            last_error=self._state.last_error,
+            counters=self._state.counters,
+        )
+
+    # -- the run -----------------------------------------------------------------------------
+
+    @workflow.run
+    async def run(self, run: RecipeRun) -> RunResult:
+        """Run the recipe; a monitor loops until stopped, continuing-as-new to stay small."""
+        self._run = run
+        recipe = run.recipe
+        self._recipe_name = recipe.recipe
+        self._seen = _Seen(limit=recipe.dedupe_limit)
+        if run.state is not None:
+            self._state = run.state
+            self._seen.ids = {k: dict.fromkeys(v) for k, v in run.state.seen.items()}
+        if self._state.started_at is None:
+            self._state.started_at = workflow.now()
+        poll = recipe.trigger.poll if recipe.trigger else None
+        if poll is None:
+            outputs = await self._once(recipe)
+            self._set_phase("completed")
+            return RunResult(
+                recipe=recipe.recipe,
+                outcome="completed",
+                polls=1,
+                counters=self._state.counters,
+                outputs=outputs,
+            )
+        return await self._monitor(run, parse_duration(poll.every), poll.max_polls)
+
+    async def _once(self, recipe: Recipe) -> dict[str, Any]:
+        self._set_phase("running")
+        scope = self._new_scope()
+        try:
+            await self._steps(recipe.steps, scope, "steps")
+        except StepFailed as exc:
+            self._state.counters.errors += 1
+            self._set_phase("failed")
+            raise ApplicationError(str(exc), type="StepFailed", non_retryable=True) from None
+        return dict(scope.values["steps"])
+
+    async def _monitor(self, run: RecipeRun, every: timedelta, max_polls: int | None) -> RunResult:
+        recipe = run.recipe
+        polls_this_run = 0
+        failed_in_a_row = 0
+        outputs: dict[str, Any] = {}
+        while True:
+            if self._state.next_poll_at is not None:
+                self._next_poll_at = self._state.next_poll_at
+                self._set_phase("sleeping")
+                remaining = (self._state.next_poll_at - workflow.now()).total_seconds()
+                if remaining > 0:
+                    with contextlib.suppress(asyncio.TimeoutError):
+                        await workflow.wait_condition(
+                            lambda: self._stop, timeout=timedelta(seconds=remaining)
+                        )
+            await self._unpaused()
+            if self._stop:
+                break
+            self._set_phase("running")
+            started = workflow.now()
+            self._last_poll_at = started
+            scope = self._new_scope()
+            try:
+                await self._steps(recipe.steps, scope, "steps")
+                failed_in_a_row = 0
+            except StepFailed as exc:
+                failed_in_a_row += 1
+                self._state.counters.errors += 1
+                self._state.last_error = str(exc)
+                workflow.logger.warning(
+                    "poll failed",
+                    extra={"recipe": recipe.recipe, "error": str(exc), "in_a_row": failed_in_a_row},
+                )
+                if failed_in_a_row >= MAX_CONSECUTIVE_FAILED_POLLS:
+                    self._set_phase("failed")
+                    raise ApplicationError(
+                        f"{failed_in_a_row} polls in a row failed; last: {exc}",
+                        type="StepFailed",
+                        non_retryable=True,
+                    ) from None
+            outputs = dict(scope.values["steps"])
+            self._state.iteration += 1
+            self._state.counters.polls += 1
+            polls_this_run += 1
+            self._state.next_poll_at = started + every
+            if self._stop or (max_polls is not None and self._state.iteration >= max_polls):
+                break
+            if polls_this_run >= POLLS_PER_RUN or workflow.info().is_continue_as_new_suggested():
+                await workflow.wait_condition(workflow.all_handlers_finished)
+                self._continue_as_new(run)
+        self._set_phase("stopped" if self._stop else "completed")
+        return RunResult(
+            recipe=recipe.recipe,
+            outcome="stopped" if self._stop else "completed",
+            polls=self._state.iteration,
+            counters=self._state.counters,
+            outputs=outputs,
+        )
+
+    def _continue_as_new(self, run: RecipeRun) -> None:
+        self._state.seen = {k: list(v) for k, v in self._seen.ids.items()}
+        carried = RecipeRun(
+            recipe=run.recipe,
+            inputs=run.inputs,
+            source=run.source,
+            side_effects=run.side_effects,
+            state=self._state,
+        )
+        workflow.logger.info(
+            "continuing as new", extra={"recipe": run.recipe.recipe, "iteration": self._state.iteration}
+        )
+        workflow.continue_as_new(carried)
+
+    # -- steps -------------------------------------------------------------------------------
+
+    def _new_scope(self) -> _Scope:
+        assert self._run is not None
+        info = workflow.info()
+        return _Scope(
+            {
+                "inputs": dict(self._run.inputs),
+                "steps": {},
+                "vars": {},
+                "now": workflow.now().isoformat(),
+                "run": {
+                    "workflow_id": info.workflow_id,
+                    "recipe": self._recipe_name,
+                    "iteration": self._state.iteration,
+                },
+            }
+        )
+
+    async def _steps(self, steps: Sequence[Step], scope: _Scope, path: str) -> None:
+        for index, step in enumerate(steps):
+            here = f"{path}.{step.id or index}"
+            result = await self._step(step, scope, here)
+            if step.id is not None and result is not _SKIPPED:
+                scope.values["steps"][step.id] = result
+
+    async def _step(self, step: Step, scope: _Scope, path: str) -> Any:
+        guarded = not isinstance(step, ForEachStep | IfStep) and step.when is not None
+        if guarded and step.when is not None and not self._condition(step.when, scope, path):
+            return _SKIPPED
+        try:
+            return await self._dispatch(step, scope, path)
+        except StepFailed as exc:
+            if not step.continue_on_error:
+                raise
+            self._state.counters.errors += 1
+            self._state.last_error = str(exc)
+            return {"error": str(exc), "failed": True}
+
+    async def _dispatch(self, step: Step, scope: _Scope, path: str) -> Any:
+        if isinstance(step, UntilStep):
+            return await self._until(step, scope, path)
+        if isinstance(step, CallStep):
+            return await self._call_step(step, scope, path)
+        if isinstance(step, ForEachStep):
+            return await self._for_each(step, scope, path)
+        if isinstance(step, IfStep):
+            branch = step.then if self._condition(step.when, scope, path) else step.else_
+            await self._steps(branch, scope, f"{path}.{'then' if branch is step.then else 'else'}")
+            return {"branch": "then" if branch is step.then else "else"}
+        if isinstance(step, WaitStep):
+            await workflow.sleep(parse_duration(step.wait))
+            return {"waited": step.wait}
+        if isinstance(step, SetStep):
+            values = self._eval(step.set, scope, path)
+            scope.values["vars"].update(values)
+            return values
+        if isinstance(step, ParallelStep):
+            branches = [scope.child() for _ in step.parallel]
+            await asyncio.gather(
+                *(
+                    self._steps(branch, branch_scope, f"{path}.parallel{i}")
+                    for i, (branch, branch_scope) in enumerate(zip(step.parallel, branches, strict=True))
+                )
+            )
+            for branch_scope in branches:
+                scope.values["steps"].update(branch_scope.values["steps"])
+            return {"branches": len(branches)}
+        if isinstance(step, FailStep):
+            raise StepFailed(f"{path}: {self._eval(step.fail, scope, path)}")
+        if isinstance(step, NotifyStep):
+            return await self._notify(step, scope, path)
+        raise StepFailed(f"{path}: unsupported step {type(step).__name__}")
+
+    async def _call_step(self, step: CallStep, scope: _Scope, path: str) -> Any:
+        result = await self._call(step.call, step.with_, step.account, step, scope, path)
+        if step.new_only and isinstance(result, dict) and isinstance(result.get("items"), list):
+            items = result["items"]
+            keys = [
+                str(item.get(step.new_only, "")) if isinstance(item, dict) else str(item) for item in items
+            ]
+            fresh = self._seen.filter_new(step.id or _static(path), keys)
+            new_items = [item for item, is_new in zip(items, fresh, strict=True) if is_new]
+            self._state.counters.items_seen += len(items)
+            self._state.counters.new_items += len(new_items)
+            result = {**result, "items": new_items, "seen": len(items)}
+        return result
+
+    async def _until(self, step: UntilStep, scope: _Scope, path: str) -> Any:
+        deadline = workflow.now() + parse_duration(step.deadline)
+        every = parse_duration(step.every)
+        attempt = 0
+        while True:
+            result = await self._call(step.call, step.with_, step.account, step, scope, f"{path}#{attempt}")
+            if step.id is not None:
+                scope.values["steps"][step.id] = result
+            if self._condition(step.until, scope.child(result=result), path):
+                return result
+            if workflow.now() + every > deadline:
+                raise StepFailed(f"{path}: `until` condition still false after {step.deadline}")
+            attempt += 1
+            await workflow.sleep(every)
+
+    async def _for_each(self, step: ForEachStep, scope: _Scope, path: str) -> Any:
+        items = self._eval(step.for_each, scope, path)
+        if items is None:
+            items = []
+        if isinstance(items, dict):
+            items = list(items.values())
+        if not isinstance(items, list):
+            raise StepFailed(f"{path}: for_each needs a list, got {type(items).__name__}")
+        chosen: list[tuple[str, _Scope]] = []
+        for index, item in enumerate(items):
+            child = scope.child(**{step.as_: item})
+            if step.when is not None and not self._condition(step.when, child, path):
+                continue
+            chosen.append((f"{path}[{_item_key(item, index)}]", child))
+            if step.limit is not None and len(chosen) >= step.limit:
+                break
+        failures: list[str] = []
+
+        async def one(item_path: str, child: _Scope) -> None:
+            try:
+                await self._steps(step.steps, child, item_path)
+            except StepFailed as exc:
+                if not step.continue_on_error:
+                    raise
+                failures.append(str(exc))
+
+        for start in range(0, len(chosen), step.concurrency):
+            batch = chosen[start : start + step.concurrency]
+            await asyncio.gather(*(one(p, c) for p, c in batch))
+        self._state.counters.errors += len(failures)
+        return {
+            "count": len(items),
+            "processed": len(chosen),
+            "failed": len(failures),
+            "errors": failures[:10],
+        }
+
+    async def _notify(self, step: NotifyStep, scope: _Scope, path: str) -> Any:
+        assert self._run is not None
+        target = step.webhook or (self._run.recipe.notify.webhook if self._run.recipe.notify else None)
+        params = {
+            "message": self._eval(step.notify, scope, path),
+            "webhook": self._eval(target, scope, path) if target else None,
+            "data": self._eval(step.data, scope, path),
+            "recipe": self._recipe_name,
+            "workflow_id": workflow.info().workflow_id,
+        }
+        return await self._call("notify.send", params, None, step, scope, path, rendered=True)
+
+    # -- calls -------------------------------------------------------------------------------
+
+    async def _call(
+        self,
+        action: str,
+        params: dict[str, Any],
+        account_expr: str | None,
+        step: CallStep | UntilStep | NotifyStep,
+        scope: _Scope,
+        path: str,
+        *,
+        rendered: bool = False,
+    ) -> Any:
+        assert self._run is not None
+        recipe = self._run.recipe
+        values = params if rendered else self._eval(params, scope, path)
+        account = str(self._eval(account_expr, scope, path)) if account_expr else recipe.account
+        request = ActionRequest(
+            action=action,
+            params=values,
+            account=account,
+            idempotency_key=f"{workflow.info().workflow_id}:{self._state.iteration}:{path}",
+            recipe=self._recipe_name,
+        )
+        timeout = parse_duration(step.timeout or recipe.timeout or "2m")
+        policy = step.retry or recipe.retry
+        while True:
+            await self._unpaused()
+            try:
+                result = await workflow.execute_activity(
+                    action,
+                    request,
+                    task_queue=task_queue_for(action, workflow.info().task_queue),
+                    start_to_close_timeout=timeout,
+                    schedule_to_close_timeout=parse_duration(policy.max_duration)
+                    if policy and policy.max_duration
+                    else None,
+                    retry_policy=_retry_policy(policy),
+                    result_type=dict,
+                )
+            except ActivityError as exc:
+                cause = exc.cause
+                if isinstance(cause, ApplicationError) and cause.type == "SessionExpired":
+                    await self._await_reauth(account, cause, path)
+                    continue
+                if isinstance(cause, ApplicationError) and cause.type == "RateLimited":
+                    await self._back_off(cause, path)
+                    continue
+                raise StepFailed(f"{path} ({action}): {_failure_message(exc)}") from None
+            self._state.counters.calls += 1
+            if action in self._run.side_effects and not (
+                isinstance(result, dict) and result.get("already_done")
+            ):
+                self._state.counters.effects += 1
+            if self._phase in ("backing_off", "awaiting_reauth"):
+                self._set_phase("running")
+            return result
+
+    async def _await_reauth(self, account: str, cause: ApplicationError, path: str) -> None:
+        assert self._run is not None
+        details = cause.details[0] if cause.details and isinstance(cause.details[0], dict) else {}
+        provider = details.get("provider", "provider")
+        self._state.counters.reauths += 1
+        self._state.last_error = f"{path}: {cause.message}"
+        self._waiting_for = f"re-authorization of {provider} account {account!r}"
+        self._set_phase("awaiting_reauth")
+        workflow_id = workflow.info().workflow_id
+        message = (
+            f"tikflow: the {provider} session of account {account!r} expired ({self._recipe_name}). "
+            f"Re-authorize it, then run: tikflow reauth {workflow_id} --account {account}"
+        )
+        workflow.logger.warning("awaiting re-authorization", extra={"account": account, "provider": provider})
+        webhook = self._run.recipe.notify.webhook if self._run.recipe.notify else None
+        try:
+            await workflow.execute_activity(
+                "notify.send",
+                ActionRequest(
+                    action="notify.send",
+                    params={
+                        "message": message,
+                        "webhook": self._eval(webhook, self._new_scope(), path) if webhook else None,
+                        "data": {"event": "awaiting_reauth", "account": account, "provider": provider},
+                        "recipe": self._recipe_name,
+                        "workflow_id": workflow_id,
+                    },
+                    idempotency_key=f"{workflow_id}:{self._state.iteration}:{path}:reauth{self._state.counters.reauths}",
+                    recipe=self._recipe_name,
+                ),
+                task_queue=workflow.info().task_queue,
+                start_to_close_timeout=timedelta(seconds=30),
+                retry_policy=TemporalRetryPolicy(maximum_attempts=5),
+                result_type=dict,
+            )
+        except (ActivityError, StepFailed):
+            workflow.logger.warning("re-authorization notification failed", extra={"account": account})
+        deadline = parse_duration(self._run.recipe.reauth_deadline)
+        try:
+            await workflow.wait_condition(lambda: account in self._reauthorized, timeout=deadline)
+        except TimeoutError:
+            self._set_phase("failed")
+            raise StepFailed(
+                f"{path}: account {account!r} was not re-authorized within {self._run.recipe.reauth_deadline}"
+            ) from None
+        self._reauthorized.discard(account)
+        self._waiting_for = None
+        self._set_phase("running")
+
+    async def _back_off(self, cause: ApplicationError, path: str) -> None:
+        details = cause.details[0] if cause.details and isinstance(cause.details[0], dict) else {}
+        retry_after = float(details.get("retry_after") or 60)
+        self._state.counters.rate_limited += 1
+        self._state.counters.backoff_s += retry_after
+        self._backoff_until = workflow.now() + timedelta(seconds=retry_after)
+        self._waiting_for = f"rate limit of {details.get('provider', 'provider')} to reset"
+        self._set_phase("backing_off")
+        workflow.logger.info("backing off", extra={"path": path, "seconds": retry_after})
+        await workflow.sleep(timedelta(seconds=retry_after))
+        self._backoff_until = None
+        self._waiting_for = None
+
+    # -- helpers -----------------------------------------------------------------------------
+
+    async def _unpaused(self) -> None:
+        if self._paused:
+            previous = self._phase
+            self._set_phase("paused")
+            await workflow.wait_condition(lambda: not self._paused or self._stop)
+            self._set_phase(previous if previous != "paused" else "running")
+
+    def _eval(self, value: Any, scope: _Scope, path: str) -> Any:
+        try:
+            return evaluate_value(value, scope.values)
+        except ExpressionError as exc:
+            raise StepFailed(f"{path}: expression failed: {exc}") from None
+
+    def _condition(self, source: str, scope: _Scope, path: str) -> bool:
+        try:
+            return truthy(source, scope.values)
+        except ExpressionError as exc:
+            raise StepFailed(f"{path}: condition failed: {exc}") from None
+
+    def _set_phase(self, phase: Phase) -> None:
+        if phase == self._phase:
+            return
+        self._phase = phase
+        # Only runs started with tikflow's search attributes upsert them (the namespace has them).
+        if workflow.info().typed_search_attributes.get(RECIPE_KEY) is not None:
+            workflow.upsert_search_attributes([PHASE_KEY.value_set(phase)])
+
+
+_SKIPPED = object()
+
+
+def _static(path: str) -> str:
+    """A step path without item keys: the same step in every loop iteration."""
+    out = []
+    depth = 0
+    for char in path:
+        if char == "[":
+            depth += 1
+        elif char == "]":
+            depth -= 1
+        elif depth == 0:
+            out.append(char)
+    return "".join(out).split("#")[0]
+
+
+def _item_key(item: Any, index: int) -> str:
+    if isinstance(item, dict):
+        for key in ("id", "cid", "publish_id", "conversation_id", "post_id", "key"):
+            value = item.get(key)
+            if isinstance(value, str | int) and not isinstance(value, bool):
+                return str(value)
+    return str(index)
+
+
+def _retry_policy(policy: RetryPolicy | None) -> TemporalRetryPolicy:
+    return TemporalRetryPolicy(
+        initial_interval=parse_duration(policy.initial)
+        if policy and policy.initial
+        else timedelta(seconds=1),
+        backoff_coefficient=policy.backoff if policy and policy.backoff else 2.0,
+        maximum_interval=parse_duration(policy.max_interval)
+        if policy and policy.max_interval
+        else timedelta(minutes=5),
+        maximum_attempts=policy.max_attempts if policy and policy.max_attempts else 20,
+        non_retryable_error_types=NON_RETRYABLE_ERRORS,
+    )
+
+
+def _failure_message(exc: ActivityError) -> str:
+    cause: BaseException | None = exc.cause
+    while isinstance(cause, ActivityError) and cause.cause is not None:
+        cause = cause.cause
+    if isinstance(cause, ApplicationError):
+        return cause.message
+    return str(cause or exc)
