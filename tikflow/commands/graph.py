@@ -1,0 +1,130 @@
+"""`tikflow graph FILE`: a recipe's steps as a Mermaid flowchart (paste into any Markdown)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from itertools import count
+from typing import Any
+
+from workflows.models import (
+    CallStep,
+    FailStep,
+    ForEachStep,
+    IfStep,
+    NotifyStep,
+    ParallelStep,
+    Recipe,
+    SetStep,
+    Step,
+    UntilStep,
+    WaitStep,
+)
+
+__all__ = ["add_parser", "mermaid"]
+
+
+def add_parser(subparsers: Any) -> None:
+    """Add `graph` to the `tikflow` command line."""
+    p = subparsers.add_parser("graph", help="print a recipe's steps as a Mermaid diagram")
+    p.add_argument("file", metavar="FILE")
+    p.set_defaults(func=cmd_graph)
+
+
+def cmd_graph(args: argparse.Namespace) -> int:
+    """Validate the recipe, then print its diagram."""
+    from tikflow.loader import RecipeError, load_recipe
+
+    try:
+        loaded = load_recipe(args.file)
+    except RecipeError as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        return 2
+    print(mermaid(loaded.recipe))
+    return 0
+
+
+def _quote(text: str) -> str:
+    return '"' + text.replace('"', "'").replace("\n", " ")[:80] + '"'
+
+
+class _Graph:
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+        self.ids = count(1)
+
+    def node(self, label: str, shape: str = "[]") -> str:
+        node_id = f"n{next(self.ids)}"
+        self.lines.append(f"  {node_id}{shape[0]}{_quote(label)}{shape[1]}")
+        return node_id
+
+    def edge(self, src: str, dst: str, label: str | None = None) -> None:
+        arrow = f" -->|{_quote(label)}| " if label else " --> "
+        self.lines.append(f"  {src}{arrow}{dst}")
+
+    def steps(self, steps: Sequence[Step], entry: str, label: str | None = None) -> str:
+        """Chain `steps` after `entry`; returns the last node."""
+        last = entry
+        for index, step in enumerate(steps):
+            node = self.step(step)
+            self.edge(last, node, label if index == 0 else None)
+            last = node
+        return last
+
+    def step(self, step: Step) -> str:
+        name = step.id or step.name
+        prefix = f"{name}: " if name else ""
+        if isinstance(step, UntilStep):
+            node = self.node(f"{prefix}{step.call} every {step.every} until …", "{}")
+            self.edge(node, node, "not yet")
+            return node
+        if isinstance(step, CallStep):
+            return self.node(f"{prefix}{step.call}" + (f" (new {step.new_only})" if step.new_only else ""))
+        if isinstance(step, ForEachStep):
+            head = self.node(
+                f"{prefix}for each {step.as_}" + (f" ×{step.concurrency}" if step.concurrency > 1 else ""),
+                "[[]]",
+            )
+            tail = self.steps(step.steps, head)
+            self.edge(tail, head, "next")
+            return head
+        if isinstance(step, IfStep):
+            head = self.node(f"{prefix}if {step.when}", "{}")
+            join = self.node("", "(())")
+            self.edge(self.steps(step.then, head, "yes"), join)
+            self.edge(
+                self.steps(step.else_, head, "no") if step.else_ else head, join, None if step.else_ else "no"
+            )
+            return join
+        if isinstance(step, ParallelStep):
+            head = self.node(f"{prefix}parallel", "[[]]")
+            join = self.node("", "(())")
+            for branch in step.parallel:
+                self.edge(self.steps(branch, head), join)
+            return join
+        if isinstance(step, WaitStep):
+            return self.node(f"{prefix}wait {step.wait}", "([])")
+        if isinstance(step, SetStep):
+            return self.node(f"{prefix}set {', '.join(step.set)}")
+        if isinstance(step, FailStep):
+            return self.node(f"{prefix}fail", "[/\\]")
+        if isinstance(step, NotifyStep):
+            return self.node(f"{prefix}notify", ">]")
+        return self.node(type(step).__name__)
+
+
+def mermaid(recipe: Recipe) -> str:
+    """The recipe as a Mermaid `flowchart TD`; a monitor's loop is drawn back to its start."""
+    graph = _Graph()
+    trigger = "run once"
+    if recipe.trigger and recipe.trigger.poll:
+        trigger = f"every {recipe.trigger.poll.every}"
+    elif recipe.trigger and recipe.trigger.schedule:
+        trigger = f"cron {recipe.trigger.schedule.cron}"
+    start = graph.node(f"{recipe.recipe} ({trigger})", "([])")
+    last = graph.steps(recipe.steps, start)
+    if recipe.trigger and recipe.trigger.poll:
+        graph.edge(last, start, f"sleep {recipe.trigger.poll.every}")
+    return "\n".join(["flowchart TD", *graph.lines])
