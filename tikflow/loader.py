@@ -441,7 +441,11 @@ class _Checker:
             inner_scope = scope | {step.as_}
             if step.when:
                 self._expr(step.when, (*here, "if"), visible, inner_scope)
-            self._steps(step.steps, (*here, "steps"), visible, inner_scope)
+            if isinstance(step.limit, str):
+                self._expr(step.limit, (*here, "limit"), visible, scope)
+            inner_visible = self._steps(step.steps, (*here, "steps"), visible, inner_scope)
+            if step.collect:
+                self._expr(step.collect, (*here, "collect"), inner_visible, inner_scope)
             return
         if step.when:
             extra = {"result"} if isinstance(step, UntilStep) else set()

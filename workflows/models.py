@@ -215,8 +215,15 @@ class ForEachStep(_StepBase):
         description="Name of the current item in the nested steps.",
     )
     concurrency: int = Field(default=1, ge=1, le=100, description="Items processed at the same time.")
-    limit: int | None = Field(default=None, ge=1, description="Process at most this many items.")
+    limit: int | Expr | None = Field(
+        default=None, description="Process at most this many items (a number or an expression)."
+    )
     steps: list[Step] = Field(min_length=1, description="Steps run per item.")
+    collect: Expr | None = Field(
+        default=None,
+        description="Evaluated after each item's steps; the values (lists concatenated) become "
+        "`steps.<id>.items`, in item order.",
+    )
 
 
 class IfStep(_StepBase):

@@ -479,34 +479,50 @@ class RecipeWorkflow:
             items = list(items.values())
         if not isinstance(items, list):
             raise StepFailed(f"{path}: for_each needs a list, got {type(items).__name__}")
+        limit = self._eval(step.limit, scope, path) if step.limit is not None else None
+        if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool) or limit < 0):
+            raise StepFailed(f"{path}: for_each limit must be a whole number, got {limit!r}")
         chosen: list[tuple[str, _Scope]] = []
         for index, item in enumerate(items):
+            if limit is not None and len(chosen) >= limit:
+                break
             child = scope.child(**{step.as_: item})
             if step.when is not None and not self._condition(step.when, child, path):
                 continue
             chosen.append((f"{path}[{_item_key(item, index)}]", child))
-            if step.limit is not None and len(chosen) >= step.limit:
-                break
         failures: list[str] = []
+        collected: list[Any] = [None] * len(chosen)
 
-        async def one(item_path: str, child: _Scope) -> None:
+        async def one(position: int, item_path: str, child: _Scope) -> None:
             try:
                 await self._steps(step.steps, child, item_path)
             except StepFailed as exc:
                 if not step.continue_on_error:
                     raise
                 failures.append(str(exc))
+                return
+            if step.collect is not None:
+                collected[position] = self._eval(step.collect, child, item_path)
 
         for start in range(0, len(chosen), step.concurrency):
             batch = chosen[start : start + step.concurrency]
-            await asyncio.gather(*(one(p, c) for p, c in batch))
+            await asyncio.gather(*(one(start + i, p, c) for i, (p, c) in enumerate(batch)))
         self._state.counters.errors += len(failures)
-        return {
+        result: dict[str, Any] = {
             "count": len(items),
             "processed": len(chosen),
             "failed": len(failures),
             "errors": failures[:10],
         }
+        if step.collect is not None:
+            gathered: list[Any] = []
+            for value in collected:
+                if isinstance(value, list):
+                    gathered.extend(value)
+                elif value is not None:
+                    gathered.append(value)
+            result["items"] = gathered
+        return result
 
     async def _notify(self, step: NotifyStep, scope: _Scope, path: str) -> Any:
         assert self._run is not None

@@ -57,7 +57,8 @@ class _Graph:
 
     def node(self, label: str, shape: str = "[]") -> str:
         node_id = f"n{next(self.ids)}"
-        self.lines.append(f"  {node_id}{shape[0]}{_quote(label)}{shape[1]}")
+        half = len(shape) // 2
+        self.lines.append(f"  {node_id}{shape[:half]}{_quote(label)}{shape[half:]}")
         return node_id
 
     def edge(self, src: str, dst: str, label: str | None = None) -> None:
@@ -109,7 +110,7 @@ class _Graph:
         if isinstance(step, SetStep):
             return self.node(f"{prefix}set {', '.join(step.set)}")
         if isinstance(step, FailStep):
-            return self.node(f"{prefix}fail", "[/\\]")
+            return self.node(f"{prefix}fail", "[//]")
         if isinstance(step, NotifyStep):
             return self.node(f"{prefix}notify", ">]")
         return self.node(type(step).__name__)
