@@ -40,7 +40,6 @@ from workflows.models import (
     SetStep,
     Step,
     UntilStep,
-    WaitStep,
 )
 
 __all__ = ["MAX_FILE_BYTES", "LoadedRecipe", "Problem", "RecipeError", "load_recipe", "load_recipe_text"]
@@ -430,12 +429,13 @@ class _Checker:
                     )
                 else:
                     self.ids[step.id] = (*here, "id")
-            self._step(step, here, visible, scope)
+            visible |= self._step(step, here, visible, scope)
             if step.id is not None:
                 visible.add(step.id)
         return visible
 
-    def _step(self, step: Step, here: Path_, visible: set[str], scope: set[str]) -> None:
+    def _step(self, step: Step, here: Path_, visible: set[str], scope: set[str]) -> set[str]:
+        """Check one step; returns ids it makes visible to later steps (a `parallel`'s branches)."""
         if isinstance(step, ForEachStep):
             self._expr(step.for_each, (*here, "for_each"), visible, scope)
             inner_scope = scope | {step.as_}
@@ -446,7 +446,7 @@ class _Checker:
             inner_visible = self._steps(step.steps, (*here, "steps"), visible, inner_scope)
             if step.collect:
                 self._expr(step.collect, (*here, "collect"), inner_visible, inner_scope)
-            return
+            return set()
         if step.when:
             extra = {"result"} if isinstance(step, UntilStep) else set()
             self._expr(step.when, (*here, "if"), visible, scope | extra)
@@ -460,8 +460,10 @@ class _Checker:
             self._steps(step.then, (*here, "then"), visible, scope)
             self._steps(step.else_, (*here, "else"), visible, scope)
         elif isinstance(step, ParallelStep):
+            produced: set[str] = set()
             for branch_index, branch in enumerate(step.parallel):
-                self._steps(branch, (*here, "parallel", branch_index), visible, scope)
+                produced |= self._steps(branch, (*here, "parallel", branch_index), visible, scope)
+            return produced
         elif isinstance(step, SetStep):
             self._values(step.set, (*here, "set"), visible, scope)
         elif isinstance(step, FailStep):
@@ -471,8 +473,7 @@ class _Checker:
             if step.webhook:
                 self._expr(step.webhook, (*here, "webhook"), visible, scope)
             self._values(step.data, (*here, "data"), visible, scope)
-        elif isinstance(step, WaitStep):
-            pass
+        return set()
 
     def _call(self, step: CallStep | UntilStep, here: Path_, visible: set[str], scope: set[str]) -> None:
         if step.account:

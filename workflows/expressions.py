@@ -96,6 +96,26 @@ def _contains_any(text: Any, words: Any) -> bool:
     return any(str(w).lower() in haystack for w in words)
 
 
+def _combine(*dicts: Any) -> dict[str, Any]:
+    """`{{ a | combine(b) }}`: a new dict with b's keys over a's (as in Ansible)."""
+    merged: dict[str, Any] = {}
+    for d in dicts:
+        if not isinstance(d, Mapping):
+            raise ExpressionError(f"combine needs mappings, got {type(d).__name__}")
+        merged.update(d)
+    return merged
+
+
+def _items2dict(items: Any, key_name: str = "key", value_name: str = "value") -> dict[str, Any]:
+    """`{{ list | items2dict(key_name='handle', value_name='followers') }}` (as in Ansible)."""
+    return {str(item[key_name]): item[value_name] for item in items}
+
+
+def _dict2items(mapping: Any) -> list[dict[str, Any]]:
+    """`{{ dict | dict2items }}`: `[{key, value}, …]` in key order (as in Ansible)."""
+    return [{"key": k, "value": v} for k, v in sorted(mapping.items(), key=lambda kv: str(kv[0]))]
+
+
 @functools.lru_cache(maxsize=1)
 def _environment() -> _RecipeEnvironment:
     # cache_size=0: compiled templates are cached in `_compiled`; Jinja's own cache takes a
@@ -108,6 +128,9 @@ def _environment() -> _RecipeEnvironment:
     env.globals["range"] = _bounded_range
     env.filters.pop("random", None)
     env.filters["contains_any"] = _contains_any
+    env.filters["combine"] = _combine
+    env.filters["items2dict"] = _items2dict
+    env.filters["dict2items"] = _dict2items
     return env
 
 

@@ -122,6 +122,7 @@ class MonitorState(BaseModel):
     started_at: datetime | None = Field(default=None, description="When the monitor first started.")
     last_error: str | None = Field(default=None, description="The latest error.")
     next_poll_at: datetime | None = Field(default=None, description="When the next poll is due.")
+    vars: dict[str, Any] = Field(default_factory=dict, description="`set` values, kept from poll to poll.")
 
 
 class RecipeRun(BaseModel):
@@ -336,6 +337,7 @@ class RecipeWorkflow:
                         non_retryable=True,
                     ) from None
             outputs = dict(scope.values["steps"])
+            self._state.vars = _bounded_vars(scope.values["vars"])
             self._state.iteration += 1
             self._state.counters.polls += 1
             polls_this_run += 1
@@ -377,7 +379,7 @@ class RecipeWorkflow:
             {
                 "inputs": dict(self._run.inputs),
                 "steps": {},
-                "vars": {},
+                "vars": dict(self._state.vars),
                 "now": workflow.now().isoformat(),
                 "run": {
                     "workflow_id": info.workflow_id,
@@ -687,6 +689,21 @@ class RecipeWorkflow:
 
 
 _SKIPPED = object()
+#: `vars` a monitor carries between polls are kept in history: keep them small.
+MAX_VARS_BYTES = 64 * 1024
+
+
+def _bounded_vars(values: dict[str, Any]) -> dict[str, Any]:
+    import json
+
+    size = len(json.dumps(values, default=str))
+    if size > MAX_VARS_BYTES:
+        raise ApplicationError(
+            f"`vars` grew to {size} bytes; a monitor may keep at most {MAX_VARS_BYTES} between polls",
+            type="StepFailed",
+            non_retryable=True,
+        )
+    return values
 
 
 def _static(path: str) -> str:
