@@ -1,0 +1,149 @@
+"""`tikflow demo` (what `make demo` runs): the shipped recipes, end to end, on this machine.
+
+It starts the embedded stack (a real Temporal dev server and UI, the provider sandbox, a worker),
+runs `upload-and-confirm` to completion and `hashtag-reply` for a few polls in sandbox time,
+prints what each did (read back from the sandbox's own state, not from the engine's claims) and
+the Temporal UI address, then stops everything it started and exits 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import struct
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+__all__ = ["add_parser", "cmd_demo", "sample_mp4"]
+
+DEFINITIONS = Path(__file__).resolve().parents[2] / "definitions"
+
+
+def add_parser(subparsers: Any) -> None:
+    """Add `demo` to the `tikflow` command line."""
+    p = subparsers.add_parser("demo", help="run the shipped recipes end to end against the sandbox")
+    p.add_argument("--home", default=".tikflow/demo", help="state directory (default .tikflow/demo)")
+    p.add_argument("--polls", type=int, default=3, help="hashtag-reply polls to run (default 3)")
+    p.add_argument("--keep", action="store_true", help="keep the stack running after the demo (Ctrl-C stops)")
+    p.set_defaults(func=cmd_demo)
+
+
+def sample_mp4(path: Path, size: int = 256 * 1024) -> Path:
+    """Write a small file that starts like an MP4 (an `ftyp` box), enough for an upload."""
+    box = struct.pack(">I4s4sI8s", 24, b"ftyp", b"isom", 512, b"isomiso2")
+    path.write_bytes(box + bytes(size - len(box)))
+    return path
+
+
+def _definitions() -> Path:
+    local = Path("definitions")
+    return local if (local / "hashtag-reply.yaml").exists() else DEFINITIONS
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """Run the demo; exit 0 when both recipes did what they should."""
+    from tikflow.logging import configure_logging
+
+    configure_logging(level="WARNING")
+    return asyncio.run(_demo(Path(args.home), args.polls, args.keep))
+
+
+async def _demo(home: Path, polls: int, keep: bool) -> int:
+    from tikflow.cli import UserError
+    from tikflow.devstack import DevStack, free_port, port_in_use
+    from tikflow.loader import load_recipe
+    from tikflow.runs import start_recipe
+    from workflows.models import PollTrigger, Trigger
+
+    home.mkdir(parents=True, exist_ok=True)
+    stack = DevStack(
+        home=home,
+        temporal_port=7233 if not port_in_use(7233) else free_port(),
+        ui_port=8233 if not port_in_use(8233) else free_port(),
+        sandbox_port=8400 if not port_in_use(8400) else free_port(),
+        task_queue="tikflow-demo",
+    )
+    print("starting: Temporal dev server + UI, provider sandbox, worker …", flush=True)
+    try:
+        async with stack:
+            assert stack.client is not None and stack.sandbox_url is not None
+            print(f"Temporal UI: {stack.ui_url}")
+            print(f"sandbox:     {stack.sandbox_url}\n")
+            definitions = _definitions()
+
+            # 1. upload-and-confirm, to completion.
+            video = sample_mp4(home / "sample.mp4")
+            upload = load_recipe(definitions / "upload-and-confirm.yaml")
+            run_id, handle = await start_recipe(
+                stack.client,
+                upload,
+                {"file": str(video.resolve()), "title": "tikflow demo upload #tikflowdemo"},
+                task_queue=stack.task_queue,
+                workflow_id=f"demo-upload-{video.stat().st_mtime_ns}",
+            )
+            assert handle is not None
+            result = await handle.result()
+            status = result.outputs.get("status", {})
+            print("upload-and-confirm")
+            print(f"  run:             {run_id}")
+            print(f"  publish_id:      {result.outputs.get('publish', {}).get('publish_id')}")
+            print(f"  status reached:  {status.get('status')}  post ids: {status.get('post_ids')}\n")
+
+            # 2. hashtag-reply, a few polls in sandbox time (seconds instead of minutes).
+            reply = load_recipe(definitions / "hashtag-reply.yaml")
+            fast = reply.recipe.model_copy(
+                update={"trigger": Trigger(poll=PollTrigger(every="2s", max_polls=polls))}
+            )
+            reply = type(reply)(recipe=fast, source=reply.source)
+            before = await _sandbox_state(stack.sandbox_url)
+            run_id, handle = await start_recipe(
+                stack.client,
+                reply,
+                {"hashtag": "tikflowdemo"},
+                task_queue=stack.task_queue,
+                workflow_id=f"demo-hashtag-reply-{video.stat().st_mtime_ns}",
+            )
+            assert handle is not None
+            result = await handle.result()
+            after = await _sandbox_state(stack.sandbox_url)
+            ours = _new_replies(before, after)
+            counters = result.counters
+            print("hashtag-reply")
+            print(f"  run:              {run_id}")
+            print(f"  polls:            {result.polls}")
+            print(f"  comments seen:    {counters.items_seen} ({counters.new_items} new)")
+            print(f"  replies posted:   {counters.effects} (sandbox shows {len(ours)} new replies)")
+            for item in ours[:5]:
+                print(f"    ↳ to {item.get('reply_to')}: {item.get('text')!r}")
+            print(f"\nSee both runs in the Temporal UI: {stack.ui_url}")
+            ok = (
+                status.get("status") == "PUBLISH_COMPLETE"
+                and result.polls == polls
+                and len(ours) == counters.effects
+            )
+            if keep:
+                print("stack kept running; Ctrl-C stops it")
+                await asyncio.Event().wait()
+    except (RuntimeError, FileNotFoundError) as exc:
+        raise UserError(str(exc)) from None
+    print("stopped everything the demo started")
+    return 0 if ok else 1
+
+
+async def _sandbox_state(base_url: str) -> dict[str, Any]:
+    async with httpx.AsyncClient() as client:
+        response = await client.get(f"{base_url}/_admin/state")
+        response.raise_for_status()
+        state: dict[str, Any] = response.json()
+        return state
+
+
+def _new_replies(before: dict[str, Any], after: dict[str, Any]) -> list[dict[str, Any]]:
+    seen = {c["cid"] for c in before.get("tikapi", {}).get("comments", [])}
+    return [
+        c
+        for c in after.get("tikapi", {}).get("comments", [])
+        if c["cid"] not in seen and c.get("reply_to") and not c.get("deleted")
+    ]
