@@ -57,7 +57,7 @@ async def _demo(home: Path, polls: int, keep: bool) -> int:
     from tikflow.runs import start_recipe
     from workflows.models import PollTrigger, Trigger
 
-    home.mkdir(parents=True, exist_ok=True)
+    await asyncio.to_thread(home.mkdir, parents=True, exist_ok=True)
     stack = DevStack(
         home=home,
         temporal_port=7233 if not port_in_use(7233) else free_port(),
@@ -68,7 +68,8 @@ async def _demo(home: Path, polls: int, keep: bool) -> int:
     print("starting: Temporal dev server + UI, provider sandbox, worker …", flush=True)
     try:
         async with stack:
-            assert stack.client is not None and stack.sandbox_url is not None
+            assert stack.client is not None
+            assert stack.sandbox_url is not None
             print(f"Temporal UI: {stack.ui_url}")
             print(f"sandbox:     {stack.sandbox_url}\n")
             definitions = _definitions()
