@@ -47,6 +47,11 @@ __all__ = ["MAX_FILE_BYTES", "LoadedRecipe", "Problem", "RecipeError", "load_rec
 MAX_FILE_BYTES = 1_000_000
 MAX_NODES = 100_000
 
+# libyaml's composer when PyYAML was built with it (it keeps the same marks), else pure Python.
+_YAML_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+# One scalar constructor for the process: SafeConstructor resolves ints, floats, bools, nulls.
+_SCALARS = yaml.constructor.SafeConstructor()
+
 Path_ = tuple[str | int, ...]
 
 #: Names every expression may read, besides loop variables.
@@ -197,7 +202,7 @@ def _parse_yaml(text: str, doc: _Doc) -> Any:
         if doc.problems:
             return None
     try:
-        documents = list(yaml.compose_all(text, Loader=yaml.SafeLoader))
+        documents = list(yaml.compose_all(text, Loader=_YAML_LOADER))
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
@@ -257,10 +262,10 @@ def _build(node: yaml.Node, path: Path_, doc: _Doc, active: set[int]) -> Any:
     if isinstance(node, yaml.SequenceNode):
         active = active | {id(node)}
         return [_build(item, (*path, i), doc, active) for i, item in enumerate(node.value)]
-    constructor = yaml.SafeLoader.__new__(yaml.SafeLoader)
-    yaml.constructor.SafeConstructor.__init__(constructor)
+    if node.tag == "tag:yaml.org,2002:str":
+        return node.value
     try:
-        value = constructor.construct_object(node, deep=True)
+        value = _SCALARS.construct_object(node, deep=True)
     except yaml.constructor.ConstructorError as exc:
         doc.at(path, f"YAML error: {' '.join(str(exc.problem).split())}")
         return None
