@@ -157,6 +157,7 @@ def _walk(node: nodes.Node) -> Iterator[nodes.Node]:
         yield from _walk(child)
 
 
+@functools.lru_cache(maxsize=4096)
 def check_source(source: str) -> nodes.Template:
     """Compile-check a template and reject access to Python internals; returns the parsed tree.
 
