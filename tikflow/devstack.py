@@ -62,11 +62,26 @@ def port_in_use(port: int) -> bool:
         return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
-def sandbox_credentials() -> dict[str, dict[str, dict[str, str]]]:
-    """The sandbox's documented demo credentials, stored as the account `main` of each provider."""
+def sandbox_credentials(base_url: str) -> dict[str, dict[str, dict[str, str]]]:
+    """The sandbox's demo credentials as the account `main` of each provider.
+
+    TikTok tokens are issued by the running sandbox, since they expire and rotate.
+    """
+    import time
+
+    import httpx
+
     from tikflow.sandbox import demo_credentials
 
-    return demo_credentials()
+    credentials = demo_credentials()
+    tokens = httpx.post(f"{base_url}/_admin/keys", json={"provider": "tiktok"}, timeout=10).json()
+    credentials["tiktok"]["main"].update(
+        access_token=tokens["access_token"],
+        refresh_token=tokens["refresh_token"],
+        expires_at=str(int(time.time() + tokens["expires_in"])),
+        open_id=tokens["open_id"],
+    )
+    return credentials
 
 
 @dataclass
@@ -186,7 +201,7 @@ class DevStack:
             previous = {k: os.environ.get(k) for k in env}
             os.environ.update(env)
             store = CredentialStore(Path(env["TIKFLOW_CREDENTIALS"]))
-            for provider, accounts in sandbox_credentials().items():
+            for provider, accounts in sandbox_credentials(base).items():
                 for account, fields in accounts.items():
                     store.update(provider, account, fields)
             try:
@@ -222,7 +237,7 @@ class DevStack:
 
 def sandbox_environment(base_url: str, credentials_file: Path) -> dict[str, str]:
     """Environment that points every provider at the sandbox and credentials at `credentials_file`."""
-    from tikflow.sandbox import provider_base_urls
+    from tikflow.sandbox.server import provider_base_urls
 
     env = {f"TIKFLOW_{p.upper()}_URL": url for p, url in provider_base_urls(base_url).items()}
     env["TIKFLOW_CREDENTIALS"] = str(credentials_file.resolve())

@@ -1,0 +1,76 @@
+"""Serving the sandbox: `tikflow sandbox`, `python -m tikflow.sandbox`, and a thread for tests."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import socket
+import threading
+import time
+from collections.abc import Iterator, Sequence
+
+import uvicorn
+
+from tikflow.sandbox.app import PREFIXES, create_app
+from tikflow.sandbox.state import SandboxConfig
+
+__all__ = ["main", "provider_base_urls", "running_sandbox", "serve"]
+
+
+def provider_base_urls(base_url: str) -> dict[str, str]:
+    """Provider → base URL on a sandbox served at `base_url`."""
+    return {name: base_url.rstrip("/") + prefix for name, (prefix, _) in PREFIXES.items()}
+
+
+def _server(host: str, port: int, config: SandboxConfig | None) -> uvicorn.Server:
+    return uvicorn.Server(
+        uvicorn.Config(create_app(config), host=host, port=port, log_level="warning", lifespan="off")
+    )
+
+
+def serve(host: str = "127.0.0.1", port: int = 8400, config: SandboxConfig | None = None) -> None:
+    """Serve until interrupted; prints one `PROVIDER: BASE_URL` line per provider first."""
+    for name, url in provider_base_urls(f"http://{host}:{port}").items():
+        print(f"{name}: {url}", flush=True)
+    _server(host, port, config).run()
+
+
+@contextlib.contextmanager
+def running_sandbox(
+    port: int = 0, config: SandboxConfig | None = None, host: str = "127.0.0.1"
+) -> Iterator[str]:
+    """Serve the sandbox in a background thread; yields its base URL (port 0 = any free port)."""
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    server = _server(host, sock.getsockname()[1], config)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("the sandbox did not start")
+        time.sleep(0.01)
+    try:
+        yield f"http://{host}:{sock.getsockname()[1]}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        sock.close()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """`python -m tikflow.sandbox [--host H] [--port N] [--seed N]`."""
+    parser = argparse.ArgumentParser(
+        prog="tikflow sandbox", description="Local stand-ins of the five provider APIs."
+    )
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8400)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument(
+        "--comment-interval", type=float, default=20.0, help="seconds between new comments (0 = off)"
+    )
+    args = parser.parse_args(argv)
+    with contextlib.suppress(KeyboardInterrupt):
+        serve(args.host, args.port, SandboxConfig(seed=args.seed, comment_interval_s=args.comment_interval))
+    return 0
