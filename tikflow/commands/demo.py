@@ -55,6 +55,7 @@ async def _demo(home: Path, polls: int, keep: bool) -> int:
     from tikflow.devstack import DevStack, free_port, port_in_use
     from tikflow.loader import load_recipe
     from tikflow.runs import start_recipe
+    from tikflow.sandbox import SandboxConfig
     from workflows.models import PollTrigger, Trigger
 
     await asyncio.to_thread(home.mkdir, parents=True, exist_ok=True)
@@ -64,6 +65,8 @@ async def _demo(home: Path, polls: int, keep: bool) -> int:
         ui_port=8233 if not port_in_use(8233) else free_port(),
         sandbox_port=8400 if not port_in_use(8400) else free_port(),
         task_queue="tikflow-demo",
+        # New comments keep arriving (one a second), so every poll has fresh work.
+        sandbox_config=SandboxConfig(comment_interval_s=1.0),
     )
     print("starting: Temporal dev server + UI, provider sandbox, worker …", flush=True)
     try:

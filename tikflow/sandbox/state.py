@@ -161,6 +161,7 @@ class World:
         self.conversations: dict[str, Conversation] = {}
         self.messages: list[Message] = []
         self.publishes: dict[str, dict[str, Any]] = {}
+        self.uploads: dict[str, bytearray] = {}
         self.highlevel_posts: dict[str, dict[str, Any]] = {}
         self.socialapi_posts: dict[str, dict[str, Any]] = {}
         self.socialapi_request_ids: dict[str, str] = {}

@@ -232,7 +232,8 @@ def _init(world: World, request: Request, body: dict[str, Any], *, inbox: bool) 
             return _error(
                 400, "invalid_params", "chunk_size must be 5-64 MB and total_chunk_count floor(size/chunk)."
             )
-        record.update(video_size=size, chunk_size=chunk, total_chunk_count=total, data=b"")
+        record.update(video_size=size, chunk_size=chunk, total_chunk_count=total)
+        world.uploads[publish_id] = bytearray()
         upload_url = f"{str(request.base_url).rstrip('/')}/tiktok/upload/{publish_id.rsplit('.', 1)[-1]}"
         world.publishes[publish_id] = record
         return _ok({"publish_id": publish_id, "upload_url": upload_url})
@@ -257,13 +258,13 @@ async def _upload(world: World, request: Request, key: str) -> Response:
     first, last, total = (int(g) for g in match.groups())
     if total != record["video_size"] or first != record["uploaded_bytes"] or last - first + 1 != len(data):
         return _error(400, "invalid_params", "Content-Range does not match the upload so far.")
-    record["data"] += data
+    world.uploads[record["publish_id"]] += data
     record["uploaded_bytes"] = last + 1
     record["chunks"] += 1
     if record["uploaded_bytes"] < total:
         return Response(status_code=206)
-    record["ok_format"] = record["data"][4:8] == b"ftyp"
-    record["data"] = b""  # keep the state small: only the verdict matters
+    # Keep the state small: only the verdict about the bytes matters.
+    record["ok_format"] = bytes(world.uploads.pop(record["publish_id"])[4:8]) == b"ftyp"
     return Response(status_code=201)
 
 
