@@ -295,7 +295,14 @@ def _add_optional_command(sub: Any, module: str) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `tikflow` console script."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        # argparse fills a `nargs="*"` positional before the options that follow it, so the
+        # FIELD=VALUE pairs of `reauth ID --account A --provider P FIELD=VALUE` arrive here.
+        if hasattr(args, "pairs") and all("=" in e and not e.startswith("-") for e in extra):
+            args.pairs = [*args.pairs, *extra]
+        else:
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
         code: int = args.func(args)
     except UserError as exc:

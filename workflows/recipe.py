@@ -208,7 +208,10 @@ class RecipeWorkflow:
         self._phase: Phase = "starting"
         self._paused = False
         self._stop = False
-        self._reauthorized: set[str] = set()
+        # `reauthorized` signals received per account, and the accounts a call already waits for:
+        # one expiry seen by N concurrent calls is one notification, one wait, one signal.
+        self._reauthorized: dict[str, int] = {}
+        self._awaiting_reauth: set[str] = set()
         self._waiting_for: str | None = None
         self._backoff_until: datetime | None = None
         self._last_poll_at: datetime | None = None
@@ -239,7 +242,7 @@ class RecipeWorkflow:
     @workflow.signal
     def reauthorized(self, account: str) -> None:
         """The named account has a fresh credential in the store: redo the step that needed it."""
-        self._reauthorized.add(account)
+        self._reauthorized[account] = self._reauthorized.get(account, 0) + 1
 
     @workflow.query
     def status(self) -> RunStatus:
@@ -566,6 +569,8 @@ class RecipeWorkflow:
         policy = step.retry or recipe.retry
         while True:
             await self._unpaused()
+            # A re-authorization that lands while this call is in flight cures its 428 too.
+            reauths_before = self._reauthorized.get(account, 0)
             try:
                 result = await workflow.execute_activity(
                     action,
@@ -581,7 +586,7 @@ class RecipeWorkflow:
             except ActivityError as exc:
                 cause = exc.cause
                 if isinstance(cause, ApplicationError) and cause.type == "SessionExpired":
-                    await self._await_reauth(account, cause, path)
+                    await self._await_reauth(account, cause, path, reauths_before)
                     continue
                 if isinstance(cause, ApplicationError) and cause.type == "RateLimited":
                     await self._back_off(cause, path)
@@ -596,7 +601,36 @@ class RecipeWorkflow:
                 self._set_phase("running")
             return result
 
-    async def _await_reauth(self, account: str, cause: ApplicationError, path: str) -> None:
+    async def _await_reauth(
+        self, account: str, cause: ApplicationError, path: str, reauths_before: int
+    ) -> None:
+        assert self._run is not None
+
+        def renewed() -> bool:
+            return self._reauthorized.get(account, 0) > reauths_before
+
+        if renewed():
+            return  # re-authorized while this call was in flight: redo it with the new key
+        # The first call to see the expiry reports it; calls failing alongside wait for the same signal.
+        first = account not in self._awaiting_reauth
+        if first:
+            self._awaiting_reauth.add(account)
+            await self._report_expiry(account, cause, path)
+        try:
+            await workflow.wait_condition(renewed, timeout=parse_duration(self._run.recipe.reauth_deadline))
+        except TimeoutError:
+            self._set_phase("failed")
+            raise StepFailed(
+                f"{path}: account {account!r} was not re-authorized within {self._run.recipe.reauth_deadline}"
+            ) from None
+        finally:
+            if first:
+                self._awaiting_reauth.discard(account)
+        if first:
+            self._waiting_for = None
+            self._set_phase("running")
+
+    async def _report_expiry(self, account: str, cause: ApplicationError, path: str) -> None:
         assert self._run is not None
         details = cause.details[0] if cause.details and isinstance(cause.details[0], dict) else {}
         provider = details.get("provider", "provider")
@@ -633,17 +667,6 @@ class RecipeWorkflow:
             )
         except (ActivityError, StepFailed):
             workflow.logger.warning("re-authorization notification failed", extra={"account": account})
-        deadline = parse_duration(self._run.recipe.reauth_deadline)
-        try:
-            await workflow.wait_condition(lambda: account in self._reauthorized, timeout=deadline)
-        except TimeoutError:
-            self._set_phase("failed")
-            raise StepFailed(
-                f"{path}: account {account!r} was not re-authorized within {self._run.recipe.reauth_deadline}"
-            ) from None
-        self._reauthorized.discard(account)
-        self._waiting_for = None
-        self._set_phase("running")
 
     async def _back_off(self, cause: ApplicationError, path: str) -> None:
         details = cause.details[0] if cause.details and isinstance(cause.details[0], dict) else {}

@@ -1,0 +1,299 @@
+"""Shared fixtures of the resilience tests: a live sandbox, its credentials, workers and polling.
+
+Everything is real: the Temporal dev server of `dev_env`, HTTP on loopback to the sandbox served
+by uvicorn in a thread, and workers either in this process (an asyncio task) or as subprocesses
+(`python -m tests.resilience.worker_process`) that a test may SIGKILL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import httpx
+import pytest
+import uvicorn
+from temporalio.client import Client, WorkflowHandle
+from temporalio.testing import WorkflowEnvironment
+
+from activities.registry import Services
+from tests.resilience.worker_process import sandbox_services
+from tikflow.credentials import CredentialStore
+from tikflow.devstack import sandbox_credentials
+from tikflow.loader import load_recipe_text
+from tikflow.runs import start_recipe
+from tikflow.sandbox.app import Sandbox, create_app
+from tikflow.sandbox.state import SandboxConfig
+from worker import run_workers
+from workflows.recipe import RecipeWorkflow, RunStatus
+
+ROOT = Path(__file__).resolve().parents[2]
+#: Our own account in the sandbox: every reply the engine posts is written by it.
+ME = "tikflow_demo"
+T = TypeVar("T")
+
+
+async def eventually(probe: Callable[[], Awaitable[T]], *, within: float, what: str, every: float = 0.1) -> T:
+    """The first truthy result of `probe()`, polled for at most `within` seconds."""
+    deadline = time.monotonic() + within
+    last: Any = None
+    while True:
+        with contextlib.suppress(Exception):
+            last = await probe()
+            if last:
+                return last
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {within}s waiting for {what} (last: {last!r})")
+        await asyncio.sleep(every)
+
+
+# -- the sandbox ------------------------------------------------------------------------------
+
+
+@dataclass
+class LiveSandbox:
+    """The sandbox served on loopback, with its admin API and (same process) its fault counters."""
+
+    base: str
+    app_state: Sandbox
+    http: httpx.AsyncClient
+
+    async def admin(self, action: str, body: dict[str, Any] | None = None, method: str = "POST") -> Any:
+        response = await self.http.request(method, f"/_admin/{action}", json=body)
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    async def state(self) -> dict[str, Any]:
+        return dict(await self.admin("state", method="GET"))
+
+    async def faults(self, *rules: dict[str, Any]) -> None:
+        await self.admin("faults", {"rules": list(rules)})
+
+    async def clear_faults(self) -> None:
+        await self.admin("faults", method="DELETE")
+
+    def faults_fired(self) -> int:
+        """How many requests met a scripted fault so far (read from the sandbox's own rules)."""
+        return sum(rule.fired for rule in self.app_state.faults.rules)
+
+    async def seed_comments(self, count: int, video_id: str) -> list[str]:
+        """`count` new top-level comments on `video_id`; their cids."""
+        made = await self.admin("tick", {"comments": count, "video_id": video_id})
+        return [c["cid"] for c in made["comments"]]
+
+    async def video_of(self, author: str) -> str:
+        """The id of a seeded video posted by someone other than us."""
+        state = await self.state()
+        return next(v["id"] for v in state["tikapi"]["videos"] if v["author"] == author)
+
+    async def replies(self, parents: list[str], author: str = ME) -> Counter[str]:
+        """Replies by `author` per parent cid (only the parents asked about)."""
+        wanted = set(parents)
+        state = await self.state()
+        return Counter(
+            c["reply_to"]
+            for c in state["tikapi"]["comments"]
+            if c["reply_to"] in wanted and c["author"] == author and not c["deleted"]
+        )
+
+
+@contextlib.contextmanager
+def serve_sandbox(config: SandboxConfig | None = None) -> Iterator[tuple[str, Sandbox]]:
+    """The sandbox app in a uvicorn thread on a free loopback port; yields (base URL, its state)."""
+    app = create_app(config or SandboxConfig())
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        assert thread.is_alive(), "the sandbox did not start"
+        assert time.monotonic() < deadline, "the sandbox did not start in 10 s"
+        time.sleep(0.01)
+    try:
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}", app.state.sandbox
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        sock.close()
+
+
+@pytest.fixture
+async def sandbox() -> AsyncIterator[LiveSandbox]:
+    with serve_sandbox() as (base, state):
+        async with httpx.AsyncClient(base_url=base, timeout=10) as http:
+            yield LiveSandbox(base, state, http)
+
+
+@pytest.fixture
+def credentials_path(sandbox: LiveSandbox, tmp_path: Path) -> Path:
+    """A credentials file holding the sandbox's demo keys as account `main` of every provider."""
+    path = tmp_path / "credentials.json"
+    store = CredentialStore(path, env={})
+    for provider, accounts in sandbox_credentials(sandbox.base).items():
+        for account, fields in accounts.items():
+            store.update(provider, account, fields)
+    return path
+
+
+# -- workers ----------------------------------------------------------------------------------
+
+
+@contextlib.asynccontextmanager
+async def in_process_worker(client: Client, services: Services, task_queue: str) -> AsyncIterator[None]:
+    """`worker.run_workers` as a task of this event loop, stopped (gracefully) on exit."""
+    stop, ready = asyncio.Event(), asyncio.Event()
+    task = asyncio.create_task(run_workers(client, services, base_queue=task_queue, stop=stop, ready=ready))
+    ready_wait = asyncio.create_task(ready.wait())
+    await asyncio.wait({task, ready_wait}, return_when=asyncio.FIRST_COMPLETED)
+    if task.done():
+        ready_wait.cancel()
+        task.result()
+    try:
+        yield
+    finally:
+        stop.set()
+        await task
+
+
+@dataclass
+class Rig:
+    """What a test drives: Temporal, the sandbox, the credentials file and a base task queue."""
+
+    env: WorkflowEnvironment
+    sandbox: LiveSandbox
+    credentials_path: Path
+    task_queue: str
+    workers: list[WorkerProcess] = field(default_factory=list)
+
+    @property
+    def client(self) -> Client:
+        return self.env.client
+
+    @property
+    def address(self) -> str:
+        return str(self.client.service_client.config.target_host)
+
+    async def start(
+        self, recipe: str, inputs: dict[str, Any] | None = None, *, workflow_id: str | None = None
+    ) -> WorkflowHandle[Any, Any]:
+        """Start an inline recipe on this rig's task queue; its handle."""
+        loaded = load_recipe_text(recipe, "<test recipe>")
+        _, handle = await start_recipe(
+            self.client,
+            loaded,
+            inputs or {},
+            task_queue=self.task_queue,
+            workflow_id=workflow_id or f"resilience-{uuid.uuid4()}",
+        )
+        assert handle is not None
+        return handle
+
+    async def status(self, handle: WorkflowHandle[Any, Any]) -> RunStatus:
+        return await handle.query(RecipeWorkflow.status)
+
+    def spawn_worker(self, address: str | None = None) -> WorkerProcess:
+        """A worker subprocess on this rig's task queue (see `worker_process`)."""
+        process = WorkerProcess.start(
+            address=address or self.address,
+            task_queue=self.task_queue,
+            sandbox=self.sandbox.base,
+            credentials=self.credentials_path,
+        )
+        self.workers.append(process)
+        return process
+
+
+@pytest.fixture
+async def rig(
+    dev_env: WorkflowEnvironment, sandbox: LiveSandbox, credentials_path: Path
+) -> AsyncIterator[Rig]:
+    """A fresh task queue on the shared dev server, the sandbox and its credentials; no worker yet.
+
+    Worker subprocesses a test started are killed at teardown whatever happened.
+    """
+    made = Rig(dev_env, sandbox, credentials_path, f"resilience-{uuid.uuid4()}")
+    try:
+        yield made
+    finally:
+        for process in made.workers:
+            process.kill()
+
+
+@contextlib.asynccontextmanager
+async def worker_in(rig: Rig) -> AsyncIterator[Services]:
+    """An in-process worker for `rig`; yields its services (their state is inspectable)."""
+    services = sandbox_services(rig.sandbox.base, rig.credentials_path)
+    async with in_process_worker(rig.client, services, rig.task_queue):
+        yield services
+
+
+# -- worker subprocesses ------------------------------------------------------------------------
+
+
+@dataclass
+class WorkerProcess:
+    """`python -m tests.resilience.worker_process` in its own process group."""
+
+    process: subprocess.Popen[bytes]
+    log: Path
+
+    @classmethod
+    def start(cls, *, address: str, task_queue: str, sandbox: str, credentials: Path) -> WorkerProcess:
+        env = {
+            **os.environ,
+            "TEMPORAL_ADDRESS": address,
+            "TIKFLOW_TASK_QUEUE": task_queue,
+            "TIKFLOW_SANDBOX_URL": sandbox,
+            "TIKFLOW_CREDENTIALS": str(credentials),
+            "TIKFLOW_LOG_JSON": "1",
+        }
+        log = credentials.parent / f"worker-{uuid.uuid4().hex[:8]}.log"
+        with log.open("wb") as out:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "tests.resilience.worker_process"],
+                cwd=ROOT,
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        return cls(process, log)
+
+    async def ready(self, within: float = 30) -> None:
+        """Wait until the worker printed that it polls (or fail with its log)."""
+
+        async def started() -> bool:
+            assert self.process.poll() is None, f"worker exited:\n{self.log.read_text()[-3000:]}"
+            return "worker started" in self.log.read_text()
+
+        deadline = time.monotonic() + within
+        while not await started():
+            assert time.monotonic() < deadline, f"worker did not start:\n{self.log.read_text()[-3000:]}"
+            await asyncio.sleep(0.05)
+
+    def sigkill(self) -> None:
+        """Kill it the hard way: no graceful shutdown, no chance to report anything to Temporal."""
+        os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait(timeout=10)
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(timeout=10)
