@@ -60,6 +60,34 @@ async def eventually(probe: Callable[[], Awaitable[T]], *, within: float, what: 
         await asyncio.sleep(every)
 
 
+#: Replies to every comment of one video that is not ours. Short timeouts and retry intervals
+#: keep the tests fast (a killed worker's calls time out after 5 s); the engine's behaviour does
+#: not depend on them.
+REPLY_ALL = """
+recipe: reply-all
+inputs:
+  video: {type: string, required: true}
+  text: {type: string, default: "Thanks for watching!"}
+timeout: 5s
+retry: {initial: 200ms, max_interval: 2s, max_attempts: 100}
+steps:
+  - id: listing
+    call: tikapi.comments
+    with: {media_id: "{{ inputs.video }}", count: 30, pages: 50}
+  - id: replies
+    for_each: "{{ steps.listing.items }}"
+    as: comment
+    if: "{{ comment.author != 'tikflow_demo' }}"
+    concurrency: 10
+    steps:
+      - call: tikapi.reply
+        with:
+          media_id: "{{ comment.aweme_id }}"
+          reply_comment_id: "{{ comment.cid }}"
+          text: "{{ inputs.text }}"
+"""
+
+
 # -- the sandbox ------------------------------------------------------------------------------
 
 
@@ -98,6 +126,18 @@ class LiveSandbox:
         """The id of a seeded video posted by someone other than us."""
         state = await self.state()
         return next(v["id"] for v in state["tikapi"]["videos"] if v["author"] == author)
+
+    async def comments_to_answer(self, count: int, author: str = "nina_art") -> tuple[str, list[str]]:
+        """A video by `author` with `count` fresh comments: its id and every comment not by us."""
+        video = await self.video_of(author)
+        await self.seed_comments(count, video)
+        state = await self.state()
+        parents = [
+            c["cid"]
+            for c in state["tikapi"]["comments"]
+            if c["aweme_id"] == video and c["reply_to"] is None and c["author"] != ME and not c["deleted"]
+        ]
+        return video, parents
 
     async def replies(self, parents: list[str], author: str = ME) -> Counter[str]:
         """Replies by `author` per parent cid (only the parents asked about)."""
@@ -207,13 +247,14 @@ class Rig:
     async def status(self, handle: WorkflowHandle[Any, Any]) -> RunStatus:
         return await handle.query(RecipeWorkflow.status)
 
-    def spawn_worker(self, address: str | None = None) -> WorkerProcess:
-        """A worker subprocess on this rig's task queue (see `worker_process`)."""
+    def spawn_worker(self, address: str | None = None, hold_s: float = 0) -> WorkerProcess:
+        """A worker subprocess on this rig's task queue (see `worker_process` for `hold_s`)."""
         process = WorkerProcess.start(
             address=address or self.address,
             task_queue=self.task_queue,
             sandbox=self.sandbox.base,
             credentials=self.credentials_path,
+            extra_env={"TIKFLOW_TEST_HOLD_S": str(hold_s)},
         )
         self.workers.append(process)
         return process
@@ -254,9 +295,18 @@ class WorkerProcess:
     log: Path
 
     @classmethod
-    def start(cls, *, address: str, task_queue: str, sandbox: str, credentials: Path) -> WorkerProcess:
+    def start(
+        cls,
+        *,
+        address: str,
+        task_queue: str,
+        sandbox: str,
+        credentials: Path,
+        extra_env: dict[str, str] | None = None,
+    ) -> WorkerProcess:
         env = {
             **os.environ,
+            **(extra_env or {}),
             "TEMPORAL_ADDRESS": address,
             "TIKFLOW_TASK_QUEUE": task_queue,
             "TIKFLOW_SANDBOX_URL": sandbox,
@@ -297,3 +347,92 @@ class WorkerProcess:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait(timeout=10)
+
+
+# -- runs with killed workers ------------------------------------------------------------------
+
+
+async def completed_activities(handle: WorkflowHandle[Any, Any], activity_type: str) -> int:
+    """How many `activity_type` activities Temporal has recorded as completed so far."""
+    from temporalio.api.enums.v1 import EventType
+
+    scheduled: dict[int, str] = {}
+    done = 0
+    async for event in handle.fetch_history_events():
+        if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
+            scheduled[event.event_id] = event.activity_task_scheduled_event_attributes.activity_type.name
+        elif event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED:
+            attrs = event.activity_task_completed_event_attributes
+            done += scheduled.get(attrs.scheduled_event_id) == activity_type
+    return done
+
+
+@dataclass
+class KillFigures:
+    """What a reply run with SIGKILLed workers did."""
+
+    expected: int
+    actual: int
+    duplicates: int
+    missing: int
+    kills: int
+    #: Replies the sandbox had but Temporal had not recorded when a worker died, summed over kills.
+    in_doubt: int
+
+
+async def reply_run_with_kills(
+    rig: Rig,
+    *,
+    comments: int,
+    kills: int,
+    seed: int,
+    workers: int = 2,
+    hold_s: float = 1.0,
+    within: float = 240,
+) -> KillFigures:
+    """Reply to `comments` comments with `workers` worker processes, SIGKILLing one `kills` times.
+
+    Each kill happens at a random count of replies already posted (seeded), hits a random live
+    worker, and is followed by a replacement worker. Workers hold side effects for `hold_s` before
+    reporting them, so a kill leaves replies that are done but unrecorded.
+    """
+    import random
+
+    rng = random.Random(seed)
+    video, parents = await rig.sandbox.comments_to_answer(comments)
+    alive = [rig.spawn_worker(hold_s=hold_s) for _ in range(workers)]
+    for process in alive:
+        await process.ready()
+    handle = await rig.start(REPLY_ALL, {"video": video})
+    points = sorted(rng.sample(range(1, len(parents) - 1), kills))
+    in_doubt = 0
+    for point in points:
+
+        async def posted(at_least: int = point) -> int:
+            count = sum((await rig.sandbox.replies(parents)).values())
+            return count if count >= at_least else 0
+
+        await eventually(posted, within=within, what=f"{point} replies posted", every=0.05)
+        victim = rng.choice(alive)
+        victim.sigkill()
+        in_doubt += max(
+            sum((await rig.sandbox.replies(parents)).values())
+            - await completed_activities(handle, "tikapi.reply"),
+            0,
+        )
+        alive.remove(victim)
+        replacement = rig.spawn_worker(hold_s=hold_s)
+        await replacement.ready()
+        alive.append(replacement)
+    await asyncio.wait_for(handle.result(), within)
+    replies = await rig.sandbox.replies(parents)
+    state = await rig.sandbox.state()
+    mine = [c for c in state["tikapi"]["comments"] if c["author"] == ME and c["reply_to"] is not None]
+    return KillFigures(
+        expected=len(parents),
+        actual=len(mine),
+        duplicates=sum(n - 1 for n in replies.values() if n > 1),
+        missing=sum(1 for cid in parents if replies[cid] == 0),
+        kills=len(points),
+        in_doubt=in_doubt,
+    )

@@ -13,49 +13,10 @@ import sys
 import time
 from pathlib import Path
 
-from tests.resilience.conftest import ME, Rig, eventually, worker_in
+from tests.resilience.conftest import ME, REPLY_ALL, Rig, eventually, worker_in
 from tests.resilience.report import record
 from tikflow.sandbox.state import DEMO_ACCOUNT_KEY
 from workflows.recipe import RunResult
-
-#: Replies to every comment of one video that is not ours. Short timeouts and retry intervals
-#: keep the test fast; the engine's behaviour does not depend on them.
-REPLY_ALL = """
-recipe: reply-all
-inputs:
-  video: {type: string, required: true}
-  text: {type: string, default: "Thanks for watching!"}
-timeout: 10s
-retry: {initial: 200ms, max_interval: 2s, max_attempts: 100}
-steps:
-  - id: listing
-    call: tikapi.comments
-    with: {media_id: "{{ inputs.video }}", count: 30, pages: 50}
-  - id: replies
-    for_each: "{{ steps.listing.items }}"
-    as: comment
-    if: "{{ comment.author != 'tikflow_demo' }}"
-    concurrency: 10
-    steps:
-      - call: tikapi.reply
-        with:
-          media_id: "{{ comment.aweme_id }}"
-          reply_comment_id: "{{ comment.cid }}"
-          text: "{{ inputs.text }}"
-"""
-
-
-async def target_comments(rig: Rig, count: int) -> tuple[str, list[str]]:
-    """A video with `count` fresh comments; the video id and every top-level comment to answer."""
-    video = await rig.sandbox.video_of("nina_art")
-    await rig.sandbox.seed_comments(count, video)
-    state = await rig.sandbox.state()
-    parents = [
-        c["cid"]
-        for c in state["tikapi"]["comments"]
-        if c["aweme_id"] == video and c["reply_to"] is None and c["author"] != ME and not c["deleted"]
-    ]
-    return video, parents
 
 
 async def reauth_cli(rig: Rig, workflow_id: str, account_key: str) -> str:
@@ -86,7 +47,7 @@ async def reauth_cli(rig: Rig, workflow_id: str, account_key: str) -> str:
 
 async def test_reply_run_survives_5xx_429_and_428_with_exactly_one_reply_per_comment(rig: Rig) -> None:
     started = time.monotonic()
-    video, parents = await target_comments(rig, 200)
+    video, parents = await rig.sandbox.comments_to_answer(200)
     rules = [
         # A burst of 503s on the very first replies, and more later, on reads and posts alike.
         {"provider": "tikapi", "kind": "status", "status": 503, "count": 6, "path": "/user/comment"},

@@ -5,18 +5,24 @@
 
 It runs `worker.run_workers` exactly as the real worker does (same services, same task queues);
 only the provider base URLs come from the sandbox's URL. It prints `worker started` once it polls.
+
+`TIKFLOW_TEST_HOLD_S=N` makes every side-effecting action hold its result N seconds after the
+provider answered, before Temporal hears of it: a worker killed then leaves effects that are done
+but not recorded, the case the check-before-act path exists for.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import signal
 from pathlib import Path
+from typing import Any
 
 from activities.http import make_http_client
 from activities.ratelimit import RateLimiter
-from activities.registry import Services
+from activities.registry import ActionContext, Services, load_actions
 from tikflow.connect import connect
 from tikflow.credentials import CredentialStore
 from tikflow.logging import configure_logging
@@ -36,7 +42,25 @@ def sandbox_services(base: str, credentials_path: Path) -> Services:
     )
 
 
+def hold_side_effects(seconds: float) -> None:
+    """Delay the report of every side effect by `seconds` (see the module docstring)."""
+    actions = load_actions()
+    for name, act in list(actions.items()):
+        if not act.side_effect:
+            continue
+
+        async def held(ctx: ActionContext, params: Any, _handler: Any = act.handler) -> Any:
+            result = await _handler(ctx, params)
+            await asyncio.sleep(seconds)
+            return result
+
+        actions[name] = dataclasses.replace(act, handler=held)
+
+
 async def main() -> None:
+    hold = float(os.environ.get("TIKFLOW_TEST_HOLD_S") or 0)
+    if hold > 0:
+        hold_side_effects(hold)
     client = await connect(target_host=os.environ["TEMPORAL_ADDRESS"])
     services = sandbox_services(os.environ["TIKFLOW_SANDBOX_URL"], Path(os.environ["TIKFLOW_CREDENTIALS"]))
     stop = asyncio.Event()
