@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import httpx
@@ -78,3 +78,144 @@ def make_services(
         settings=Settings(),
         limiter=RateLimiter(),
     )
+
+
+class Stack:
+    """A sandbox on loopback plus a worker on a fresh task queue, against the session dev server."""
+
+    def __init__(self, client, sandbox_url: str, task_queue: str, credentials: Path) -> None:
+        self.client = client
+        self.sandbox_url = sandbox_url
+        self.task_queue = task_queue
+        self.credentials = credentials
+
+    def admin(self, action: str, body: dict | None = None, method: str = "POST") -> dict:
+        """Call the sandbox's admin API."""
+        response = httpx.request(method, f"{self.sandbox_url}/_admin/{action}", json=body, timeout=30)
+        response.raise_for_status()
+        return response.json()
+
+    def state(self) -> dict:
+        """The sandbox's whole state."""
+        return self.admin("state", method="GET")
+
+    async def run(
+        self,
+        recipe_file: str | Path,
+        inputs: dict | None = None,
+        workflow_id: str | None = None,
+        *,
+        poll_every: str | None = None,
+        max_polls: int | None = None,
+    ):
+        """Start a recipe (a monitor's trigger shortened to `poll_every`/`max_polls`); its handle."""
+        from tikflow.loader import LoadedRecipe, load_recipe
+        from tikflow.runs import start_recipe
+        from workflows.models import PollTrigger, Trigger
+
+        loaded = load_recipe(recipe_file)
+        if poll_every is not None:
+            fast = loaded.recipe.model_copy(
+                update={"trigger": Trigger(poll=PollTrigger(every=poll_every, max_polls=max_polls))}
+            )
+            loaded = LoadedRecipe(recipe=fast, source=loaded.source)
+        _, handle = await start_recipe(
+            self.client,
+            loaded,
+            inputs or {},
+            task_queue=self.task_queue,
+            workflow_id=workflow_id or f"e2e-{uuid.uuid4()}",
+        )
+        assert handle is not None
+        return handle
+
+
+@pytest.fixture(scope="session")
+def sandbox_url() -> Iterator[str]:
+    """One sandbox for the session; tests reset it through the admin API."""
+    from tikflow.sandbox.server import running_sandbox
+    from tikflow.sandbox.state import SandboxConfig
+
+    with running_sandbox(port=0, config=SandboxConfig(seed=7)) as url:
+        yield url
+
+
+@pytest.fixture
+async def stack(
+    dev_env: WorkflowEnvironment, sandbox_url: str, tmp_path: Path, task_queue: str
+) -> AsyncIterator[Stack]:
+    """A fresh sandbox world, credentials for it, and a worker polling a fresh task queue."""
+    import asyncio
+
+    from tikflow.credentials import CredentialStore
+    from tikflow.devstack import sandbox_credentials
+    from tikflow.sandbox.server import provider_base_urls
+    from worker import run_workers
+
+    httpx.post(f"{sandbox_url}/_admin/reset", timeout=10).raise_for_status()
+    path = tmp_path / "credentials.json"
+    store = CredentialStore(path, env={})
+    for provider, accounts in sandbox_credentials(sandbox_url).items():
+        for account, fields in accounts.items():
+            store.update(provider, account, fields)
+    from activities.registry import Services
+
+    services = Services(
+        http=httpx.AsyncClient(timeout=30),
+        credentials=store,
+        settings=Settings(base_urls=provider_base_urls(sandbox_url)),
+        limiter=RateLimiter(),
+    )
+    stop, ready = asyncio.Event(), asyncio.Event()
+    task = asyncio.create_task(
+        run_workers(dev_env.client, services, base_queue=task_queue, stop=stop, ready=ready)
+    )
+    await asyncio.wait_for(ready.wait(), 30)
+    try:
+        yield Stack(dev_env.client, sandbox_url, task_queue, path)
+    finally:
+        stop.set()
+        await task
+
+
+class Webhook:
+    """A local webhook receiver: records every POSTed JSON body and its Idempotency-Key."""
+
+    def __init__(self) -> None:
+        import http.server
+        import json
+        import threading
+
+        self.calls: list[tuple[str | None, dict]] = []
+        calls = self.calls
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                length = int(self.headers.get("content-length", 0))
+                calls.append(
+                    (self.headers.get("idempotency-key"), json.loads(self.rfile.read(length) or b"{}"))
+                )
+                self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def webhook() -> Iterator[Webhook]:
+    """A webhook receiver on loopback."""
+    hook = Webhook()
+    try:
+        yield hook
+    finally:
+        hook.close()

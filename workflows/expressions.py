@@ -20,7 +20,7 @@ import re
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from jinja2 import StrictUndefined, nodes
+from jinja2 import StrictUndefined, Undefined, nodes
 from jinja2.exceptions import TemplateError
 from jinja2.runtime import Context
 from jinja2.sandbox import ImmutableSandboxedEnvironment
@@ -226,11 +226,26 @@ def evaluate(source: str, context: Mapping[str, Any]) -> Any:
         raise ExpressionError(_one_line(exc)) from None
     except (TypeError, ValueError, ArithmeticError, LookupError, AttributeError) as exc:
         raise ExpressionError(f"{type(exc).__name__}: {_one_line(exc)}") from None
-    if isinstance(result, StrictUndefined):
-        raise ExpressionError(result._undefined_message)
+    _ensure_defined(result)
     if isinstance(result, str) and len(result) > MAX_OUTPUT_CHARS:
         raise ExpressionError(f"result too large (over {MAX_OUTPUT_CHARS} characters)")
     return result
+
+
+def _ensure_defined(value: Any) -> None:
+    """Raise for an undefined value anywhere inside a result (`{'a': steps.x.missing}`).
+
+    Jinja only complains about an undefined value when it is used; one hidden inside a list
+    or dict literal would otherwise escape into workflow state and fail there.
+    """
+    if isinstance(value, Undefined):
+        raise ExpressionError(value._undefined_message)
+    if isinstance(value, dict):
+        for item in value.values():
+            _ensure_defined(item)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            _ensure_defined(item)
 
 
 def evaluate_value(value: Any, context: Mapping[str, Any]) -> Any:

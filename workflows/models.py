@@ -219,6 +219,11 @@ class ForEachStep(_StepBase):
         default=None, description="Process at most this many items (a number or an expression)."
     )
     steps: list[Step] = Field(min_length=1, description="Steps run per item.")
+    new_only: str | None = Field(
+        default=None,
+        description="Skip items whose value at this key was processed in an earlier run of this step "
+        "(only processed items are remembered, so items cut by `limit` come back next poll).",
+    )
     collect: Expr | None = Field(
         default=None,
         description="Evaluated after each item's steps; the values (lists concatenated) become "

@@ -188,6 +188,16 @@ class _Seen:
     limit: int
     ids: dict[str, dict[str, None]] = field(default_factory=dict)
 
+    def has(self, key: str, value: str) -> bool:
+        return value in self.ids.get(key, {})
+
+    def add(self, key: str, values: Sequence[str]) -> None:
+        seen = self.ids.setdefault(key, {})
+        for value in values:
+            seen[value] = None
+        while len(seen) > self.limit:
+            del seen[next(iter(seen))]
+
     def filter_new(self, key: str, values: Sequence[str]) -> list[bool]:
         seen = self.ids.setdefault(key, {})
         fresh: list[bool] = []
@@ -487,14 +497,25 @@ class RecipeWorkflow:
         limit = self._eval(step.limit, scope, path) if step.limit is not None else None
         if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool) or limit < 0):
             raise StepFailed(f"{path}: for_each limit must be a whole number, got {limit!r}")
+        seen_key = f"{step.id or _static(path)}#each"
         chosen: list[tuple[str, _Scope]] = []
+        chosen_keys: list[str] = []
         for index, item in enumerate(items):
             if limit is not None and len(chosen) >= limit:
                 break
+            if step.new_only is not None:
+                item_key = str(item.get(step.new_only, "")) if isinstance(item, dict) else str(item)
+                if self._seen.has(seen_key, item_key):
+                    continue
             child = scope.child(**{step.as_: item})
             if step.when is not None and not self._condition(step.when, child, path):
                 continue
             chosen.append((f"{path}[{_item_key(item, index)}]", child))
+            if step.new_only is not None:
+                chosen_keys.append(item_key)
+        # Remembered before the items run: a failed item is not retried by the next poll either,
+        # exactly as with a call step's `new_only` (Temporal already retried it durably).
+        self._seen.add(seen_key, chosen_keys)
         failures: list[str] = []
         collected: list[Any] = [None] * len(chosen)
 

@@ -10,7 +10,8 @@ Admin API (JSON):
   A rule: `provider`, `kind` (status|slow|timeout|malformed|html|session_expired|rate_limit),
   optional `path` (substring), `method`, `status`, `count` (null = unlimited), `probability`,
   `delay_s`, `retry_after` (null = no reset header), `skip` (let N matching requests through).
-- `POST /_admin/tick {"comments": N, "video_id"?, "hashtag"?, "messages": N}`: new activity now.
+- `POST /_admin/tick {"comments": N, "video_id"?, "hashtag"?, "text"?, "messages": N,
+  "followers": {handle: delta}}`: new activity now.
 - `POST /_admin/reset`, `POST /_admin/config {...SandboxConfig fields}`.
 - `POST /_admin/reauthorize {"provider": "tikapi", "account_key": OLD}` → `{"account_key": NEW}`.
 - `POST /_admin/keys {"provider": "tiktok"}` → a fresh token pair; `{"provider": P, "key": K}` adds a key.

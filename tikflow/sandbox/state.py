@@ -328,9 +328,17 @@ class World:
             self.last_arrival += due * interval
 
     def tick(
-        self, comments: int = 0, video_id: str | None = None, hashtag: str | None = None, messages: int = 0
+        self,
+        comments: int = 0,
+        video_id: str | None = None,
+        hashtag: str | None = None,
+        messages: int = 0,
+        followers: dict[str, int] | None = None,
+        text: str | None = None,
     ) -> dict[str, Any]:
-        """Add comments (on a video, a hashtag's videos, or anywhere) and DMs now."""
+        """Add comments (on a video, a hashtag's videos, or anywhere), DMs and follower changes now."""
+        for handle, delta in (followers or {}).items():
+            self.users[handle].followers += delta
         if video_id:
             targets = [video_id]
         elif hashtag:
@@ -338,7 +346,9 @@ class World:
         else:
             targets = list(self.videos)
         made = (
-            [asdict(self.add_comment(self.rng.choice(targets))) for _ in range(comments)] if targets else []
+            [asdict(self.add_comment(self.rng.choice(targets), text=text)) for _ in range(comments)]
+            if targets
+            else []
         )
         sent = []
         for _ in range(messages):
