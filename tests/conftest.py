@@ -152,12 +152,16 @@ async def stack(
     from tikflow.sandbox.server import provider_base_urls
     from worker import run_workers
 
-    httpx.post(f"{sandbox_url}/_admin/reset", timeout=10).raise_for_status()
+    def prepare() -> CredentialStore:
+        httpx.post(f"{sandbox_url}/_admin/reset", timeout=10).raise_for_status()
+        store = CredentialStore(path, env={})
+        for provider, accounts in sandbox_credentials(sandbox_url).items():
+            for account, fields in accounts.items():
+                store.update(provider, account, fields)
+        return store
+
     path = tmp_path / "credentials.json"
-    store = CredentialStore(path, env={})
-    for provider, accounts in sandbox_credentials(sandbox_url).items():
-        for account, fields in accounts.items():
-            store.update(provider, account, fields)
+    store = await asyncio.to_thread(prepare)
     from activities.registry import Services
 
     services = Services(
