@@ -401,6 +401,8 @@ class _Checker:
         self.doc = doc
         self.recipe = recipe
         self.ids: dict[str, Path_] = {}
+        # Every id in the recipe, so a reference to a step that runs later can say so.
+        self.all_ids = _step_ids(recipe.steps)
         from activities.registry import load_actions
 
         self.actions = load_actions()
@@ -541,11 +543,26 @@ class _Checker:
             self.doc.at(path, f"unknown name {name!r} in expression (known: {known})")
         for ref in sorted(referenced_steps(tree)):
             if ref not in visible:
-                later = " (it runs later)" if ref in self.ids else ""
+                later = " (it runs later)" if ref in self.all_ids else ""
                 self.doc.at(path, f"reference to undefined step {ref!r}{later}")
         for ref in sorted(referenced_steps(tree, root="inputs")):
             if ref not in self.recipe.inputs:
                 self.doc.at(path, f"reference to undeclared input {ref!r}")
+
+
+def _step_ids(steps: Sequence[Step]) -> set[str]:
+    ids: set[str] = set()
+    for step in steps:
+        if step.id is not None:
+            ids.add(step.id)
+        if isinstance(step, ForEachStep):
+            ids |= _step_ids(step.steps)
+        elif isinstance(step, IfStep):
+            ids |= _step_ids([*step.then, *step.else_])
+        elif isinstance(step, ParallelStep):
+            for branch in step.parallel:
+                ids |= _step_ids(branch)
+    return ids
 
 
 def _has_template(value: Any) -> bool:
