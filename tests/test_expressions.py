@@ -1,0 +1,170 @@
+"""Recipe expressions: native values, text rendering, and a sandbox that fails safely."""
+
+from __future__ import annotations
+
+import pytest
+
+from workflows.expressions import (
+    MAX_OUTPUT_CHARS,
+    ExpressionError,
+    check_source,
+    evaluate,
+    evaluate_value,
+    referenced_names,
+    referenced_steps,
+    truthy,
+)
+
+CONTEXT = {
+    "inputs": {"hashtag": "cats", "limit": 3},
+    "steps": {"videos": {"items": [{"id": "1"}, {"id": "2"}], "count": 2}},
+    "vars": {},
+}
+
+
+def test_single_expression_evaluates_to_its_native_value():
+    assert evaluate("{{ steps.videos.items }}", CONTEXT) == [{"id": "1"}, {"id": "2"}]
+    assert evaluate("  {{ inputs.limit + 1 }}  ", CONTEXT) == 4
+    assert evaluate("{{ inputs.limit > 2 }}", CONTEXT) is True
+    assert evaluate("{{ none }}", CONTEXT) is None
+
+
+def test_mixed_text_renders_to_a_string():
+    assert evaluate("#{{ inputs.hashtag }} x{{ inputs.limit }}", CONTEXT) == "#cats x3"
+    assert evaluate("{{ inputs.limit }}{{ inputs.limit }}", CONTEXT) == "33"
+
+
+def test_items_key_of_a_result_is_the_key_not_the_dict_method():
+    assert evaluate("{{ steps.videos.items | length }}", CONTEXT) == 2
+    assert evaluate("{{ steps.videos['items'][1].id }}", CONTEXT) == "2"
+
+
+def test_evaluate_value_walks_nested_mappings_and_lists():
+    value = {"name": "{{ inputs.hashtag }}", "ids": ["{{ steps.videos.items[0].id }}", 7], "plain": "x"}
+    assert evaluate_value(value, CONTEXT) == {"name": "cats", "ids": ["1", 7], "plain": "x"}
+
+
+def test_undefined_name_is_an_expression_error():
+    with pytest.raises(ExpressionError, match="'secrets' is undefined"):
+        evaluate("{{ secrets.key }}", CONTEXT)
+    with pytest.raises(ExpressionError, match="has no attribute 'missing'"):
+        evaluate("{{ inputs.missing }}", CONTEXT)
+
+
+@pytest.mark.parametrize(
+    ("source", "message"),
+    [
+        ("{{ ''.__class__ }}", "__class__"),
+        ("{{ ''['__class__'] }}", "__class__"),
+        ("{{ cycler.__init__.__globals__ }}", "__globals__"),
+        ("{{ lipsum.__globals__ }}", "__globals__"),
+    ],
+)
+def test_private_attributes_are_rejected_at_load_time(source: str, message: str):
+    with pytest.raises(ExpressionError, match=f"access to '{message}' is not allowed"):
+        check_source(source)
+
+
+@pytest.mark.parametrize(
+    ("source", "message"),
+    [
+        ("{{ ''.__class__ }}", "unsafe"),
+        ("{{ '' | attr('__class__') }}", "unsafe"),
+        ("{{ '{0.__class__}'.format(1) }}", "unsafe"),
+        ("{{ steps.videos.items.append(3) }}", "unsafe"),
+        ("{{ range(10**9) | length }}", "range\\(\\) of more than"),
+        ("{{ 'a' * 10**9 }}", "result too large"),
+        ("{{ [0] * 10**9 }}", "result too large"),
+        ("{{ 10 ** 100000 }}", "exponent too large"),
+        ("{{ lipsum() }}", "'lipsum' is undefined"),
+        ("{{ cycler(1, 2) }}", "'cycler' is undefined"),
+        ("{{ namespace() }}", "'namespace' is undefined"),
+        ("{{ [1, 2] | random }}", "No filter named 'random'"),
+    ],
+)
+def test_sandbox_escapes_and_bombs_fail_with_an_expression_error(source: str, message: str):
+    with pytest.raises(ExpressionError, match=message):
+        evaluate(source, CONTEXT)
+
+
+def test_evaluation_cannot_mutate_the_context():
+    with pytest.raises(ExpressionError):
+        evaluate("{{ inputs.update({'hashtag': 'dogs'}) }}", CONTEXT)
+    assert CONTEXT["inputs"]["hashtag"] == "cats"
+
+
+def test_rendered_output_is_capped():
+    loop = "{% for i in range(10000) %}" + "x" * 200 + "{% endfor %}"
+    with pytest.raises(ExpressionError, match=f"over {MAX_OUTPUT_CHARS} characters"):
+        evaluate(loop, CONTEXT)
+    with pytest.raises(ExpressionError, match="result too large"):
+        evaluate("{{ 'a'.center(" + str(MAX_OUTPUT_CHARS + 1) + ") }}", CONTEXT)
+
+
+def test_output_at_the_cap_is_allowed():
+    assert len(evaluate("{{ 'a' * " + str(MAX_OUTPUT_CHARS) + " }}", CONTEXT)) == MAX_OUTPUT_CHARS
+
+
+def test_syntax_error_is_reported_in_one_line():
+    with pytest.raises(ExpressionError) as caught:
+        check_source("{{ inputs. }}")
+    assert "\n" not in str(caught.value)
+
+
+def test_contains_any_matches_keywords_case_insensitively():
+    context = {"text": "What's the PRICE?"}
+    assert evaluate("{{ text | contains_any(['price', 'cost']) }}", context) is True
+    assert evaluate("{{ text | contains_any(['cost']) }}", context) is False
+    assert evaluate("{{ text | contains_any('price') }}", context) is True
+    assert evaluate("{{ text | contains_any([]) }}", context) is False
+
+
+@pytest.mark.parametrize(
+    ("source", "expected"),
+    [
+        ("{{ 1 }}", True),
+        ("{{ 0 }}", False),
+        ("{{ [] }}", False),
+        ("{{ [0] }}", True),
+        ("{{ none }}", False),
+        ("false", False),
+        ("No", False),
+        ("0", False),
+        ("", False),
+        ("None", False),
+        ("yes", True),
+        ("{{ inputs.hashtag }}", True),
+        ("{{ inputs.hashtag == 'dogs' }}", False),
+        ("x{{ '' }}", True),
+        ("{{ 'false' }}", False),
+    ],
+)
+def test_truthy_reads_conditions_like_a_person_would(source: str, expected: bool):
+    assert truthy(source, CONTEXT) is expected
+
+
+def test_combine_items2dict_dict2items_filters():
+    assert evaluate("{{ {'a': 1} | combine({'b': 2}, {'a': 3}) }}", {}) == {"a": 3, "b": 2}
+    rows = [{"handle": "x", "n": 1}, {"handle": "y", "n": 2}]
+    assert evaluate("{{ rows | items2dict(key_name='handle', value_name='n') }}", {"rows": rows}) == {
+        "x": 1,
+        "y": 2,
+    }
+    assert evaluate("{{ {'b': 2, 'a': 1} | dict2items }}", {}) == [
+        {"key": "a", "value": 1},
+        {"key": "b", "value": 2},
+    ]
+    with pytest.raises(ExpressionError, match="combine needs mappings"):
+        evaluate("{{ {'a': 1} | combine([1]) }}", {})
+
+
+def test_referenced_names_and_steps_for_load_time_checks():
+    tree = check_source("{% for v in steps.videos.items %}{{ v.id }}{{ inputs['limit'] }}{% endfor %}")
+    assert referenced_names(tree) == {"steps", "inputs"}
+    assert referenced_steps(tree) == {"videos"}
+    assert referenced_steps(tree, root="inputs") == {"limit"}
+
+
+def test_evaluation_is_deterministic():
+    source = "{{ steps.videos.items | map(attribute='id') | join(',') }}-{{ range(5) | sum }}"
+    assert {evaluate(source, CONTEXT) for _ in range(5)} == {"1,2-10"}
