@@ -13,7 +13,6 @@ All problems are collected, so one run shows them all.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -402,9 +401,6 @@ class _Checker:
         self.doc = doc
         self.recipe = recipe
         self.ids: dict[str, Path_] = {}
-        self.all_ids = {
-            found.group(1) for found in re.finditer(r'"id":\s*"([a-z_][a-z0-9_]*)"', recipe.model_dump_json())
-        }
         # Every id in the recipe, so a reference to a step that runs later can say so.
         self.all_ids = _step_ids(recipe.steps)
         from activities.registry import load_actions
