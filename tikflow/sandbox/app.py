@@ -14,7 +14,8 @@ Admin API (JSON):
   "followers": {handle: delta}}`: new activity now.
 - `POST /_admin/reset`, `POST /_admin/config {...SandboxConfig fields}`.
 - `POST /_admin/reauthorize {"provider": "tikapi", "account_key": OLD}` → `{"account_key": NEW}`.
-- `POST /_admin/keys {"provider": "tiktok"}` → a fresh token pair; `{"provider": P, "key": K}` adds a key.
+- `POST /_admin/keys {"provider": "tiktok"}` → a fresh token pair; `{"provider": P, "key": K}` adds a key;
+  `{"provider": "tikapi", "account_key": K}` adds an account key for our demo user.
 - `POST /_admin/expire_token {"provider": "tiktok"}`: every TikTok access token expires now.
 """
 
@@ -133,6 +134,9 @@ class Sandbox:
             provider = body["provider"]
             if provider == "tiktok":
                 return tiktok.issue_tokens(world)
+            if provider == "tikapi" and "account_key" in body:
+                world.tikapi_account_keys[body["account_key"]] = body.get("username", "tikflow_demo")
+                return {"added": provider}
             key = body["key"]
             if provider == "tikapi":
                 world.tikapi_api_keys.add(key)
