@@ -215,15 +215,11 @@ async def in_process_worker(client: Client, services: Services, task_queue: str)
 class Rig:
     """What a test drives: Temporal, the sandbox, the credentials file and a base task queue."""
 
-    env: WorkflowEnvironment
+    client: Client
     sandbox: LiveSandbox
     credentials_path: Path
     task_queue: str
     workers: list[WorkerProcess] = field(default_factory=list)
-
-    @property
-    def client(self) -> Client:
-        return self.env.client
 
     @property
     def address(self) -> str:
@@ -243,6 +239,11 @@ class Rig:
         )
         assert handle is not None
         return handle
+
+    def stop_workers(self) -> None:
+        """Kill every worker subprocess this rig started."""
+        for process in self.workers:
+            process.kill()
 
     async def status(self, handle: WorkflowHandle[Any, Any]) -> RunStatus:
         return await handle.query(RecipeWorkflow.status)
@@ -268,12 +269,11 @@ async def rig(
 
     Worker subprocesses a test started are killed at teardown whatever happened.
     """
-    made = Rig(dev_env, sandbox, credentials_path, f"resilience-{uuid.uuid4()}")
+    made = Rig(dev_env.client, sandbox, credentials_path, f"resilience-{uuid.uuid4()}")
     try:
         yield made
     finally:
-        for process in made.workers:
-            process.kill()
+        made.stop_workers()
 
 
 @contextlib.asynccontextmanager

@@ -1,0 +1,310 @@
+"""Chaos (issue 7): killed workers, a restarted Temporal server, a sandbox that misbehaves on purpose.
+
+Every scenario has a short version that `make test` runs and a full-length one marked `chaos`
+that runs with `TIKFLOW_CHAOS_FULL=1` (`make chaos`). Every run must end with exactly the expected
+effects in the sandbox: each comment answered once, none twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import os
+import signal
+import subprocess
+import time
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from temporalio.client import Client
+
+from tests.resilience.conftest import (
+    ME,
+    REPLY_ALL,
+    LiveSandbox,
+    Rig,
+    eventually,
+    reply_run_with_kills,
+    worker_in,
+)
+from tests.resilience.report import record
+from tikflow.connect import connect
+from tikflow.credentials import CredentialStore
+from tikflow.devstack import find_binary, free_port
+from tikflow.sandbox.state import DEMO_ACCOUNT_KEY
+from workflows.recipe import SEARCH_ATTRIBUTES, RecipeWorkflow, RunResult
+
+FULL = os.environ.get("TIKFLOW_CHAOS_FULL", "") not in ("", "0")
+full_length = [
+    pytest.mark.chaos,
+    pytest.mark.skipif(not FULL, reason="full length runs with TIKFLOW_CHAOS_FULL=1 (make chaos)"),
+    pytest.mark.timeout(1800),
+]
+
+
+def _apply(marks: list[Any]) -> Any:
+    def decorate(fn: Any) -> Any:
+        for mark in marks:
+            fn = mark(fn)
+        return fn
+
+    return decorate
+
+
+# -- 1. SIGKILL the worker at random points -----------------------------------------------------
+
+
+async def _kills(rig: Rig, name: str, comments: int, kills: int) -> None:
+    started = time.monotonic()
+    figures = await reply_run_with_kills(rig, comments=comments, kills=kills, seed=kills * 1000 + comments)
+    record(
+        name,
+        restarts=0,
+        faults=0,
+        seconds=round(time.monotonic() - started, 1),
+        **dataclasses.asdict(figures),
+    )
+    assert figures.kills == kills
+    assert figures.duplicates == 0
+    assert figures.missing == 0
+    assert figures.actual == figures.expected
+
+
+@pytest.mark.timeout(240)
+async def test_chaos_sigkills_at_random_points_short(rig: Rig) -> None:
+    await _kills(rig, "chaos_sigkill_2x_60_replies", comments=60, kills=2)
+
+
+@_apply(full_length)
+async def test_chaos_sigkills_at_random_points_full(rig: Rig) -> None:
+    await _kills(rig, "chaos_sigkill_10x_500_replies", comments=500, kills=10)
+
+
+# -- 2. stop and restart the Temporal dev server (SQLite) mid-run -------------------------------
+
+
+@dataclasses.dataclass
+class OwnTemporal:
+    """A `temporal server start-dev` with a SQLite file, which the test stops and starts again."""
+
+    db: Path
+    port: int
+    log: Path
+    process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        args = [
+            find_binary("temporal"),
+            "server",
+            "start-dev",
+            "--db-filename",
+            str(self.db),
+            "--port",
+            str(self.port),
+            "--ip",
+            "127.0.0.1",
+            "--headless",
+            "--log-level",
+            "error",
+        ]
+        for name, kind in SEARCH_ATTRIBUTES.items():
+            args += ["--search-attribute", f"{name}={kind}"]
+        with self.log.open("ab") as out:
+            self.process = subprocess.Popen(
+                args, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+            )
+
+    def stop(self) -> None:
+        """Stop it the way an operator does (SIGTERM), and wait until it is gone."""
+        assert self.process is not None
+        os.killpg(self.process.pid, signal.SIGTERM)
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(timeout=10)
+        self.process = None
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    async def client(self) -> Client:
+        async def connected() -> Client:
+            assert self.process is not None
+            assert self.process.poll() is None, self.log.read_text()[-2000:]
+            client = await connect(target_host=self.address, namespace="default")
+            await client.count_workflows()  # the namespace answers, not just the socket
+            return client
+
+        return await eventually(connected, within=60, what="the Temporal dev server", every=0.2)
+
+
+@contextlib.asynccontextmanager
+async def own_temporal(tmp_path: Path) -> AsyncIterator[OwnTemporal]:
+    server = OwnTemporal(db=tmp_path / "temporal.db", port=free_port(), log=tmp_path / "temporal.log")
+    server.start()
+    try:
+        yield server
+    finally:
+        if server.process is not None:
+            server.stop()
+
+
+async def _restarts(
+    sandbox: LiveSandbox, credentials_path: Path, tmp_path: Path, name: str, comments: int, restarts: int
+) -> None:
+    started = time.monotonic()
+    async with own_temporal(tmp_path) as server:
+        rig = Rig(await server.client(), sandbox, credentials_path, f"restart-{uuid.uuid4()}")
+        try:
+            video, parents = await sandbox.comments_to_answer(comments)
+            # Two workers that report each reply a little late, so the run is still going when the
+            # server goes away and some replies are done but unrecorded at that moment.
+            for _ in range(2):
+                await rig.spawn_worker(hold_s=0.3).ready()
+            handle = await rig.start(REPLY_ALL, {"video": video})
+            for n in range(restarts):
+                point = len(parents) * (n + 1) // (restarts + 2)
+
+                async def posted(at_least: int = point) -> bool:
+                    return sum((await sandbox.replies(parents)).values()) >= at_least
+
+                await eventually(posted, within=120, what=f"{point} replies", every=0.05)
+                server.stop()
+                server.start()
+                rig.client = await server.client()
+            # A handle from the client of the restarted server (the same run, found by id).
+            handle = rig.client.get_workflow_handle_for(RecipeWorkflow.run, handle.id)
+            result: RunResult = await asyncio.wait_for(handle.result(), 240)
+        finally:
+            rig.stop_workers()
+    replies = await sandbox.replies(parents)
+    state = await sandbox.state()
+    mine = [c for c in state["tikapi"]["comments"] if c["author"] == ME and c["reply_to"] is not None]
+    duplicates = sum(n - 1 for n in replies.values() if n > 1)
+    missing = sum(1 for cid in parents if replies[cid] == 0)
+    record(
+        name,
+        kills=0,
+        restarts=restarts,
+        faults=0,
+        expected=len(parents),
+        actual=len(mine),
+        duplicates=duplicates,
+        missing=missing,
+        seconds=round(time.monotonic() - started, 1),
+    )
+    assert result.outcome == "completed"
+    assert duplicates == 0
+    assert missing == 0
+    assert len(mine) == len(parents)
+
+
+@pytest.mark.timeout(300)
+async def test_chaos_temporal_restart_mid_run_short(
+    sandbox: LiveSandbox, credentials_path: Path, tmp_path: Path
+) -> None:
+    await _restarts(sandbox, credentials_path, tmp_path, "chaos_temporal_restart_1x_60_replies", 60, 1)
+
+
+@_apply(full_length)
+async def test_chaos_temporal_restart_mid_run_full(
+    sandbox: LiveSandbox, credentials_path: Path, tmp_path: Path
+) -> None:
+    await _restarts(sandbox, credentials_path, tmp_path, "chaos_temporal_restart_3x_300_replies", 300, 3)
+
+
+# -- 3. a sandbox that answers 20% 5xx, 5% timeouts, 429 bursts, one 428, malformed JSON -------
+
+
+def _fault_mix(comments: int) -> list[dict[str, Any]]:
+    reply_traffic = "/user/comment"  # the check-before-act listing and the POST itself
+    return [
+        # One expired session partway through; every /user/* call with the old key is 428 after it.
+        {"provider": "tikapi", "kind": "session_expired", "path": reply_traffic, "method": "POST"}
+        | {"skip": comments // 3},
+        # Bursts of 429, with and without a reset time.
+        {"provider": "tikapi", "kind": "rate_limit", "retry_after": 1, "count": 5, "skip": comments // 5},
+        {"provider": "tikapi", "kind": "rate_limit", "retry_after": None, "count": 5, "skip": comments},
+        # Garbage: truncated JSON and an HTML error page, a few of each, anywhere.
+        {"provider": "tikapi", "kind": "malformed", "count": 4, "probability": 0.05},
+        {"provider": "tikapi", "kind": "html", "count": 3, "probability": 0.05},
+        # The steady background: 5% of calls hang past the 2 s call timeout, 20% answer 5xx.
+        {"provider": "tikapi", "kind": "timeout", "path": reply_traffic, "count": None, "probability": 0.05}
+        | {"delay_s": 3},
+        {"provider": "tikapi", "kind": "status", "status": 503, "path": reply_traffic, "count": None}
+        | {"probability": 0.2},
+    ]
+
+
+async def _fault_mix_run(rig: Rig, name: str, comments: int) -> None:
+    started = time.monotonic()
+    video, parents = await rig.sandbox.comments_to_answer(comments)
+    await rig.sandbox.faults(*_fault_mix(comments))
+    # A 2 s call timeout (the 3 s hangs exceed it); wider batches, since `for_each` waits for the
+    # slowest item of each batch and under this much noise some item always needs a few attempts.
+    recipe = (
+        REPLY_ALL.replace("timeout: 5s", "timeout: 2s")
+        .replace("concurrency: 10", "concurrency: 30")
+        .replace("max_interval: 2s", "max_interval: 1s")
+    )
+    assert "timeout: 2s" in recipe
+    assert "concurrency: 30" in recipe
+    async with worker_in(rig):
+        handle = await rig.start(recipe, {"video": video})
+
+        async def awaiting_reauth() -> bool:
+            return (await handle.query(RecipeWorkflow.status)).phase == "awaiting_reauth"
+
+        await eventually(awaiting_reauth, within=240, what="phase awaiting_reauth")
+        # Re-authorize the way `tikflow reauth` does: new key into the store, then the signal.
+        fresh = await rig.sandbox.admin(
+            "reauthorize", {"provider": "tikapi", "account_key": DEMO_ACCOUNT_KEY}
+        )
+        CredentialStore(rig.credentials_path, env={}).update(
+            "tikapi", "main", {"account_key": fresh["account_key"]}
+        )
+        await handle.signal(RecipeWorkflow.reauthorized, "main")
+        result: RunResult = await asyncio.wait_for(handle.result(), 1500)
+    replies = await rig.sandbox.replies(parents)
+    state = await rig.sandbox.state()
+    mine = [c for c in state["tikapi"]["comments"] if c["author"] == ME and c["reply_to"] is not None]
+    duplicates = sum(n - 1 for n in replies.values() if n > 1)
+    missing = sum(1 for cid in parents if replies[cid] == 0)
+    statuses = state["statuses"]
+    record(
+        name,
+        kills=0,
+        restarts=0,
+        faults=rig.sandbox.faults_fired(),
+        faults_by_status={k: v for k, v in sorted(statuses.items()) if not k.endswith((" 200", " 302"))},
+        expected=len(parents),
+        actual=len(mine),
+        duplicates=duplicates,
+        missing=missing,
+        reauths=result.counters.reauths,
+        seconds=round(time.monotonic() - started, 1),
+    )
+    assert result.outcome == "completed"
+    assert duplicates == 0
+    assert missing == 0
+    assert len(mine) == len(parents)
+    assert result.counters.reauths == 1
+    # Every kind of fault really happened.
+    for status in ("503", "504", "429", "428", "502"):
+        assert statuses.get(f"tikapi {status}", 0) > 0, status
+
+
+@pytest.mark.timeout(240)
+async def test_chaos_fault_mix_exact_effects_short(rig: Rig) -> None:
+    await _fault_mix_run(rig, "chaos_fault_mix_60_replies", 60)
+
+
+@_apply(full_length)
+async def test_chaos_fault_mix_exact_effects_full(rig: Rig) -> None:
+    await _fault_mix_run(rig, "chaos_fault_mix_500_replies", 500)
