@@ -216,7 +216,7 @@ def test_input_default_of_wrong_type_is_rejected():
     with pytest.raises(RecipeError) as caught:
         load_recipe_text(text, "t.yaml")
     [problem] = caught.value.problems
-    assert (problem.line, problem.message) == (3, "default of input 'n' is not a integer")
+    assert (problem.line, problem.message) == (3, "default of input 'n' is not an integer")
 
 
 def test_secret_inputs_are_refused():

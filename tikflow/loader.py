@@ -24,6 +24,7 @@ from pydantic import BaseModel, ValidationError
 from workflows.expressions import (
     ExpressionError,
     check_source,
+    evaluate,
     is_template,
     referenced_names,
     referenced_steps,
@@ -309,6 +310,9 @@ def _report_validation_error(doc: _Doc, data: Any, error: Any) -> None:
         doc.at(node_path, f"{message} (found keys: {found})")
         return
     field_name = loc[-1] if loc else "recipe"
+    message = message.removeprefix("Value error, ")
+    if kind == "too_short" and field_name == "steps":
+        message = "needs at least one step"
     if kind == "string_pattern_mismatch":
         pattern = error.get("ctx", {}).get("pattern", "")
         if field_name == "recipe":
@@ -410,7 +414,10 @@ class _Checker:
     def check(self) -> None:
         for name, spec in self.recipe.inputs.items():
             if spec.default is not None and not _type_ok(spec.type, spec.default):
-                self.doc.at(("inputs", name, "default"), f"default of input {name!r} is not a {spec.type}")
+                self.doc.at(
+                    ("inputs", name, "default"),
+                    f"default of input {name!r} is not {_article(spec.type)} {spec.type}",
+                )
         if self.recipe.trigger and self.recipe.trigger.schedule:
             self._check_cron(self.recipe.trigger.schedule.cron)
         if self.recipe.notify and self.recipe.notify.webhook:
@@ -538,7 +545,16 @@ class _Checker:
         except ExpressionError as exc:
             self.doc.at(path, f"bad expression: {exc}")
             return
-        for name in sorted(referenced_names(tree) - GLOBAL_NAMES - scope):
+        names = referenced_names(tree)
+        if names <= {"range"}:
+            # A constant expression can be run now: `range(10**9)` or `'a' * 10**9` fail at load
+            # time, inside the same sandbox and bounds as at run time.
+            try:
+                evaluate(source, {})
+            except ExpressionError as exc:
+                self.doc.at(path, f"bad expression: {exc}")
+                return
+        for name in sorted(names - GLOBAL_NAMES - scope):
             known = ", ".join(sorted((GLOBAL_NAMES - {"true", "false", "none", "range"}) | scope))
             self.doc.at(path, f"unknown name {name!r} in expression (known: {known})")
         for ref in sorted(referenced_steps(tree)):
@@ -563,6 +579,10 @@ def _step_ids(steps: Sequence[Step]) -> set[str]:
             for branch in step.parallel:
                 ids |= _step_ids(branch)
     return ids
+
+
+def _article(word: str) -> str:
+    return "an" if word[:1] in "aeiou" else "a"
 
 
 def _has_template(value: Any) -> bool:
