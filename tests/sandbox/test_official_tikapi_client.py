@@ -49,7 +49,9 @@ def test_comments_list_and_reply_shows_up(base):
     assert comment_id in [c["cid"] for c in comments]
 
     user = api.user(accountKey=DEMO_ACCOUNT_KEY)
-    posted = user.posts.comments.post(media_id=video_id, text="thanks from the official client", reply_comment_id=comment_id)
+    posted = user.posts.comments.post(
+        media_id=video_id, text="thanks from the official client", reply_comment_id=comment_id
+    )
     assert posted.json()["comment"]["text"] == "thanks from the official client"
 
     replies = api.public.commentRepliesList(media_id=video_id, comment_id=comment_id).json()["comments"]

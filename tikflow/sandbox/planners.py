@@ -292,13 +292,14 @@ async def socialapi(world: World, quotas: Quotas, request: Request, path: str) -
     """Answer one SocialAPI request at `path` (below the `/socialapi/v1` prefix)."""
     request_id = request.headers.get("x-request-id") or world.token("req_", 16)
     key = _bearer(request)
+    response: Response
     if key not in world.bearer_keys["socialapi"]:
-        return _social_error(401, "auth.unauthorized", "Invalid API key.", request_id)
-    if world.socialapi_expired and path.startswith("/posts") and request.method == "POST":
-        return _social_error(
-            401, "auth.invalid_token", "The connected account's token expired; reconnect it.", request_id
-        )
-    response = await _social_route(world, request, path, request_id)
+        response = _social_error(401, "auth.unauthorized", "Invalid API key.", request_id)
+    elif world.socialapi_expired and path.startswith("/posts") and request.method == "POST":
+        message = "The connected account's token expired; reconnect it."
+        response = _social_error(401, "auth.invalid_token", message, request_id)
+    else:
+        response = await _social_route(world, request, path, request_id)
     response.headers["X-Request-ID"] = request_id
     return response
 
