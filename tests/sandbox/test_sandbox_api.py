@@ -249,7 +249,7 @@ async def test_malformed_and_html_faults(sync_client):
         json={"rules": [{"provider": "tikapi", "kind": "malformed"}, {"provider": "tikapi", "kind": "html"}]},
     )
     r = await c.get("/tikapi/key/info", headers=TIKAPI)
-    with pytest.raises(ValueError, match="Expecting|Unterminated"):
+    with pytest.raises(ValueError, match=r"Expecting|Unterminated"):
         r.json()
     r = await c.get("/tikapi/key/info", headers=TIKAPI)
     assert (r.status_code, r.headers["content-type"].split(";")[0]) == (502, "text/html")
