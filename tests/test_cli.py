@@ -156,12 +156,27 @@ def test_status_against_unreachable_temporal_exits_1_with_one_line():
     assert_no_traceback(result)
 
 
-def test_signal_commands_against_unreachable_temporal_exit_1_with_one_line():
-    for command in ("pause", "resume", "stop"):
-        result = tikflow(command, "recipe-x", TEMPORAL_ADDRESS=UNREACHABLE)
-        assert result.returncode == 1, command
-        assert len(result.stderr.splitlines()) == 1
-        assert_no_traceback(result)
+def test_client_commands_against_unreachable_temporal_exit_1_cleanly_every_time():
+    # Several at once: a process that aborts while shutting down Temporal's runtime (SIGABRT,
+    # "Fatal Python error") did so in about one run in ten before the CLI ended without finalizing.
+    commands = [[command, "recipe-x"] for command in ("pause", "resume", "stop") for _ in range(4)]
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-m", "tikflow.cli", *command],
+            cwd=ROOT,
+            env={**os.environ, "TEMPORAL_ADDRESS": UNREACHABLE},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for command in commands
+    ]
+    for command, process in zip(commands, processes, strict=True):
+        stdout, stderr = process.communicate(timeout=60)
+        assert process.returncode == 1, (command, stderr)
+        assert stdout == ""
+        [line] = stderr.splitlines()
+        assert line.startswith(f"tikflow: cannot reach Temporal at {UNREACHABLE}")
 
 
 def test_run_of_a_valid_recipe_against_unreachable_temporal_exits_1():

@@ -82,9 +82,15 @@ def _parse_inputs(pairs: Sequence[str]) -> dict[str, Any]:
     return given
 
 
+#: Set once a command has made a Temporal client: its runtime's threads outlive the command.
+_made_temporal_client = False
+
+
 async def _client() -> Any:
     from tikflow.connect import connect
 
+    global _made_temporal_client
+    _made_temporal_client = True
     try:
         return await connect()
     except RuntimeError as exc:
@@ -307,10 +313,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         code: int = args.func(args)
     except UserError as exc:
         print(f"tikflow: {exc}", file=sys.stderr)
-        return exc.code
+        code = exc.code
     except KeyboardInterrupt:
-        return 130
+        code = 130
+    if argv is None and _made_temporal_client:
+        _exit_without_finalizing(code)
     return code
+
+
+def _exit_without_finalizing(code: int) -> None:
+    """End the program now: Temporal's Rust runtime threads can abort interpreter finalization.
+
+    Without this, a command that made a client sometimes dies with SIGABRT ("Fatal Python error:
+    PyGILState_Release") after printing its result (temporalio/sdk-python#300).
+    """
+    import logging
+
+    sys.stdout.flush()
+    sys.stderr.flush()
+    logging.shutdown()
+    os._exit(code)
 
 
 if __name__ == "__main__":
