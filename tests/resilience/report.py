@@ -35,7 +35,8 @@ def record(test: str, **figures: Any) -> None:
 def table(path: Path = REPORT) -> str:
     """The recorded figures as a Markdown table (what the README's Reliability section shows)."""
     entries: dict[str, dict[str, Any]] = json.loads(path.read_text()).get("tests", {})
-    columns = ["kills", "restarts", "faults", "expected", "actual", "duplicates", "missing", "seconds"]
+    columns = ["kills", "restarts", "faults", "expected", "actual", "duplicates", "missing", "recovered"]
+    columns.append("seconds")
     lines = [
         "| test | " + " | ".join(columns) + " |",
         "|---" * (len(columns) + 1) + "|",

@@ -28,6 +28,7 @@ from tests.resilience.conftest import (
     LiveSandbox,
     Rig,
     eventually,
+    recovered_effects,
     reply_run_with_kills,
     worker_in,
 )
@@ -69,6 +70,7 @@ async def _kills(rig: Rig, name: str, comments: int, kills: int) -> None:
         **dataclasses.asdict(figures),
     )
     assert figures.kills == kills
+    assert figures.recovered > 0  # kills landed between a reply and its report
     assert figures.duplicates == 0
     assert figures.missing == 0
     assert figures.actual == figures.expected
@@ -181,6 +183,7 @@ async def _restarts(
             # A handle from the client of the restarted server (the same run, found by id).
             handle = rig.client.get_workflow_handle_for(RecipeWorkflow.run, handle.id)
             result: RunResult = await asyncio.wait_for(handle.result(), 240)
+            recovered = await recovered_effects(handle)
         finally:
             rig.stop_workers()
     replies = await sandbox.replies(parents)
@@ -197,6 +200,7 @@ async def _restarts(
         actual=len(mine),
         duplicates=duplicates,
         missing=missing,
+        recovered=recovered,
         seconds=round(time.monotonic() - started, 1),
     )
     assert result.outcome == "completed"
@@ -271,6 +275,7 @@ async def _fault_mix_run(rig: Rig, name: str, comments: int) -> None:
         )
         await handle.signal(RecipeWorkflow.reauthorized, "main")
         result: RunResult = await asyncio.wait_for(handle.result(), 1500)
+        recovered = await recovered_effects(handle)
     replies = await rig.sandbox.replies(parents)
     state = await rig.sandbox.state()
     mine = [c for c in state["tikapi"]["comments"] if c["author"] == ME and c["reply_to"] is not None]
@@ -288,6 +293,7 @@ async def _fault_mix_run(rig: Rig, name: str, comments: int) -> None:
         duplicates=duplicates,
         missing=missing,
         reauths=result.counters.reauths,
+        recovered=recovered,
         seconds=round(time.monotonic() - started, 1),
     )
     assert result.outcome == "completed"
