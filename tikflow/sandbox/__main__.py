@@ -1,4 +1,4 @@
-"""`python -m tikflow.sandbox`."""
+"""`python -m tikflow.sandbox`: serve the sandbox (see `tikflow.sandbox.server.main`)."""
 
 from tikflow.sandbox.server import main
 

@@ -1,30 +1,52 @@
-"""Scriptable faults and quotas: what makes the sandbox a hostile, realistic outside world.
+"""Scripted faults: what makes the sandbox a hostile, realistic outside world.
 
-Rules are appended with `POST /_admin/faults` and matched per request in order. Quotas follow
-each provider's documented limits (configurable in `SandboxConfig`).
+Rules are appended with `POST /_admin/faults` and checked in order for every provider request;
+the first rule that fires decides the answer. A rule:
+
+- `provider` (required) and `kind` (required): `status` (a 5xx in the provider's own error body),
+  `slow` (answer normally after `delay_s`), `timeout` (wait `delay_s`, default 30, then a 504),
+  `malformed` (a truncated JSON body with status 200), `html` (an HTML error page with a 502),
+  `session_expired` (the request's credential answers the provider's real session error on every
+  request from now on, until re-authorized), `rate_limit` (the provider's real 429).
+- `path` (substring of the path below the provider's prefix) and `method`: which requests match.
+- `status`: the status of a `status` fault (default 503).
+- `count`: how many requests the rule affects (default 1; null = unlimited).
+- `probability`: the chance that a matching request is affected, drawn from an RNG seeded with
+  the sandbox seed, so a run is reproducible (default 1).
+- `delay_s`: the wait of `slow` and `timeout`.
+- `retry_after`: seconds in the `Retry-After` header of a `rate_limit` fault; null sends no reset
+  header at all.
+- `skip`: let the first N matching requests through before the rule starts firing.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
-from collections import defaultdict, deque
-from dataclasses import dataclass, field
+import random
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 
+from tikflow.sandbox.routing import Provider
 from tikflow.sandbox.state import World
 
-__all__ = ["FaultRule", "Faults", "Quotas"]
+__all__ = ["KINDS", "FaultRule", "Faults"]
 
 KINDS = ("status", "slow", "timeout", "malformed", "html", "session_expired", "rate_limit")
+#: A body cut off mid-way, as a dropped connection behind a proxy leaves it.
+_TRUNCATED = '{"status":"success","statusCode":0,"data":{"items":[{"id":"7'
+_HTML = (
+    "<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n"
+    "<center><h1>502 Bad Gateway</h1></center>\r\n<hr><center>cloudflare</center>\r\n"
+    "</body>\r\n</html>\r\n"
+)
 
 
 @dataclass
 class FaultRule:
-    """One scripted fault (see the module docstring of `tikflow.sandbox.app` for the fields)."""
+    """One scripted fault (fields as in this module's docstring); `seen`/`fired` count use."""
 
     provider: str
     kind: str
@@ -33,119 +55,86 @@ class FaultRule:
     status: int = 503
     count: int | None = 1
     probability: float = 1.0
-    delay_s: float = 30.0
+    delay_s: float | None = None
     retry_after: float | None = None
     skip: int = 0
     seen: int = 0
     fired: int = 0
 
-    def matches(self, provider: str, request: Request) -> bool:
-        """Whether this rule is about `request`."""
+    def matches(self, provider: str, method: str, path: str) -> bool:
+        """Whether this rule is about a request (`path` below the provider's prefix)."""
         if provider != self.provider:
             return False
-        if self.path and self.path not in request.url.path:
+        if self.path and self.path not in path:
             return False
-        return not (self.method and self.method.upper() != request.method)
+        return not (self.method and self.method.upper() != method)
 
 
 @dataclass
 class Faults:
-    """The active fault rules."""
+    """The active fault rules, and the seeded RNG their probabilities draw from."""
 
+    seed: int
     rules: list[FaultRule] = field(default_factory=list)
+    rng: random.Random = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.rng = random.Random(self.seed)
 
     def add(self, raw: dict[str, Any]) -> FaultRule:
         """Validate and append a rule."""
         if raw.get("kind") not in KINDS:
             raise ValueError(f"kind must be one of {', '.join(KINDS)}")
-        known = set(FaultRule.__dataclass_fields__) - {"seen", "fired"}
+        known = {f.name for f in fields(FaultRule)} - {"seen", "fired"}
         unknown = set(raw) - known
         if unknown:
             raise ValueError(f"unknown fault fields: {', '.join(sorted(unknown))}")
         rule = FaultRule(**raw)
+        if not 0 <= rule.probability <= 1:
+            raise ValueError("probability must be between 0 and 1")
         self.rules.append(rule)
         return rule
 
-    async def apply(self, world: World, provider: str, request: Request) -> Response | None:
-        """The faulty answer for this request, or None to answer normally."""
+    def clear(self) -> None:
+        """Drop every rule."""
+        self.rules.clear()
+
+    def fire(self, provider: str, method: str, path: str) -> FaultRule | None:
+        """The rule that fires for this request, if any (counting the request against rules)."""
         for rule in self.rules:
-            if not rule.matches(provider, request):
+            if not rule.matches(provider, method, path):
                 continue
             rule.seen += 1
             if rule.seen <= rule.skip:
                 continue
             if rule.count is not None and rule.fired >= rule.count:
                 continue
-            if rule.probability < 1.0 and world.rng.random() >= rule.probability:
+            if rule.probability < 1.0 and self.rng.random() >= rule.probability:
                 continue
             rule.fired += 1
-            return await _fault_response(world, provider, rule, request)
+            return rule
         return None
 
 
-async def _fault_response(world: World, provider: str, rule: FaultRule, request: Request) -> Response | None:
+async def faulty_answer(
+    rule: FaultRule, provider: Provider, world: World, request: Request
+) -> Response | None:
+    """The answer a fired rule gives, or None when the provider should answer (maybe later)."""
     if rule.kind == "status":
-        body = (
-            {"status": "error", "message": "Internal server error"}
-            if provider == "tikapi"
-            else {"error": "internal"}
-        )
-        return JSONResponse(body, status_code=rule.status)
-    if rule.kind in ("slow", "timeout"):
-        await asyncio.sleep(rule.delay_s)
-        return None if rule.kind == "slow" else JSONResponse({"error": "gateway timeout"}, status_code=504)
+        return provider.server_error(rule.status)
+    if rule.kind == "slow":
+        await asyncio.sleep(rule.delay_s if rule.delay_s is not None else 2.0)
+        return None
+    if rule.kind == "timeout":
+        await asyncio.sleep(rule.delay_s if rule.delay_s is not None else 30.0)
+        return provider.server_error(504)
     if rule.kind == "malformed":
-        return Response('{"status":"success","itemList":[{"id":', media_type="application/json")
+        return Response(_TRUNCATED, status_code=200, media_type="application/json")
     if rule.kind == "html":
-        return Response(
-            "<html><body><h1>502 Bad Gateway</h1></body></html>", status_code=502, media_type="text/html"
-        )
+        return Response(_HTML, status_code=502, media_type="text/html")
     if rule.kind == "session_expired":
-        if provider == "tikapi":
-            key = request.headers.get("x-account-key")
-            if key:
-                world.expired_account_keys.add(key)
-        elif provider == "socialapi":
-            world.socialapi_expired = True
-        return None  # the provider module answers the real session error from now on
-    if rule.kind == "rate_limit":
-        headers = {"Retry-After": str(int(rule.retry_after))} if rule.retry_after is not None else {}
-        return rate_limited(provider, headers)
-    return None
-
-
-def rate_limited(provider: str, headers: dict[str, str] | None = None) -> Response:
-    """The provider's real 429 body."""
-    bodies: dict[str, Any] = {
-        "tikapi": {"status": "error", "message": "API Key Rate-Limit reached."},
-        "tiktok": {
-            "error": {"code": "rate_limit_exceeded", "message": "Too many requests.", "log_id": "sandbox"}
-        },
-        "highlevel": {"statusCode": 429, "message": "Too Many Requests"},
-        "dumpling": {"error": "Rate limit exceeded"},
-        "socialapi": {"error": {"code": "rate_limit_exceeded", "message": "Plan quota exceeded"}},
-    }
-    return Response(
-        json.dumps(bodies[provider]), status_code=429, headers=headers or {}, media_type="application/json"
-    )
-
-
-class Quotas:
-    """Sliding-window request counters per (provider, key, window)."""
-
-    def __init__(self, world: World) -> None:
-        self.world = world
-        self.windows: dict[tuple[str, str, float], deque[float]] = defaultdict(deque)
-
-    def take(self, provider: str, key: str, limit: float, window_s: float) -> tuple[bool, int, float]:
-        """Count one request; returns (allowed, remaining, seconds until a slot frees)."""
-        if limit <= 0:
-            return True, -1, 0.0
-        now = self.world.now()
-        times = self.windows[(provider, key, window_s)]
-        while times and times[0] <= now - window_s:
-            times.popleft()
-        if len(times) >= limit:
-            return False, 0, max(times[0] + window_s - now, 0.0)
-        times.append(now)
-        return True, int(limit - len(times)), 0.0
+        if provider.session_expired is not None:
+            provider.session_expired(world, request)
+        # The provider module answers the real session error, now and until re-authorized.
+        return None
+    return provider.rate_limited(rule.retry_after)

@@ -11,15 +11,15 @@ from collections.abc import Iterator, Sequence
 
 import uvicorn
 
-from tikflow.sandbox.app import PREFIXES, create_app
+from tikflow.sandbox.app import PROVIDERS, create_app
 from tikflow.sandbox.state import SandboxConfig
 
 __all__ = ["main", "provider_base_urls", "running_sandbox", "serve"]
 
 
 def provider_base_urls(base_url: str) -> dict[str, str]:
-    """Provider → base URL on a sandbox served at `base_url`."""
-    return {name: base_url.rstrip("/") + prefix for name, (prefix, _) in PREFIXES.items()}
+    """Provider → its base URL on a sandbox served at `base_url`."""
+    return {name: base_url.rstrip("/") + provider.prefix for name, provider in PROVIDERS.items()}
 
 
 def _server(host: str, port: int, config: SandboxConfig | None) -> uvicorn.Server:
@@ -43,16 +43,18 @@ def running_sandbox(
     sock = socket.socket()
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, port))
-    server = _server(host, sock.getsockname()[1], config)
+    bound = sock.getsockname()[1]
+    server = _server(host, bound, config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     deadline = time.monotonic() + 10
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("the sandbox did not start")
-        time.sleep(0.01)
     try:
-        yield f"http://{host}:{sock.getsockname()[1]}"
+        while not server.started:
+            if not thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("the sandbox did not start")
+            # Starting a server in a thread has no awaitable to wait on: poll its flag.
+            time.sleep(0.01)
+        yield f"http://{host}:{bound}"
     finally:
         server.should_exit = True
         thread.join(timeout=10)
@@ -60,7 +62,7 @@ def running_sandbox(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """`python -m tikflow.sandbox [--host H] [--port N] [--seed N]`."""
+    """`python -m tikflow.sandbox [--host H] [--port N] [--seed N] [--comment-interval S]`."""
     parser = argparse.ArgumentParser(
         prog="tikflow sandbox", description="Local stand-ins of the five provider APIs."
     )
@@ -68,7 +70,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=8400)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument(
-        "--comment-interval", type=float, default=20.0, help="seconds between new comments (0 = off)"
+        "--comment-interval",
+        type=float,
+        default=20.0,
+        help="seconds between new comments on listed videos (0 = only through POST /_admin/tick)",
     )
     args = parser.parse_args(argv)
     with contextlib.suppress(KeyboardInterrupt):

@@ -1,60 +1,140 @@
-"""TikAPI stand-in: `X-API-KEY` (+ `X-ACCOUNT-KEY` on /user/*, /creator/*), real bodies and cursors.
+"""TikAPI stand-in: `X-API-KEY` on everything, `X-ACCOUNT-KEY` on `/user/*` and `/creator/*`.
 
-Cursor JSON types follow the official client's checks: string cursors for posts and hashtags,
-number cursors for comment lists, number `nextCursor` for followers and conversations.
+Paths, parameters, bodies and errors follow TikAPI's REST reference and its official clients
+(shared/reference/tikapi-endpoints.md). Cursor JSON types follow what the official Python client
+type-checks when it sends them back: a string `cursor` for posts, feed and hashtag listings, a
+number `cursor` for comment lists, a number `nextCursor` for followers, following and
+conversations, a string `nextCursor` for search and messages; `hasMore`/`has_more` end them.
+
+Only the documented demo keys are accepted at first; `GET /account/authorize` (the consent page,
+auto-approved) mints new account keys, as does `POST /_admin/reauthorize`.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 
-from tikflow.sandbox.faults import Quotas, rate_limited
-from tikflow.sandbox.state import Comment, User, Video, World
+from tikflow.sandbox.ratelimit import Quotas
+from tikflow.sandbox.routing import Provider, Router
+from tikflow.sandbox.state import Comment, Conversation, Message, User, Video, World
 
-__all__ = ["handle"]
+__all__ = ["PROVIDER", "SESSION_EXPIRED", "comment_json", "mint_account_key", "stats_json", "user_json"]
 
 SESSION_EXPIRED = {
     "status": "error",
     "message": "Account session expired, please ask user to re-login and re-authorize.",
     "statusCode": 8,
 }
+#: TikTok's codes inside TikAPI's 403s (seed 004).
+USER_MISSING, VIDEO_MISSING, HASHTAG_MISSING, ENTITY_MISSING, SERVER_ERROR = 10202, 10204, 10205, 10224, 10101
+PAGE_MAX = 30
+
+
+@dataclass(frozen=True)
+class Call:
+    """One TikAPI request as an endpoint sees it: merged parameters and the acting user."""
+
+    params: dict[str, Any]
+    me: User | None
+    request: Request
+
+    def text(self, name: str) -> str:
+        """A parameter as a string ('' when absent)."""
+        value = self.params.get(name)
+        return "" if value is None else str(value)
+
+    def number(self, name: str, default: int = 0) -> int:
+        """A numeric parameter (cursors, counts); `BadParams` when it is not a number."""
+        value = self.params.get(name)
+        if value in (None, ""):
+            return default
+        try:
+            return int(str(value))
+        except ValueError:
+            raise BadParams({name: f"A valid {name} is required."}) from None
+
+    def count(self) -> int:
+        """The page size: `count`, at most 30 as documented."""
+        return max(1, min(self.number("count", PAGE_MAX), PAGE_MAX))
+
+    def acting(self) -> User:
+        """The user behind the account key (only `/user/*` and `/creator/*` have one)."""
+        if self.me is None:
+            raise BadParams({"X-ACCOUNT-KEY": "A valid Account Key is required."})
+        return self.me
+
+
+class BadParams(Exception):
+    """A request with missing or invalid parameters: TikAPI's 400 `Missing fields.`."""
+
+    def __init__(self, fields: dict[str, str]) -> None:
+        super().__init__(fields)
+        self.fields = fields
+
+
+class TikTokError(Exception):
+    """TikTok refused the request: TikAPI's 403 with TikTok's `statusCode`."""
+
+    def __init__(self, message: str, code: int) -> None:
+        super().__init__(message)
+        self.message = message
+        self.code = code
+
+
+Endpoint = Callable[[World, Call], Response]
+ROUTER: Router[Endpoint] = Router()
 
 
 def _ok(body: dict[str, Any]) -> JSONResponse:
-    return JSONResponse({"status": "success", "statusCode": 0, "status_code": 0, **body})
+    return JSONResponse({**body, "status": "success", "message": "", "statusCode": 0, "status_code": 0})
 
 
 def _error(status: int, message: str, **extra: Any) -> JSONResponse:
     return JSONResponse({"status": "error", "message": message, **extra}, status_code=status)
 
 
-def _user_json(user: User) -> dict[str, Any]:
+def _require(call: Call, *names: str) -> None:
+    absent = [n for n in names if call.params.get(n) in (None, "")]
+    if absent:
+        raise BadParams({n: f"A valid {n} is required." for n in absent})
+
+
+# -- JSON shapes ---------------------------------------------------------------------------------
+
+
+def user_json(user: User) -> dict[str, Any]:
+    """A user as TikTok's web API shows it (`userInfo.user`, `author`)."""
     return {
         "id": user.id,
         "uniqueId": user.unique_id,
         "nickname": user.nickname,
         "secUid": user.sec_uid,
+        "signature": user.signature,
+        "avatarLarger": f"https://p16-sign.tiktokcdn.example/{user.id}~c5_1080x1080.jpeg",
         "verified": user.followers > 1_000_000,
         "privateAccount": False,
+        "createTime": user.create_time,
         "region": user.region,
     }
 
 
-def _stats_json(world: World, user: User) -> dict[str, Any]:
-    videos = sum(1 for v in world.videos.values() if v.author == user.unique_id)
+def stats_json(world: World, user: User) -> dict[str, Any]:
+    """A user's statistics (`userInfo.stats`)."""
     return {
         "followerCount": user.followers,
         "followingCount": user.following,
         "heart": user.hearts,
         "heartCount": user.hearts,
-        "videoCount": videos,
+        "videoCount": len(world.videos_of(user.unique_id)),
         "diggCount": user.hearts // 3,
+        "friendCount": len(set(world.followers_of[user.unique_id]) & set(_following(world, user))),
     }
 
 
@@ -65,19 +145,20 @@ def _video_json(world: World, video: Video) -> dict[str, Any]:
         "id": video.id,
         "desc": video.desc,
         "createTime": video.create_time,
-        "author": _user_json(author),
+        "author": user_json(author),
         "stats": {
             "diggCount": video.likes,
             "playCount": video.plays,
             "commentCount": comments,
             "shareCount": video.likes // 10,
         },
-        "video": {"duration": 15},
+        "video": {"duration": video.duration},
         "challenges": [{"title": t} for t in video.hashtags],
     }
 
 
-def _comment_json(world: World, comment: Comment) -> dict[str, Any]:
+def comment_json(world: World, comment: Comment) -> dict[str, Any]:
+    """A comment or reply as TikTok's comment lists show it."""
     user = world.users[comment.author]
     replies = sum(1 for c in world.comments.values() if c.reply_to == comment.cid and not c.deleted)
     return {
@@ -88,420 +169,582 @@ def _comment_json(world: World, comment: Comment) -> dict[str, Any]:
         "reply_comment_total": replies,
         "aweme_id": comment.aweme_id,
         "reply_id": comment.reply_to or "0",
-        "user": {"uid": user.id, "unique_id": user.unique_id, "nickname": user.nickname},
+        "reply_to_reply_id": comment.reply_to_reply or "0",
+        "status": 1,
+        "user": {
+            "uid": user.id,
+            "unique_id": user.unique_id,
+            "nickname": user.nickname,
+            "sec_uid": user.sec_uid,
+        },
     }
 
 
-def _page(items: list[Any], cursor: Any, count: Any) -> tuple[list[Any], int, bool]:
-    start = int(cursor or 0)
-    size = max(1, min(int(count or 30), 30))
-    chunk = items[start : start + size]
-    return chunk, start + len(chunk), start + len(chunk) < len(items)
-
-
-async def _params(request: Request) -> dict[str, Any]:
-    params: dict[str, Any] = dict(request.query_params)
-    if request.method == "POST":
-        try:
-            body = json.loads(await request.body() or b"{}")
-        except ValueError:
-            body = {}
-        if isinstance(body, dict):
-            params.update(body)
-    return params
-
-
-def _missing(params: dict[str, Any], *names: str) -> JSONResponse | None:
-    absent = [n for n in names if params.get(n) in (None, "")]
-    if absent:
-        return _error(400, "Missing fields.", fields={n: "This field is required." for n in absent})
-    return None
-
-
-async def handle(world: World, quotas: Quotas, request: Request, path: str) -> Response:
-    """Answer one TikAPI request at `path` (below the `/tikapi` prefix)."""
-    if path == "/account/authorize":
-        return _authorize(world, request)
-    api_key = request.headers.get("x-api-key", "")
-    if api_key not in world.tikapi_api_keys:
-        return _error(401, "A valid API Key is required.")
-    config = world.config
-    if config.tikapi_per_second > 0 or config.tikapi_daily > 0:
-        headers = (
-            {"Retry-After": str(int(config.tikapi_retry_after))}
-            if config.tikapi_retry_after is not None
-            else {}
-        )
-        if config.tikapi_per_second > 0:
-            allowed, _, _ = quotas.take("tikapi", api_key, config.tikapi_per_second, 1.0)
-            if not allowed:
-                return rate_limited("tikapi", headers)
-        if config.tikapi_daily > 0:
-            allowed, _, _ = quotas.take("tikapi", api_key + ":day", config.tikapi_daily, 86400.0)
-            if not allowed:
-                return rate_limited("tikapi", headers)
-    me: User | None = None
-    if path.startswith(("/user/", "/creator/")):
-        account_key = request.headers.get("x-account-key", "")
-        if account_key in world.expired_account_keys:
-            return JSONResponse(SESSION_EXPIRED, status_code=428)
-        username = world.tikapi_account_keys.get(account_key)
-        if username is None:
-            return _error(401, "A valid Account Key is required.")
-        me = world.users[username]
-    params = await _params(request)
-    route = ROUTES.get((request.method, path))
-    if route is None and path.startswith("/creator/analytics/"):
-        route = _analytics
-    if route is None:
-        return _error(404, f"No route for {request.method} {path}")
-    return await route(world, params, me)
-
-
-def _authorize(world: World, request: Request) -> Response:
-    """The consent screen, auto-approved: a new account key for the same TikTok user."""
-    redirect = request.query_params.get("redirect_uri")
-    if not redirect:
-        return _error(400, "Missing fields.", fields={"redirect_uri": "This field is required."})
-    username = request.query_params.get("username", "tikflow_demo")
-    key = world.token("AccountKey", 30)
-    world.tikapi_account_keys[key] = username
-    query = urlencode(
-        {
-            "access_token": key,
-            "scope": request.query_params.get("scope", "view_profile"),
-            "state": request.query_params.get("state", ""),
-        }
+def _conversation_json(world: World, conv: Conversation) -> dict[str, Any]:
+    peer = world.users[conv.peer]
+    last = max(
+        (m for m in world.messages if m.conversation_id == conv.conversation_id), key=lambda m: m.create_time
     )
-    return RedirectResponse(f"{redirect}{'&' if '?' in redirect else '?'}{query}", status_code=302)
-
-
-Route = Callable[[World, dict[str, Any], User | None], Awaitable[Response]]
-
-
-async def _check(world: World, p: dict[str, Any], me: User | None) -> Response:
-    user = world.users.get(str(p.get("username", ""))) or next(
-        (u for u in world.users.values() if u.id == str(p.get("user_id", ""))), None
-    )
-    if user is None:
-        return _error(403, "User doesn't exist", statusCode=10202)
-    return _ok({"userInfo": {"user": _user_json(user), "stats": _stats_json(world, user)}})
-
-
-async def _user_info(world: World, p: dict[str, Any], me: User | None) -> Response:
-    assert me is not None
-    user = world.users.get(str(p.get("username") or me.unique_id), me)
-    return _ok({"userInfo": {"user": _user_json(user), "stats": _stats_json(world, user)}})
-
-
-def _videos_page(world: World, videos: list[Video], p: dict[str, Any]) -> dict[str, Any]:
-    videos = sorted(videos, key=lambda v: (-v.create_time, v.id))
-    chunk, nxt, more = _page(videos, p.get("cursor"), p.get("count"))
-    return {"itemList": [_video_json(world, v) for v in chunk], "cursor": str(nxt), "hasMore": more}
-
-
-async def _posts(world: World, p: dict[str, Any], me: User | None) -> Response:
-    sec_uid = p.get("secUid")
-    owner = next((u for u in world.users.values() if u.sec_uid == sec_uid), None) if sec_uid else me
-    if owner is None:
-        return _missing(p, "secUid") or _error(403, "User doesn't exist", statusCode=10202)
-    return _ok(_videos_page(world, [v for v in world.videos.values() if v.author == owner.unique_id], p))
-
-
-async def _hashtag(world: World, p: dict[str, Any], me: User | None) -> Response:
-    name, tag_id = p.get("name"), p.get("id")
-    tag = None
-    if tag_id:
-        tag = next((t for t in world.hashtags.values() if t["id"] == str(tag_id)), None)
-    elif name:
-        tag = world.hashtags.get(str(name).lstrip("#").lower())
-    else:
-        return _error(400, "Missing fields.", fields={"id": "id or name is required."})
-    if tag is None:
-        return _error(403, "Hashtag doesn't exist", statusCode=10205)
-    videos = [v for v in world.videos.values() if tag["title"] in v.hashtags]
-    world.arrive([v.id for v in videos])
-    body = {
-        "challengeInfo": {
-            "challenge": tag,
-            "stats": {"videoCount": len(videos), "viewCount": sum(v.plays for v in videos)},
-        }
+    return {
+        "conversation_id": conv.conversation_id,
+        "conversation_short_id": conv.short_id,
+        "ticket": conv.ticket,
+        "user_id": peer.id,
+        "unread": not conv.read,
+        "participants": [user_json(peer)],
+        "last_message": _message_json(world, last),
     }
-    return _ok({**body, **_videos_page(world, videos, p)})
 
 
-async def _video(world: World, p: dict[str, Any], me: User | None) -> Response:
-    video = world.videos.get(str(p.get("id", "")))
+def _message_json(world: World, msg: Message) -> dict[str, Any]:
+    return {
+        "server_message_id": msg.id,
+        "conversation_id": msg.conversation_id,
+        "sender": world.users[msg.sender].id,
+        "create_time": msg.create_time,
+        "content": json.dumps({"text": msg.text}),
+        "type": 7,
+    }
+
+
+def _offset_page(
+    items: list[Any], call: Call, cursor_name: str, size: int | None = None
+) -> tuple[list[Any], int, bool]:
+    start = call.number(cursor_name)
+    chunk = items[start : start + (size or call.count())]
+    end = start + len(chunk)
+    return chunk, end, end < len(items)
+
+
+def _videos_page(world: World, videos: list[Video], call: Call) -> dict[str, Any]:
+    chunk, end, more = _offset_page(videos, call, "cursor")
+    return {"itemList": [_video_json(world, v) for v in chunk], "cursor": str(end), "hasMore": more}
+
+
+def _following(world: World, user: User) -> list[str]:
+    return [u for u, fans in world.followers_of.items() if user.unique_id in fans]
+
+
+def _user_by(world: World, call: Call, *, default: User | None = None) -> User:
+    """The user a request is about: `secUid`, `username` or `user_id`, else `default`."""
+    sec_uid, username, user_id = call.text("secUid"), call.text("username"), call.text("user_id")
+    if not (sec_uid or username or user_id):
+        if default is None:
+            raise BadParams({"secUid": "A valid TikTok secUid is required."})
+        return default
+    for user in world.users.values():
+        if sec_uid == user.sec_uid or username.lstrip("@") == user.unique_id or user_id == user.id:
+            return user
+    raise TikTokError("User doesn't exist", USER_MISSING)
+
+
+def _video(world: World, video_id: str) -> Video:
+    video = world.videos.get(video_id)
     if video is None:
-        return _missing(p, "id") or _error(403, "Video doesn't exist", statusCode=10204)
-    return _ok({"itemInfo": {"itemStruct": _video_json(world, video)}})
+        raise TikTokError("Video doesn't exist", VIDEO_MISSING)
+    return video
 
 
-async def _explore(world: World, p: dict[str, Any], me: User | None) -> Response:
-    videos = sorted(world.videos.values(), key=lambda v: -v.plays)[: int(p.get("count") or 30)]
+def _comment(world: World, comment_id: str) -> Comment:
+    comment = world.comments.get(comment_id)
+    if comment is None or comment.deleted:
+        raise TikTokError("Entity doesn't exist", ENTITY_MISSING)
+    return comment
+
+
+def _conversation(world: World, call: Call, *, request: bool) -> Conversation:
+    _require(call, "conversation_id", "conversation_short_id")
+    conv = world.conversations.get(call.text("conversation_id"))
+    if (
+        conv is None
+        or conv.deleted
+        or conv.request != request
+        or conv.short_id != call.text("conversation_short_id")
+    ):
+        raise TikTokError("Entity doesn't exist", ENTITY_MISSING)
+    return conv
+
+
+# -- public endpoints ----------------------------------------------------------------------------
+
+
+def _profile(world: World, call: Call) -> Response:
+    user = _user_by(world, call, default=call.me)
+    return _ok({"userInfo": {"user": user_json(user), "stats": stats_json(world, user)}})
+
+
+def _posts(world: World, call: Call) -> Response:
+    owner = _user_by(world, call, default=call.me)
+    return _ok(_videos_page(world, world.videos_of(owner.unique_id), call))
+
+
+def _hashtag(world: World, call: Call) -> Response:
+    tag_id, name = call.text("id"), call.text("name").lstrip("#").lower()
+    if tag_id:
+        tag = next((t for t in world.hashtags.values() if t["id"] == tag_id), None)
+    elif name:
+        tag = world.hashtags.get(name)
+    else:
+        raise BadParams({"id": "A valid hashtag id or name is required."})
+    if tag is None:
+        raise TikTokError("Hashtag doesn't exist", HASHTAG_MISSING)
+    ids = [v.id for v in world.videos.values() if tag["title"] in v.hashtags]
+    world.arrive(ids)
+    videos = sorted((world.videos[i] for i in ids), key=lambda v: (-v.create_time, v.id))
+    info = {
+        "challenge": dict(tag),
+        "stats": {"videoCount": len(videos), "viewCount": sum(v.plays for v in videos)},
+    }
+    return _ok({"challengeInfo": info, **_videos_page(world, videos, call)})
+
+
+def _video_info(world: World, call: Call) -> Response:
+    _require(call, "id")
+    return _ok({"itemInfo": {"itemStruct": _video_json(world, _video(world, call.text("id")))}})
+
+
+def _explore(world: World, call: Call) -> Response:
+    videos = sorted(world.videos.values(), key=lambda v: (-v.plays, v.id))[: call.count()]
     return _ok({"itemList": [_video_json(world, v) for v in videos]})
 
 
-async def _search(world: World, p: dict[str, Any], me: User | None) -> Response:
-    query = str(p.get("query", "")).lower()
-    videos = [v for v in world.videos.values() if query in v.desc.lower()]
-    chunk, nxt, more = _page(videos, p.get("nextCursor"), 20)
-    return _ok({"item_list": [_video_json(world, v) for v in chunk], "nextCursor": nxt, "has_more": more})
-
-
-async def _comments(
-    world: World, p: dict[str, Any], me: User | None, parent_key: str | None = None
-) -> Response:
-    problem = _missing(p, "media_id", *([parent_key] if parent_key else []))
-    if problem:
-        return problem
-    video_id = str(p["media_id"])
-    if video_id not in world.videos:
-        return _error(403, "Video doesn't exist", statusCode=10204)
-    world.arrive([video_id])
-    parent = str(p[parent_key]) if parent_key else None
-    items = world.visible_comments(video_id, parent)
-    chunk, nxt, more = _page(items, p.get("cursor"), p.get("count"))
+def _search(world: World, call: Call) -> Response:
+    _require(call, "query")
+    query = call.text("query").lower().lstrip("#@")
+    category = call.params["category"]
+    if category == "autocomplete":
+        words = sorted({t for t in world.hashtags if query in t} | {u for u in world.users if query in u})
+        return _ok({"sug_list": [{"content": w} for w in words]})
+    if category == "users":
+        users = [u for u in world.users.values() if query in u.unique_id or query in u.nickname.lower()]
+        chunk, end, more = _offset_page(users, call, "nextCursor", 10)
+        found = [
+            {
+                "user_info": {
+                    "uid": u.id,
+                    "unique_id": u.unique_id,
+                    "nickname": u.nickname,
+                    "sec_uid": u.sec_uid,
+                    "follower_count": u.followers,
+                }
+            }
+            for u in chunk
+        ]
+        return _ok({"user_list": found, "nextCursor": str(end), "has_more": 1 if more else 0})
+    videos = [v for v in world.videos.values() if query in v.desc.lower() or query in v.author]
+    chunk, end, more = _offset_page(videos, call, "nextCursor", 10)
+    items = [_video_json(world, v) for v in chunk]
+    if category == "videos":
+        return _ok({"item_list": items, "nextCursor": str(end), "has_more": 1 if more else 0})
     return _ok(
         {
-            "comments": [_comment_json(world, c) for c in chunk],
-            "cursor": nxt,
+            "data": [{"type": 1, "item": i} for i in items],
+            "nextCursor": str(end),
+            "has_more": 1 if more else 0,
+        }
+    )
+
+
+def _comments(world: World, call: Call) -> Response:
+    _require(call, "media_id")
+    video = _video(world, call.text("media_id"))
+    world.arrive([video.id])
+    items = world.visible_comments(video.id, None)
+    chunk, end, more = _offset_page(items, call, "cursor")
+    return _ok(
+        {
+            "comments": [comment_json(world, c) for c in chunk],
+            "cursor": end,
             "has_more": 1 if more else 0,
             "total": len(items),
         }
     )
 
 
-async def _replies(world: World, p: dict[str, Any], me: User | None) -> Response:
-    return await _comments(world, p, me, parent_key="comment_id")
+def _replies(world: World, call: Call) -> Response:
+    _require(call, "media_id", "comment_id")
+    video = _video(world, call.text("media_id"))
+    parent = _comment(world, call.text("comment_id"))
+    items = world.visible_comments(video.id, parent.cid)
+    chunk, end, more = _offset_page(items, call, "cursor")
+    return _ok(
+        {
+            "comments": [comment_json(world, c) for c in chunk],
+            "cursor": end,
+            "has_more": 1 if more else 0,
+            "total": len(items),
+        }
+    )
 
 
-async def _post_comment(world: World, p: dict[str, Any], me: User | None) -> Response:
-    assert me is not None
-    problem = _missing(p, "media_id", "text")
-    if problem:
-        return problem
-    video_id = str(p["media_id"])
-    if video_id not in world.videos:
-        return _error(403, "Video doesn't exist", statusCode=10204)
-    parent = str(p["reply_comment_id"]) if p.get("reply_comment_id") else None
-    if parent is not None and (parent not in world.comments or world.comments[parent].deleted):
-        return _error(403, "Comment doesn't exist", statusCode=10224)
-    comment = world.add_comment(video_id, text=str(p["text"]), author=me.unique_id, reply_to=parent)
-    return _ok({"comment": _comment_json(world, comment)})
+def _user_list(world: World, call: Call, names: list[str], key: str) -> Response:
+    chunk, end, more = _offset_page(sorted(names), call, "nextCursor")
+    users = [world.users[n] for n in chunk]
+    if call.request.url.path.endswith(("/public/followers", "/public/following")):
+        listed: list[dict[str, Any]] = [{"user": user_json(u), "stats": stats_json(world, u)} for u in users]
+        key = "userList"
+    else:
+        listed = [user_json(u) for u in users]
+    return _ok({key: listed, "nextCursor": end, "hasMore": more, "total": len(names)})
 
 
-async def _like_comment(world: World, p: dict[str, Any], me: User | None) -> Response:
-    assert me is not None
-    problem = _missing(p, "media_id", "comment_id")
-    if problem:
-        return problem
-    comment = world.comments.get(str(p["comment_id"]))
-    if comment is None or comment.deleted:
-        return _error(403, "Comment doesn't exist", statusCode=10224)
+def _followers(world: World, call: Call) -> Response:
+    user = _user_by(world, call, default=call.me)
+    return _user_list(world, call, world.followers_of[user.unique_id], "followers")
+
+
+def _following_list(world: World, call: Call) -> Response:
+    user = _user_by(world, call, default=call.me)
+    return _user_list(world, call, _following(world, user), "followings")
+
+
+# -- the account's own actions -------------------------------------------------------------------
+
+
+def _post_comment(world: World, call: Call) -> Response:
+    me = call.acting()
+    _require(call, "media_id", "text")
+    video = _video(world, call.text("media_id"))
+    top: str | None = None
+    answered: str | None = None
+    if call.text("reply_comment_id"):
+        # TikTok threads a reply to a reply under the top-level comment.
+        parent = _comment(world, call.text("reply_comment_id"))
+        top, answered = (parent.reply_to, parent.cid) if parent.reply_to else (parent.cid, None)
+    comment = world.add_comment(
+        video.id, text=call.text("text"), author=me.unique_id, reply_to=top, reply_to_reply=answered
+    )
+    return _ok({"comment": comment_json(world, comment)})
+
+
+def _like_comment(world: World, call: Call) -> Response:
+    me = call.acting()
+    _require(call, "media_id", "comment_id")
+    comment = _comment(world, call.text("comment_id"))
     if me.unique_id not in comment.liked_by:
         comment.liked_by.append(me.unique_id)
+    return _ok({"is_digg": 0})
+
+
+def _unlike_comment(world: World, call: Call) -> Response:
+    me = call.acting()
+    _require(call, "media_id", "comment_id")
+    comment = _comment(world, call.text("comment_id"))
+    if me.unique_id in comment.liked_by:
+        comment.liked_by.remove(me.unique_id)
     return _ok({"is_digg": 1})
 
 
-async def _delete_comment(world: World, p: dict[str, Any], me: User | None) -> Response:
-    assert me is not None
-    problem = _missing(p, "comment_id")
-    if problem:
-        return problem
-    comment = world.comments.get(str(p["comment_id"]))
-    if comment is None or comment.deleted:
-        return _error(403, "Comment doesn't exist", statusCode=10224)
-    video = world.videos[comment.aweme_id]
-    if me.unique_id not in (comment.author, video.author):
-        return _error(403, "You can't delete this comment", statusCode=10225)
+def _delete_comment(world: World, call: Call) -> Response:
+    me = call.acting()
+    _require(call, "comment_id")
+    comment = _comment(world, call.text("comment_id"))
+    # Only the comment's author or the video's owner may delete it.
+    if me.unique_id not in (comment.author, world.videos[comment.aweme_id].author):
+        raise TikTokError("You can't delete this comment", ENTITY_MISSING)
     comment.deleted = True
     return _ok({})
 
 
-async def _like_video(world: World, p: dict[str, Any], me: User | None) -> Response:
-    assert me is not None
-    video = world.videos.get(str(p.get("media_id", "")))
-    if video is None:
-        return _missing(p, "media_id") or _error(403, "Video doesn't exist", statusCode=10204)
+def _like_video(world: World, call: Call) -> Response:
+    me = call.acting()
+    _require(call, "media_id")
+    video = _video(world, call.text("media_id"))
     if me.unique_id not in video.liked_by:
         video.liked_by.append(me.unique_id)
         video.likes += 1
+    return _ok({"is_digg": 0})
+
+
+def _unlike_video(world: World, call: Call) -> Response:
+    me = call.acting()
+    _require(call, "media_id")
+    video = _video(world, call.text("media_id"))
+    if me.unique_id in video.liked_by:
+        video.liked_by.remove(me.unique_id)
+        video.likes -= 1
     return _ok({"is_digg": 1})
 
 
-async def _followers(world: World, p: dict[str, Any], me: User | None) -> Response:
-    fans = sorted(u for u in world.users if u not in ("lilyachty", "stoolpresidente"))
-    chunk, nxt, more = _page(fans, p.get("nextCursor"), p.get("count"))
+def _conversations(world: World, call: Call, *, requests: bool) -> Response:
+    convs = [c for c in world.conversations.values() if c.request == requests and not c.deleted]
+    chunk, end, more = _offset_page(convs, call, "nextCursor", 20)
     return _ok(
-        {
-            "followers": [_user_json(world.users[u]) for u in chunk],
-            "nextCursor": nxt,
-            "hasMore": more,
-            "total": len(fans),
-        }
+        {"conversations": [_conversation_json(world, c) for c in chunk], "nextCursor": end, "hasMore": more}
     )
 
 
-def _conversation_json(world: World, conv: Any) -> dict[str, Any]:
-    peer = world.users[conv.peer]
-    return {
-        "conversation_id": conv.conversation_id,
-        "conversation_short_id": conv.short_id,
-        "ticket": conv.ticket,
-        "user_id": peer.id,
-        "participants": [_user_json(peer)],
-    }
-
-
-async def _conversations(
-    world: World, p: dict[str, Any], me: User | None, requests: bool = False
-) -> Response:
-    convs = [c for c in world.conversations.values() if c.request == requests]
-    chunk, nxt, more = _page(convs, p.get("nextCursor"), 20)
-    return _ok(
-        {"conversations": [_conversation_json(world, c) for c in chunk], "nextCursor": nxt, "hasMore": more}
-    )
-
-
-async def _requests(world: World, p: dict[str, Any], me: User | None) -> Response:
-    return await _conversations(world, p, me, requests=True)
-
-
-def _conv(world: World, p: dict[str, Any]) -> Any:
-    return world.conversations.get(str(p.get("conversation_id", "")))
-
-
-async def _messages(world: World, p: dict[str, Any], me: User | None) -> Response:
-    problem = _missing(p, "conversation_id", "conversation_short_id")
-    if problem:
-        return problem
-    conv = _conv(world, p)
-    if conv is None:
-        return _error(403, "Conversation doesn't exist", statusCode=10101)
-    messages = sorted(
+def _messages(world: World, call: Call, *, requests: bool) -> Response:
+    conv = _conversation(world, call, request=requests)
+    found = sorted(
         (m for m in world.messages if m.conversation_id == conv.conversation_id),
-        key=lambda m: (-m.create_time, m.id),
+        key=lambda m: (-m.create_time, -int(m.id)),
     )
-    chunk, nxt, more = _page(messages, p.get("nextCursor"), p.get("limit") or 20)
-    items = [
+    chunk, end, more = _offset_page(found, call, "nextCursor", max(1, min(call.number("limit", 20), 50)))
+    return _ok(
         {
-            "server_message_id": m.id,
-            "sender": world.users[m.sender].id,
-            "create_time": m.create_time,
-            "content": json.dumps({"text": m.text}),
+            "messages": [_message_json(world, m) for m in chunk],
+            "nextCursor": str(end) if more else "",
+            "hasMore": more,
         }
-        for m in chunk
-    ]
-    return _ok({"messages": items, "nextCursor": str(nxt) if more else "", "hasMore": more})
+    )
 
 
-async def _send_message(world: World, p: dict[str, Any], me: User | None) -> Response:
-    assert me is not None
-    problem = _missing(p, "text", "conversation_id", "conversation_short_id", "ticket")
-    if problem:
-        return problem
-    conv = _conv(world, p)
-    if conv is None or conv.ticket != p.get("ticket"):
-        return _error(403, "Conversation doesn't exist", statusCode=10101)
-    from tikflow.sandbox.state import Message
-
-    msg = Message(world.new_id(), conv.conversation_id, me.unique_id, str(p["text"]), int(world.now()))
+def _send_message(world: World, call: Call) -> Response:
+    me = call.acting()
+    _require(call, "text", "conversation_id", "conversation_short_id", "ticket")
+    conv = _conversation(world, call, request=False)
+    if conv.ticket != call.text("ticket"):
+        raise TikTokError("Invalid ticket", SERVER_ERROR)
+    msg = Message(world.new_id(), conv.conversation_id, me.unique_id, call.text("text"), int(world.now()))
     world.messages.append(msg)
-    return _ok({"message": {"server_message_id": msg.id}})
+    return _ok({"message": _message_json(world, msg)})
 
 
-async def _accept(world: World, p: dict[str, Any], me: User | None) -> Response:
-    problem = _missing(p, "conversation_id", "conversation_short_id", "user_id")
-    if problem:
-        return problem
-    conv = _conv(world, p)
-    if conv is None or not conv.request:
-        return _error(403, "Request doesn't exist", statusCode=10101)
+def _accept_request(world: World, call: Call) -> Response:
+    _require(call, "user_id")
+    conv = _conversation(world, call, request=True)
+    if world.users[conv.peer].id != call.text("user_id"):
+        raise TikTokError("User doesn't exist", USER_MISSING)
     conv.request = False
     return _ok({})
 
 
-async def _notifications(world: World, p: dict[str, Any], me: User | None) -> Response:
-    assert me is not None
-    mine = [
-        c
-        for c in world.comments.values()
-        if world.videos[c.aweme_id].author == me.unique_id and c.author != me.unique_id
-    ]
-    notices = [
-        {"nid": c.cid, "type": 31, "create_time": c.create_time, "comment": _comment_json(world, c)}
-        for c in mine[-20:]
-    ]
+def _mark_request_read(world: World, call: Call) -> Response:
+    _conversation(world, call, request=True).read = True
+    return _ok({})
+
+
+def _delete_request(world: World, call: Call) -> Response:
+    _conversation(world, call, request=True).deleted = True
+    return _ok({})
+
+
+def _notifications(world: World, call: Call) -> Response:
+    me = call.acting()
+    # Comments by others on our videos, newest first, paged by time as TikTok does.
+    found = sorted(
+        (
+            c
+            for c in world.comments.values()
+            if not c.deleted and c.author != me.unique_id and world.videos[c.aweme_id].author == me.unique_id
+        ),
+        key=lambda c: (-c.create_time, -int(c.cid)),
+    )
+    max_time, min_time = call.number("max_time"), call.number("min_time")
+    if max_time:
+        found = [c for c in found if c.create_time < max_time]
+    elif min_time:
+        found = [c for c in found if c.create_time > min_time]
+    size = call.count()
+    # A page never splits comments of the same second: its oldest time is where the next starts.
+    while size < len(found) and found[size].create_time == found[size - 1].create_time:
+        size += 1
+    page = found[:size]
+    listing = {
+        "notice_list": [
+            {"nid": c.cid, "type": 31, "create_time": c.create_time, "comment": comment_json(world, c)}
+            for c in page
+        ],
+        "has_more": len(page) < len(found),
+        "min_time": page[0].create_time if page else 0,
+        "max_time": page[-1].create_time if page else 0,
+        "total": len(page),
+    }
+    return _ok({"notice_lists": [listing]})
+
+
+def _analytics(world: World, call: Call) -> Response:
+    me = call.acting()
+    kind, days = call.params["type"], max(1, min(call.number("days", 7), 60))
+    videos = world.videos_of(me.unique_id)
+    if kind not in ("overview", "content", "video", "followers", "live"):
+        raise BadParams({"type": "A valid analytics type is required."})
+    if kind == "video":
+        _require(call, "media_id")
+        video = _video(world, call.text("media_id"))
+        return _ok({"type": kind, "media_id": video.id, "video_views": video.plays, "likes": video.likes})
     return _ok(
         {
-            "notice_lists": [
-                {"notice_list": notices, "has_more": False, "min_time": 0, "max_time": int(world.now())}
-            ]
+            "type": kind,
+            "days": days,
+            "video_views": sum(v.plays for v in videos),
+            "profile_views": len(world.followers_of[me.unique_id]) * 37,
+            "likes": sum(v.likes for v in videos),
+            "followers": me.followers,
         }
     )
 
 
-async def _analytics(world: World, p: dict[str, Any], me: User | None) -> Response:
-    assert me is not None
+def _session_check(world: World, call: Call) -> Response:
+    me = call.acting()
+    return _ok({"user": user_json(me)})
+
+
+def _key_info(world: World, call: Call) -> Response:
+    accounts = sorted({world.users[u].unique_id for u in world.tikapi_account_keys.values()})
     return _ok(
         {
-            "data": {
-                "video_views": 12345,
-                "profile_views": 678,
-                "followers": me.followers,
-                "days": int(p.get("days") or 7),
-            }
-        }
-    )
-
-
-async def _session_check(world: World, p: dict[str, Any], me: User | None) -> Response:
-    return _ok({"message": "Session is valid."})
-
-
-async def _key_info(world: World, p: dict[str, Any], me: User | None) -> Response:
-    return _ok(
-        {
-            "credits": 100000,
+            "credits": 100_000,
             "active": True,
             "subscription_active": True,
             "has_expired": False,
-            "date_expiry": 4070908800,
+            "date_expiry": 4_070_908_800,
             "plan_id": 1,
-            "accounts": [{"username": "tikflow_demo"}],
+            "accounts": [{"username": a} for a in accounts],
         }
     )
 
 
-ROUTES: dict[tuple[str, str], Route] = {
-    ("GET", "/public/check"): _check,
-    ("GET", "/public/posts"): _posts,
-    ("GET", "/public/hashtag"): _hashtag,
-    ("GET", "/public/video"): _video,
-    ("GET", "/public/explore"): _explore,
-    ("GET", "/public/search/general"): _search,
-    ("GET", "/public/search/videos"): _search,
-    ("GET", "/public/search/users"): _search,
-    ("GET", "/public/comment/list"): _comments,
-    ("GET", "/public/comment/reply/list"): _replies,
-    ("GET", "/public/followers"): _followers,
-    ("GET", "/user/info"): _user_info,
-    ("GET", "/user/feed"): _posts,
-    ("GET", "/user/video"): _video,
-    ("GET", "/user/comment/list"): _comments,
-    ("GET", "/user/comment/reply/list"): _replies,
-    ("POST", "/user/comment"): _post_comment,
-    ("POST", "/user/comment/like"): _like_comment,
-    ("POST", "/user/comment/delete"): _delete_comment,
-    ("POST", "/user/like"): _like_video,
-    ("GET", "/user/followers"): _followers,
-    ("GET", "/user/conversations"): _conversations,
-    ("GET", "/user/messages"): _messages,
-    ("POST", "/user/message/send"): _send_message,
-    ("GET", "/user/conversations/requests"): _requests,
-    ("GET", "/user/conversations/requests/accept"): _accept,
-    ("GET", "/user/notifications"): _notifications,
-    ("GET", "/user/session/check"): _session_check,
-    ("GET", "/key/info"): _key_info,
-}
+def _authorize(world: World, call: Call) -> Response:
+    """The consent page (on tikapi.io), auto-approved: a new account key for the same user."""
+    redirect = call.text("redirect_uri")
+    if not (call.text("client_id") and redirect):
+        raise BadParams(
+            {n: f"A valid {n} is required." for n in ("client_id", "redirect_uri") if not call.text(n)}
+        )
+    key = mint_account_key(world, call.text("username") or None)
+    query = urlencode(
+        {"access_token": key, "scope": call.text("scope") or "view_profile", "state": call.text("state")}
+    )
+    return RedirectResponse(f"{redirect}{'&' if '?' in redirect else '?'}{query}", status_code=302)
+
+
+def mint_account_key(world: World, username: str | None, *, replacing: str | None = None) -> str:
+    """A new account key for a TikTok user (the one behind `replacing`, else `username`, else ours)."""
+    owner = world.tikapi_account_keys.get(replacing or "") or username or "tikflow_demo"
+    if owner not in world.users:
+        raise ValueError(f"no TikTok user {owner}")
+    key = world.token("", 40)
+    world.tikapi_account_keys[key] = owner
+    return key
+
+
+def _session_expired(world: World, request: Request) -> None:
+    key = request.headers.get("x-account-key")
+    if key:
+        world.expired_account_keys.add(key)
+
+
+for _method, _path, _endpoint in (
+    ("GET", "/account/authorize", _authorize),
+    ("GET", "/public/check", _profile),
+    ("GET", "/public/posts", _posts),
+    ("GET", "/public/hashtag", _hashtag),
+    ("GET", "/public/video", _video_info),
+    ("GET", "/public/explore", _explore),
+    ("GET", "/public/search/{category}", _search),
+    ("GET", "/public/comment/list", _comments),
+    ("GET", "/public/comment/reply/list", _replies),
+    ("GET", "/public/followers", _followers),
+    ("GET", "/public/following", _following_list),
+    ("GET", "/user/info", _profile),
+    ("GET", "/user/feed", _posts),
+    ("GET", "/user/explore", _explore),
+    ("GET", "/user/video", _video_info),
+    ("GET", "/user/search/{category}", _search),
+    ("GET", "/user/comment/list", _comments),
+    ("GET", "/user/comment/reply/list", _replies),
+    ("POST", "/user/comment", _post_comment),
+    ("POST", "/user/comment/like", _like_comment),
+    ("POST", "/user/comment/unlike", _unlike_comment),
+    ("POST", "/user/comment/delete", _delete_comment),
+    ("POST", "/user/like", _like_video),
+    ("POST", "/user/unlike", _unlike_video),
+    ("GET", "/user/followers", _followers),
+    ("GET", "/user/following", _following_list),
+    ("GET", "/user/conversations", lambda w, c: _conversations(w, c, requests=False)),
+    ("GET", "/user/messages", lambda w, c: _messages(w, c, requests=False)),
+    ("POST", "/user/message/send", _send_message),
+    ("GET", "/user/conversations/requests", lambda w, c: _conversations(w, c, requests=True)),
+    ("GET", "/user/messages/requests", lambda w, c: _messages(w, c, requests=True)),
+    ("GET", "/user/conversations/requests/accept", _accept_request),
+    ("GET", "/user/conversations/requests/mark_read", _mark_request_read),
+    ("GET", "/user/conversations/requests/delete", _delete_request),
+    ("GET", "/user/notifications", _notifications),
+    ("GET", "/user/session/check", _session_check),
+    ("GET", "/creator/analytics/{type}", _analytics),
+    ("GET", "/key/info", _key_info),
+):
+    ROUTER.add(_method, _path, _endpoint)
+
+
+# -- the request pipeline ------------------------------------------------------------------------
+
+
+def _rate_limited(retry_after: float | None) -> Response:
+    headers = {} if retry_after is None else {"Retry-After": str(max(1, round(retry_after)))}
+    return JSONResponse(
+        {"status": "error", "message": "API Key Rate-Limit reached."}, status_code=429, headers=headers
+    )
+
+
+def _server_error(status: int) -> Response:
+    return _error(
+        status, "TikTok Server Error" if status < 504 else "Gateway Timeout", statusCode=SERVER_ERROR
+    )
+
+
+def _over_quota(world: World, quotas: Quotas, api_key: str) -> bool:
+    """Whether the key is over a configured quota (counting this request if it is not)."""
+    config = world.config
+    if config.tikapi_per_second > 0:
+        verdict = quotas.sliding("tikapi", api_key, config.tikapi_per_second, 1.0)
+        if not verdict.allowed:
+            return True
+    return config.tikapi_daily > 0 and not quotas.daily("tikapi", api_key, config.tikapi_daily).allowed
+
+
+async def _params(request: Request, path_params: dict[str, str]) -> dict[str, Any]:
+    """Query parameters, then a JSON body (POST), then path parameters."""
+    params: dict[str, Any] = dict(request.query_params)
+    if request.method == "POST":
+        raw = await request.body()
+        try:
+            body = json.loads(raw) if raw else {}
+        except ValueError:
+            raise BadParams({"body": "The request body must be JSON."}) from None
+        if isinstance(body, dict):
+            params.update(body)
+    params.update(path_params)
+    return params
+
+
+async def answer(world: World, quotas: Quotas, request: Request, path: str) -> Response:
+    """Answer one TikAPI request at `path` (below the `/tikapi` prefix)."""
+    route = ROUTER.match(request.method, path)
+    try:
+        if route is not None and route.handler is _authorize:
+            return _authorize(world, Call(await _params(request, {}), None, request))
+        api_key = request.headers.get("x-api-key", "")
+        if api_key not in world.tikapi_api_keys:
+            return _error(401, "A valid API Key is required.")
+        if _over_quota(world, quotas, api_key):
+            return _rate_limited(world.config.tikapi_retry_after)
+        me: User | None = None
+        if path.startswith(("/user/", "/creator/")):
+            account_key = request.headers.get("x-account-key", "")
+            if account_key in world.expired_account_keys:
+                return JSONResponse(SESSION_EXPIRED, status_code=428)
+            username = world.tikapi_account_keys.get(account_key)
+            if username is None:
+                return _error(401, "A valid Account Key is required.")
+            me = world.users[username]
+        if route is None:
+            return _error(404, "The requested endpoint was not found.")
+        return route.handler(world, Call(await _params(request, route.params), me, request))
+    except BadParams as bad:
+        return _error(400, "Missing fields.", fields=bad.fields)
+    except TikTokError as refused:
+        return _error(403, refused.message, statusCode=refused.code)
+
+
+PROVIDER = Provider(
+    name="tikapi",
+    prefix="/tikapi",
+    answer=answer,
+    template=ROUTER.template,
+    server_error=_server_error,
+    rate_limited=_rate_limited,
+    session_expired=_session_expired,
+)
