@@ -1,0 +1,104 @@
+"""An expired session nobody re-authorizes: one notification, then a clear failure at the deadline."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import pytest
+from temporalio import activity
+from temporalio.client import WorkflowFailureError
+from temporalio.exceptions import ApplicationError
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
+
+from activities.contracts import ActionRequest, task_queue_for
+from tests.resilience.conftest import eventually
+from tikflow.loader import load_recipe_text
+from tikflow.runs import start_recipe
+from workflows.recipe import RecipeWorkflow, workflow_runner
+
+FIVE_REPLIES = """
+recipe: five-replies
+reauth_deadline: 2d
+inputs:
+  cids: {type: list, default: ["7300000000000000001", "7300000000000000002", "7300000000000000003",
+                               "7300000000000000004", "7300000000000000005"]}
+steps:
+  - for_each: "{{ inputs.cids }}"
+    as: cid
+    concurrency: 5
+    steps:
+      - call: tikapi.reply
+        with: {media_id: "7109178205151464746", reply_comment_id: "{{ cid }}", text: "thanks!"}
+"""
+
+
+class ExpiredSession:
+    """TikAPI answering 428 to everything, and a notification target that records."""
+
+    def __init__(self) -> None:
+        self.notifications: list[dict[str, Any]] = []
+
+    @activity.defn(name="tikapi.reply")
+    async def reply(self, request: ActionRequest) -> dict[str, Any]:
+        raise ApplicationError(
+            "tikapi HTTP 428 code 8: Account session expired",
+            {"provider": "tikapi", "status": 428, "code": 8, "account": request.account},
+            type="SessionExpired",
+            non_retryable=True,
+        )
+
+    @activity.defn(name="notify.send")
+    async def notify(self, request: ActionRequest) -> dict[str, Any]:
+        self.notifications.append(request.params)
+        return {"sent": True}
+
+
+async def test_unanswered_reauth_notifies_once_then_fails_clearly_at_the_deadline(
+    time_env: WorkflowEnvironment,
+) -> None:
+    queue = f"reauth-{uuid.uuid4()}"
+    provider = ExpiredSession()
+    async with (
+        Worker(
+            time_env.client,
+            task_queue=queue,
+            workflows=[RecipeWorkflow],
+            workflow_runner=workflow_runner(),
+            activities=[provider.notify],
+        ),
+        Worker(
+            time_env.client, task_queue=task_queue_for("tikapi.reply", queue), activities=[provider.reply]
+        ),
+    ):
+        _, handle = await start_recipe(
+            time_env.client,
+            load_recipe_text(FIVE_REPLIES),
+            {},
+            task_queue=queue,
+            workflow_id=queue,
+            search_attributes=False,
+        )
+        assert handle is not None
+
+        async def awaiting() -> Any:
+            status = await handle.query(RecipeWorkflow.status)
+            return status if status.phase == "awaiting_reauth" else None
+
+        status = await eventually(awaiting, within=30, what="phase awaiting_reauth")
+        assert status.waiting_for == "re-authorization of tikapi account 'main'"
+
+        with pytest.raises(WorkflowFailureError) as failure:
+            await handle.result()
+        # A closed run still answers queries (replayed by the worker).
+        status = await handle.query(RecipeWorkflow.status)
+
+    message = str(failure.value.cause)
+    assert "was not re-authorized within 2d" in message
+    assert "account 'main'" in message
+    # Five calls met the expiry at once: one notification, saying what to run.
+    assert len(provider.notifications) == 1
+    assert f"tikflow reauth {queue} --account main" in provider.notifications[0]["message"]
+    assert status.phase == "failed"
+    assert status.counters.reauths == 1
