@@ -1,8 +1,12 @@
-"""An expired session nobody re-authorizes: one notification, then a clear failure at the deadline."""
+"""Re-authorization waits on the time-skipping server: one notification per expiry, a clear failure
+at the deadline, and no second wait for a 428 that only reflects the key before the re-authorization.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
+from collections import Counter
 from typing import Any
 
 import pytest
@@ -16,7 +20,7 @@ from activities.contracts import ActionRequest, task_queue_for
 from tests.resilience.conftest import eventually
 from tikflow.loader import load_recipe_text
 from tikflow.runs import start_recipe
-from workflows.recipe import RecipeWorkflow, workflow_runner
+from workflows.recipe import RecipeWorkflow, RunResult, workflow_runner
 
 FIVE_REPLIES = """
 recipe: five-replies
@@ -102,3 +106,79 @@ async def test_unanswered_reauth_notifies_once_then_fails_clearly_at_the_deadlin
     assert f"tikflow reauth {queue} --account main" in provider.notifications[0]["message"]
     assert status.phase == "failed"
     assert status.counters.reauths == 1
+
+
+class RacingReauth:
+    """cid …1 meets the expiry at once; cid …2 is in flight with the old key until released."""
+
+    def __init__(self) -> None:
+        self.release = asyncio.Event()
+        self.calls: Counter[str] = Counter()
+
+    @activity.defn(name="tikapi.reply")
+    async def reply(self, request: ActionRequest) -> dict[str, Any]:
+        cid = request.params["reply_comment_id"]
+        self.calls[cid] += 1
+        if self.calls[cid] > 1:
+            return {"comment": {"cid": uuid.uuid4().hex}, "already_done": False}
+        if cid.endswith("2"):
+            await self.release.wait()
+        raise ApplicationError(
+            "tikapi HTTP 428 code 8: Account session expired",
+            {"provider": "tikapi", "status": 428, "code": 8, "account": request.account},
+            type="SessionExpired",
+            non_retryable=True,
+        )
+
+    @activity.defn(name="notify.send")
+    async def notify(self, request: ActionRequest) -> dict[str, Any]:
+        return {"sent": True}
+
+
+async def test_a_428_from_a_call_sent_before_the_reauth_is_redone_without_waiting_again(
+    time_env: WorkflowEnvironment,
+) -> None:
+    queue = f"reauth-race-{uuid.uuid4()}"
+    provider = RacingReauth()
+    recipe = FIVE_REPLIES.replace("reauth_deadline: 2d", "reauth_deadline: 1h")
+    async with (
+        Worker(
+            time_env.client,
+            task_queue=queue,
+            workflows=[RecipeWorkflow],
+            workflow_runner=workflow_runner(),
+            activities=[provider.notify],
+        ),
+        Worker(
+            time_env.client, task_queue=task_queue_for("tikapi.reply", queue), activities=[provider.reply]
+        ),
+    ):
+        _, handle = await start_recipe(
+            time_env.client,
+            load_recipe_text(recipe),
+            {},
+            task_queue=queue,
+            workflow_id=queue,
+            search_attributes=False,
+        )
+        assert handle is not None
+
+        async def awaiting() -> bool:
+            return (await handle.query(RecipeWorkflow.status)).phase == "awaiting_reauth"
+
+        await eventually(awaiting, within=30, what="phase awaiting_reauth")
+        await handle.signal(RecipeWorkflow.reauthorized, "main")
+
+        async def redone() -> bool:
+            return provider.calls["7300000000000000001"] == 2
+
+        await eventually(redone, within=30, what="the first call redone after the signal")
+        # The old-key call now fails too, after the signal: the run must redo it with the new key,
+        # not wait (here until the 1 h deadline, which the time-skipping server would jump to).
+        provider.release.set()
+        result: RunResult = await handle.result()
+
+    assert result.outcome == "completed"
+    assert result.counters.reauths == 1
+    assert result.counters.effects == 5
+    assert provider.calls["7300000000000000002"] == 2
