@@ -157,6 +157,9 @@ class Sandbox:
             ):
                 raise AdminError(f"{key} must be a {type(current).__name__}")
             setattr(self.config, key, value)
+            if key == "dumpling_credits":
+                # The balance is state; setting it is a top-up (or a drain) from now on.
+                self.world.dumpling_credits = value
         return {"config": self.config.public()}
 
     def _reauthorize(self, body: dict[str, Any]) -> dict[str, Any]:

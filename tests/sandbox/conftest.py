@@ -1,0 +1,30 @@
+"""Fixtures of the sandbox tests: the app on an in-process transport, driven by a fake clock."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+
+from tests.sandbox.support import FakeClock
+from tikflow.sandbox.app import create_app
+from tikflow.sandbox.state import SandboxConfig
+
+
+@pytest.fixture
+def fake_clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def config(fake_clock: FakeClock) -> SandboxConfig:
+    return SandboxConfig(seed=7, clock=fake_clock)
+
+
+@pytest.fixture
+async def sandbox(config: SandboxConfig) -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client talking to a fresh sandbox app in-process."""
+    transport = httpx.ASGITransport(app=create_app(config))
+    async with httpx.AsyncClient(transport=transport, base_url="http://sandbox") as client:
+        yield client
