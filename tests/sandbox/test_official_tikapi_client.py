@@ -67,3 +67,29 @@ def test_other_keys_get_the_real_401(base):
         api.public.check(username="lilyachty")
     assert caught.value.response.status_code == 401
     assert "valid API Key" in str(caught.value)
+
+
+def test_comment_and_follower_listings_iterate_with_the_clients_own_cursor_checks(base):
+    import httpx
+
+    video_id = "7109178205151464746"
+    httpx.post(f"{base}/_admin/tick", json={"comments": 11, "video_id": video_id}).raise_for_status()
+    api = _api(base)
+    response = api.public.commentsList(media_id=video_id, count=5)
+    cids = []
+    while response is not None:
+        cids += [c["cid"] for c in response.json()["comments"]]
+        response = response.next_items()
+    assert len(cids) == len(set(cids)) == response_total(api, video_id)
+
+    user = api.user(accountKey=DEMO_ACCOUNT_KEY)
+    response = user.followers(count=4)
+    handles = []
+    while response is not None:
+        handles += [u["uniqueId"] for u in response.json()["followers"]]
+        response = response.next_items()
+    assert len(handles) == len(set(handles)) == 10
+
+
+def response_total(api, video_id: str) -> int:
+    return api.public.commentsList(media_id=video_id, count=1).json()["total"]

@@ -261,7 +261,8 @@ async def test_public_followers_by_sec_uid(sandbox):
         )
     ).json()
     assert "tikflow_demo" in [u["user"]["uniqueId"] for u in body["userList"]]
-    assert (body["hasMore"], body["nextCursor"]) == (False, 11)
+    # The last page ends with a falsy nextCursor: the official client would follow a truthy one.
+    assert (len(body["userList"]), body["hasMore"], body["nextCursor"]) == (11, False, 0)
 
 
 @pytest.mark.parametrize(

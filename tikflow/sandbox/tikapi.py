@@ -5,6 +5,8 @@ Paths, parameters, bodies and errors follow TikAPI's REST reference and its offi
 type-checks when it sends them back: a string `cursor` for posts, feed and hashtag listings, a
 number `cursor` for comment lists, a number `nextCursor` for followers, following and
 conversations, a string `nextCursor` for search and messages; `hasMore`/`has_more` end them.
+The last page of a `nextCursor` listing sends a falsy `nextCursor` (0 or ""): the official client
+follows a bare truthy `nextCursor` even when `hasMore` is false, and would never stop.
 
 Only the documented demo keys are accepted at first; `GET /account/authorize` (the consent page,
 auto-approved) mints new account keys, as does `POST /_admin/reauthorize`.
@@ -330,16 +332,16 @@ def _search(world: World, call: Call) -> Response:
             }
             for u in chunk
         ]
-        return _ok({"user_list": found, "nextCursor": str(end), "has_more": 1 if more else 0})
+        return _ok({"user_list": found, "nextCursor": str(end) if more else "", "has_more": 1 if more else 0})
     videos = [v for v in world.videos.values() if query in v.desc.lower() or query in v.author]
     chunk, end, more = _offset_page(videos, call, "nextCursor", 10)
     items = [_video_json(world, v) for v in chunk]
     if category == "videos":
-        return _ok({"item_list": items, "nextCursor": str(end), "has_more": 1 if more else 0})
+        return _ok({"item_list": items, "nextCursor": str(end) if more else "", "has_more": 1 if more else 0})
     return _ok(
         {
             "data": [{"type": 1, "item": i} for i in items],
-            "nextCursor": str(end),
+            "nextCursor": str(end) if more else "",
             "has_more": 1 if more else 0,
         }
     )
@@ -385,7 +387,7 @@ def _user_list(world: World, call: Call, names: list[str], key: str) -> Response
         key = "userList"
     else:
         listed = [user_json(u) for u in users]
-    return _ok({key: listed, "nextCursor": end, "hasMore": more, "total": len(names)})
+    return _ok({key: listed, "nextCursor": end if more else 0, "hasMore": more, "total": len(names)})
 
 
 def _followers(world: World, call: Call) -> Response:
@@ -470,7 +472,11 @@ def _conversations(world: World, call: Call, *, requests: bool) -> Response:
     convs = [c for c in world.conversations.values() if c.request == requests and not c.deleted]
     chunk, end, more = _offset_page(convs, call, "nextCursor", 20)
     return _ok(
-        {"conversations": [_conversation_json(world, c) for c in chunk], "nextCursor": end, "hasMore": more}
+        {
+            "conversations": [_conversation_json(world, c) for c in chunk],
+            "nextCursor": end if more else 0,
+            "hasMore": more,
+        }
     )
 
 
