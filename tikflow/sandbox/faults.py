@@ -13,7 +13,7 @@ the first rule that fires decides the answer. A rule:
 - `count`: how many requests the rule affects (default 1; null = unlimited).
 - `probability`: the chance that a matching request is affected, drawn from an RNG seeded with
   the sandbox seed, so a run is reproducible (default 1).
-- `delay_s`: the wait of `slow` and `timeout`.
+- `delay_s`: the wait of `slow` (default 2 s) and `timeout` (default 30 s).
 - `retry_after`: seconds in the `Retry-After` header of a `rate_limit` fault; null sends no reset
   header at all.
 - `skip`: let the first N matching requests through before the rule starts firing.

@@ -6,7 +6,6 @@ Each provider module decides its limits (from `SandboxConfig`) and how a refusal
 
 from __future__ import annotations
 
-import math
 from collections import defaultdict, deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -22,20 +21,13 @@ class Verdict:
 
     Attributes:
         allowed: Whether the request fits in the quota (refused requests are not counted).
-        limit: The quota.
         remaining: Requests left in the current window after this one.
         reset_s: Seconds until a refused request would fit again (0 when allowed).
     """
 
     allowed: bool
-    limit: int
     remaining: int
     reset_s: float
-
-    @property
-    def retry_after(self) -> str:
-        """`reset_s` as a `Retry-After` header value (whole seconds, at least 1)."""
-        return str(max(1, math.ceil(self.reset_s)))
 
 
 class Quotas:
@@ -53,9 +45,9 @@ class Quotas:
         while times and times[0] <= now - window_s:
             times.popleft()
         if len(times) >= limit:
-            return Verdict(False, limit, 0, times[0] + window_s - now)
+            return Verdict(False, 0, times[0] + window_s - now)
         times.append(now)
-        return Verdict(True, limit, limit - len(times), 0.0)
+        return Verdict(True, limit - len(times), 0.0)
 
     def daily(self, provider: str, key: str, limit: int) -> Verdict:
         """Count a request against a quota that resets at midnight UTC."""
@@ -65,6 +57,6 @@ class Quotas:
         if seen_day != day:
             used = 0
         if used >= limit:
-            return Verdict(False, limit, 0, (day + 1) * DAY_S - now)
+            return Verdict(False, 0, (day + 1) * DAY_S - now)
         self._days[(provider, key)] = (day, used + 1)
-        return Verdict(True, limit, limit - used - 1, 0.0)
+        return Verdict(True, limit - used - 1, 0.0)

@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 __all__ = [
+    "COMMENT_TEXTS",
     "DEMO_ACCOUNT_KEY",
     "DEMO_API_KEY",
     "DUMPLING_KEY",
@@ -24,10 +25,13 @@ __all__ = [
     "HIGHLEVEL_TOKEN",
     "HIGHLEVEL_USER",
     "ME",
+    "SOCIALAPI_ACCOUNT",
     "SOCIALAPI_KEY",
+    "SOCIALAPI_TIKTOK_CLIENT_KEY",
     "TIKTOK_CLIENT_KEY",
     "TIKTOK_CLIENT_SECRET",
     "TIKTOK_OPEN_ID",
+    "TIKTOK_UNION_ID",
     "Comment",
     "Conversation",
     "Message",

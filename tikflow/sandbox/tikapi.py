@@ -45,7 +45,6 @@ class Call:
 
     params: dict[str, Any]
     me: User | None
-    request: Request
 
     def text(self, name: str) -> str:
         """A parameter as a string ('' when absent)."""
@@ -382,7 +381,9 @@ def _replies(world: World, call: Call) -> Response:
 def _user_list(world: World, call: Call, names: list[str], key: str) -> Response:
     chunk, end, more = _offset_page(sorted(names), call, "nextCursor")
     users = [world.users[n] for n in chunk]
-    if call.request.url.path.endswith(("/public/followers", "/public/following")):
+    if call.me is None:
+        # The public (web) listing: `userList` of {user, stats}; the account's own (app) listing
+        # names the list after what it holds.
         listed: list[dict[str, Any]] = [{"user": user_json(u), "stats": stats_json(world, u)} for u in users]
         key = "userList"
     else:
@@ -721,7 +722,7 @@ async def answer(world: World, quotas: Quotas, request: Request, path: str) -> R
     route = ROUTER.match(request.method, path)
     try:
         if route is not None and route.handler is _authorize:
-            return _authorize(world, Call(await _params(request, {}), None, request))
+            return _authorize(world, Call(await _params(request, {}), None))
         api_key = request.headers.get("x-api-key", "")
         if api_key not in world.tikapi_api_keys:
             return _error(401, "A valid API Key is required.")
@@ -738,7 +739,7 @@ async def answer(world: World, quotas: Quotas, request: Request, path: str) -> R
             me = world.users[username]
         if route is None:
             return _error(404, "The requested endpoint was not found.")
-        return route.handler(world, Call(await _params(request, route.params), me, request))
+        return route.handler(world, Call(await _params(request, route.params), me))
     except BadParams as bad:
         return _error(400, "Missing fields.", fields=bad.fields)
     except TikTokError as refused:
