@@ -216,6 +216,8 @@ class RecipeWorkflow:
 
     def __init__(self) -> None:
         self._phase: Phase = "starting"
+        # While paused the phase shows `paused`; this is the phase the run is in underneath.
+        self._phase_under_pause: Phase = "running"
         self._paused = False
         self._stop = False
         # `reauthorized` signals received per account, and the accounts a call already waits for:
@@ -236,6 +238,8 @@ class RecipeWorkflow:
     @workflow.signal
     def pause(self) -> None:
         """Hold the run before its next call or poll until `resume`."""
+        if not self._paused:
+            self._phase_under_pause = self._phase
         self._paused = True
         self._set_phase("paused")
 
@@ -243,6 +247,8 @@ class RecipeWorkflow:
     def resume(self) -> None:
         """Continue a paused run."""
         self._paused = False
+        if self._phase == "paused":
+            self._set_phase(self._phase_under_pause)
 
     @workflow.signal
     def stop(self) -> None:
@@ -724,6 +730,9 @@ class RecipeWorkflow:
             raise StepFailed(f"{path}: condition failed: {exc}") from None
 
     def _set_phase(self, phase: Phase) -> None:
+        if self._paused and phase in _PAUSABLE_PHASES:
+            self._phase_under_pause = phase
+            return
         if phase == self._phase:
             return
         self._phase = phase
@@ -733,6 +742,8 @@ class RecipeWorkflow:
 
 
 _SKIPPED = object()
+#: Phases a pause hides: a paused run shows `paused` until it is resumed (or ends).
+_PAUSABLE_PHASES = frozenset({"starting", "running", "sleeping", "backing_off", "awaiting_reauth"})
 #: `vars` a monitor carries between polls are kept in history: keep them small.
 MAX_VARS_BYTES = 64 * 1024
 
