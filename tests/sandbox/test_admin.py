@@ -176,6 +176,21 @@ async def test_status_faults_answer_in_each_providers_own_error_shape(sandbox, p
     assert error(response.json())
 
 
+async def test_socialapi_faults_still_echo_the_request_id(sandbox):
+    await admin(
+        sandbox, "faults", {"rules": [{"provider": "socialapi", "kind": "rate_limit", "retry_after": 2}]}
+    )
+    response = await sandbox.get(
+        "/socialapi/v1/accounts", headers={"Authorization": f"Bearer {SOCIALAPI_KEY}", "X-Request-ID": "t-1"}
+    )
+    assert (response.status_code, response.headers["x-request-id"], response.headers["retry-after"]) == (
+        429,
+        "t-1",
+        "2",
+    )
+    assert response.json()["error"]["code"] == "rate_limit_exceeded"
+
+
 async def test_probability_is_reproducible_with_the_seed(fake_clock):
     async def run(seed: int) -> list[int]:
         app = create_app(SandboxConfig(seed=seed, clock=fake_clock))

@@ -92,6 +92,9 @@ class Sandbox:
         response = await faulty_answer(rule, provider, world, request) if rule else None
         if response is None:
             response = await provider.answer(world, self.quotas, request, sub)
+        for header in provider.echoed_headers:
+            if header in request.headers and header not in response.headers:
+                response.headers[header] = request.headers[header]
         world.statuses[f"{provider.name} {response.status_code}"] += 1
         return response
 

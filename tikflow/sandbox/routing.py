@@ -80,6 +80,7 @@ class Provider:
         rate_limited: The provider's own 429, with `Retry-After` seconds or no reset header (None).
         session_expired: Makes the credential of a request answer the provider's session error
             from now on (scripted `session_expired` faults); None where the provider has none.
+        echoed_headers: Request headers every answer carries back, scripted faults included.
     """
 
     name: str
@@ -89,3 +90,4 @@ class Provider:
     server_error: Callable[[int], Response]
     rate_limited: Callable[[float | None], Response]
     session_expired: Callable[[World, Request], None] | None = None
+    echoed_headers: tuple[str, ...] = ()

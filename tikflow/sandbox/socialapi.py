@@ -325,4 +325,5 @@ PROVIDER = Provider(
     server_error=_server_error,
     rate_limited=_rate_limited,
     session_expired=_session_expired,
+    echoed_headers=("x-request-id",),
 )

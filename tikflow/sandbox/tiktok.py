@@ -9,7 +9,8 @@
   chunking (206 for a chunk, 201 for the last); the bytes decide the outcome (no `ftyp` box at
   offset 4 → FAILED `file_format_check_failed`). `status/fetch` moves through PROCESSING_UPLOAD
   (or PROCESSING_DOWNLOAD) for `publish_polls` fetches, then PUBLISH_COMPLETE (the video joins
-  the account's videos), SEND_TO_USER_INBOX or FAILED.
+  the account's videos; `publicaly_available_post_id` lists it when it is PUBLIC_TO_EVERYONE),
+  SEND_TO_USER_INBOX or FAILED (`video_pull_failed` for a URL that is not an .mp4).
 - Per-minute limits per token and endpoint, sliding windows (429 `rate_limit_exceeded`).
 
 Not documented, chosen here: a malformed `Content-Range` is a 400 and a range that does not fit
