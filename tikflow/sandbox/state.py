@@ -493,6 +493,8 @@ class World:
         now = int(self.now())
         sent = []
         open_conversations = [c for c in self.conversations.values() if not c.request and not c.deleted]
+        if messages and not open_conversations:
+            raise ValueError("no accepted conversation to send messages in")
         for _ in range(messages):
             conv = self.rng.choice(open_conversations)
             msg = Message(
