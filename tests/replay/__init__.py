@@ -1,0 +1,1 @@
+"""Recording of representative `RecipeWorkflow` histories for the replay tests (`make replay-record`)."""

@@ -1,0 +1,257 @@
+"""Record representative `RecipeWorkflow` histories into `tests/histories/` (run: `make replay-record`).
+
+Each scenario runs in the time-skipping server with mock actions; every run of a continue-as-new
+chain is written as its own file. `tests/test_replay.py` replays them all against the current
+workflow code, so a change that breaks determinism for running workflows fails the tests. Re-record
+only when such a break is intended (and running workflows have been drained or versioned).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections.abc import AsyncIterator, Callable
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from temporalio import activity
+from temporalio.client import Client, WorkflowHandle
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.exceptions import ApplicationError
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
+
+from activities.contracts import ActionRequest
+from tikflow.devstack import find_binary
+from tikflow.loader import load_recipe_text
+from tikflow.runs import build_run
+from workflows.recipe import POLLS_PER_RUN, RecipeWorkflow, workflow_runner
+
+HISTORIES = Path(__file__).resolve().parent.parent / "histories"
+
+MONITOR = f"""
+recipe: replay-monitor
+trigger: {{poll: {{every: 1m, max_polls: {POLLS_PER_RUN + 3}}}}}
+steps:
+  - id: videos
+    call: tikapi.hashtag_posts
+    with: {{name: cats}}
+    new_only: id
+  - set: {{last: "{{{{ steps.videos['items'] | length }}}}"}}
+  - for_each: "{{{{ steps.videos['items'] }}}}"
+    as: video
+    steps:
+      - call: log
+        with: {{message: "{{{{ video.id }}}} after {{{{ vars.last }}}}"}}
+"""
+
+FOR_EACH = """
+recipe: replay-for-each
+steps:
+  - id: videos
+    call: tikapi.hashtag_posts
+    with: {name: cats}
+  - id: replies
+    for_each: "{{ steps.videos['items'] }}"
+    as: video
+    concurrency: 3
+    if: "{{ video.id != 'v2' }}"
+    collect: "{{ steps.sent.ok | default(none) }}"
+    steps:
+      - id: sent
+        call: tikapi.reply
+        with: {media_id: "{{ video.id }}", reply_comment_id: "1", text: hi}
+        continue_on_error: true
+  - parallel:
+      - - {call: log, with: {message: left}}
+      - - {call: log, with: {message: right}}
+  - if: "{{ steps.replies.processed > 3 }}"
+    then:
+      - {call: log, with: {message: many}}
+    else:
+      - {wait: 5m}
+"""
+
+UNTIL = """
+recipe: replay-until
+steps:
+  - id: publish
+    until: "{{ result.status == 'PUBLISH_COMPLETE' }}"
+    call: tikapi.hashtag_posts
+    with: {name: cats}
+    every: 30s
+    deadline: 10m
+  - call: log
+    with: {message: "{{ steps.publish.status }}"}
+"""
+
+REAUTH = """
+recipe: replay-reauth
+steps:
+  - id: videos
+    call: tikapi.hashtag_posts
+    with: {name: cats}
+  - id: limited
+    call: tikapi.comments
+    with: {media_id: "1"}
+  - call: log
+    with: {message: "{{ steps.videos['items'] | length }}"}
+"""
+
+
+class Mocks:
+    """Mock actions with a call count per action."""
+
+    def __init__(self) -> None:
+        self.counts: dict[str, int] = {}
+
+    def count(self, name: str) -> int:
+        self.counts[name] = self.counts.get(name, 0) + 1
+        return self.counts[name]
+
+    def activities(self, scenario: str) -> tuple[list[Callable[..., Any]], list[Callable[..., Any]]]:
+        """(built-in activities, tikapi activities) for a scenario."""
+
+        @activity.defn(name="log")
+        async def log(request: ActionRequest) -> dict[str, Any]:
+            return {"logged": request.params["message"]}
+
+        @activity.defn(name="notify.send")
+        async def notify(request: ActionRequest) -> dict[str, Any]:
+            return {"sent": True}
+
+        @activity.defn(name="tikapi.hashtag_posts")
+        async def posts(request: ActionRequest) -> dict[str, Any]:
+            n = self.count("posts")
+            if scenario == "until":
+                return {"status": "PUBLISH_COMPLETE" if n >= 3 else "PROCESSING"}
+            if scenario == "reauth" and n == 1:
+                raise ApplicationError(
+                    "session expired", {"provider": "tikapi"}, type="SessionExpired", non_retryable=True
+                )
+            return {"items": [{"id": f"v{i}"} for i in range(n // 2, n // 2 + 4)]}
+
+        @activity.defn(name="tikapi.comments")
+        async def comments(request: ActionRequest) -> dict[str, Any]:
+            if self.count("comments") == 1:
+                raise ApplicationError(
+                    "quota",
+                    {"provider": "tikapi", "retry_after": 600},
+                    type="RateLimited",
+                    non_retryable=True,
+                )
+            return {"items": []}
+
+        @activity.defn(name="tikapi.reply")
+        async def reply(request: ActionRequest) -> dict[str, Any]:
+            if request.params["media_id"] == "v3":
+                raise ApplicationError("gone", type="ProviderRejected", non_retryable=True)
+            return {"ok": request.params["media_id"]}
+
+        return [log, notify], [posts, comments, reply]
+
+
+@contextlib.asynccontextmanager
+async def workers(client: Client, task_queue: str, scenario: str) -> AsyncIterator[None]:
+    builtins, tikapi = Mocks().activities(scenario)
+    async with (
+        Worker(
+            client,
+            task_queue=task_queue,
+            workflows=[RecipeWorkflow],
+            workflow_runner=workflow_runner(),
+            activities=builtins,
+        ),
+        Worker(client, task_queue=f"{task_queue}.tikapi", activities=tikapi),
+    ):
+        yield
+
+
+async def _start(client: Client, task_queue: str, text: str, name: str) -> WorkflowHandle[Any, Any]:
+    return await client.start_workflow(
+        RecipeWorkflow.run,
+        build_run(load_recipe_text(text, f"{name}.yaml"), {}),
+        id=f"replay-{name}",
+        task_queue=task_queue,
+    )
+
+
+async def _phase(handle: WorkflowHandle[Any, Any], phase: str) -> None:
+    for _ in range(400):
+        if (await handle.query(RecipeWorkflow.status)).phase == phase:
+            return
+        await asyncio.sleep(0.025)
+    raise RuntimeError(f"{handle.id} never reached phase {phase}")
+
+
+async def _save_chain(client: Client, handle: WorkflowHandle[Any, Any], name: str) -> list[Path]:
+    written = []
+    run_id: str | None = handle.first_execution_run_id
+    index = 1
+    while run_id is not None:
+        history = await client.get_workflow_handle(handle.id, run_id=run_id).fetch_history()
+        suffix = (
+            f"-run{index}"
+            if index > 1
+            or history.events[-1].HasField("workflow_execution_continued_as_new_event_attributes")
+            else ""
+        )
+        path = HISTORIES / f"{name}{suffix}.json"
+        path.write_text(history.to_json() + "\n")
+        written.append(path)
+        last = history.events[-1]
+        run_id = (
+            last.workflow_execution_continued_as_new_event_attributes.new_execution_run_id
+            if last.HasField("workflow_execution_continued_as_new_event_attributes")
+            else None
+        )
+        index += 1
+    return written
+
+
+async def record() -> list[Path]:
+    """Run every scenario and write its histories; returns the files written."""
+    HISTORIES.mkdir(exist_ok=True)
+    env = await WorkflowEnvironment.start_time_skipping(
+        data_converter=pydantic_data_converter,
+        test_server_existing_path=find_binary("temporal-test-server"),
+    )
+    written: list[Path] = []
+    try:
+        for name, text in (
+            ("monitor", MONITOR),
+            ("for-each", FOR_EACH),
+            ("until", UNTIL),
+            ("reauth", REAUTH),
+        ):
+            task_queue = f"replay-{uuid.uuid4()}"
+            async with workers(env.client, task_queue, name):
+                handle = await _start(env.client, task_queue, text, name)
+                if name == "reauth":
+                    await _phase(handle, "awaiting_reauth")
+                    await handle.signal(RecipeWorkflow.pause)
+                    await handle.signal(RecipeWorkflow.reauthorized, "main")
+                    await handle.signal(RecipeWorkflow.resume)
+                await handle.result()
+                written += await _save_chain(env.client, handle, name)
+        # A stopped monitor: signals while sleeping.
+        task_queue = f"replay-{uuid.uuid4()}"
+        async with workers(env.client, task_queue, "stopped"):
+            handle = await _start(env.client, task_queue, MONITOR.replace("1m", "1h"), "stopped")
+            await _phase(handle, "sleeping")
+            await handle.signal(RecipeWorkflow.pause)
+            await env.sleep(timedelta(hours=2))
+            await handle.signal(RecipeWorkflow.resume)
+            await handle.signal(RecipeWorkflow.stop)
+            await handle.result()
+            written += await _save_chain(env.client, handle, "stopped")
+    finally:
+        await env.shutdown()
+    return written
+
+
+if __name__ == "__main__":
+    for path in asyncio.run(record()):
+        print(path.relative_to(Path.cwd()) if path.is_relative_to(Path.cwd()) else path)
