@@ -226,6 +226,9 @@ class RecipeWorkflow:
         self._awaiting_reauth: set[str] = set()
         self._waiting_for: str | None = None
         self._backoff_until: datetime | None = None
+        # Calls waiting out a rate limit right now (concurrent `for_each` items may all be).
+        self._backing_off = 0
+        self._backoff_reason: str | None = None
         self._last_poll_at: datetime | None = None
         self._next_poll_at: datetime | None = None
         self._state = MonitorState()
@@ -625,7 +628,7 @@ class RecipeWorkflow:
             ):
                 self._state.counters.effects += 1
             if self._phase in ("backing_off", "awaiting_reauth"):
-                self._set_phase("running")
+                self._resume_phase()
             return result
 
     async def _await_reauth(
@@ -653,9 +656,7 @@ class RecipeWorkflow:
         finally:
             if first:
                 self._awaiting_reauth.discard(account)
-        if first:
-            self._waiting_for = None
-            self._set_phase("running")
+        self._resume_phase()
 
     async def _report_expiry(self, account: str, cause: ApplicationError, path: str) -> None:
         assert self._run is not None
@@ -700,13 +701,35 @@ class RecipeWorkflow:
         retry_after = float(details.get("retry_after") or 60)
         self._state.counters.rate_limited += 1
         self._state.counters.backoff_s += retry_after
-        self._backoff_until = workflow.now() + timedelta(seconds=retry_after)
-        self._waiting_for = f"rate limit of {details.get('provider', 'provider')} to reset"
-        self._set_phase("backing_off")
+        until = workflow.now() + timedelta(seconds=retry_after)
+        self._backoff_until = max(self._backoff_until or until, until)
+        self._backoff_reason = f"rate limit of {details.get('provider', 'provider')} to reset"
+        self._backing_off += 1
+        self._resume_phase()
         workflow.logger.info("backing off", extra={"path": path, "seconds": retry_after})
-        await workflow.sleep(timedelta(seconds=retry_after))
-        self._backoff_until = None
-        self._waiting_for = None
+        try:
+            await workflow.sleep(timedelta(seconds=retry_after))
+        finally:
+            self._backing_off -= 1
+        if not self._backing_off:
+            self._backoff_until = None
+        self._resume_phase()
+
+    def _resume_phase(self) -> None:
+        """The phase of whatever still holds the run back, else `running`.
+
+        Concurrent calls wait and succeed independently: one item's success must not show a run
+        as `running` while another item still waits for a re-authorization (nothing would tell
+        the operator to act) or a rate limit.
+        """
+        if self._awaiting_reauth:
+            self._set_phase("awaiting_reauth")
+        elif self._backing_off:
+            self._waiting_for = self._backoff_reason
+            self._set_phase("backing_off")
+        else:
+            self._waiting_for = None
+            self._set_phase("running")
 
     # -- helpers -----------------------------------------------------------------------------
 

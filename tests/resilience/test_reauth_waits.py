@@ -182,3 +182,82 @@ async def test_a_428_from_a_call_sent_before_the_reauth_is_redone_without_waitin
     assert result.counters.reauths == 1
     assert result.counters.effects == 5
     assert provider.calls["7300000000000000002"] == 2
+
+
+class ExpiryBesideASuccess:
+    """cid …1 meets the expiry; cid …2 succeeds later, while the run still waits for the reauth."""
+
+    def __init__(self) -> None:
+        self.release = asyncio.Event()
+        self.calls: Counter[str] = Counter()
+
+    @activity.defn(name="tikapi.reply")
+    async def reply(self, request: ActionRequest) -> dict[str, Any]:
+        cid = request.params["reply_comment_id"]
+        self.calls[cid] += 1
+        if cid.endswith("1") and self.calls[cid] == 1:
+            raise ApplicationError(
+                "tikapi HTTP 428 code 8: Account session expired",
+                {"provider": "tikapi", "status": 428, "code": 8, "account": request.account},
+                type="SessionExpired",
+                non_retryable=True,
+            )
+        if cid.endswith("2"):
+            await self.release.wait()
+        return {"comment": {"cid": uuid.uuid4().hex}, "already_done": False}
+
+    @activity.defn(name="notify.send")
+    async def notify(self, request: ActionRequest) -> dict[str, Any]:
+        return {"sent": True}
+
+
+async def test_a_concurrent_success_does_not_hide_a_run_that_awaits_reauth(
+    time_env: WorkflowEnvironment,
+) -> None:
+    queue = f"reauth-phase-{uuid.uuid4()}"
+    provider = ExpiryBesideASuccess()
+    recipe = FIVE_REPLIES.replace('"7300000000000000003",\n', "").replace(
+        '"7300000000000000004", "7300000000000000005"', ""
+    )
+    async with (
+        Worker(
+            time_env.client,
+            task_queue=queue,
+            workflows=[RecipeWorkflow],
+            workflow_runner=workflow_runner(),
+            activities=[provider.notify],
+        ),
+        Worker(
+            time_env.client, task_queue=task_queue_for("tikapi.reply", queue), activities=[provider.reply]
+        ),
+    ):
+        _, handle = await start_recipe(
+            time_env.client,
+            load_recipe_text(recipe),
+            {},
+            task_queue=queue,
+            workflow_id=queue,
+            search_attributes=False,
+        )
+        assert handle is not None
+
+        async def status_when(check: Any) -> Any:
+            status = await handle.query(RecipeWorkflow.status)
+            return status if check(status) else None
+
+        await eventually(
+            lambda: status_when(lambda s: s.phase == "awaiting_reauth"), within=30, what="awaiting_reauth"
+        )
+        provider.release.set()
+        status = await eventually(
+            lambda: status_when(lambda s: s.counters.calls == 1), within=30, what="the other reply done"
+        )
+        # Still waiting for the operator, and still saying so: `tikflow status` and TikflowPhase
+        # are how anyone learns that a re-authorization is needed.
+        assert status.phase == "awaiting_reauth"
+        assert status.waiting_for == "re-authorization of tikapi account 'main'"
+        await handle.signal(RecipeWorkflow.reauthorized, "main")
+        result: RunResult = await handle.result()
+
+    assert result.outcome == "completed"
+    assert result.counters.effects == 2
