@@ -46,15 +46,27 @@ ME = "tikflow_demo"
 T = TypeVar("T")
 
 
-async def eventually(probe: Callable[[], Awaitable[T]], *, within: float, what: str, every: float = 0.1) -> T:
-    """The first truthy result of `probe()`, polled for at most `within` seconds."""
+async def eventually(
+    probe: Callable[[], Awaitable[T]],
+    *,
+    within: float,
+    what: str,
+    every: float = 0.1,
+    until: Callable[[T], bool] = bool,
+) -> T:
+    """The first result of `probe()` that satisfies `until`, polled for at most `within` seconds.
+
+    On timeout the assertion message shows the last result (a run's whole status, say).
+    """
     deadline = time.monotonic() + within
     last: Any = None
     while True:
-        with contextlib.suppress(Exception):
+        try:
             last = await probe()
-            if last:
+            if until(last):
                 return last
+        except Exception as exc:
+            last = exc
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {within}s waiting for {what} (last: {last!r})")
         await asyncio.sleep(every)

@@ -262,10 +262,12 @@ async def _fault_mix_run(rig: Rig, name: str, comments: int) -> None:
     async with worker_in(rig):
         handle = await rig.start(recipe, {"video": video})
 
-        async def awaiting_reauth() -> bool:
-            return (await handle.query(RecipeWorkflow.status)).phase == "awaiting_reauth"
-
-        await eventually(awaiting_reauth, within=240, what="phase awaiting_reauth")
+        await eventually(
+            lambda: handle.query(RecipeWorkflow.status),
+            until=lambda status: status.phase == "awaiting_reauth",
+            within=120,
+            what="phase awaiting_reauth",
+        )
         # Re-authorize the way `tikflow reauth` does: new key into the store, then the signal.
         fresh = await rig.sandbox.admin(
             "reauthorize", {"provider": "tikapi", "account_key": DEMO_ACCOUNT_KEY}

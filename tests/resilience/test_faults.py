@@ -65,7 +65,10 @@ async def test_reply_run_survives_5xx_429_and_428_with_exactly_one_reply_per_com
         handle = await rig.start(REPLY_ALL, {"video": video})
 
         status = await eventually(
-            lambda: _phase_is(rig, handle, "awaiting_reauth"), within=60, what="phase awaiting_reauth"
+            lambda: rig.status(handle),
+            until=lambda status: status.phase == "awaiting_reauth",
+            within=60,
+            what="phase awaiting_reauth",
         )
         assert status.waiting_for is not None
         assert "tikapi" in status.waiting_for
@@ -109,8 +112,3 @@ async def test_reply_run_survives_5xx_429_and_428_with_exactly_one_reply_per_com
     assert rig.sandbox.faults_fired() == sum(r["count"] if r.get("count") else 1 for r in rules)
     assert state["statuses"].get("tikapi 428", 0) >= 1
     assert state["statuses"].get("tikapi 429", 0) == 8
-
-
-async def _phase_is(rig: Rig, handle, phase: str):  # type: ignore[no-untyped-def]
-    status = await rig.status(handle)
-    return status if status.phase == phase else None
