@@ -18,9 +18,9 @@ from activities.contracts import provider_of
 
 if TYPE_CHECKING:
     import httpx
-    from tikflow.credentials import CredentialStore
 
     from activities.ratelimit import RateLimiter
+    from tikflow.credentials import CredentialStore
     from tikflow.settings import Settings
 
 __all__ = [
