@@ -150,7 +150,7 @@ async def stack(
     from tikflow.credentials import CredentialStore
     from tikflow.devstack import sandbox_credentials
     from tikflow.sandbox.server import provider_base_urls
-    from worker import run_workers
+    from tikflow.worker import run_workers
 
     def prepare() -> CredentialStore:
         httpx.post(f"{sandbox_url}/_admin/reset", timeout=10).raise_for_status()

@@ -23,7 +23,7 @@ from temporalio.worker import Replayer
 
 from tikflow.loader import load_recipe_text
 from tikflow.runs import AlreadyRunning, get_status, run_id_for, start_recipe
-from worker import run_workers
+from tikflow.worker import run_workers
 from workflows.recipe import RECIPE_KEY, RecipeWorkflow, RunStatus, workflow_runner
 
 pytestmark = pytest.mark.devserver

@@ -205,7 +205,7 @@ def _signal_command(signal_name: str) -> Callable[[argparse.Namespace], int]:
 
 def cmd_worker(args: argparse.Namespace) -> int:
     """`tikflow worker`: run a worker against the Temporal in `TEMPORAL_ADDRESS`."""
-    import worker
+    from tikflow import worker
 
     return worker.main([])
 

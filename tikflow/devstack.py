@@ -215,7 +215,7 @@ class DevStack:
 
     @contextlib.asynccontextmanager
     async def _worker(self) -> AsyncIterator[None]:
-        from worker import build_services, run_workers
+        from tikflow.worker import build_services, run_workers
 
         assert self.client is not None
         stop = asyncio.Event()

@@ -6,7 +6,11 @@ published), not just that the workflow completed.
 
 from __future__ import annotations
 
+import asyncio
+import json
+import os
 import struct
+import sys
 from collections import Counter
 from pathlib import Path
 
@@ -167,3 +171,39 @@ async def test_dm_autoreply_accepts_requests_and_answers_once(stack):
     assert Counter(m["conversation_id"] for m in ours) == Counter(
         {c["conversation_id"]: 1 for c in state["conversations"]}
     )
+
+
+async def test_provider_tour_runs_from_the_cli_against_every_provider(stack, dev_env):
+    """`tikflow run --wait` (a user's command) reads TikAPI, DumplingAI, HighLevel and the Display API.
+
+    The run starts in another process, so the worker compiles every expression inside the
+    workflow sandbox (an in-process start would find them compiled by the loader).
+    """
+    env = {**os.environ, "TEMPORAL_ADDRESS": dev_env.client.service_client.config.target_host}
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "tikflow.cli",
+        "run",
+        str(DEFINITIONS / "provider-tour.yaml"),
+        "--task-queue",
+        stack.task_queue,
+        "--wait",
+        "--id",
+        f"tour-{stack.task_queue}",
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(process.communicate(), 120)
+    assert process.returncode == 0, err.decode()[-2000:]
+    result = json.loads(out.decode()[out.decode().index("{") :])
+    outputs = result["outputs"]
+    seeded = [v["id"] for v in stack.state()["tikapi"]["videos"] if "lilyachty" in v["hashtags"]]
+    assert sorted(item["id"] for item in outputs["hashtag"]["items"]) == sorted(seeded[:10])
+    assert outputs["dumpling"]["user"]["unique_id"] == "stoolpresidente"
+    assert outputs["highlevel"]["items"][0]["platform"] == "tiktok"
+    assert outputs["me"]["display_name"] == "Tikflow Demo"
+    requests = stack.state()["requests"]
+    for provider in ("tikapi", "dumpling", "highlevel", "tiktok"):
+        assert any(key.startswith(provider + " ") for key in requests), provider

@@ -37,7 +37,7 @@ from tikflow.loader import load_recipe_text
 from tikflow.runs import start_recipe
 from tikflow.sandbox.app import Sandbox, create_app
 from tikflow.sandbox.state import SandboxConfig
-from worker import run_workers
+from tikflow.worker import run_workers
 from workflows.recipe import RecipeWorkflow, RunStatus
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -28,7 +28,7 @@ from tikflow.credentials import CredentialStore
 from tikflow.logging import configure_logging
 from tikflow.sandbox.server import provider_base_urls
 from tikflow.settings import Settings
-from worker import run_workers
+from tikflow.worker import run_workers
 
 
 def sandbox_services(base: str, credentials_path: Path) -> Services:
