@@ -22,8 +22,8 @@ $(SYNCED): $(BIN)/uv pyproject.toml uv.lock
 venv: $(SYNCED)
 
 lint: venv
-	$(BIN)/ruff check .
-	$(BIN)/ruff format --check .
+	$(BIN)/ruff check --no-cache .
+	$(BIN)/ruff format --no-cache --check .
 	$(BIN)/mypy
 
 test: lint

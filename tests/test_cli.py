@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.test_loader import INVALID, VALID, expectations
@@ -199,3 +200,63 @@ def test_unknown_command_is_a_usage_error_without_traceback():
     assert result.returncode == 2
     assert "usage: tikflow" in result.stderr
     assert_no_traceback(result)
+
+
+def test_credentials_sandbox_stores_a_working_main_account_for_every_provider(sandbox_url, tmp_path):
+    from tikflow.credentials import CredentialStore
+
+    path = tmp_path / "credentials.json"
+    result = tikflow("credentials", "--file", str(path), "sandbox", sandbox_url)
+    assert result.returncode == 0, result.stderr
+    store = CredentialStore(path, env={})
+    assert {(info.provider, info.account) for info in store.list()} == {
+        (p, "main") for p in ("tikapi", "tiktok", "highlevel", "dumpling", "socialapi")
+    }
+    # The TikTok token was issued by that sandbox: it answers the Display API with it.
+    token = store.get("tiktok", "main")["access_token"]
+    response = httpx.get(
+        f"{sandbox_url}/tiktok/v2/user/info/",
+        params={"fields": "open_id"},
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=10,
+    )
+    assert response.status_code == 200, response.text
+    # Nothing secret on the terminal.
+    assert token not in result.stdout + result.stderr
+
+
+def test_credentials_sandbox_without_a_sandbox_is_one_line_exit_1(tmp_path):
+    path = tmp_path / "credentials.json"
+    result = tikflow("credentials", "--file", str(path), "sandbox", "http://127.0.0.1:1")
+    assert result.returncode == 1
+    assert result.stderr.strip().count("\n") == 0
+    assert "no tikflow sandbox answers at http://127.0.0.1:1" in result.stderr
+    assert_no_traceback(result)
+    assert not path.exists()
+
+
+@pytest.mark.parametrize("recipe", sorted((ROOT / "definitions").glob("*.yaml")), ids=lambda p: p.stem)
+def test_graph_draws_every_step_reachable_from_the_start(recipe):
+    import re
+
+    result = tikflow("graph", str(recipe))
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0] == "flowchart TD"
+    edges = [re.match(r"\s+(n\d+) -->(?:\|.*?\|)? (n\d+)$", line) for line in lines[1:]]
+    pairs = [(m.group(1), m.group(2)) for m in edges if m]
+    nodes = [
+        re.match(r"\s+(n\d+)\W", line).group(1) for line, m in zip(lines[1:], edges, strict=True) if not m
+    ]
+    reachable, frontier = {"n1"}, ["n1"]
+    while frontier:
+        here = frontier.pop()
+        for src, dst in pairs:
+            if src == here and dst not in reachable:
+                reachable.add(dst)
+                frontier.append(dst)
+    assert set(nodes) == reachable, f"unreachable: {sorted(set(nodes) - reachable)}"
+    # Every call step of the recipe is drawn.
+    calls = re.findall(r"^\s*-?\s*call: ([\w.]+)", recipe.read_text(), re.M)
+    for call in calls:
+        assert call in result.stdout

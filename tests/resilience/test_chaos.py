@@ -1,8 +1,8 @@
 """Chaos (issue 7): killed workers, a restarted Temporal server, a sandbox that misbehaves on purpose.
 
-Every scenario has a short version that `make test` runs and a full-length one marked `chaos`
-that runs with `TIKFLOW_CHAOS_FULL=1` (`make chaos`). Every run must end with exactly the expected
-effects in the sandbox: each comment answered once, none twice.
+Every scenario runs short in `make test` and at full length with `TIKFLOW_CHAOS_FULL=1` (`make
+chaos`, which selects these tests by their `chaos` marker). Every run must end with exactly the
+expected effects in the sandbox: each comment answered once, none twice.
 """
 
 from __future__ import annotations
@@ -39,21 +39,9 @@ from tikflow.devstack import find_binary, free_port
 from tikflow.sandbox.state import DEMO_ACCOUNT_KEY
 from workflows.recipe import SEARCH_ATTRIBUTES, RecipeWorkflow, RunResult
 
+#: `make chaos` sets this: the same tests at full length (and a longer timeout), nothing skipped.
 FULL = os.environ.get("TIKFLOW_CHAOS_FULL", "") not in ("", "0")
-full_length = [
-    pytest.mark.chaos,
-    pytest.mark.skipif(not FULL, reason="full length runs with TIKFLOW_CHAOS_FULL=1 (make chaos)"),
-    pytest.mark.timeout(1800),
-]
-
-
-def _apply(marks: list[Any]) -> Any:
-    def decorate(fn: Any) -> Any:
-        for mark in marks:
-            fn = mark(fn)
-        return fn
-
-    return decorate
+pytestmark = [pytest.mark.chaos, pytest.mark.timeout(1800 if FULL else 300)]
 
 
 # -- 1. SIGKILL the worker at random points -----------------------------------------------------
@@ -76,14 +64,11 @@ async def _kills(rig: Rig, name: str, comments: int, kills: int) -> None:
     assert figures.actual == figures.expected
 
 
-@pytest.mark.timeout(240)
-async def test_chaos_sigkills_at_random_points_short(rig: Rig) -> None:
-    await _kills(rig, "chaos_sigkill_2x_60_replies", comments=60, kills=2)
-
-
-@_apply(full_length)
-async def test_chaos_sigkills_at_random_points_full(rig: Rig) -> None:
-    await _kills(rig, "chaos_sigkill_10x_500_replies", comments=500, kills=10)
+async def test_chaos_sigkills_at_random_points(rig: Rig) -> None:
+    if FULL:
+        await _kills(rig, "chaos_sigkill_10x_500_replies", comments=500, kills=10)
+    else:
+        await _kills(rig, "chaos_sigkill_2x_60_replies", comments=60, kills=2)
 
 
 # -- 2. stop and restart the Temporal dev server (SQLite) mid-run -------------------------------
@@ -209,18 +194,13 @@ async def _restarts(
     assert len(mine) == len(parents)
 
 
-@pytest.mark.timeout(300)
-async def test_chaos_temporal_restart_mid_run_short(
+async def test_chaos_temporal_restart_mid_run(
     sandbox: LiveSandbox, credentials_path: Path, tmp_path: Path
 ) -> None:
-    await _restarts(sandbox, credentials_path, tmp_path, "chaos_temporal_restart_1x_60_replies", 60, 1)
-
-
-@_apply(full_length)
-async def test_chaos_temporal_restart_mid_run_full(
-    sandbox: LiveSandbox, credentials_path: Path, tmp_path: Path
-) -> None:
-    await _restarts(sandbox, credentials_path, tmp_path, "chaos_temporal_restart_3x_300_replies", 300, 3)
+    if FULL:
+        await _restarts(sandbox, credentials_path, tmp_path, "chaos_temporal_restart_3x_300_replies", 300, 3)
+    else:
+        await _restarts(sandbox, credentials_path, tmp_path, "chaos_temporal_restart_1x_60_replies", 60, 1)
 
 
 # -- 3. a sandbox that answers 20% 5xx, 5% timeouts, 429 bursts, one 428, malformed JSON -------
@@ -308,11 +288,8 @@ async def _fault_mix_run(rig: Rig, name: str, comments: int) -> None:
         assert statuses.get(f"tikapi {status}", 0) > 0, status
 
 
-@pytest.mark.timeout(240)
-async def test_chaos_fault_mix_exact_effects_short(rig: Rig) -> None:
-    await _fault_mix_run(rig, "chaos_fault_mix_60_replies", 60)
-
-
-@_apply(full_length)
-async def test_chaos_fault_mix_exact_effects_full(rig: Rig) -> None:
-    await _fault_mix_run(rig, "chaos_fault_mix_500_replies", 500)
+async def test_chaos_fault_mix_exact_effects(rig: Rig) -> None:
+    if FULL:
+        await _fault_mix_run(rig, "chaos_fault_mix_500_replies", 500)
+    else:
+        await _fault_mix_run(rig, "chaos_fault_mix_60_replies", 60)

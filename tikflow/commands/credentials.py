@@ -17,7 +17,7 @@ from typing import Any
 
 from tikflow.credentials import PROVIDER_FIELDS, CredentialStore, CredentialStoreError
 
-__all__ = ["add_parser", "cmd_list", "cmd_remove", "cmd_set"]
+__all__ = ["add_parser", "cmd_list", "cmd_remove", "cmd_sandbox", "cmd_set"]
 
 EXIT_INVALID = 2
 
@@ -52,6 +52,15 @@ def add_parser(subparsers: Any) -> None:
     p = sub.add_parser("list", help="list credentials (field names and masked hints, never values)")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=cmd_list)
+
+    p = sub.add_parser(
+        "sandbox",
+        help="store a running sandbox's demo credentials as account `main` of every provider",
+        description="For trying tikflow against `tikflow sandbox` (or the compose `sandbox` profile): "
+        "the sandbox's demo keys, and TikTok tokens it issues, stored as each provider's `main`.",
+    )
+    p.add_argument("url", metavar="URL", help="the sandbox's base URL, e.g. http://127.0.0.1:8400")
+    p.set_defaults(func=cmd_sandbox)
 
     p = sub.add_parser("remove", help="delete a stored credential")
     p.add_argument("provider", choices=sorted(PROVIDER_FIELDS), metavar="PROVIDER")
@@ -101,6 +110,31 @@ def cmd_set(args: argparse.Namespace) -> int:
         print(f"tikflow credentials: {exc}", file=sys.stderr)
         return 1
     print(f"{args.provider}/{args.account}: set {', '.join(sorted(fields))} in {store.path}")
+    return 0
+
+
+def cmd_sandbox(args: argparse.Namespace) -> int:
+    """`tikflow credentials sandbox URL`: store a running sandbox's credentials as `main`."""
+    import httpx
+
+    from tikflow.devstack import sandbox_credentials
+
+    url = args.url.rstrip("/")
+    try:
+        credentials = sandbox_credentials(url)
+    except (httpx.HTTPError, ValueError, KeyError) as exc:
+        problem = f"no tikflow sandbox answers at {url} ({type(exc).__name__})"
+        print(f"tikflow credentials: {problem}", file=sys.stderr)
+        return 1
+    store = _store(args)
+    try:
+        for provider, accounts in credentials.items():
+            for account, fields in accounts.items():
+                store.update(provider, account, fields)
+    except (CredentialStoreError, ValueError) as exc:
+        print(f"tikflow credentials: {exc}", file=sys.stderr)
+        return 1
+    print(f"{', '.join(sorted(credentials))}: account main set from {url} in {store.path}")
     return 0
 
 

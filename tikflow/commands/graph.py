@@ -69,12 +69,38 @@ class _Graph:
         """Chain `steps` after `entry`; returns the last node."""
         last = entry
         for index, step in enumerate(steps):
-            node = self.step(step)
-            self.edge(last, node, label if index == 0 else None)
-            last = node
+            head, tail = self.step(step)
+            self.edge(last, head, label if index == 0 else None)
+            last = tail
         return last
 
-    def step(self, step: Step) -> str:
+    def step(self, step: Step) -> tuple[str, str]:
+        """Draw one step; its entry node and the node the next step follows."""
+        if isinstance(step, IfStep | ParallelStep):
+            return self.branching(step)
+        node = self.single(step)
+        return node, node
+
+    def branching(self, step: IfStep | ParallelStep) -> tuple[str, str]:
+        """An `if` or a `parallel`: a head node, the branches, a join node."""
+        name = step.id or step.name
+        prefix = f"{name}: " if name else ""
+        if isinstance(step, IfStep):
+            head = self.node(f"{prefix}if {step.when}", "{}")
+            join = self.node("", "(())")
+            self.edge(self.steps(step.then, head, "yes"), join)
+            self.edge(
+                self.steps(step.else_, head, "no") if step.else_ else head, join, None if step.else_ else "no"
+            )
+            return head, join
+        head = self.node(f"{prefix}parallel", "[[]]")
+        join = self.node("", "(())")
+        for branch in step.parallel:
+            self.edge(self.steps(branch, head), join)
+        return head, join
+
+    def single(self, step: Step) -> str:
+        """A step drawn as one node (a `for_each` with its body looping back to it)."""
         name = step.id or step.name
         prefix = f"{name}: " if name else ""
         if isinstance(step, UntilStep):
@@ -91,20 +117,6 @@ class _Graph:
             tail = self.steps(step.steps, head)
             self.edge(tail, head, "next")
             return head
-        if isinstance(step, IfStep):
-            head = self.node(f"{prefix}if {step.when}", "{}")
-            join = self.node("", "(())")
-            self.edge(self.steps(step.then, head, "yes"), join)
-            self.edge(
-                self.steps(step.else_, head, "no") if step.else_ else head, join, None if step.else_ else "no"
-            )
-            return join
-        if isinstance(step, ParallelStep):
-            head = self.node(f"{prefix}parallel", "[[]]")
-            join = self.node("", "(())")
-            for branch in step.parallel:
-                self.edge(self.steps(branch, head), join)
-            return join
         if isinstance(step, WaitStep):
             return self.node(f"{prefix}wait {step.wait}", "([])")
         if isinstance(step, SetStep):
