@@ -1,0 +1,257 @@
+"""What every engine benchmark shares: a fresh dev server, a sandbox process, a worker, the machine.
+
+The sandbox runs in its own process, not in a thread of the benchmark: on a 2-core machine a
+thread would share the worker's GIL, so provider latency would rise with worker load and the
+benchmark would measure the sandbox as much as the engine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+ROOT = Path(__file__).resolve().parent.parent
+
+__all__ = ["Engine", "engine", "machine", "peak_rss_mib", "percentile", "sandbox_process"]
+
+
+def machine() -> dict[str, Any]:
+    """Cores, RAM, Python and temporalio versions: what the figures were measured on."""
+    from importlib.metadata import version
+
+    mem_kib = 0
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                mem_kib = int(line.split()[1])
+    return {
+        "cores": os.cpu_count(),
+        "ram_gib": round(mem_kib / 1024 / 1024, 1),
+        "python": platform.python_version(),
+        "temporalio": version("temporalio"),
+        "platform": platform.platform(),
+        "cpu": _cpu_model(),
+    }
+
+
+def _cpu_model() -> str:
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor()
+
+
+def peak_rss_mib() -> float:
+    """Peak resident memory of this process (the worker runs in it)."""
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
+def current_rss_mib() -> float:
+    """Resident memory of this process right now."""
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return round(int(line.split()[1]) / 1024, 1)
+    return 0.0
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """The q-th percentile (0-100) by nearest rank; 0 for no values."""
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    rank = max(1, min(len(ordered), round(q / 100 * len(ordered) + 0.5)))
+    return ordered[rank - 1]
+
+
+@contextlib.contextmanager
+def sandbox_process(**config: Any) -> Iterator[str]:
+    """The provider sandbox in a child process on a free port; yields its base URL.
+
+    `config` fields are set through `POST /_admin/config` once it answers. Comments only arrive
+    through `/_admin/tick` (interval 0), so every benchmark decides its own load.
+    """
+    from tikflow.devstack import free_port
+
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tikflow.sandbox", "--port", str(port), "--comment-interval", "0"],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                httpx.get(f"{url}/_admin/config", timeout=1).raise_for_status()
+                break
+            except httpx.HTTPError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError("the sandbox did not start") from None
+                time.sleep(0.05)
+        if config:
+            admin(url, "config", config)
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def admin(url: str, action: str, body: dict[str, Any] | None = None, method: str = "POST") -> Any:
+    """Call the sandbox's admin API."""
+    response = httpx.request(method, f"{url}/_admin/{action}", json=body, timeout=60)
+    response.raise_for_status()
+    return response.json()
+
+
+@dataclass
+class Engine:
+    """A running dev server, sandbox and worker for one benchmark."""
+
+    client: Client
+    sandbox_url: str
+    task_queue: str
+    services: Any
+    home: Path
+
+    def admin(self, action: str, body: dict[str, Any] | None = None, method: str = "POST") -> Any:
+        return admin(self.sandbox_url, action, body, method)
+
+    def sandbox_state(self) -> dict[str, Any]:
+        return dict(self.admin("state", method="GET"))
+
+
+@contextlib.asynccontextmanager
+async def engine(
+    *,
+    sandbox_config: Mapping[str, Any] | None = None,
+    quotas: Mapping[str, Any] | None = None,
+    extra_workflows: Sequence[type] = (),
+    worker_env: Mapping[str, str] | None = None,
+    activity_interceptors: Sequence[Any] = (),
+) -> AsyncIterator[Engine]:
+    """A fresh Temporal dev server (as `tikflow dev` starts it), a sandbox and tikflow's workers.
+
+    The workers are `worker.build_workers` exactly, with `extra_workflows` (the hand-written
+    baselines) registered next to `RecipeWorkflow` on the base queue, so the interpreter and its
+    baseline share one worker, one activity implementation and one HTTP pool.
+    """
+    from activities.http import make_http_client
+    from activities.ratelimit import RateLimiter
+    from activities.registry import Services
+    from tikflow.credentials import CredentialStore
+    from tikflow.devstack import DevStack, free_port, sandbox_credentials
+    from tikflow.sandbox.server import provider_base_urls
+    from tikflow.settings import Settings
+
+    with (
+        tempfile.TemporaryDirectory(prefix="tikflow-bench-") as tmp,
+        sandbox_process(**dict(sandbox_config or {})) as url,
+    ):
+        home = Path(tmp)
+        store = CredentialStore(home / "credentials.json", env={})
+        for provider, accounts in sandbox_credentials(url).items():
+            for account, fields in accounts.items():
+                store.update(provider, account, fields)
+        settings = Settings(base_urls=provider_base_urls(url))
+        services = Services(
+            http=make_http_client(settings),
+            credentials=store,
+            settings=settings,
+            limiter=RateLimiter(quotas=dict(quotas or {})),
+        )
+        stack = DevStack(
+            home=home,
+            temporal_port=free_port(),
+            ui_port=free_port(),
+            sandbox_port=None,  # type: ignore[arg-type]  # ours runs in its own process
+            with_worker=False,
+        )
+        async with stack:
+            assert stack.client is not None
+            queue = f"bench-{uuid.uuid4().hex[:8]}"
+            env = {**os.environ, **dict(worker_env or {})}
+            workers = _build_workers(
+                stack.client, services, queue, env, list(extra_workflows), list(activity_interceptors)
+            )
+            async with contextlib.AsyncExitStack() as running:
+                running.push_async_callback(services.http.aclose)
+                for w in workers:
+                    await running.enter_async_context(w)
+                yield Engine(stack.client, url, queue, services, home)
+
+
+def _build_workers(
+    client: Client,
+    services: Any,
+    queue: str,
+    env: Mapping[str, str],
+    workflows: list[type],
+    interceptors: list[Any],
+) -> list[Worker]:
+    """`worker.build_workers`, with the baselines and interceptors added as it creates each Worker.
+
+    A Worker registers itself with the client when constructed, so it cannot be rebuilt from its
+    config afterwards; patching the class `build_workers` instantiates keeps every option it sets
+    (and any it sets in the future) without copying them here.
+    """
+    from tikflow import worker as worker_module
+
+    class BenchWorker(Worker):
+        def __init__(self, client: Client, **options: Any) -> None:
+            if options["task_queue"] == queue and workflows:
+                options["workflows"] = [*options.get("workflows", []), *workflows]
+            if interceptors:
+                options["interceptors"] = [*options.get("interceptors", []), *interceptors]
+            super().__init__(client, **options)
+
+    original = worker_module.Worker
+    worker_module.Worker = BenchWorker  # type: ignore[misc]
+    try:
+        return worker_module.build_workers(client, services, base_queue=queue, env=env)
+    finally:
+        worker_module.Worker = original  # type: ignore[misc]
+
+
+def emit(result: dict[str, Any]) -> None:
+    """Print a benchmark's result as the last line of output (JSON), for `python -m bench`."""
+    print(json.dumps(result, default=str))
+
+
+def run_main(coro_fn: Any) -> None:
+    """`python -m bench.X [--quick]`: run one benchmark and print its JSON result."""
+    from tikflow.logging import configure_logging
+
+    quick = "--quick" in sys.argv[1:]
+    # Warnings only, on stderr: a debug line per activity would cost more than the step itself.
+    configure_logging(json=False, level="WARNING")
+    result = asyncio.run(coro_fn(quick=quick))
+    emit(result)
+    sys.stdout.flush()
+    # A Temporal client leaves the interpreter to abort at finalization (sdk-python#300); the
+    # result is out, so leave without finalizing.
+    os._exit(0)
