@@ -16,7 +16,7 @@ from workflows.expressions import (
 )
 
 CONTEXT = {
-    "inputs": {"hashtag": "cats", "limit": 3},
+    "inputs": {"hashtag": "cats", "limit": 3, "huge": 10**10},
     "steps": {"videos": {"items": [{"id": "1"}, {"id": "2"}], "count": 2}},
     "vars": {},
 }
@@ -76,6 +76,21 @@ def test_private_attributes_are_rejected_at_load_time(source: str, message: str)
         ("{{ 'a' * 10**9 }}", "result too large"),
         ("{{ [0] * 10**9 }}", "result too large"),
         ("{{ 10 ** 100000 }}", "exponent too large"),
+        # Size set by an argument: refused before anything is allocated.
+        ("{{ 'a'.ljust(10**10) }}", "result too large"),
+        ("{{ 'a'.center(inputs.huge) }}", "result too large"),
+        ("{{ 'a'.zfill(10**10) }}", "result too large"),
+        ("{{ 'a\tb'.expandtabs(10**10) }}", "result too large"),
+        ("{{ '{:>9999999999}'.format(1) }}", "result too large"),
+        ("{{ '{:>{w}}'.format(1, w=inputs.huge) }}", "result too large"),
+        ("{{ '%9999999999s' % 'a' }}", "result too large"),
+        ("{{ '%*s' % (inputs.huge, 'a') }}", "result too large"),
+        ("{{ '%9999999999d' | format(1) }}", "result too large"),
+        ("{{ 'a' | center(inputs.huge) }}", "result too large"),
+        ("{{ 'a\nb' | indent(inputs.huge) }}", "result too large"),
+        ("{{ ('a' * 1000000).replace('a', 'bb') }}", "result too large"),
+        ("{{ 'x'.join(['a'] * 600000) }}", "result too large"),
+        ("{{ [1] | slice(10**9) | list }}", "more than 10000 groups"),
         ("{{ lipsum() }}", "'lipsum' is undefined"),
         ("{{ cycler(1, 2) }}", "'cycler' is undefined"),
         ("{{ namespace() }}", "'namespace' is undefined"),

@@ -9,15 +9,18 @@ Why it is safe to run inside workflow code:
   `{{ ''.__class__ }}` is a load error, not a runtime surprise.
 - No globals that touch the outside world or are not deterministic: `lipsum`, `cycler`, `joiner`,
   `namespace` and the `random` filter are removed; `range` is capped.
-- `*`, `**` and `+` are intercepted so a template cannot build a gigabyte string or number, and
-  every rendered value is capped at `MAX_OUTPUT_CHARS`.
+- `*`, `**`, `+` and `%` are intercepted, and so are the string methods and filters whose output
+  size an argument sets (`'a'.ljust(10**10)`, `'{:>9999999999}'.format(1)`, `center`, `indent`,
+  `slice`...), so a template cannot build a gigabyte string or number; text is rendered piece by
+  piece and stops at `MAX_OUTPUT_CHARS`.
 """
 
 from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Iterator, Mapping
+import string
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from jinja2 import StrictUndefined, Undefined, nodes
@@ -52,10 +55,110 @@ def _size(value: Any) -> int:
     return len(value) if isinstance(value, (str, list, tuple, bytes)) else 0
 
 
+def _too_large() -> ExpressionError:
+    return ExpressionError(f"result too large (over {MAX_OUTPUT_CHARS} characters)")
+
+
+#: str methods whose result is as long as one of their arguments says.
+_WIDTH_METHODS = frozenset({"center", "ljust", "rjust", "zfill", "expandtabs"})
+_PERCENT_SPEC = re.compile(r"%[#0\- +]*(\*|\d+)?(?:\.(\*|\d+))?")
+
+
+def _check_sizes(*values: Any) -> None:
+    """Refuse an int argument that would make a result longer than the cap."""
+    for value in values:
+        if isinstance(value, int) and not isinstance(value, bool) and value > MAX_OUTPUT_CHARS:
+            raise _too_large()
+
+
+def _check_brace_format(template: str) -> None:
+    """`'{:>N}'.format(...)`: refuse widths over the cap and widths taken from arguments."""
+    try:
+        parsed = list(string.Formatter().parse(template))
+    except ValueError as exc:
+        raise ExpressionError(f"bad format string: {exc}") from None
+    for _, _, spec, _ in parsed:
+        if spec and ("{" in spec or any(int(n) > MAX_OUTPUT_CHARS for n in re.findall(r"\d+", spec))):
+            raise _too_large()
+
+
+def _check_percent_format(template: str, args: Any) -> None:
+    """`'%Ns' % x`: refuse widths over the cap (and `*` widths over it in the arguments)."""
+    for width, precision in _PERCENT_SPEC.findall(template):
+        for part in (width, precision):
+            if part.isdigit() and int(part) > MAX_OUTPUT_CHARS:
+                raise _too_large()
+            if part == "*":
+                _check_sizes(*(args if isinstance(args, tuple) else (args,)))
+
+
+def _sized_filter(original: Callable[..., Any], check: Callable[..., None]) -> Callable[..., Any]:
+    """A built-in filter, with `check(*args, **kwargs)` run on its arguments first."""
+    # A filter marked `pass_environment`/`pass_context` gets that object first, then the value.
+    skip = 1 if getattr(original, "jinja_pass_arg", None) else 0
+
+    @functools.wraps(original)
+    def filtered(*args: Any, **kwargs: Any) -> Any:
+        check(*args[skip:], **kwargs)
+        return original(*args, **kwargs)
+
+    return filtered
+
+
+def _check_filter_args(value: Any, *args: Any, **kwargs: Any) -> None:
+    _check_sizes(*args, *kwargs.values())
+    for arg in (*args, *kwargs.values()):
+        # `indent` also takes its width as a string of spaces.
+        if isinstance(arg, str) and len(arg) * (str(value).count("\n") + 1) > MAX_OUTPUT_CHARS:
+            raise _too_large()
+
+
+def _check_count_filter(value: Any, count: Any = 1, *args: Any, **kwargs: Any) -> None:
+    # `slice(n)` loops n times whatever the input: a CPU bomb, not just a memory one.
+    if isinstance(count, int) and count > MAX_RANGE:
+        raise ExpressionError(f"more than {MAX_RANGE} groups")
+
+
+def _check_format_filter(value: Any, *args: Any, **kwargs: Any) -> None:
+    _check_percent_format(str(value), args)
+
+
 class _RecipeEnvironment(ImmutableSandboxedEnvironment):
     """The sandbox recipes run in: immutable, no side channels, bounded arithmetic."""
 
-    intercepted_binops = frozenset({"*", "**", "+"})
+    intercepted_binops = frozenset({"*", "**", "+", "%"})
+
+    def wrap_str_format(self, value: Any) -> Callable[..., str] | None:
+        # Jinja sandboxes `str.format` when the method is looked up, not when it is called.
+        wrapped = super().wrap_str_format(value)
+        if wrapped is None:
+            return None
+        template = value.__self__
+
+        def checked(*args: Any, **kwargs: Any) -> str:
+            _check_brace_format(template)
+            return wrapped(*args, **kwargs)
+
+        return checked
+
+    def call(__self, __context: Context, __obj: Any, *args: Any, **kwargs: Any) -> Any:
+        owner = getattr(__obj, "__self__", None)
+        if isinstance(owner, str):
+            method = getattr(__obj, "__name__", "")
+            if method in _WIDTH_METHODS:
+                _check_sizes(*args, *kwargs.values())
+            elif method == "replace" and len(args) >= 2 and isinstance(args[1], str):
+                hits = owner.count(args[0]) if args[0] else len(owner) + 1
+                if len(owner) + hits * len(args[1]) > MAX_OUTPUT_CHARS:
+                    raise _too_large()
+            elif (
+                method == "join"
+                and args
+                and isinstance(args[0], list | tuple)
+                and len(owner) * len(args[0]) + sum(_size(x) for x in args[0]) > MAX_OUTPUT_CHARS
+            ):
+                raise _too_large()
+        return super().call(__context, __obj, *args, **kwargs)
 
     def getattr(self, obj: Any, attribute: str) -> Any:
         # Results are plain dicts with keys like `items`; `steps.x.items` must mean the key,
@@ -71,6 +174,10 @@ class _RecipeEnvironment(ImmutableSandboxedEnvironment):
                 if magnitude > MAX_POWER_DIGITS:
                     raise ExpressionError("exponent too large")
             return left**right
+        if operator == "%":
+            if isinstance(left, str):
+                _check_percent_format(left, right)
+            return left % right
         if operator == "*":
             for seq, times in ((left, right), (right, left)):
                 if _size(seq) and isinstance(times, int) and _size(seq) * times > MAX_OUTPUT_CHARS:
@@ -127,6 +234,11 @@ def _environment() -> _RecipeEnvironment:
         env.globals.pop(name, None)
     env.globals["range"] = _bounded_range
     env.filters.pop("random", None)
+    for name in ("center", "indent", "truncate", "wordwrap"):
+        env.filters[name] = _sized_filter(env.filters[name], _check_filter_args)
+    for name in ("slice", "batch"):
+        env.filters[name] = _sized_filter(env.filters[name], _check_count_filter)
+    env.filters["format"] = _sized_filter(env.filters["format"], _check_format_filter)
     env.filters["contains_any"] = _contains_any
     env.filters["combine"] = _combine
     env.filters["items2dict"] = _items2dict
@@ -219,7 +331,7 @@ def evaluate(source: str, context: Mapping[str, Any]) -> Any:
     """
     try:
         kind, compiled = _compiled(source)
-        result = compiled(**context) if kind == "expr" else compiled.render(**context)
+        result = compiled(**context) if kind == "expr" else _render(compiled, context)
     except ExpressionError:
         raise
     except TemplateError as exc:
@@ -230,6 +342,18 @@ def evaluate(source: str, context: Mapping[str, Any]) -> Any:
     if isinstance(result, str) and len(result) > MAX_OUTPUT_CHARS:
         raise ExpressionError(f"result too large (over {MAX_OUTPUT_CHARS} characters)")
     return result
+
+
+def _render(template: Any, context: Mapping[str, Any]) -> str:
+    """Render text piece by piece, stopping as soon as it passes the cap (not after building it)."""
+    pieces: list[str] = []
+    size = 0
+    for piece in template.generate(**context):
+        size += len(piece)
+        if size > MAX_OUTPUT_CHARS:
+            raise _too_large()
+        pieces.append(piece)
+    return "".join(pieces)
 
 
 def _ensure_defined(value: Any) -> None:
