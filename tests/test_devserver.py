@@ -22,9 +22,9 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Replayer
 
 from tikflow.loader import load_recipe_text
-from tikflow.runs import AlreadyRunning, get_status, run_id_for, start_recipe
+from tikflow.runs import AlreadyRunning, describe_schedule, get_status, run_id_for, start_recipe
 from tikflow.worker import run_workers
-from workflows.recipe import RECIPE_KEY, RecipeWorkflow, RunStatus, workflow_runner
+from workflows.recipe import RECIPE_KEY, RecipeWorkflow, RunResult, RunStatus, workflow_runner
 
 pytestmark = pytest.mark.devserver
 ROOT = Path(__file__).resolve().parent.parent
@@ -37,6 +37,15 @@ steps:
   - id: hello
     call: log
     with: {{message: "poll {{{{ run.iteration }}}} for {{{{ inputs.tag }}}}"}}
+"""
+
+SCHEDULED = """
+recipe: {name}
+trigger: {{schedule: {{cron: "0 9 * * *"}}}}
+steps:
+  - id: hello
+    call: log
+    with: {{message: "good morning"}}
 """
 
 
@@ -185,3 +194,56 @@ async def test_cli_run_wait_prints_the_result(dev_env, workers):
     assert printed["outcome"] == "completed"
     assert printed["outputs"] == {}
     assert printed["counters"]["calls"] == 1
+
+
+async def test_schedule_recipe_is_a_temporal_schedule_the_cli_runs_pauses_and_deletes(
+    dev_env, workers, tmp_path
+):
+    client = dev_env.client
+    name = f"daily-{workers[3:11]}"
+    recipe_file = tmp_path / "daily.yaml"
+    recipe_file.write_text(SCHEDULED.format(name=name))
+    schedule_id = run_id_for(load_recipe_text(recipe_file.read_bytes(), str(recipe_file)).recipe, {})
+
+    started = await tikflow(client, "run", str(recipe_file), "--task-queue", workers)
+    assert started.returncode == 0, started.stderr
+    assert started.stdout.startswith(f"started schedule {schedule_id}\n")
+    info = await describe_schedule(client, schedule_id)
+    assert info is not None
+    assert (info.recipe, info.cron, info.paused) == (name, ["0 9 * * *"], False)
+    assert [(t.hour, t.minute) for t in info.next_runs] == [(9, 0)] * 3
+
+    twice = await tikflow(client, "run", str(recipe_file), "--task-queue", workers)
+    assert twice.returncode == 1
+    assert twice.stderr == f"tikflow: a schedule with id {schedule_id!r} already exists\n"
+
+    # A run the schedule starts executes the recipe on the workers.
+    await client.get_schedule_handle(schedule_id).trigger()
+    for _ in range(200):
+        info = await describe_schedule(client, schedule_id)
+        if info is not None and info.recent_runs:
+            break
+        await asyncio.sleep(0.05)
+    assert info is not None
+    [run] = info.recent_runs
+    result = await asyncio.wait_for(client.get_workflow_handle(run, result_type=RunResult).result(), 30)
+    assert result.outputs == {"hello": {"logged": "good morning"}}
+
+    shown = await tikflow(client, "status", schedule_id)
+    assert shown.returncode == 0, shown.stderr
+    assert shown.stdout.startswith(f"{schedule_id}: schedule of {name} (0 9 * * *) is active\n")
+    assert run in shown.stdout
+
+    paused = await tikflow(client, "pause", schedule_id)
+    assert (paused.returncode, paused.stdout) == (0, f"pause: schedule {schedule_id} paused\n")
+    assert (await describe_schedule(client, schedule_id)).paused
+    assert json.loads((await tikflow(client, "status", schedule_id, "--json")).stdout)["paused"] is True
+    assert (await tikflow(client, "resume", schedule_id)).returncode == 0
+    assert not (await describe_schedule(client, schedule_id)).paused
+
+    stopped = await tikflow(client, "stop", schedule_id)
+    assert (stopped.returncode, stopped.stdout) == (0, f"stop: schedule {schedule_id} deleted\n")
+    assert await describe_schedule(client, schedule_id) is None
+    gone = await tikflow(client, "status", schedule_id)
+    assert gone.returncode == 1
+    assert gone.stderr.startswith(f"tikflow: no run {schedule_id!r} to ask")

@@ -153,14 +153,17 @@ def cmd_status(args: argparse.Namespace) -> int:
     """`tikflow status ID`: phase, counters and what the run waits for."""
     from temporalio.service import RPCError
 
-    from tikflow.runs import get_status
+    from tikflow.runs import describe_schedule, get_status
 
     async def go() -> int:
         client = await _client()
         try:
             status = await get_status(client, args.id)
         except RPCError as exc:
-            raise UserError(f"no run {args.id!r} to ask ({exc.message})") from None
+            schedule = await describe_schedule(client, args.id)
+            if schedule is None:
+                raise UserError(f"no run {args.id!r} to ask ({exc.message})") from None
+            return _print_schedule(schedule, as_json=args.json)
         if args.json:
             print(json.dumps(status.model_dump(mode="json"), indent=2))
             return 0
@@ -183,9 +186,25 @@ def cmd_status(args: argparse.Namespace) -> int:
     return asyncio.run(go())
 
 
+def _print_schedule(schedule: Any, *, as_json: bool) -> int:
+    """`tikflow status` of a recipe's Temporal Schedule."""
+    import dataclasses
+
+    if as_json:
+        print(json.dumps({"kind": "schedule", **dataclasses.asdict(schedule)}, indent=2, default=str))
+        return 0
+    state = "paused" if schedule.paused else "active"
+    print(f"{schedule.schedule_id}: schedule of {schedule.recipe} ({', '.join(schedule.cron)}) is {state}")
+    print("  next runs: " + (", ".join(t.isoformat() for t in schedule.next_runs) or "-"))
+    print("  recent runs: " + (", ".join(schedule.recent_runs) or "-"))
+    return 0
+
+
 def _signal_command(signal_name: str) -> Callable[[argparse.Namespace], int]:
     def command(args: argparse.Namespace) -> int:
         from temporalio.service import RPCError
+
+        from tikflow.runs import steer_schedule
 
         async def go() -> int:
             client = await _client()
@@ -193,13 +212,20 @@ def _signal_command(signal_name: str) -> Callable[[argparse.Namespace], int]:
             try:
                 await handle.signal(signal_name)
             except RPCError as exc:
+                # Not a running workflow: perhaps the id of a recipe's Schedule.
+                if await steer_schedule(client, args.id, signal_name):
+                    done = {"pause": "paused", "resume": "resumed", "stop": "deleted"}[signal_name]
+                    print(f"{signal_name}: schedule {args.id} {done}")
+                    return 0
                 raise UserError(f"cannot {signal_name} {args.id!r}: {exc.message}") from None
             print(f"{signal_name}: sent to {args.id}")
             return 0
 
         return asyncio.run(go())
 
-    command.__doc__ = f"`tikflow {signal_name} ID`: send the `{signal_name}` signal to a run."
+    command.__doc__ = (
+        f"`tikflow {signal_name} ID`: send the `{signal_name}` signal to a run (or {signal_name} a schedule)."
+    )
     return command
 
 

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 from temporalio.client import (
@@ -20,12 +21,21 @@ from temporalio.client import (
 )
 from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDConflictPolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.service import RPCError, RPCStatusCode
 
 from tikflow.loader import LoadedRecipe, resolve_inputs
 from workflows.models import Recipe
 from workflows.recipe import PHASE_KEY, RECIPE_KEY, RecipeRun, RecipeWorkflow, RunResult, RunStatus
 
-__all__ = ["AlreadyRunning", "get_status", "run_id_for", "start_recipe"]
+__all__ = [
+    "AlreadyRunning",
+    "ScheduleInfo",
+    "describe_schedule",
+    "get_status",
+    "run_id_for",
+    "start_recipe",
+    "steer_schedule",
+]
 
 
 class AlreadyRunning(Exception):
@@ -105,7 +115,8 @@ async def start_recipe(
                         cron_expressions=[trigger.schedule.cron], time_zone_name=trigger.schedule.timezone
                     ),
                 ),
-                memo=memo,
+                # The server turns cron strings into calendar specs; keep the user's words.
+                memo={**memo, "cron": trigger.schedule.cron, "timezone": trigger.schedule.timezone},
             )
         except ScheduleAlreadyRunningError:
             raise AlreadyRunning(f"a schedule with id {run_id!r} already exists") from None
@@ -139,3 +150,59 @@ async def wait_result(handle: WorkflowHandle[Any, Any]) -> RunResult:
     """Wait for a run to finish and return its result."""
     result: RunResult = await handle.result()
     return result
+
+
+@dataclass(frozen=True)
+class ScheduleInfo:
+    """What `tikflow status` shows for a recipe with a `schedule:` trigger."""
+
+    schedule_id: str
+    recipe: str
+    cron: list[str]
+    paused: bool
+    note: str
+    next_runs: list[datetime]
+    recent_runs: list[str]
+
+
+async def describe_schedule(client: Client, schedule_id: str) -> ScheduleInfo | None:
+    """The schedule `schedule_id`, or None when there is none."""
+    try:
+        described = await client.get_schedule_handle(schedule_id).describe()
+    except RPCError as exc:
+        if exc.status == RPCStatusCode.NOT_FOUND:
+            return None
+        raise
+    schedule = described.schedule
+    memo = await described.memo()
+    return ScheduleInfo(
+        schedule_id=schedule_id,
+        recipe=str(memo.get("recipe", "?")),
+        cron=list(schedule.spec.cron_expressions) or [str(memo.get("cron", "?"))],
+        paused=schedule.state.paused,
+        note=schedule.state.note or "",
+        next_runs=list(described.info.next_action_times[:3]),
+        recent_runs=[
+            getattr(action.action, "workflow_id", "?") for action in described.info.recent_actions[-5:]
+        ],
+    )
+
+
+async def steer_schedule(client: Client, schedule_id: str, command: str) -> bool:
+    """`pause`, `resume` or `stop` (delete) the schedule `schedule_id`; False when there is none.
+
+    Runs a schedule already started are not touched: they finish on their own, or take the
+    same command by their own id.
+    """
+    if await describe_schedule(client, schedule_id) is None:
+        return False
+    handle = client.get_schedule_handle(schedule_id)
+    if command == "pause":
+        await handle.pause(note="paused with tikflow pause")
+    elif command == "resume":
+        await handle.unpause(note="resumed with tikflow resume")
+    elif command == "stop":
+        await handle.delete()
+    else:
+        raise ValueError(f"unknown command {command!r}")
+    return True
