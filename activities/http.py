@@ -96,8 +96,9 @@ async def send(
     limiter = ctx.services.limiter
     await limiter.acquire(provider, ctx.account)
     query = {k: v for k, v in (params or {}).items() if v is not None}
+    http = ctx.services.http
     try:
-        response = await ctx.services.http.request(
+        request = http.build_request(
             method,
             url,
             params=query or None,
@@ -106,6 +107,11 @@ async def send(
             content=content,
             headers=dict(headers or {}),
         )
+        response = await http.send(request, stream=True)
+        try:
+            raw = await _read_bounded(response, provider, ctx.account, method, url)
+        finally:
+            await response.aclose()
     except httpx.TimeoutException as exc:
         raise ProviderUnavailable(
             f"{method} {_path(url)} timed out ({type(exc).__name__})",
@@ -119,7 +125,7 @@ async def send(
             account=ctx.account,
         ) from None
     limiter.observe(provider, ctx.account, response.headers, response.status_code)
-    body = _decode(response, provider, ctx.account, method, url, expect_json)
+    body = _decode(response, raw, provider, ctx.account, method, url, expect_json)
     reply = Reply(response.status_code, body, response.headers)
     error = classify(reply, ctx.account)
     if error is not None:
@@ -142,22 +148,41 @@ def _path(url: str) -> str:
     return httpx.URL(url).path
 
 
+async def _read_bounded(
+    response: httpx.Response, provider: str, account: str, method: str, url: str
+) -> bytes:
+    """The body, read chunk by chunk and abandoned as soon as it passes `MAX_BODY_BYTES`."""
+
+    def too_large(size: str) -> ProviderUnavailable:
+        return ProviderUnavailable(
+            f"{method} {_path(url)} answered a body of {size}, over the {MAX_BODY_BYTES} byte limit",
+            provider=provider,
+            status=response.status_code,
+            account=account,
+        )
+
+    declared = response.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+        raise too_large(f"{declared} bytes")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in response.aiter_bytes():
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            raise too_large("more bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 def _decode(
     response: httpx.Response,
+    raw: bytes,
     provider: str,
     account: str,
     method: str,
     url: str,
     expect_json: bool,
 ) -> Any:
-    raw = response.content
-    if len(raw) > MAX_BODY_BYTES:
-        raise ProviderUnavailable(
-            f"{method} {_path(url)} answered a {len(raw)} byte body, over the {MAX_BODY_BYTES} limit",
-            provider=provider,
-            status=response.status_code,
-            account=account,
-        )
     if not raw.strip():
         if expect_json and response.status_code < 300 and response.status_code != 204:
             raise ProviderUnavailable(

@@ -18,7 +18,7 @@ from activities.errors import (
     SessionExpired,
     to_application_error,
 )
-from activities.http import Reply, send
+from activities.http import MAX_BODY_BYTES, Reply, send
 from activities.ratelimit import RateLimiter, parse_retry_after
 from activities.registry import ActionContext, Services
 from tikflow.credentials import CredentialStore
@@ -88,6 +88,40 @@ async def test_unreadable_bodies_are_unavailable(
     answer.append(lambda _r: response)
     with pytest.raises(ProviderUnavailable):
         await send(ctx, "example", "GET", URL, classify=never)
+
+
+class _Endless(httpx.AsyncByteStream):
+    """A body that never ends (no Content-Length): it counts what the client pulled."""
+
+    def __init__(self) -> None:
+        self.sent = 0
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        chunk = b"x" * 65536
+        while True:
+            self.sent += len(chunk)
+            yield chunk
+
+
+async def test_a_huge_body_is_abandoned_at_the_limit_not_read_to_the_end(
+    ctx: ActionContext, answer: list[Callable[[httpx.Request], httpx.Response]]
+) -> None:
+    stream = _Endless()
+    answer.append(lambda _r: httpx.Response(200, stream=stream))
+    with pytest.raises(ProviderUnavailable, match=f"over the {MAX_BODY_BYTES} byte limit"):
+        await send(ctx, "example", "GET", URL, classify=never)
+    assert MAX_BODY_BYTES < stream.sent <= MAX_BODY_BYTES + 65536
+
+
+async def test_a_declared_huge_body_is_refused_before_reading(
+    ctx: ActionContext, answer: list[Callable[[httpx.Request], httpx.Response]]
+) -> None:
+    stream = _Endless()
+    headers = {"content-length": str(10 * MAX_BODY_BYTES)}
+    answer.append(lambda _r: httpx.Response(200, headers=headers, stream=stream))
+    with pytest.raises(ProviderUnavailable, match=f"answered a body of {10 * MAX_BODY_BYTES} bytes"):
+        await send(ctx, "example", "GET", URL, classify=never)
+    assert stream.sent == 0
 
 
 async def test_an_error_status_the_classifier_missed_is_never_a_success(
