@@ -12,7 +12,8 @@ from collections import Counter
 
 from temporalio.api.enums.v1 import EventType
 
-from tests.resilience.conftest import ME, REPLY_ALL, Rig, eventually
+from tests.resilience.conftest import ME, REPLY_ALL, Rig, eventually, recovered_effects
+from tests.resilience.report import record
 
 
 async def test_two_worker_processes_share_a_run_and_the_survivor_finishes_it(rig: Rig) -> None:
@@ -31,6 +32,17 @@ async def test_two_worker_processes_share_a_run_and_the_survivor_finishes_it(rig
 
     # Effects: every comment answered exactly once.
     replies = await rig.sandbox.replies(parents)
+    record(
+        "failover_1_of_2_workers_no_replacement",
+        kills=1,
+        restarts=0,
+        faults=0,
+        expected=len(parents),
+        actual=sum(replies[cid] for cid in parents),
+        duplicates=sum(replies[cid] - 1 for cid in parents if replies[cid] > 1),
+        missing=sum(1 for cid in parents if replies[cid] == 0),
+        recovered=await recovered_effects(handle),
+    )
     assert {cid: replies[cid] for cid in parents} == dict.fromkeys(parents, 1)
     state = await rig.sandbox.state()
     mine = [c for c in state["tikapi"]["comments"] if c["author"] == ME and c["reply_to"] is not None]
