@@ -104,8 +104,8 @@ class Counters(BaseModel):
 
     polls: int = Field(default=0, description="Polls completed.")
     calls: int = Field(default=0, description="Action calls that succeeded.")
-    items_seen: int = Field(default=0, description="Items returned by calls with `new_only`.")
-    new_items: int = Field(default=0, description="Of those, items not seen before.")
+    items_seen: int = Field(default=0, description="Items a `new_only` call returned or `for_each` walked.")
+    new_items: int = Field(default=0, description="Of those, items not seen before (up to a `limit`).")
     effects: int = Field(default=0, description="Successful calls of side-effecting actions.")
     errors: int = Field(default=0, description="Steps that failed (continued or not).")
     rate_limited: int = Field(default=0, description="Calls that hit a rate limit the run waited out.")
@@ -509,6 +509,8 @@ class RecipeWorkflow:
         seen_key = f"{step.id or _static(path)}#each"
         chosen: list[tuple[str, _Scope]] = []
         chosen_keys: list[str] = []
+        if step.new_only is not None:
+            self._state.counters.items_seen += len(items)
         for index, item in enumerate(items):
             if limit is not None and len(chosen) >= limit:
                 break
@@ -516,6 +518,7 @@ class RecipeWorkflow:
                 item_key = str(item.get(step.new_only, "")) if isinstance(item, dict) else str(item)
                 if self._seen.has(seen_key, item_key):
                     continue
+                self._state.counters.new_items += 1
             child = scope.child(**{step.as_: item})
             if step.when is not None and not self._condition(step.when, child, path):
                 continue

@@ -117,8 +117,10 @@ async def _demo(home: Path, polls: int, keep: bool) -> int:
             print("hashtag-reply")
             print(f"  run:              {run_id}")
             print(f"  polls:            {result.polls}")
-            print(f"  comments seen:    {counters.items_seen} ({counters.new_items} new)")
-            print(f"  replies posted:   {counters.effects} (sandbox shows {len(ours)} new replies)")
+            videos = len(result.outputs.get("videos", {}).get("items", []))
+            print(f"  videos seen:      {videos} under #tikflowdemo (each poll)")
+            print(f"  comments scanned: {counters.items_seen} over all polls")
+            print(f"  matched, replied: {counters.effects} (sandbox shows {len(ours)} new replies)")
             for item in ours[:5]:
                 print(f"    ↳ to {item.get('reply_to')}: {item.get('text')!r}")
             print(f"\nSee both runs in the Temporal UI: {stack.ui_url}")
