@@ -156,6 +156,7 @@ async def engine(
 ) -> AsyncIterator[Engine]:
     """A fresh Temporal dev server (as `tikflow dev` starts it), a sandbox and tikflow's workers.
 
+    `quotas` replaces the in-process pacing the worker derives from `worker_env` (None: derive it).
     The workers are `worker.build_workers` exactly, with `extra_workflows` (the hand-written
     baselines) registered next to `RecipeWorkflow` on the base queue, so the interpreter and its
     baseline share one worker, one activity implementation and one HTTP pool.
@@ -167,7 +168,9 @@ async def engine(
     from tikflow.devstack import DevStack, free_port, sandbox_credentials
     from tikflow.sandbox.server import provider_base_urls
     from tikflow.settings import Settings
+    from tikflow.worker import provider_quotas
 
+    env = {**os.environ, **dict(worker_env or {})}
     with (
         tempfile.TemporaryDirectory(prefix="tikflow-bench-") as tmp,
         sandbox_process(**dict(sandbox_config or {})) as url,
@@ -182,7 +185,8 @@ async def engine(
             http=make_http_client(settings),
             credentials=store,
             settings=settings,
-            limiter=RateLimiter(quotas=dict(quotas or {})),
+            # As `build_services` paces them (from `TIKFLOW_<PROVIDER>_QUEUE_RPS`), unless given.
+            limiter=RateLimiter(quotas=provider_quotas(env) if quotas is None else dict(quotas)),
         )
         stack = DevStack(
             home=home,
@@ -194,7 +198,6 @@ async def engine(
         async with stack:
             assert stack.client is not None
             queue = f"bench-{uuid.uuid4().hex[:8]}"
-            env = {**os.environ, **dict(worker_env or {})}
             workers = _build_workers(
                 stack.client, services, queue, env, list(extra_workflows), list(activity_interceptors)
             )

@@ -27,7 +27,8 @@ What runs where:
 Capacity and shutdown:
     `TIKFLOW_MAX_CONCURRENT_ACTIVITIES` (default 100 per task queue),
     `TIKFLOW_MAX_CONCURRENT_WORKFLOW_TASKS` (default 100), `TIKFLOW_<PROVIDER>_QUEUE_RPS` (a
-    provider queue's activities per second across all workers), `TIKFLOW_GRACEFUL_SHUTDOWN_S`
+    provider queue's activities per second across all workers; each worker also spaces its own
+    requests to that provider, per credential, to the same rate), `TIKFLOW_GRACEFUL_SHUTDOWN_S`
     (default 30: on SIGTERM, polling stops at once and running activities get this long to
     finish; any still running are then cancelled and Temporal retries them on another worker).
 
@@ -60,14 +61,22 @@ from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.worker import Worker
 
 from activities.http import make_http_client
-from activities.ratelimit import RateLimiter
+from activities.ratelimit import Quota, RateLimiter
 from activities.registry import Services
 from activities.runner import ProviderActivities
 from tikflow.connect import connect, task_queue
 from tikflow.settings import PROVIDERS, Settings
 from workflows.recipe import RecipeWorkflow, workflow_runner
 
-__all__ = ["Health", "build_runtime", "build_services", "build_workers", "main", "run_workers"]
+__all__ = [
+    "Health",
+    "build_runtime",
+    "build_services",
+    "build_workers",
+    "main",
+    "provider_quotas",
+    "run_workers",
+]
 
 log = structlog.get_logger("tikflow.worker")
 
@@ -81,8 +90,26 @@ def build_services(settings: Settings | None = None, env: Mapping[str, str] | No
         http=make_http_client(settings),
         credentials=CredentialStore(env=env),
         settings=settings,
-        limiter=RateLimiter(),
+        limiter=RateLimiter(quotas=provider_quotas(env)),
     )
+
+
+def provider_quotas(env: Mapping[str, str] | None = None) -> dict[str, Quota]:
+    """`TIKFLOW_<PROVIDER>_QUEUE_RPS` as the in-process pace of each provider's requests.
+
+    Temporal's task-queue limit is a token bucket: it lets a burst of a second's worth of
+    activities through at once, and a provider counting a sliding second then answers 429 to the
+    next burst (9% of requests at 10/s in `bench/ratelimit.py`). Spacing each worker's requests
+    evenly at the same rate keeps a single worker under the quota; the queue limit still caps
+    the total across workers.
+    """
+    env = os.environ if env is None else env
+    quotas: dict[str, Quota] = {}
+    for provider in PROVIDERS:
+        rps = env.get(f"TIKFLOW_{provider.upper()}_QUEUE_RPS")
+        if rps and float(rps) > 0:
+            quotas[provider] = Quota(requests=1, per_seconds=1 / float(rps))
+    return quotas
 
 
 def _env_int(env: Mapping[str, str], name: str, default: int) -> int:
