@@ -1,14 +1,20 @@
 """Committed histories replay against the current `RecipeWorkflow` (record them: `make replay-record`).
 
 A change to the interpreter that would break running workflows (different commands for the same
-history) fails here, not in production.
+history) fails here, not in production. Two sets: representative scenarios with mock actions
+(`tests/histories/*.json`) and a real run of every shipped recipe against the sandbox
+(`tests/histories/recipes/*.json`); a shipped recipe without a history, or with one recorded from
+an older version of the recipe, fails too.
 """
 
 from __future__ import annotations
 
+import base64
 import json
+import re
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from temporalio import workflow
@@ -17,9 +23,16 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 from temporalio.workflow import NondeterminismError
 
+from tests.replay.history import readable
+from tikflow import sandbox
+from tikflow.loader import load_recipe
+from tikflow.sandbox import state as sandbox_state
 from workflows.recipe import RecipeRun, RecipeWorkflow, RunResult, workflow_runner
 
-HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
+ROOT = Path(__file__).parent.parent  # no resolve(): the workflow sandbox re-imports this module
+HISTORIES = sorted((ROOT / "tests" / "histories").glob("*.json"))
+RECIPE_HISTORIES = sorted((ROOT / "tests" / "histories" / "recipes").glob("*.json"))
+SHIPPED = sorted((ROOT / "definitions").glob("*.yaml"))
 
 
 def history(path: Path) -> WorkflowHistory:
@@ -64,7 +77,7 @@ async def test_committed_history_replays(path: Path):
 
 async def test_all_histories_replay_together():
     async def all_histories():
-        for path in HISTORIES:
+        for path in HISTORIES + RECIPE_HISTORIES:
             yield history(path)
 
     results = await replayer().replay_workflows(all_histories())
@@ -81,7 +94,103 @@ class AlteredRecipeWorkflow:
         raise NotImplementedError
 
 
-@pytest.mark.parametrize("stem", ["for-each", "until"])
-async def test_altered_workflow_fails_replay_with_nondeterminism(stem: str):
+@pytest.mark.parametrize(
+    "path",
+    [HISTORIES[names_index("for-each")], HISTORIES[names_index("until")]]
+    + [p for p in RECIPE_HISTORIES if p.stem == "provider-tour"],
+    ids=lambda p: p.stem,
+)
+async def test_altered_workflow_fails_replay_with_nondeterminism(path: Path):
     with pytest.raises(NondeterminismError):
-        await replayer(AlteredRecipeWorkflow).replay_workflow(history(HISTORIES[names_index(stem)]))
+        await replayer(AlteredRecipeWorkflow).replay_workflow(history(path))
+
+
+# -- every shipped recipe --------------------------------------------------------------------
+
+
+def recipe_of(path: Path) -> str:
+    """The shipped recipe a history file belongs to (`name.json`, or `name-runN.json` of a chain)."""
+    return re.sub(r"-run\d+$", "", path.stem)
+
+
+def workflow_input(path: Path) -> dict[str, Any]:
+    """The `RecipeRun` a history started with, as JSON."""
+    started = json.loads(path.read_text())["events"][0]["workflowExecutionStartedEventAttributes"]
+    data: dict[str, Any] = json.loads(base64.b64decode(started["input"]["payloads"][0]["data"]))
+    return data
+
+
+def test_every_shipped_recipe_has_a_recorded_history():
+    """A new (or renamed) recipe in `definitions/` needs `make replay-record`; a removed one, too."""
+    shipped = {path.stem for path in SHIPPED}
+    recorded = {recipe_of(path) for path in RECIPE_HISTORIES}
+    assert shipped, "no shipped recipes found"
+    assert shipped - recorded == set(), "shipped recipes without a history: run `make replay-record`"
+    assert recorded - shipped == set(), "histories of recipes no longer shipped: run `make replay-record`"
+
+
+@pytest.mark.parametrize("path", RECIPE_HISTORIES, ids=lambda p: p.stem)
+def test_recipe_history_was_recorded_from_the_shipped_version(path: Path):
+    """The recorded run executed the recipe as shipped today (only a monitor's trigger is shortened)."""
+    run = workflow_input(path)
+    current = load_recipe(ROOT / "definitions" / f"{recipe_of(path)}.yaml").recipe.model_dump(mode="json")
+    assert run["source"] == f"definitions/{recipe_of(path)}.yaml"
+    assert {k: v for k, v in run["recipe"].items() if k != "trigger"} == {
+        k: v for k, v in current.items() if k != "trigger"
+    }, f"{path.name} was recorded from an older {run['source']}: run `make replay-record`"
+    assert (run["recipe"]["trigger"] is None) == (current["trigger"] is None)
+    events = json.loads(path.read_text())["events"]
+    assert "workflowExecutionCompletedEventAttributes" in events[-1] or (
+        "workflowExecutionContinuedAsNewEventAttributes" in events[-1]
+    ), f"{path.name}: the recorded run did not finish"
+
+
+@pytest.mark.parametrize("path", RECIPE_HISTORIES, ids=lambda p: p.stem)
+async def test_recipe_history_replays(path: Path):
+    result = await replayer().replay_workflow(history(path), raise_on_replay_failure=False)
+    assert result.replay_failure is None, f"{path.name}: {result.replay_failure!r}"
+
+
+def sandbox_keys() -> set[str]:
+    """The sandbox's fixed credentials: its demo keys, tokens and client secrets."""
+    keys = {
+        value
+        for accounts in sandbox.demo_credentials().values()
+        for fields in accounts.values()
+        for name, value in fields.items()
+        if name not in ("location_id", "user_id")  # identifiers, not secrets
+    }
+    keys |= {
+        value
+        for name, value in vars(sandbox_state).items()
+        if name.isupper() and isinstance(value, str) and re.search("KEY|TOKEN|SECRET", name)
+    }
+    return keys | {"socialapi-internal-secret"}
+
+
+#: Credentials the sandbox issues while running (TikTok access/refresh tokens, upload URL tokens).
+ISSUED = re.compile(r"\b(?:act|rft)\.[A-Za-z0-9]{60}\b|upload_token=")
+
+
+@pytest.mark.parametrize("path", HISTORIES + RECIPE_HISTORIES, ids=lambda p: p.stem)
+def test_no_secret_in_a_committed_history(path: Path):
+    """Workflow inputs, activity inputs and results carry credential names, never credentials.
+
+    Payloads are searched decoded (the file keeps them base64-encoded).
+    """
+    keys = sandbox_keys()
+    assert len(keys) >= 8
+    assert all(len(key) >= 16 for key in keys)
+    raw = path.read_text()
+    text = readable(raw)
+    assert len(text) > len(raw)  # the payloads were decoded and searched too
+    assert [key[:8] + "…" for key in keys if key in text] == []
+    assert ISSUED.findall(text) == []
+
+
+def test_the_secret_search_reads_decoded_payloads():
+    """A key inside a payload is found, although the file holds it base64-encoded."""
+    payload = base64.b64encode(json.dumps({"api_key": sandbox_state.DEMO_API_KEY}).encode()).decode()
+    raw = json.dumps({"events": [{"input": {"payloads": [{"metadata": {}, "data": payload}]}}]})
+    assert sandbox_state.DEMO_API_KEY not in raw
+    assert sandbox_state.DEMO_API_KEY in readable(raw)

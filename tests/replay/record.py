@@ -1,9 +1,20 @@
-"""Record representative `RecipeWorkflow` histories into `tests/histories/` (run: `make replay-record`).
+"""Record `RecipeWorkflow` histories into `tests/histories/` (run: `make replay-record`).
 
-Each scenario runs in the time-skipping server with mock actions; every run of a continue-as-new
-chain is written as its own file. `tests/test_replay.py` replays them all against the current
-workflow code, so a change that breaks determinism for running workflows fails the tests. Re-record
-only when such a break is intended (and running workflows have been drained or versioned).
+Two sets, both written by this one command:
+
+- `tests/histories/*.json`: representative scenarios in the time-skipping server with mock
+  actions (continue-as-new, signals, re-authorization, rate-limit backoff, `until`, `for_each`).
+- `tests/histories/recipes/*.json`: every shipped recipe in `definitions/`, end to end, against the
+  provider sandbox on a real Temporal dev server (`tikflow.devstack.DevStack`, as `tikflow demo`
+  runs it). Each recipe starts from a freshly reset, seeded sandbox world, so its history does not
+  depend on the others; monitors run a few polls seconds apart.
+
+Every run of a continue-as-new chain is written as its own file (`<name>-run1.json`, …).
+`tests/test_replay.py` replays them all against the current workflow code, so a change that breaks
+determinism for running workflows fails the tests. Re-record only when such a break is intended
+(and running workflows have been drained or versioned), or when a shipped recipe is added or
+changed. Re-recording changes ids, timestamps, ports and temporary paths, nothing else unless the
+workflow code, a recipe or the sandbox changed.
 """
 
 from __future__ import annotations
@@ -24,6 +35,8 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from activities.contracts import ActionRequest
+from tests.replay.history import chain_histories
+from tests.replay.shipped import record_recipes
 from tikflow.devstack import find_binary
 from tikflow.loader import load_recipe_text
 from tikflow.runs import build_run
@@ -188,31 +201,20 @@ async def _phase(handle: WorkflowHandle[Any, Any], phase: str) -> None:
 
 async def _save_chain(client: Client, handle: WorkflowHandle[Any, Any], name: str) -> list[Path]:
     written = []
-    run_id: str | None = handle.first_execution_run_id
-    index = 1
-    while run_id is not None:
-        history = await client.get_workflow_handle(handle.id, run_id=run_id).fetch_history()
-        suffix = (
-            f"-run{index}"
-            if index > 1
-            or history.events[-1].HasField("workflow_execution_continued_as_new_event_attributes")
-            else ""
-        )
-        path = HISTORIES / f"{name}{suffix}.json"
-        path.write_text(history.to_json() + "\n")
+    for file, text in (await chain_histories(client, handle, name)).items():
+        path = HISTORIES / file
+        path.write_text(text)
         written.append(path)
-        last = history.events[-1]
-        run_id = (
-            last.workflow_execution_continued_as_new_event_attributes.new_execution_run_id
-            if last.HasField("workflow_execution_continued_as_new_event_attributes")
-            else None
-        )
-        index += 1
     return written
 
 
 async def record() -> list[Path]:
-    """Run every scenario and write its histories; returns the files written."""
+    """Record the scenarios and every shipped recipe; returns the files written."""
+    return [*await record_scenarios(), *await record_recipes()]
+
+
+async def record_scenarios() -> list[Path]:
+    """Run every mock scenario and write its histories; returns the files written."""
     HISTORIES.mkdir(exist_ok=True)
     env = await WorkflowEnvironment.start_time_skipping(
         data_converter=pydantic_data_converter,
@@ -252,6 +254,19 @@ async def record() -> list[Path]:
     return written
 
 
-if __name__ == "__main__":
-    for path in asyncio.run(record()):
+def main(argv: list[str] | None = None) -> None:
+    """`python -m tests.replay.record [RECIPE ...]`: everything, or only the named shipped recipes."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m tests.replay.record", description=__doc__)
+    parser.add_argument(
+        "recipes", nargs="*", help="re-record only these shipped recipes (default: everything)"
+    )
+    args = parser.parse_args(argv)
+    paths = asyncio.run(record_recipes(set(args.recipes)) if args.recipes else record())
+    for path in paths:
         print(path.relative_to(Path.cwd()) if path.is_relative_to(Path.cwd()) else path)
+
+
+if __name__ == "__main__":
+    main()
