@@ -8,6 +8,11 @@ Figures (ms per step, wall clock from start to result):
 - action: the same loop through the action handler (credentials, rate-limit tracker, decoding),
   which shows what the action layer costs apart from Temporal.
 
+Where a step's time goes (`phases_ms`, medians from the last run's history, server timestamps):
+workflow task dispatch (scheduled to started), workflow task (started to completed: the worker
+running the workflow code), activity dispatch (scheduled to started, through the provider's task
+queue) and the activity itself (started to completed: the HTTP call and the action around it).
+
 Goal (issue 6): recipe / baseline (a) <= 1.10. Runs alternate (recipe, baseline, recipe, ...) and
 the median of each is reported, so a slow moment of the machine does not land on one side only.
 """
@@ -40,6 +45,31 @@ def recipe_text(steps: int) -> str:
     return "\n".join(lines) + "\n"
 
 
+PHASES = {
+    ("workflow_task_scheduled", "workflow_task_started"): "workflow_task_dispatch",
+    ("workflow_task_started", "workflow_task_completed"): "workflow_task",
+    ("activity_task_scheduled", "activity_task_started"): "activity_dispatch",
+    ("activity_task_started", "activity_task_completed"): "activity",
+}
+
+
+def phases_ms(history: Any) -> dict[str, float]:
+    """Median milliseconds of each phase of a step, from consecutive events of a history."""
+    spans: dict[str, list[float]] = {name: [] for name in PHASES.values()}
+    previous: tuple[str, float] | None = None
+    for event in history.events:
+        kind = str(event.WhichOneof("attributes")).removesuffix("_event_attributes")
+        at = event.event_time.ToDatetime().timestamp()
+        if previous is not None and (previous[0], kind) in PHASES:
+            spans[PHASES[previous[0], kind]].append((at - previous[1]) * 1000)
+        previous = (kind, at)
+    return {name: round(statistics.median(v), 2) if v else 0.0 for name, v in spans.items()}
+
+
+#: The last history of each kind, for `phases_ms`.
+LAST_HISTORY: dict[str, Any] = {}
+
+
 async def run_recipe(eng: Engine, steps: int) -> tuple[float, int]:
     """Seconds from start to result, and the history length."""
     from tikflow.loader import load_recipe_text
@@ -55,6 +85,7 @@ async def run_recipe(eng: Engine, steps: int) -> tuple[float, int]:
     elapsed = time.perf_counter() - start
     assert result.counters.calls == steps, result.counters
     history = await handle.fetch_history()
+    LAST_HISTORY["recipe"] = history
     return elapsed, len(history.events)
 
 
@@ -69,6 +100,7 @@ async def run_baseline(eng: Engine, steps: int) -> tuple[float, int]:
     assert await handle.result() == steps
     elapsed = time.perf_counter() - start
     history = await handle.fetch_history()
+    LAST_HISTORY["baseline"] = history
     return elapsed, len(history.events)
 
 
@@ -133,6 +165,7 @@ async def main(quick: bool = False) -> dict[str, Any]:
         "ratio_recipe_vs_workflow": ratio,
         "ratio_recipe_vs_httpx": round(recipe_ms / ms_per_step(floor_s), 1),
         "history_events": events,
+        "phases_ms": {kind: phases_ms(history) for kind, history in LAST_HISTORY.items()},
         "runs_s": {
             "recipe": [round(s, 3) for s in recipe_s],
             "baseline": [round(s, 3) for s in baseline_s],

@@ -51,6 +51,7 @@ def run(count: int = 500) -> dict[str, Any]:
         cli_s = time.perf_counter() - start
         assert done.returncode == 0, done.stderr[-500:]
     return {
+        "benchmark": "validate",
         "recipes": count,
         "yaml_parse_only_s": round(floor_s, 3),
         "load_and_validate_s": round(in_process_s, 3),
@@ -62,6 +63,7 @@ def run(count: int = 500) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-    import json
+    from bench.common import emit, machine
 
-    print(json.dumps(run(), indent=2))
+    # No engine here, so no `--quick` variant: 500 recipes take seconds either way.
+    emit({**run(), "quick": "--quick" in sys.argv[1:], "machine": machine()})

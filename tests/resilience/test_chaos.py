@@ -35,9 +35,9 @@ from tests.resilience.conftest import (
 from tests.resilience.report import record
 from tikflow.connect import connect
 from tikflow.credentials import CredentialStore
-from tikflow.devstack import find_binary, free_port
+from tikflow.devstack import dev_server_args, find_binary, free_port
 from tikflow.sandbox.state import DEMO_ACCOUNT_KEY
-from workflows.recipe import SEARCH_ATTRIBUTES, RecipeWorkflow, RunResult
+from workflows.recipe import RecipeWorkflow, RunResult
 
 #: `make chaos` sets this: the same tests at full length (and a longer timeout), nothing skipped.
 FULL = os.environ.get("TIKFLOW_CHAOS_FULL", "") not in ("", "0")
@@ -97,9 +97,8 @@ class OwnTemporal:
             "--headless",
             "--log-level",
             "error",
+            *dev_server_args(),
         ]
-        for name, kind in SEARCH_ATTRIBUTES.items():
-            args += ["--search-attribute", f"{name}={kind}"]
         with self.log.open("ab") as out:
             self.process = subprocess.Popen(
                 args, stdout=out, stderr=subprocess.STDOUT, start_new_session=True

@@ -1,0 +1,163 @@
+"""Monitors at scale: 1,000 `hashtag-reply` monitors polling every 30 s on one worker for 10 minutes.
+
+The recipe is the shipped `definitions/hashtag-reply.yaml` with `every: 30s`, looking at one video
+per poll and with keywords no comment contains (so every poll lists the hashtag, lists the video's
+comments and evaluates the reply condition on each, but 1,000 monitors do not all answer the same
+comments). Monitor starts are spread evenly over one interval, as monitors started over time are.
+
+Figures, from the run histories (server timestamps):
+- polls per second sustained, over the window after every monitor has started;
+- lag of each poll behind its schedule: when its first provider call started, against when the
+  poll was due (the previous poll's start plus 30 s, which is how a monitor schedules itself);
+  p50 and p99 over every poll but each monitor's first;
+- worker peak RSS (the worker runs in this process; measured before the histories are read);
+- history events per run, and per poll: a monitor continues-as-new at the latest after
+  `POLLS_PER_RUN` polls, so a run's history is bounded by that many polls' events.
+
+The baseline is the schedule itself: a poll that starts on time has lag 0, and N monitors every
+30 s are N/30 polls per second.
+
+Goals (issue 6): p99 lag under 5 s, peak RSS under 1 GiB, history per run bounded.
+`--quick`: 200 monitors for 2 minutes (the output says so).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from bench.common import ROOT, current_rss_mib, engine, machine, peak_rss_mib, percentile, run_main
+
+EVERY_S = 30
+GOAL_P99_S = 5.0
+GOAL_RSS_MIB = 1024
+POLL_ACTION = "tikapi.hashtag_posts"
+
+
+def recipe_text() -> str:
+    source = (ROOT / "definitions" / "hashtag-reply.yaml").read_text()
+    assert "poll: {every: 5m}" in source
+    return source.replace("poll: {every: 5m}", f"poll: {{every: {EVERY_S}s}}")
+
+
+INPUTS = {"videos_per_poll": 1, "keywords": ["(no comment says this)"]}
+
+
+def _ts(event: Any) -> float:
+    return float(event.event_time.ToDatetime().timestamp())
+
+
+def polls_of(history: Any) -> list[tuple[float, float]]:
+    """(due-setting time, first call started) per poll: the WFT start in which the poll began
+    (`workflow.now()` there is the poll's start) and when its `hashtag_posts` call started."""
+    wft_started = 0.0
+    scheduled: dict[int, float] = {}
+    polls: list[tuple[float, float]] = []
+    for event in history.events:
+        kind = event.WhichOneof("attributes")
+        if kind == "workflow_task_started_event_attributes":
+            wft_started = _ts(event)
+        elif kind == "activity_task_scheduled_event_attributes":
+            if event.activity_task_scheduled_event_attributes.activity_type.name == POLL_ACTION:
+                scheduled[event.event_id] = wft_started
+        elif kind == "activity_task_started_event_attributes":
+            began = scheduled.pop(event.activity_task_started_event_attributes.scheduled_event_id, None)
+            if began is not None:
+                polls.append((began, _ts(event)))
+    return sorted(polls)
+
+
+async def main(quick: bool = False) -> dict[str, Any]:
+    from tikflow.loader import load_recipe_text
+    from tikflow.runs import start_recipe
+    from workflows.recipe import POLLS_PER_RUN
+
+    monitors, duration_s = (200, 120) if quick else (1000, 600)
+    loaded = load_recipe_text(recipe_text(), "hashtag-reply.yaml")
+    async with engine() as eng:
+        rss_idle = current_rss_mib()
+        handles = []
+        t0 = time.monotonic()
+        wall0 = time.time()
+        for i in range(monitors):
+            # Spread over one interval: monitor i starts at i/N of it.
+            delay = t0 + i * EVERY_S / monitors - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            _, handle = await start_recipe(
+                eng.client,
+                loaded,
+                {**INPUTS, "hashtag": "cats"},
+                task_queue=eng.task_queue,
+                workflow_id=f"mon-{i:04d}-{uuid.uuid4().hex[:6]}",
+            )
+            handles.append(handle)
+        all_started = time.time()
+        await asyncio.sleep(max(0.0, t0 + duration_s - time.monotonic()))
+        wall_end = time.time()
+        rss_peak = peak_rss_mib()
+        rss_end = current_rss_mib()
+        for handle in handles:
+            assert handle is not None
+            await handle.terminate("benchmark over")
+
+        lags: list[float] = []
+        polls_in_window = 0
+        polls_total = 0
+        events_per_run: list[int] = []
+        events_per_poll: list[float] = []
+        for handle in handles:
+            assert handle is not None
+            history = await handle.fetch_history()
+            polls = polls_of(history)
+            polls_total += len(polls)
+            # The run's own events, without the terminate that ended it.
+            events = len(history.events) - 1
+            events_per_run.append(events)
+            if polls:
+                events_per_poll.append(events / len(polls))
+            for (began, _), (_, started) in itertools.pairwise(polls):
+                lags.append(max(0.0, started - (began + EVERY_S)))
+            polls_in_window += sum(1 for _, started in polls if all_started + EVERY_S <= started <= wall_end)
+        window_s = wall_end - (all_started + EVERY_S)
+        state = eng.sandbox_state()
+
+    polls_per_s = polls_in_window / window_s if window_s > 0 else 0.0
+    p50, p99 = percentile(lags, 50), percentile(lags, 99)
+    per_poll = sum(events_per_poll) / max(len(events_per_poll), 1)
+    return {
+        "benchmark": "monitors",
+        "quick": quick,
+        "scale": f"{monitors} monitors x {duration_s // 60} min" + (" (quick: shrunk)" if quick else ""),
+        "monitors": monitors,
+        "duration_s": duration_s,
+        "every_s": EVERY_S,
+        "started_at": datetime.fromtimestamp(wall0, UTC).isoformat(timespec="seconds"),
+        "polls_total": polls_total,
+        "polls_per_s": round(polls_per_s, 2),
+        "polls_per_s_scheduled": round(monitors / EVERY_S, 2),
+        "polls_share_of_schedule": round(polls_per_s / (monitors / EVERY_S), 3),
+        "lag_p50_s": round(p50, 3),
+        "lag_p99_s": round(p99, 3),
+        "lag_max_s": round(max(lags, default=0.0), 3),
+        "lag_samples": len(lags),
+        "rss_idle_mib": rss_idle,
+        "rss_end_mib": rss_end,
+        "rss_peak_mib": rss_peak,
+        "history_events_per_run_max": max(events_per_run, default=0),
+        "history_events_per_poll": round(per_poll, 1),
+        "polls_per_run_cap": POLLS_PER_RUN,
+        "history_events_per_run_bound": round(per_poll * POLLS_PER_RUN),
+        "provider_requests": sum(n for k, n in state["requests"].items() if k.startswith("tikapi ")),
+        "goal": f"p99 lag < {GOAL_P99_S} s, RSS < {GOAL_RSS_MIB} MiB, history per run bounded",
+        "goal_met": p99 < GOAL_P99_S and rss_peak < GOAL_RSS_MIB,
+        "machine": machine(),
+    }
+
+
+if __name__ == "__main__":
+    run_main(main)
