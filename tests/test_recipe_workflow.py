@@ -522,6 +522,64 @@ steps:
     assert result.outputs["videos"]["seen"] == 15
 
 
+FAN_OUT = """
+recipe: fan-out
+inputs: {comments: {type: list}}
+steps:
+  - id: replies
+    for_each: "{{ inputs.comments }}"
+    as: comment
+    concurrency: 2
+    steps:
+      - call: tikapi.reply
+        with: {media_id: v1, reply_comment_id: "{{ comment }}", text: see bio}
+"""
+
+
+async def test_for_each_starts_the_next_item_as_soon_as_any_finishes(time_env, task_queue):
+    """A sliding window: one slow item does not hold up the rest (fixed batches would wait for it)."""
+    done: set[str] = set()
+    changed = asyncio.Condition()
+
+    async def reply(request: ActionRequest) -> dict[str, Any]:
+        cid = request.params["reply_comment_id"]
+        async with changed:
+            if cid == "slow":
+                # Finishes only after every other item did, one at a time through the other slot.
+                try:
+                    await asyncio.wait_for(changed.wait_for(lambda: len(done) == 4), 10)
+                except TimeoutError:
+                    raise ApplicationError("the other items waited for me", non_retryable=True) from None
+            done.add(cid)
+            changed.notify_all()
+        return {"replied": cid}
+
+    actions = Actions(tikapi__reply=reply)
+    comments = ["slow", "a", "b", "c", "d"]
+    async with workers(time_env.client, task_queue, actions):
+        result = await (await start(time_env, task_queue, FAN_OUT, {"comments": comments})).result()
+    assert result.outputs["replies"]["processed"] == 5
+    assert result.outputs["replies"]["failed"] == 0
+    assert [c.params["reply_comment_id"] for c in actions.calls][-1] == "d"
+    assert done == set(comments)
+
+
+async def test_a_failed_item_stops_the_for_each_from_starting_more(time_env, task_queue):
+    async def reply(request: ActionRequest) -> dict[str, Any]:
+        if request.params["reply_comment_id"] == "bad":
+            raise ApplicationError("comment gone", type="ProviderRejected", non_retryable=True)
+        return {"replied": request.params["reply_comment_id"]}
+
+    actions = Actions(tikapi__reply=reply)
+    comments = ["bad", "a", "b", "c", "d", "e"]
+    async with workers(time_env.client, task_queue, actions):
+        handle = await start(time_env, task_queue, FAN_OUT, {"comments": comments})
+        message = await failure_message(handle)
+    assert "comment gone" in message
+    # At most the other slot's items ran while "bad" failed; the rest never started.
+    assert len(actions.calls) < len(comments)
+
+
 async def test_new_only_state_survives_continue_as_new_for_for_each_too(time_env, task_queue):
     actions = Actions(log=logged)
     text = f"""

@@ -194,3 +194,14 @@ def test_the_secret_search_reads_decoded_payloads():
     raw = json.dumps({"events": [{"input": {"payloads": [{"metadata": {}, "data": payload}]}}]})
     assert sandbox_state.DEMO_API_KEY not in raw
     assert sandbox_state.DEMO_API_KEY in readable(raw)
+
+
+def test_both_sides_of_the_sliding_window_patch_are_guarded():
+    """`for_each` changed from fixed batches to a sliding window behind `workflow.patched`: a
+    history from before the change (no marker) and one from after (with it) both replay above."""
+    from workflows.recipe import SLIDING_WINDOW_PATCH
+
+    before = readable(HISTORIES[names_index("for-each-fixed-batches")].read_text())
+    after = readable(HISTORIES[names_index("for-each")].read_text())
+    assert SLIDING_WINDOW_PATCH not in before
+    assert SLIDING_WINDOW_PATCH in after

@@ -86,6 +86,10 @@ MAX_CONSECUTIVE_FAILED_POLLS = 5
 #: Calls whose provider error is permanent: Temporal must not retry them.
 NON_RETRYABLE_ERRORS = ["ProviderRejected", "CredentialsRejected", "SessionExpired", "InvalidActionInput"]
 DEFAULT_CALL_TIMEOUT = timedelta(minutes=2)
+#: `workflow.patched` id of `for_each`'s sliding window (runs started before it used fixed
+#: batches of `concurrency` items and keep doing so on replay). Remove the old branch, with
+#: `workflow.deprecate_patch`, once no run started before it is open.
+SLIDING_WINDOW_PATCH = "for-each-sliding-window"
 
 
 def workflow_runner() -> SandboxedWorkflowRunner:
@@ -542,9 +546,29 @@ class RecipeWorkflow:
             if step.collect is not None:
                 collected[position] = self._eval(step.collect, child, item_path)
 
-        for start in range(0, len(chosen), step.concurrency):
-            batch = chosen[start : start + step.concurrency]
-            await asyncio.gather(*(one(start + i, p, c) for i, (p, c) in enumerate(batch)))
+        if workflow.patched(SLIDING_WINDOW_PATCH):
+            # A sliding window: an item starts as soon as any running one finishes, so one slow
+            # item (a 429 waited out, a long upload) does not hold up `concurrency - 1` others.
+            gate = asyncio.Semaphore(step.concurrency)
+            stopped = False
+
+            async def windowed(position: int, item_path: str, child: _Scope) -> None:
+                nonlocal stopped
+                async with gate:
+                    if stopped:  # an earlier item failed the step: start no more
+                        return
+                    try:
+                        await one(position, item_path, child)
+                    except BaseException:
+                        stopped = True
+                        raise
+
+            await asyncio.gather(*(windowed(i, p, c) for i, (p, c) in enumerate(chosen)))
+        else:
+            # Runs started before the sliding window went in replay with fixed batches.
+            for start in range(0, len(chosen), step.concurrency):
+                batch = chosen[start : start + step.concurrency]
+                await asyncio.gather(*(one(start + i, p, c) for i, (p, c) in enumerate(batch)))
         self._state.counters.errors += len(failures)
         result: dict[str, Any] = {
             "count": len(items),
