@@ -12,8 +12,9 @@ The flow around every call (`with_access_token`):
 2. make the call with the access token;
 3. if the provider still says `TokenExpired` (revoked early, clock skew), refresh once and redo it.
 
-A refresh takes an `asyncio.Lock` per (provider, account) kept in `Services.state`, re-reads the
-credential under it, and refreshes only if the token it holds is still the stale one. A refresh the
+A refresh takes an `asyncio.Lock` per (provider, account) kept in `Services.state` and the
+credential store's file lock (other worker processes sharing the file), re-reads the credential
+under them, and refreshes only if the token it holds is still the stale one. A refresh the
 provider refuses ends in `SessionExpired`: only a human re-authorizing the account can cure it.
 """
 
@@ -98,7 +99,9 @@ async def refreshed_credential(
         ProviderUnavailable, RateLimited: The refresh could not be tried now; worth retrying.
     """
     store = ctx.services.credentials
-    async with _refresh_lock(ctx.services, provider, ctx.account):
+    # One refresh per account in this process (the asyncio lock), then across processes sharing
+    # the credentials file (the store's file lock): whoever comes second re-reads the new pair.
+    async with _refresh_lock(ctx.services, provider, ctx.account), store.exclusive():
         credential = store.get(provider, ctx.account)
         if credential.get("access_token") != stale_token and not _is_stale(credential):
             return credential

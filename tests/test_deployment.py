@@ -177,13 +177,16 @@ def test_the_worker_gets_everything_it_needs_in_a_container():
     )
     for provider in PROVIDERS:
         assert f"TIKFLOW_{provider.upper()}_URL" in env
-    # The credentials file is the compose secret, mounted read-only at /run/secrets/<name> ...
+    # The credentials file is the compose secret, mounted read-only at /run/secrets/<name>: it
+    # seeds the store ...
     (secret,) = WORKER["secrets"]
-    assert env["TIKFLOW_CREDENTIALS"] == f"/run/secrets/{secret}"
+    assert env["TIKFLOW_CREDENTIALS_SEED"] == f"/run/secrets/{secret}"
     assert "file" in COMPOSE["secrets"][secret]
-    # ... so the ledger, which the worker writes, lives on a volume all replicas share.
-    ledger_dir = str(Path(env["TIKFLOW_LEDGER"]).parent)
-    assert any(v.split(":")[1] == ledger_dir for v in WORKER["volumes"])
+    # ... so the store (rotated tokens) and the ledger, which the worker writes, live on a volume
+    # all replicas share.
+    shared = {v.split(":")[1] for v in WORKER["volumes"]}
+    assert str(Path(env["TIKFLOW_CREDENTIALS"]).parent) in shared
+    assert str(Path(env["TIKFLOW_LEDGER"]).parent) in shared
     assert _default(env["TIKFLOW_METRICS_ADDRESS"]).endswith(":9464")
     assert "9464" in WORKER["expose"]
 

@@ -9,13 +9,17 @@ an activity needs them. Two sources, environment first:
 - a JSON file, `credentials.json` in the user's config directory (`TIKFLOW_CREDENTIALS` names
   another path), mode 0600, rewritten atomically (temp file + `os.replace`) under an exclusive
   `flock`, so two processes refreshing tokens at once both land. The file is re-read whenever its
-  mtime changes, so a `tikflow credentials set` in another process is seen by a running worker.
+  mtime changes, so a `tikflow credentials set` in another process is seen by a running worker;
+- a read-only seed file under it (`TIKFLOW_CREDENTIALS_SEED`, e.g. a Docker secret), same format:
+  a credential or field the writable file does not have comes from the seed. Rotated tokens and
+  re-authorized keys are written to the writable file and shadow the seed's from then on.
 
 Values never leave through `list()` or error messages; only field names and masked hints do.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import fcntl
 import json
@@ -23,7 +27,7 @@ import os
 import re
 import tempfile
 import threading
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,6 +43,7 @@ __all__ = [
     "CredentialStoreError",
     "default_path",
     "mask",
+    "seed_path",
 ]
 
 #: The documented fields of each provider's credential (`credentials set` refuses others, as typos).
@@ -66,7 +71,8 @@ class CredentialInfo:
         provider: Provider key.
         account: Credential name.
         fields: The field names that are set.
-        source: `file`, `env` or `file+env` (env values override the file's).
+        source: Where its fields come from, `+`-joined in order of precedence: `seed`, `file`,
+            `env` (env values override the file's, the file's override the seed's).
         hints: Field name → a masked hint such as `…3a9f` (empty for short values).
     """
 
@@ -75,6 +81,13 @@ class CredentialInfo:
     fields: tuple[str, ...]
     source: str
     hints: dict[str, str] = field(default_factory=dict)
+
+
+def seed_path(env: Mapping[str, str] | None = None) -> Path | None:
+    """The read-only seed file under the store (`TIKFLOW_CREDENTIALS_SEED`), if one is set."""
+    env = os.environ if env is None else env
+    seed = env.get("TIKFLOW_CREDENTIALS_SEED")
+    return Path(seed).expanduser() if seed else None
 
 
 def default_path(env: Mapping[str, str] | None = None) -> Path:
@@ -113,14 +126,20 @@ class CredentialStore:
     Args:
         path: The JSON file; default `default_path(env)`.
         env: Environment to read overrides from; default `os.environ` (read live).
+        seed: A read-only file under `path`; default `seed_path(env)` when `path` is not given.
     """
 
-    def __init__(self, path: Path | None = None, env: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self, path: Path | None = None, env: Mapping[str, str] | None = None, seed: Path | None = None
+    ) -> None:
         self._env: Mapping[str, str] = os.environ if env is None else env
         self.path = path if path is not None else default_path(self._env)
+        self.seed = seed if seed is not None or path is not None else seed_path(self._env)
         self._lock = threading.Lock()
         self._data: dict[str, dict[str, dict[str, str]]] = {}
         self._stamp: tuple[int, int, int] | None = None
+        self._seed_data: dict[str, dict[str, dict[str, str]]] = {}
+        self._seed_stamp: tuple[int, int, int] | None = None
 
     def get(self, provider: str, account: str, required: Iterable[str] = ()) -> dict[str, str]:
         """The fields of credential `account` for `provider`, environment overriding the file.
@@ -197,13 +216,20 @@ class CredentialStore:
         """
         with self._lock:
             stored = {p: {a: dict(f) for a, f in accs.items()} for p, accs in self._current().items()}
+            seeded = {(p, a) for p, accs in self._seed_data.items() for a in accs}
+            written = {(p, a) for p, accs in self._data.items() for a in accs}
         keys = {(p, a) for p, accs in stored.items() for a in accs} | set(self._env_accounts())
         infos: list[CredentialInfo] = []
         for provider, account in sorted(keys):
             from_file = stored.get(provider, {}).get(account, {})
             from_env = self._env_fields(provider, account)
             merged = {**from_file, **from_env}
-            source = "+".join(s for s, has in (("file", from_file), ("env", from_env)) if has)
+            origins = (
+                ("seed", (provider, account) in seeded),
+                ("file", (provider, account) in written),
+                ("env", from_env),
+            )
+            source = "+".join(s for s, has in origins if has)
             infos.append(
                 CredentialInfo(
                     provider=provider,
@@ -249,34 +275,45 @@ class CredentialStore:
                     yield provider, "main"
 
     def _current(self) -> dict[str, dict[str, dict[str, str]]]:
-        """The file's content, re-read only when it changed on disk (caller holds `_lock`)."""
+        """The seed under the file's content, each re-read only when it changed (holds `_lock`)."""
         stamp = self._stat()
         if stamp != self._stamp:
             self._data = self._read()
             self._stamp = stamp
-        return self._data
+        if self.seed is None:
+            return self._data
+        seed_stamp = self._stat(self.seed)
+        if seed_stamp != self._seed_stamp:
+            self._seed_data = self._read(self.seed)
+            self._seed_stamp = seed_stamp
+        merged = {p: {a: dict(f) for a, f in accs.items()} for p, accs in self._seed_data.items()}
+        for provider, accounts in self._data.items():
+            for account, fields in accounts.items():
+                merged.setdefault(provider, {}).setdefault(account, {}).update(fields)
+        return merged
 
-    def _stat(self) -> tuple[int, int, int] | None:
+    def _stat(self, path: Path | None = None) -> tuple[int, int, int] | None:
         try:
-            st = self.path.stat()
+            st = (path or self.path).stat()
         except FileNotFoundError:
             return None
         # Every atomic replace makes a new inode, so this notices even a same-size rewrite
         # within one mtime tick.
         return st.st_ino, st.st_mtime_ns, st.st_size
 
-    def _read(self) -> dict[str, dict[str, dict[str, str]]]:
+    def _read(self, path: Path | None = None) -> dict[str, dict[str, dict[str, str]]]:
+        path = path or self.path
         try:
-            raw = self.path.read_text(encoding="utf-8")
+            raw = path.read_text(encoding="utf-8")
         except FileNotFoundError:
             return {}
         except OSError as exc:
-            raise CredentialStoreError(f"cannot read {self.path}: {exc.strerror}") from None
+            raise CredentialStoreError(f"cannot read {path}: {exc.strerror}") from None
         try:
             doc: Any = json.loads(raw)
         except ValueError:
             raise CredentialStoreError(
-                f"{self.path} is not valid JSON; fix it or remove it and set the credentials again"
+                f"{path} is not valid JSON; fix it or remove it and set the credentials again"
             ) from None
         credentials = doc.get("credentials") if isinstance(doc, dict) else None
         if not isinstance(credentials, dict) or not all(
@@ -288,7 +325,7 @@ class CredentialStore:
             for accounts in credentials.values()
         ):
             raise CredentialStoreError(
-                f"{self.path} does not hold {{'credentials': {{provider: {{account: {{field: value}}}}}}}}"
+                f"{path} does not hold {{'credentials': {{provider: {{account: {{field: value}}}}}}}}"
             )
         return credentials
 
@@ -313,6 +350,38 @@ class CredentialStore:
             raise CredentialStoreError(f"cannot write {self.path}: {exc.strerror}") from None
         self._data = data
         self._stamp = self._stat()
+
+    @contextlib.asynccontextmanager
+    async def exclusive(self) -> AsyncIterator[None]:
+        """Hold the store's refresh lock, shared with every process using this file.
+
+        Token refreshes run under it, so of two worker processes finding one account's token stale
+        the second waits, re-reads the file and finds the first's new pair instead of spending the
+        rotated refresh token again. Waiting happens in a thread; the event loop keeps running.
+
+        Raises:
+            CredentialStoreError: The lock file cannot be created.
+        """
+        lock_path = self.path.with_name(self.path.name + ".refresh.lock")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError as exc:
+            raise CredentialStoreError(f"cannot lock {lock_path}: {exc.strerror}") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            waiting = asyncio.get_running_loop().run_in_executor(None, fcntl.flock, fd, fcntl.LOCK_EX)
+            try:
+                await asyncio.shield(waiting)
+            except asyncio.CancelledError:
+                # The thread still gets the lock eventually: release it (by closing) once it does.
+                waiting.add_done_callback(lambda _: os.close(fd))
+                raise
+        try:
+            yield
+        finally:
+            os.close(fd)
 
     @contextlib.contextmanager
     def _file_lock(self) -> Iterator[None]:

@@ -21,8 +21,9 @@ What runs where:
         `tikflow.settings`), e.g. the sandbox's in a trial deployment.
     `TIKFLOW_HTTP_TIMEOUT`, `TIKFLOW_HTTP_MAX_CONNECTIONS`: the shared HTTP client.
     `TIKFLOW_CREDENTIALS`: the credentials file (see `tikflow.credentials`; `TIKFLOW_<PROVIDER>_<FIELD>`
-        variables override it); `TIKFLOW_LEDGER`: the side-effect ledger (default beside the
-        credentials file, which must then be writable).
+        variables override it), written when tokens rotate; `TIKFLOW_CREDENTIALS_SEED`: a
+        read-only file under it (a Docker secret); `TIKFLOW_LEDGER`: the side-effect ledger
+        (default beside the credentials file, which must then be writable).
 
 Capacity and shutdown:
     `TIKFLOW_MAX_CONCURRENT_ACTIVITIES` (default 100 per task queue),

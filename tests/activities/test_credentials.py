@@ -222,3 +222,50 @@ def test_store_file_mode_survives_umask(tmp_path: Path) -> None:
     finally:
         os.umask(old)
     assert stat.S_IMODE((tmp_path / "c.json").stat().st_mode) == 0o600
+
+
+def _seed(path: Path, credentials: dict[str, dict[str, dict[str, str]]]) -> Path:
+    """A read-only seed file (as a Docker secret is mounted)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"version": 1, "credentials": credentials}))
+    path.chmod(0o400)
+    return path
+
+
+def test_a_seed_fills_in_under_the_writable_file(tmp_path: Path) -> None:
+    seed = _seed(
+        tmp_path / "secrets" / "credentials",
+        {
+            "tiktok": {"main": {"client_key": "ck", "refresh_token": "rft.seed", "access_token": "act.seed"}},
+            "tikapi": {"main": {"api_key": SECRET}},
+        },
+    )
+    store = CredentialStore(
+        env={
+            "TIKFLOW_CREDENTIALS": str(tmp_path / "state" / "credentials.json"),
+            "TIKFLOW_CREDENTIALS_SEED": str(seed),
+        }
+    )
+    assert store.get("tikapi", "main") == {"api_key": SECRET}
+
+    # A refresh writes the rotated pair to the writable file; the seed stays as it was.
+    store.update("tiktok", "main", {"access_token": "act.new", "refresh_token": "rft.new"})
+    assert store.get("tiktok", "main") == {
+        "client_key": "ck",
+        "access_token": "act.new",
+        "refresh_token": "rft.new",
+    }
+    assert "rft.seed" in seed.read_text()
+    written = json.loads((tmp_path / "state" / "credentials.json").read_text())["credentials"]
+    assert written == {"tiktok": {"main": {"access_token": "act.new", "refresh_token": "rft.new"}}}
+
+    sources = {(i.provider, i.account): i.source for i in store.list()}
+    assert sources == {("tikapi", "main"): "seed", ("tiktok", "main"): "seed+file"}
+
+
+def test_a_broken_seed_is_a_clear_error_naming_it(tmp_path: Path) -> None:
+    seed = tmp_path / "seed.json"
+    seed.write_text("{nope")
+    store = CredentialStore(tmp_path / "credentials.json", env={}, seed=seed)
+    with pytest.raises(CredentialsRejected, match=r"seed\.json is not valid JSON"):
+        store.get("tikapi", "main")

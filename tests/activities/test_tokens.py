@@ -293,3 +293,30 @@ async def test_a_just_refreshed_token_that_is_rejected_again_is_session_expired(
     with pytest.raises(SessionExpired, match="revoked"):
         await user_info(make_ctx(provider))
     assert [r.url.path for r in provider.requests] == ["/v2/user/info/", "/v2/oauth/token/", "/v2/user/info/"]
+
+
+async def test_two_worker_processes_sharing_the_file_refresh_once(tmp_path: Path) -> None:
+    """Each process has its own store object, locks and HTTP pool; only the file is shared."""
+    path = tmp_path / "credentials.json"
+    CredentialStore(path, env={}).update("tiktok", "main", {**OLD, "expires_at": str(int(time.time()) - 10)})
+    provider = Provider()
+    contexts = []
+    for n in range(2):
+        http = httpx.AsyncClient(transport=httpx.MockTransport(provider))
+        services = Services(
+            http=http, credentials=CredentialStore(path, env={}), settings=Settings(), limiter=RateLimiter()
+        )
+        services.state[LEDGER_STATE_KEY] = EffectLedger(tmp_path / f"effects-{n}.json")
+        contexts.append(
+            ActionContext(
+                services=services, account="main", idempotency_key="wf/step", action="tiktok.user_info"
+            )
+        )
+
+    results = await asyncio.gather(*(user_info(contexts[i % 2]) for i in range(20)))
+
+    assert len(provider.refreshes) == 1
+    assert all(r["display_name"] == "Cat" for r in results)
+    assert CredentialStore(path, env={}).get("tiktok", "main")["refresh_token"] == "rft.new1"
+    for ctx in contexts:
+        await ctx.services.http.aclose()
