@@ -80,9 +80,19 @@ class ProviderError(Exception):
 
 
 class ProviderUnavailable(ProviderError):
-    """The provider could not answer usefully right now (5xx, timeout, garbage); worth retrying."""
+    """The provider could not answer usefully right now (5xx, timeout, garbage); worth retrying.
+
+    Attributes:
+        outcome_unknown: The request may have reached the provider and been acted on, but no
+            answer came back (a read timeout, a dropped connection): a non-idempotent request
+            must not simply be sent again.
+    """
 
     retryable = True
+
+    def __init__(self, message: str, *, outcome_unknown: bool = False, **kw: Any) -> None:
+        super().__init__(message, **kw)
+        self.outcome_unknown = outcome_unknown
 
 
 class RateLimited(ProviderError):

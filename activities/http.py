@@ -5,6 +5,11 @@ it, turns transport failures and unreadable bodies into `ProviderUnavailable`, f
 rate-limit headers back to the tracker, and lets the provider's `classify` function turn an error
 body into the right member of the error tree (see `activities.errors`). Nothing above this module
 ever sees an `httpx` exception.
+
+Garbage is `ProviderUnavailable` too, whatever its shape: a body that is not JSON (HTML error
+pages, truncated JSON, `NaN`), an empty or oversized body, and a success that is not the JSON
+object every provider answers with. Inside that object, providers read fields through `listed`,
+so a list that arrives as something else is a `malformed answer`, never a `TypeError`.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ if TYPE_CHECKING:
     from activities.registry import ActionContext
     from tikflow.settings import Settings
 
-__all__ = ["MAX_BODY_BYTES", "Classifier", "Reply", "make_http_client", "send"]
+__all__ = ["MAX_BODY_BYTES", "Classifier", "Reply", "listed", "make_http_client", "malformed", "send"]
 
 #: A provider answer bigger than this is treated as garbage, not parsed.
 MAX_BODY_BYTES = 20 * 1024 * 1024
@@ -91,7 +96,7 @@ async def send(
         form: Form-encoded body.
         content: Raw body (uploads).
         headers: Extra headers (auth included; never logged).
-        expect_json: Whether a success must carry a JSON body.
+        expect_json: Whether a success must carry a JSON object (every provider API answers one).
     """
     limiter = ctx.services.limiter
     await limiter.acquire(provider, ctx.account)
@@ -117,16 +122,28 @@ async def send(
             f"{method} {_path(url)} timed out ({type(exc).__name__})",
             provider=provider,
             account=ctx.account,
+            outcome_unknown=not isinstance(exc, httpx.ConnectTimeout | httpx.PoolTimeout),
         ) from None
     except httpx.HTTPError as exc:
         raise ProviderUnavailable(
             f"{method} {_path(url)} failed: {type(exc).__name__}",
             provider=provider,
             account=ctx.account,
+            # A refused connection never carried the request; anything later may have.
+            outcome_unknown=not isinstance(exc, httpx.ConnectError),
         ) from None
     limiter.observe(provider, ctx.account, response.headers, response.status_code)
     body = _decode(response, raw, provider, ctx.account, method, url, expect_json)
-    reply = Reply(response.status_code, body, response.headers)
+    status = response.status_code
+    if expect_json and status < 400 and status != 204 and not isinstance(body, dict):
+        # No provider answers a success with anything but an object, nor carries an error in one.
+        raise malformed(
+            provider,
+            f"{method} {_path(url)} answered {_json_kind(body)}, not an object",
+            account=ctx.account,
+            status=status,
+        )
+    reply = Reply(status, body, response.headers)
     error = classify(reply, ctx.account)
     if error is not None:
         error.account = ctx.account
@@ -142,6 +159,46 @@ async def send(
             account=ctx.account,
         )
     return reply
+
+
+def malformed(
+    provider: str, detail: str, *, account: str | None = None, status: int | None = None
+) -> ProviderUnavailable:
+    """The error for an answer of the wrong shape: retryable, like any other provider garbage."""
+    return ProviderUnavailable(
+        f"malformed answer: {detail}", provider=provider, status=status, account=account
+    )
+
+
+def listed(value: Any, what: str, provider: str, account: str | None = None) -> list[Any]:
+    """`value` as a list: absent (None) is empty; anything but a list is a malformed answer.
+
+    Args:
+        value: The field as decoded.
+        what: The field's name in the answer, for the message (`data.videos`).
+        provider: Provider key, for the error.
+        account: Credential name, for the error.
+    """
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise malformed(provider, f"`{what}` is {_json_kind(value)}, not a list", account=account)
+    return value
+
+
+def _json_kind(value: Any) -> str:
+    """What a decoded JSON value is, in JSON's words."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "a list"
+    return "an object"
 
 
 def _path(url: str) -> str:
@@ -193,7 +250,7 @@ def _decode(
             )
         return None
     try:
-        return json.loads(raw)
+        return json.loads(raw, parse_constant=_not_json)
     except ValueError:
         if response.status_code >= 500 or expect_json:
             kind = response.headers.get("content-type", "unknown content type").split(";")[0]
@@ -205,3 +262,8 @@ def _decode(
                 account=account,
             ) from None
         return raw.decode("utf-8", "replace")
+
+
+def _not_json(constant: str) -> Any:
+    """`NaN` and `Infinity` are Python's extensions, not JSON: a body holding them is garbage."""
+    raise ValueError(f"{constant} is not JSON")

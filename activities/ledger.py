@@ -103,6 +103,17 @@ class EffectLedger:
             entries[key] = {"at": now, "value": dict(value)}
             self._write(entries)
 
+    def discard(self, key: str) -> None:
+        """Forget what was recorded under `key` (nothing happens when nothing was).
+
+        Raises:
+            EffectLedgerError: The file cannot be read or written.
+        """
+        with self._lock, self._file_lock():
+            entries = self._read()
+            if entries.pop(key, None) is not None:
+                self._write(entries)
+
     def _read(self) -> dict[str, dict[str, Any]]:
         try:
             raw = self.path.read_text(encoding="utf-8")

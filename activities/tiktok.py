@@ -16,16 +16,23 @@ Posting a video is init → upload → poll:
 Init is not idempotent at TikTok, so the `publish_id` goes into the effect ledger under the step's
 idempotency key the moment TikTok answers, and upload progress after every chunk: a retried
 activity continues that publish (`already_done: true`) instead of posting the video again.
-TikTok offers neither an idempotency key nor a way to list pending publishes, so one gap remains:
-an init TikTok accepted whose answer never reached the ledger (lost response, worker death in
-between). With FILE_UPLOAD that is harmless, since nothing is ever uploaded to it and it never
-publishes; with PULL_FROM_URL TikTok fetches the video itself, so that rare case can post twice.
+TikTok offers neither an idempotency key nor a way to list pending publishes, so an init TikTok
+accepted whose answer never reached the ledger (a lost response, a worker death in between) cannot
+be found again. With FILE_UPLOAD that is harmless: nothing is ever uploaded to it, so it never
+publishes, and the retry inits afresh. With PULL_FROM_URL TikTok fetches the video itself, so a
+second init could post it twice: such an init is recorded as pending *before* it is sent and
+cleared when TikTok answers (its publish_id) or provably did not act (an error answer, a refused
+connection). A retry that finds it still pending fails the step with `publish_outcome_unknown`
+and what to check, instead of guessing: at most once, never twice.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import math
 import os
+import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,7 +49,7 @@ from activities.errors import (
     SessionExpired,
     TokenExpired,
 )
-from activities.http import Reply, send
+from activities.http import Reply, listed, malformed, send
 from activities.ledger import EffectLedger, ledger_for
 from activities.pagination import collect_pages
 from activities.ratelimit import parse_retry_after
@@ -198,10 +205,23 @@ def _url(ctx: ActionContext, path: str) -> str:
 
 
 def _token_fields(body: dict[str, Any]) -> dict[str, str]:
-    """The credential fields a token answer sets; `expires_in` is read, never assumed."""
+    """The credential fields a token answer sets; `expires_in` is read, never assumed.
+
+    Raises:
+        ProviderUnavailable: `expires_in` is not a number of seconds.
+    """
+    expires_in = body.get("expires_in") or 0
+    seconds = math.nan
+    if isinstance(expires_in, int | float | str) and not isinstance(expires_in, bool):
+        with contextlib.suppress(ValueError):
+            seconds = float(expires_in)
+    if not math.isfinite(seconds):
+        raise malformed(
+            PROVIDER, f"the token endpoint's expires_in {expires_in!r} is not a number of seconds"
+        )
     fields = {
         "access_token": str(body["access_token"]),
-        "expires_at": str(int(time.time() + float(body.get("expires_in") or 0))),
+        "expires_at": str(int(time.time() + seconds)),
     }
     # The refresh token rotates: always keep the one TikTok just issued.
     if body.get("refresh_token"):
@@ -329,7 +349,23 @@ async def _api(
         )
 
     reply = await with_access_token(ctx, PROVIDER, refresh_access_token, call)
-    return _object(_object(reply.body).get("data"))
+    data = reply.body.get("data")
+    if not isinstance(data, dict):
+        raise malformed(PROVIDER, f"{method} {path} has no `data` object", account=ctx.account)
+    return data
+
+
+def _number(ctx: ActionContext, value: Any, what: str) -> int | None:
+    """An integer field that TikTok may send as a number or a digit string (None when absent)."""
+    if value is None:
+        return None
+    if isinstance(value, str) and re.fullmatch(r"-?[0-9]+", value):
+        return int(value)
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise malformed(PROVIDER, f"`{what}` {value!r} is not a number", account=ctx.account)
+    return value
 
 
 # --------------------------------------------------------------------------- Display API
@@ -379,14 +415,13 @@ async def videos(ctx: ActionContext, params: VideoListInput) -> dict[str, Any]:
         return await _api(ctx, "POST", "/v2/video/list/", params=query, json_body=body)
 
     def next_cursor(data: dict[str, Any]) -> int | None:
-        cursor = data.get("cursor")
-        return int(cursor) if data.get("has_more") and cursor is not None else None
+        return _number(ctx, data.get("cursor"), "data.cursor") if data.get("has_more") else None
 
     pages = await collect_pages(fetch, next_cursor, start=params.cursor, pages=params.pages)
     items = [
         {name: video.get(name) for name in params.fields}
         for data in pages.bodies
-        for video in data.get("videos") or []
+        for video in listed(data.get("videos"), "data.videos", PROVIDER, ctx.account)
         if isinstance(video, dict)
     ]
     return {"items": items, "cursor": pages.cursor, "has_more": pages.has_more}
@@ -401,11 +436,17 @@ class CreatorInfoInput(ActionInput):
 
 async def _creator_info(ctx: ActionContext) -> dict[str, Any]:
     data = await _api(ctx, "POST", "/v2/post/publish/creator_info/query/", json_body={})
+    options = data.get("privacy_level_options")
+    # Never empty in TikTok's answer; garbage here must not read as "the creator may post nothing".
+    if not isinstance(options, list) or not all(isinstance(o, str) for o in options):
+        raise malformed(
+            PROVIDER, "creator_info has no `privacy_level_options` list of strings", account=ctx.account
+        )
     return {
         "creator_username": data.get("creator_username"),
         "creator_nickname": data.get("creator_nickname"),
         "creator_avatar_url": data.get("creator_avatar_url"),
-        "privacy_level_options": list(data.get("privacy_level_options") or []),
+        "privacy_level_options": options,
         "comment_disabled": bool(data.get("comment_disabled")),
         "duet_disabled": bool(data.get("duet_disabled")),
         "stitch_disabled": bool(data.get("stitch_disabled")),
@@ -595,7 +636,12 @@ async def _upload_chunks(
 async def _publish_status(ctx: ActionContext, publish_id: str) -> dict[str, Any]:
     data = await _api(ctx, "POST", "/v2/post/publish/status/fetch/", json_body={"publish_id": publish_id})
     # TikTok's field is spelled `publicaly_available_post_id`; accept the correct spelling too.
-    post_ids = data.get("publicaly_available_post_id") or data.get("publicly_available_post_id") or []
+    post_ids = listed(
+        data.get("publicaly_available_post_id") or data.get("publicly_available_post_id"),
+        "data.publicaly_available_post_id",
+        PROVIDER,
+        ctx.account,
+    )
     return {
         "publish_id": publish_id,
         "status": data.get("status"),
@@ -652,9 +698,17 @@ async def _init_and_upload(
     body: dict[str, Any] = {"source_info": _source_info(params, plan)}
     if post_info is not None:
         body["post_info"] = post_info
-    data = await _api(ctx, "POST", path, json_body=body)
+    if plan is None:
+        # PULL_FROM_URL: TikTok acts on the init alone; see the module docstring.
+        ledger.put(key, {"pending": True, "mode": mode, "source": params.source, "created_at": time.time()})
+    try:
+        data = await _api(ctx, "POST", path, json_body=body)
+    except ProviderError as err:
+        if plan is None and not (isinstance(err, ProviderUnavailable) and err.outcome_unknown):
+            ledger.discard(key)  # TikTok answered (with an error) or never got the request
+        raise
     publish_id = data.get("publish_id")
-    if not publish_id:
+    if not publish_id or not isinstance(publish_id, str | int) or isinstance(publish_id, bool):
         raise ProviderUnavailable(f"POST {path} answered without a publish_id", provider=PROVIDER)
     entry: dict[str, Any] = {
         "publish_id": str(publish_id),
@@ -665,7 +719,7 @@ async def _init_and_upload(
     }
     if plan is not None:
         upload_url = data.get("upload_url")
-        if not upload_url:
+        if not isinstance(upload_url, str) or not upload_url.startswith(("https://", "http://")):
             raise ProviderUnavailable(f"POST {path} answered without an upload_url", provider=PROVIDER)
         entry.update(
             upload_url=str(upload_url),
@@ -687,6 +741,14 @@ async def _recorded(ctx: ActionContext, mode: str, params: VideoSourceInput) -> 
     entry = ledger.get(key)
     if entry is None:
         return None
+    if entry.get("pending"):
+        raise ProviderRejected(
+            f"an earlier attempt of this step sent a {entry.get('source')} {mode} post to TikTok and "
+            "never got its answer, so TikTok may already have the video; check the account's "
+            "posts (and inbox) before running the step again",
+            provider=PROVIDER,
+            code="publish_outcome_unknown",
+        )
     return await _continue_recorded(ctx, ledger, key, entry, params)
 
 

@@ -612,3 +612,77 @@ async def test_exchange_code_refused_with_http_200_is_rejected(
             make_ctx(fake).services, "main", code="old", redirect_uri="https://app.example/cb"
         )
     assert caught.value.code == "invalid_grant"
+
+
+PULL = PublishVideoInput(
+    source="PULL_FROM_URL", video_url="https://cdn.example.com/cat.mp4", privacy_level="SELF_ONLY"
+)
+INIT = ("POST", "/v2/post/publish/video/init/")
+
+
+def init_failing_once(error: Exception | httpx.Response, **ok: str) -> Responder:
+    """The init route: `error` the first time (raised, or answered), a publish_id after that."""
+    answers = iter([error])
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        first = next(answers, None)
+        if isinstance(first, Exception):
+            raise first
+        return first or api_ok({"publish_id": "v_pub_url~v2.9", **ok})
+
+    return answer
+
+
+async def test_a_pull_from_url_init_whose_answer_was_lost_is_never_sent_again(
+    make_ctx: Callable[..., ActionContext],
+) -> None:
+    """TikTok may have accepted it and will fetch the video itself: the retry refuses, clearly."""
+    fake = FakeTikTok({**posting_routes(), INIT: init_failing_once(httpx.ReadTimeout("lost"))})
+    ctx = make_ctx(fake)
+
+    with pytest.raises(ProviderUnavailable) as first:
+        await run(ctx, "tiktok.publish_video", PULL)
+    assert first.value.outcome_unknown
+    with pytest.raises(ProviderRejected) as retry:
+        await run(ctx, "tiktok.publish_video", PULL)
+
+    assert retry.value.code == "publish_outcome_unknown"
+    assert "check the account's posts" in str(retry.value)
+    assert len(fake.calls(*INIT)) == 1
+
+
+@pytest.mark.parametrize(
+    "error",
+    [httpx.ConnectError("refused"), api_error(500, "internal_error"), api_error(429, "rate_limit_exceeded")],
+    ids=["connection refused", "500 answered", "429 answered"],
+)
+async def test_a_pull_from_url_init_tiktok_provably_did_not_act_on_is_retried(
+    make_ctx: Callable[..., ActionContext], error: Exception | httpx.Response
+) -> None:
+    fake = FakeTikTok({**posting_routes(), INIT: init_failing_once(error)})
+    ctx = make_ctx(fake)
+
+    with pytest.raises(ProviderError):
+        await run(ctx, "tiktok.publish_video", PULL)
+    result = await run(ctx, "tiktok.publish_video", PULL)
+    again = await run(ctx, "tiktok.publish_video", PULL)
+
+    assert result["publish_id"] == "v_pub_url~v2.9"
+    assert again == {**result, "already_done": True}
+    assert len(fake.calls(*INIT)) == 2
+
+
+async def test_a_file_upload_init_whose_answer_was_lost_is_simply_redone(
+    make_ctx: Callable[..., ActionContext], video: Path
+) -> None:
+    """Nothing was uploaded to the lost init, so it never publishes: a fresh init is safe."""
+    lost = init_failing_once(httpx.ReadTimeout("lost"), upload_url=UPLOAD_URL)
+    fake = FakeTikTok({**posting_routes(), INIT: lost})
+    ctx = make_ctx(fake)
+    params = PublishVideoInput(file_path=str(video), privacy_level="SELF_ONLY")
+
+    with pytest.raises(ProviderUnavailable):
+        await run(ctx, "tiktok.publish_video", params)
+    await run(ctx, "tiktok.publish_video", params)
+
+    assert len(fake.calls(*INIT)) == 2
