@@ -26,7 +26,7 @@ from activities.errors import (
     ProviderUnavailable,
     RateLimited,
 )
-from activities.http import Reply, send
+from activities.http import Reply, listed, malformed, send
 from activities.ledger import ledger_for
 from activities.pagination import collect_pages
 from activities.ratelimit import parse_retry_after
@@ -115,7 +115,19 @@ async def _call(
         json_body=json_body,
         headers={"Authorization": f"Bearer {token}", "Version": API_VERSION, "Accept": "application/json"},
     )
-    return _object(_object(reply.body).get("results"))
+    results = reply.body.get("results")
+    if not isinstance(results, dict):
+        raise malformed(PROVIDER, f"{method} {path} has no `results` object", account=ctx.account)
+    return results
+
+
+def _objects(results: dict[str, Any], key: str, ctx: ActionContext) -> list[dict[str, Any]]:
+    """The objects listed under `results.<key>` (absent = none); a non-list is a malformed answer."""
+    return [
+        item
+        for item in listed(results.get(key), f"results.{key}", PROVIDER, ctx.account)
+        if isinstance(item, dict)
+    ]
 
 
 def _iso(moment: datetime) -> str:
@@ -134,8 +146,15 @@ def _parse_time(value: Any) -> datetime | None:
 
 
 def _post(post: dict[str, Any]) -> dict[str, Any]:
-    """A post with stable keys (HighLevel's own names vary between camelCase and `_id`)."""
-    account_ids = post.get("accountIds") or ([post["accountId"]] if post.get("accountId") else [])
+    """A post with stable keys (HighLevel's own names vary between camelCase and `_id`).
+
+    Raises:
+        ProviderUnavailable: `accountIds` or `media` is not a list.
+    """
+    account_ids = listed(post.get("accountIds"), "post.accountIds", PROVIDER) or (
+        [post["accountId"]] if post.get("accountId") else []
+    )
+    media = listed(post.get("media"), "post.media", PROVIDER)
     return {
         "post_id": post.get("_id") or post.get("id"),
         "status": post.get("status"),
@@ -147,7 +166,7 @@ def _post(post: dict[str, Any]) -> dict[str, Any]:
         "created_at": post.get("createdAt"),
         "published_at": post.get("publishedAt"),
         "schedule_date": post.get("scheduleDate") or post.get("displayDate"),
-        "media_urls": [m.get("url") for m in post.get("media") or [] if isinstance(m, dict)],
+        "media_urls": [m.get("url") for m in media if isinstance(m, dict)],
     }
 
 
@@ -180,10 +199,9 @@ async def accounts(ctx: ActionContext, params: AccountsInput) -> dict[str, Any]:
             "is_expired": bool(a.get("isExpired")),
             "meta": a.get("meta") or {},
         }
-        for a in results.get("accounts") or []
-        if isinstance(a, dict)
+        for a in _objects(results, "accounts", ctx)
     ]
-    return {"items": items, "groups": list(results.get("groups") or [])}
+    return {"items": items, "groups": listed(results.get("groups"), "results.groups", PROVIDER, ctx.account)}
 
 
 class TiktokProfileInput(ActionInput):
@@ -220,8 +238,7 @@ async def tiktok_profile(ctx: ActionContext, params: TiktokProfileInput) -> dict
             "is_connected": bool(p.get("isConnected")),
             "type": p.get("type"),
         }
-        for p in results.get("profile") or []
-        if isinstance(p, dict)
+        for p in _objects(results, "profile", ctx)
     ]
     return {"items": items}
 
@@ -332,8 +349,8 @@ async def _find_created(
             "includeUsers": "false",
         },
     )
-    for raw in results.get("posts") or []:
-        if isinstance(raw, dict) and _same_post(_post(raw), params, since):
+    for raw in _objects(results, "posts", ctx):
+        if _same_post(_post(raw), params, since):
             return _post(raw)
     return None
 
@@ -398,7 +415,13 @@ async def get_post(ctx: ActionContext, params: GetPostInput) -> dict[str, Any]:
     results = await _call(
         ctx, credential["token"], "GET", f"/social-media-posting/{location}/posts/{params.post_id}"
     )
-    post = _object(results.get("post"))
+    post = results.get("post")
+    if not isinstance(post, dict):
+        raise malformed(
+            PROVIDER,
+            f"the answer about post {params.post_id} has no `results.post` object",
+            account=ctx.account,
+        )
     return {**_post(post), "raw": post}
 
 
@@ -460,16 +483,14 @@ async def list_posts(ctx: ActionContext, params: ListPostsInput) -> dict[str, An
 
     def next_skip(page: tuple[int, dict[str, Any]]) -> int | None:
         start, results = page
-        posts = results.get("posts") or []
+        posts = listed(results.get("posts"), "results.posts", PROVIDER, ctx.account)
         count = results.get("count")
         following = start + len(posts)
         ends = len(posts) < params.limit or (isinstance(count, int | float) and following >= count)
         return None if ends else following
 
     pages = await collect_pages(fetch, next_skip, start=params.skip or None, pages=params.pages)
-    items = [
-        _post(p) for _, results in pages.bodies for p in results.get("posts") or [] if isinstance(p, dict)
-    ]
+    items = [_post(p) for _, results in pages.bodies for p in _objects(results, "posts", ctx)]
     count = pages.bodies[-1][1].get("count")
     return {
         "items": items,

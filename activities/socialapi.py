@@ -27,7 +27,7 @@ from activities.errors import (
     RateLimited,
     SessionExpired,
 )
-from activities.http import Reply, send
+from activities.http import Reply, listed, malformed, send
 from activities.ledger import ledger_for
 from activities.pagination import collect_pages
 from activities.ratelimit import parse_retry_after
@@ -104,7 +104,8 @@ async def _call(
     params: dict[str, Any] | None = None,
     json_body: Any = None,
     headers: dict[str, str] | None = None,
-) -> Any:
+) -> dict[str, Any]:
+    """One SocialAPI call; returns the JSON object it answered."""
     credential = ctx.services.credentials.get(PROVIDER, ctx.account, required=("api_key",))
     reply = await send(
         ctx,
@@ -120,7 +121,8 @@ async def _call(
             **(headers or {}),
         },
     )
-    return reply.body
+    body: dict[str, Any] = reply.body
+    return body
 
 
 def _next_cursor(body: Any) -> str | None:
@@ -131,9 +133,9 @@ def _next_cursor(body: Any) -> str | None:
     return str(cursor) if cursor else None
 
 
-def _data(body: Any) -> list[dict[str, Any]]:
-    data = body.get("data") if isinstance(body, dict) else body
-    return [item for item in data or [] if isinstance(item, dict)] if isinstance(data, list) else []
+def _data(body: dict[str, Any]) -> list[dict[str, Any]]:
+    """The objects of a listing's `data` (absent = none); a `data` that is not a list is malformed."""
+    return [item for item in listed(body.get("data"), "data", PROVIDER) if isinstance(item, dict)]
 
 
 def _target(target: dict[str, Any]) -> dict[str, Any]:
@@ -157,7 +159,9 @@ def _post(post: dict[str, Any]) -> dict[str, Any]:
         "created_at": post.get("created_at"),
         "scheduled_at": post.get("scheduled_at"),
         "published_at": post.get("published_at"),
-        "targets": [_target(t) for t in post.get("targets") or [] if isinstance(t, dict)],
+        "targets": [
+            _target(t) for t in listed(post.get("targets"), "targets", PROVIDER) if isinstance(t, dict)
+        ],
     }
 
 
@@ -178,7 +182,7 @@ class AccountsInput(PagedInput):
 async def accounts(ctx: ActionContext, params: AccountsInput) -> dict[str, Any]:
     """The connected social accounts, in `items` (TikTok ones carry follower and video counts)."""
 
-    async def fetch(cursor: str | None) -> Any:
+    async def fetch(cursor: str | None) -> dict[str, Any]:
         query = {"platform": params.platform, "limit": params.limit, "cursor": cursor}
         return await _call(ctx, "GET", "/accounts", params=query)
 
@@ -246,7 +250,7 @@ async def create_post(ctx: ActionContext, params: CreatePostInput) -> dict[str, 
     answer = await _call(
         ctx, "POST", "/posts", json_body=body, headers={"Idempotency-Key": request_id(ctx.idempotency_key)}
     )
-    post = answer.get("data", answer) if isinstance(answer, dict) else {}
+    post = answer.get("data", answer)
     normalized = _post(post if isinstance(post, dict) else {})
     if not normalized["post_id"]:
         raise ProviderUnavailable("SocialAPI created a post but answered without its id", provider=PROVIDER)
@@ -264,8 +268,9 @@ class GetPostInput(ActionInput):
 async def get_post(ctx: ActionContext, params: GetPostInput) -> dict[str, Any]:
     """One post: its overall `status` and each target's status, platform post id and error."""
     answer = await _call(ctx, "GET", f"/posts/{params.post_id}")
-    post = answer.get("data", answer) if isinstance(answer, dict) else {}
-    post = post if isinstance(post, dict) else {}
+    post = answer.get("data", answer)
+    if not isinstance(post, dict) or not post.get("id"):
+        raise malformed(PROVIDER, f"GET /posts/{params.post_id} answered no post", account=ctx.account)
     return {**_post(post), "raw": post}
 
 
@@ -285,7 +290,7 @@ class ListPostsInput(PagedInput):
 async def list_posts(ctx: ActionContext, params: ListPostsInput) -> dict[str, Any]:
     """Posts, newest first, in `items`; `cursor` resumes where this call stopped."""
 
-    async def fetch(cursor: str | None) -> Any:
+    async def fetch(cursor: str | None) -> dict[str, Any]:
         query = {
             "status": params.status,
             "platform": params.platform,
