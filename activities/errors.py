@@ -84,8 +84,8 @@ class ProviderUnavailable(ProviderError):
 
     Attributes:
         outcome_unknown: The request may have reached the provider and been acted on, but no
-            answer came back (a read timeout, a dropped connection): a non-idempotent request
-            must not simply be sent again.
+            readable answer came back (a read timeout, a dropped connection, garbage with a
+            success status): a non-idempotent request must not simply be sent again.
     """
 
     retryable = True

@@ -164,9 +164,17 @@ async def send(
 def malformed(
     provider: str, detail: str, *, account: str | None = None, status: int | None = None
 ) -> ProviderUnavailable:
-    """The error for an answer of the wrong shape: retryable, like any other provider garbage."""
+    """The error for an answer of the wrong shape: retryable, like any other provider garbage.
+
+    Unless `status` says the provider refused, it may have acted on the request first
+    (`outcome_unknown`).
+    """
     return ProviderUnavailable(
-        f"malformed answer: {detail}", provider=provider, status=status, account=account
+        f"malformed answer: {detail}",
+        provider=provider,
+        status=status,
+        account=account,
+        outcome_unknown=status is None or status < 400,
     )
 
 
@@ -247,6 +255,7 @@ def _decode(
                 provider=provider,
                 status=response.status_code,
                 account=account,
+                outcome_unknown=True,  # a success status: the request may have been acted on
             )
         return None
     try:
@@ -260,6 +269,7 @@ def _decode(
                 provider=provider,
                 status=response.status_code,
                 account=account,
+                outcome_unknown=response.status_code < 400,
             ) from None
         return raw.decode("utf-8", "replace")
 

@@ -704,8 +704,9 @@ async def _init_and_upload(
     try:
         data = await _api(ctx, "POST", path, json_body=body)
     except ProviderError as err:
-        if plan is None and not (isinstance(err, ProviderUnavailable) and err.outcome_unknown):
-            ledger.discard(key)  # TikTok answered (with an error) or never got the request
+        unknown = isinstance(err, ProviderUnavailable) and err.outcome_unknown
+        if plan is None and not unknown and (err.status is None or err.status >= 400):
+            ledger.discard(key)  # TikTok answered with an error, or never got the request
         raise
     publish_id = data.get("publish_id")
     if not publish_id or not isinstance(publish_id, str | int) or isinstance(publish_id, bool):

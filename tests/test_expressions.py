@@ -95,6 +95,16 @@ def test_private_attributes_are_rejected_at_load_time(source: str, message: str)
         ("{{ cycler(1, 2) }}", "'cycler' is undefined"),
         ("{{ namespace() }}", "'namespace' is undefined"),
         ("{{ [1, 2] | random }}", "No filter named 'random'"),
+        # CPU without output: nested loops share one budget; recursion ends in an error.
+        (
+            "{% for a in range(10000) %}{% for b in range(10000) %}{% endfor %}{% endfor %}",
+            "loops ran more than 1000000 iterations",
+        ),
+        (
+            "{% for a in range(1000) %}{% for b in steps.videos.items * 600 %}{% endfor %}{% endfor %}",
+            "loops ran more than",
+        ),
+        ("{% macro f(n) %}{{ f(n + 1) }}{% endmacro %}{{ f(0) }}", "recursion too deep"),
     ],
 )
 def test_sandbox_escapes_and_bombs_fail_with_an_expression_error(source: str, message: str):
@@ -183,3 +193,20 @@ def test_referenced_names_and_steps_for_load_time_checks():
 def test_evaluation_is_deterministic():
     source = "{{ steps.videos.items | map(attribute='id') | join(',') }}-{{ range(5) | sum }}"
     assert {evaluate(source, CONTEXT) for _ in range(5)} == {"1,2-10"}
+
+
+def test_loops_within_the_budget_keep_every_loop_feature():
+    source = (
+        "{% for v in steps.videos.items %}{{ loop.index }}/{{ loop.length }}:{{ v.id }}"
+        "{% if not loop.last %}, {% endif %}{% else %}none{% endfor %}"
+    )
+    assert evaluate(source, CONTEXT) == "1/2:1, 2/2:2"
+    assert evaluate("{% for v in [] %}x{% else %}none{% endfor %}", CONTEXT) == "none"
+    # 999 x 1,000 iterations: just under the budget, and each render gets a fresh one.
+    nested = "{% for a in range(999) %}{% for b in range(1000) %}{% endfor %}{% endfor %}ok"
+    assert [evaluate(nested, CONTEXT) for _ in range(2)] == ["ok", "ok"]
+
+
+def test_a_deeply_nested_expression_is_refused_at_load_time():
+    with pytest.raises(ExpressionError, match="nested too deeply"):
+        check_source("{{ " + "(" * 500 + "1" + ")" * 500 + " }}")

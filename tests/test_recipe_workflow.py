@@ -761,3 +761,36 @@ async def test_pause_and_resume_while_sleeping_show_in_the_phase(time_env, task_
         assert (status.phase, len(actions.calls)) == ("sleeping", 1)
         await handle.signal(RecipeWorkflow.stop)
         assert (await handle.result()).outcome == "stopped"
+
+
+@pytest.mark.parametrize(
+    ("template", "message"),
+    [
+        (
+            "{% for a in range(inputs.n) %}{% for b in range(inputs.n) %}{% endfor %}{% endfor %}",
+            "loops ran more than",
+        ),
+        ("{% macro f(n) %}{{ f(n + 1) }}{% endmacro %}{{ f(inputs.n) }}", "recursion too deep"),
+    ],
+    ids=["nested loops", "recursion"],
+)
+async def test_a_runaway_template_fails_the_step_instead_of_the_workflow_task(
+    time_env, task_queue, template: str, message: str
+):
+    """Without a bound, the workflow task would spin past Temporal's deadlock timeout and be
+    retried forever; with it, the run fails at once with a message naming the step. (A template
+    without inputs is evaluated, and refused, when the recipe loads.)"""
+    actions = Actions(log=logged)
+    text = f"""
+recipe: runaway
+inputs: {{n: {{type: integer, default: 10000}}}}
+steps:
+  - id: say
+    call: log
+    with: {{message: "{template}"}}
+"""
+    async with workers(time_env.client, task_queue, actions):
+        failure = await failure_message(await start(time_env, task_queue, text))
+    assert message in failure
+    assert "say" in failure
+    assert actions.calls == []

@@ -13,6 +13,8 @@ Why it is safe to run inside workflow code:
   size an argument sets (`'a'.ljust(10**10)`, `'{:>9999999999}'.format(1)`, `center`, `indent`,
   `slice`...), so a template cannot build a gigabyte string or number; text is rendered piece by
   piece and stops at `MAX_OUTPUT_CHARS`.
+- Every `{% for %}` of a render draws on one budget of `MAX_LOOP_ITERATIONS`, so nested loops
+  cannot spin a workflow task for minutes without output; runaway macro recursion is an error too.
 """
 
 from __future__ import annotations
@@ -43,6 +45,10 @@ __all__ = [
 MAX_OUTPUT_CHARS = 1_000_000
 MAX_RANGE = 10_000
 MAX_POWER_DIGITS = 1000
+#: Iterations of all `{% for %}` loops in one render together (about 50 ms of workflow task time).
+MAX_LOOP_ITERATIONS = 1_000_000
+#: The render context's name for its loop budget (`_`-names are refused in recipes).
+_BUDGET = "_tikflow_loops"
 
 _SINGLE_EXPR = re.compile(r"^\s*\{\{(?P<expr>(?:(?!\{\{|\}\}).)*)\}\}\s*$", re.DOTALL)
 
@@ -188,6 +194,30 @@ class _RecipeEnvironment(ImmutableSandboxedEnvironment):
         return left + right
 
 
+class _LoopBudget:
+    """Counts the iterations of every loop in one render; `each` wraps each loop's iterable."""
+
+    def __init__(self) -> None:
+        self.left = MAX_LOOP_ITERATIONS
+
+    def each(self, iterable: Any) -> Iterator[Any]:
+        for item in iterable:
+            self.left -= 1
+            if self.left < 0:
+                raise ExpressionError(f"loops ran more than {MAX_LOOP_ITERATIONS} iterations")
+            yield item
+
+
+def _budgeted(tree: nodes.Template) -> nodes.Template:
+    """The template with every `{% for x in ITER %}` rewritten to iterate `budget.each(ITER)`."""
+    env = _environment()
+    for loop in tree.find_all(nodes.For):
+        each = nodes.Getattr(nodes.Name(_BUDGET, "load"), "each", "load")
+        loop.iter = nodes.Call(each, [loop.iter], [], None, None)
+        loop.iter.set_lineno(loop.lineno).set_environment(env)
+    return tree
+
+
 def _bounded_range(*args: int) -> range:
     result = range(*args)
     if len(result) > MAX_RANGE:
@@ -261,6 +291,8 @@ def _parse(source: str) -> nodes.Template:
         return _environment().parse(source)
     except TemplateError as exc:
         raise ExpressionError(_one_line(exc)) from None
+    except RecursionError:
+        raise ExpressionError("expression nested too deeply") from None
 
 
 def _walk(node: nodes.Node) -> Iterator[nodes.Node]:
@@ -291,12 +323,15 @@ def check_source(source: str) -> nodes.Template:
         _compiled(source)
     except TemplateError as exc:
         raise ExpressionError(_one_line(exc)) from None
+    except RecursionError:
+        raise ExpressionError("expression nested too deeply") from None
     return tree
 
 
 def referenced_names(tree: nodes.Template) -> set[str]:
     """Top-level names an expression reads (`inputs`, `steps`, loop variables…)."""
     assigned = {n.name for n in _walk(tree) if isinstance(n, nodes.Name) and n.ctx in ("store", "param")}
+    assigned |= {n.name for n in _walk(tree) if isinstance(n, nodes.Macro)}
     return {n.name for n in _walk(tree) if isinstance(n, nodes.Name) and n.ctx == "load"} - assigned
 
 
@@ -320,7 +355,7 @@ def _compiled(source: str) -> Any:
     expr = _single_expression(source)
     if expr is not None:
         return ("expr", env.compile_expression(expr, undefined_to_none=False))
-    return ("text", env.from_string(source))
+    return ("text", env.from_string(_budgeted(env.parse(source))))
 
 
 def evaluate(source: str, context: Mapping[str, Any]) -> Any:
@@ -338,6 +373,8 @@ def evaluate(source: str, context: Mapping[str, Any]) -> Any:
         raise ExpressionError(_one_line(exc)) from None
     except (TypeError, ValueError, ArithmeticError, LookupError, AttributeError) as exc:
         raise ExpressionError(f"{type(exc).__name__}: {_one_line(exc)}") from None
+    except RecursionError:
+        raise ExpressionError("recursion too deep (a macro that calls itself without end?)") from None
     _ensure_defined(result)
     if isinstance(result, str) and len(result) > MAX_OUTPUT_CHARS:
         raise ExpressionError(f"result too large (over {MAX_OUTPUT_CHARS} characters)")
@@ -348,7 +385,7 @@ def _render(template: Any, context: Mapping[str, Any]) -> str:
     """Render text piece by piece, stopping as soon as it passes the cap (not after building it)."""
     pieces: list[str] = []
     size = 0
-    for piece in template.generate(**context):
+    for piece in template.generate(**context, **{_BUDGET: _LoopBudget()}):
         size += len(piece)
         if size > MAX_OUTPUT_CHARS:
             raise _too_large()

@@ -686,3 +686,27 @@ async def test_a_file_upload_init_whose_answer_was_lost_is_simply_redone(
     await run(ctx, "tiktok.publish_video", params)
 
     assert len(fake.calls(*INIT)) == 2
+
+
+@pytest.mark.parametrize(
+    "garbage",
+    [
+        api_ok({}),  # no publish_id
+        httpx.Response(200, json={"error": {"code": "ok"}}),  # no data object
+        httpx.Response(200, text="<html>ok</html>", headers={"content-type": "text/html"}),
+        httpx.Response(200),  # empty
+    ],
+    ids=["no publish_id", "no data", "html", "empty"],
+)
+async def test_a_pull_from_url_init_answered_with_garbage_is_not_sent_again(
+    make_ctx: Callable[..., ActionContext], garbage: httpx.Response
+) -> None:
+    """A success status means TikTok may have taken the post, whatever came with it."""
+    fake = FakeTikTok({**posting_routes(), INIT: init_failing_once(garbage)})
+    ctx = make_ctx(fake)
+
+    with pytest.raises(ProviderUnavailable):
+        await run(ctx, "tiktok.publish_video", PULL)
+    with pytest.raises(ProviderRejected, match="check the account"):
+        await run(ctx, "tiktok.publish_video", PULL)
+    assert len(fake.calls(*INIT)) == 1
