@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import os
 import time
 import uuid
 from datetime import UTC, datetime
@@ -77,6 +78,9 @@ async def main(quick: bool = False) -> dict[str, Any]:
     from workflows.recipe import POLLS_PER_RUN
 
     monitors, duration_s = (200, 120) if quick else (1000, 600)
+    # For profiling other scales: BENCH_MONITORS=600 BENCH_DURATION_S=180 python -m bench.monitors
+    monitors = int(os.environ.get("BENCH_MONITORS", monitors))
+    duration_s = int(os.environ.get("BENCH_DURATION_S", duration_s))
     loaded = load_recipe_text(recipe_text(), "hashtag-reply.yaml")
     async with engine() as eng:
         rss_idle = current_rss_mib()
