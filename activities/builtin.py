@@ -7,10 +7,11 @@ tikflow has no client for. `notify.send` is what `notify` steps and re-authoriza
 from __future__ import annotations
 
 import hashlib
+import re
 from typing import Any, Literal
 
 import structlog
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from activities.errors import ProviderError, ProviderRejected, ProviderUnavailable, RateLimited
 from activities.http import Reply, send
@@ -51,6 +52,26 @@ class HttpRequestInput(ActionInput):
         default_factory=list, description="Statuses that count as success (default: any 2xx)."
     )
 
+    @field_validator("headers")
+    @classmethod
+    def _no_secret_headers(cls, headers: dict[str, str]) -> dict[str, str]:
+        secret = sorted(name for name in headers if _SECRET_HEADER.search(name))
+        if secret:
+            raise ValueError(
+                f"header {', '.join(secret)} looks like a credential; `with:` is stored in the run's "
+                "history, so http.request cannot carry secrets (use a provider action)"
+            )
+        return headers
+
+
+#: Header names that carry credentials: never sent from `with:`, never kept from an answer.
+_SECRET_HEADER = re.compile(r"auth|cookie|token|secret|api[-_]?key|session|password", re.IGNORECASE)
+
+
+def _public_headers(headers: Any) -> dict[str, str]:
+    """An answer's headers without those that may carry a credential (they would enter history)."""
+    return {name: value for name, value in dict(headers).items() if not _SECRET_HEADER.search(name)}
+
 
 def _classify_generic(reply: Reply, account: str, expect: list[int]) -> ProviderError | None:
     ok = reply.status in expect if expect else 200 <= reply.status < 300
@@ -66,7 +87,10 @@ def _classify_generic(reply: Reply, account: str, expect: list[int]) -> Provider
 
 @action("http.request", HttpRequestInput, endpoint="any URL")
 async def http_request(ctx: ActionContext, params: HttpRequestInput) -> dict[str, Any]:
-    """Make an HTTP request and return its status, headers and (JSON or text) body."""
+    """Make an HTTP request and return its status, headers and (JSON or text) body.
+
+    Headers that may carry a credential (cookies, tokens, keys, auth) are left out of the result.
+    """
     reply = await send(
         ctx,
         "http",
@@ -78,7 +102,7 @@ async def http_request(ctx: ActionContext, params: HttpRequestInput) -> dict[str
         headers=params.headers,
         expect_json=False,
     )
-    return {"status": reply.status, "headers": dict(reply.headers), "body": reply.body}
+    return {"status": reply.status, "headers": _public_headers(reply.headers), "body": reply.body}
 
 
 class NotifyInput(ActionInput):
