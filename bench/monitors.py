@@ -28,6 +28,7 @@ import itertools
 import os
 import time
 import uuid
+from collections import Counter
 from datetime import UTC, datetime
 from typing import Any
 
@@ -52,9 +53,13 @@ def _ts(event: Any) -> float:
     return float(event.event_time.ToDatetime().timestamp())
 
 
-def polls_of(history: Any) -> list[tuple[float, float]]:
+def polls_of(history: Any, retries: Counter[str] | None = None) -> list[tuple[float, float]]:
     """(due-setting time, first call started) per poll: the WFT start in which the poll began
-    (`workflow.now()` there is the poll's start) and when its `hashtag_posts` call started."""
+    (`workflow.now()` there is the poll's start) and when its `hashtag_posts` call started.
+
+    A call that needed more than one attempt is started (in history) when its last attempt began,
+    so its retry backoff counts as lag; `retries` counts such calls by their last failure.
+    """
     wft_started = 0.0
     scheduled: dict[int, float] = {}
     polls: list[tuple[float, float]] = []
@@ -66,10 +71,25 @@ def polls_of(history: Any) -> list[tuple[float, float]]:
             if event.activity_task_scheduled_event_attributes.activity_type.name == POLL_ACTION:
                 scheduled[event.event_id] = wft_started
         elif kind == "activity_task_started_event_attributes":
-            began = scheduled.pop(event.activity_task_started_event_attributes.scheduled_event_id, None)
+            attributes = event.activity_task_started_event_attributes
+            began = scheduled.pop(attributes.scheduled_event_id, None)
+            if began is not None and retries is not None and attributes.attempt > 1:
+                retries[attributes.last_failure.message[:120] or "(no message)"] += 1
             if began is not None:
                 polls.append((began, _ts(event)))
     return sorted(polls)
+
+
+def timeline(history: Any, due: float, started: float) -> list[str]:
+    """The events of a run from a poll's due time to its call's start, as `+seconds kind`: where
+    the worst lag went (a late timer, a workflow task waiting for a worker, a retried call)."""
+    out = []
+    for event in history.events:
+        at = _ts(event)
+        if due - 1 <= at <= started + 0.001:
+            kind = event.WhichOneof("attributes").removesuffix("_event_attributes")
+            out.append(f"{at - due:+.3f} {kind}")
+    return out[:40]
 
 
 async def main(quick: bool = False) -> dict[str, Any]:
@@ -110,6 +130,11 @@ async def main(quick: bool = False) -> dict[str, Any]:
             await handle.terminate("benchmark over")
 
         lags: list[float] = []
+        # Lag by the minute the poll was due in (from the first start): shows whether the tail is
+        # spread over the run or comes in bursts (a stalled server or worker).
+        lags_by_minute: dict[int, list[float]] = {}
+        retries: Counter[str] = Counter()
+        worst: tuple[float, list[str]] = (0.0, [])
         polls_in_window = 0
         polls_total = 0
         events_per_run: list[int] = []
@@ -117,7 +142,7 @@ async def main(quick: bool = False) -> dict[str, Any]:
         for handle in handles:
             assert handle is not None
             history = await handle.fetch_history()
-            polls = polls_of(history)
+            polls = polls_of(history, retries)
             polls_total += len(polls)
             # The run's own events, without the terminate that ended it.
             events = len(history.events) - 1
@@ -125,7 +150,11 @@ async def main(quick: bool = False) -> dict[str, Any]:
             if polls:
                 events_per_poll.append(events / len(polls))
             for (began, _), (_, started) in itertools.pairwise(polls):
-                lags.append(max(0.0, started - (began + EVERY_S)))
+                lag = max(0.0, started - (began + EVERY_S))
+                lags.append(lag)
+                if lag > worst[0]:
+                    worst = (lag, timeline(history, began + EVERY_S, started))
+                lags_by_minute.setdefault(int((began + EVERY_S - wall0) // 60), []).append(lag)
             polls_in_window += sum(1 for _, started in polls if all_started + EVERY_S <= started <= wall_end)
         window_s = wall_end - (all_started + EVERY_S)
         state = eng.sandbox_state()
@@ -149,6 +178,12 @@ async def main(quick: bool = False) -> dict[str, Any]:
         "lag_p99_s": round(p99, 3),
         "lag_max_s": round(max(lags, default=0.0), 3),
         "lag_samples": len(lags),
+        "polls_retried": sum(retries.values()),
+        "worst_poll_events": worst[1],
+        "retry_causes": dict(retries.most_common(5)),
+        "lag_p99_by_minute_s": {
+            str(minute): round(percentile(values, 99), 3) for minute, values in sorted(lags_by_minute.items())
+        },
         "rss_idle_mib": rss_idle,
         "rss_end_mib": rss_end,
         "rss_peak_mib": rss_peak,

@@ -44,7 +44,14 @@ log = structlog.get_logger("tikflow.dev")
 #: times a second per shard by default, and the dev server has one shard: every dispatch waited
 #: up to 50 ms, 100 ms per `call` step (a workflow task and a provider-queue activity each).
 #: At 1,000 reads a second a step takes 13 ms (`bench/step_overhead.py` has the figures).
-DEV_SERVER_DYNAMIC_CONFIG: dict[str, int] = {"history.transferProcessorMaxPollRPS": 1000}
+#: Timers (a monitor's sleep between polls) are read from their own queue under the same default
+#: of 20 reads a second: at 1,000 monitors some fired 40-117 s late (the worst poll's history:
+#: `timer_fired` 37 s after its due time); at 1,000 reads a second the worst was 7 s
+#: (`bench/monitors.py`, `worst_poll_events`).
+DEV_SERVER_DYNAMIC_CONFIG: dict[str, int] = {
+    "history.transferProcessorMaxPollRPS": 1000,
+    "history.timerProcessorMaxPollRPS": 1000,
+}
 
 
 #: SQLite settings of the embedded server's file. By default every commit waits for an fsync, and

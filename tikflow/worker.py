@@ -27,7 +27,9 @@ What runs where:
 
 Capacity and shutdown:
     `TIKFLOW_MAX_CONCURRENT_ACTIVITIES` (default 100 per task queue),
-    `TIKFLOW_MAX_CONCURRENT_WORKFLOW_TASKS` (default 100), `TIKFLOW_<PROVIDER>_QUEUE_RPS` (a
+    `TIKFLOW_MAX_CONCURRENT_WORKFLOW_TASKS` (default 100), `TIKFLOW_MAX_CACHED_WORKFLOWS` (runs
+    kept in memory, default 1000; keep it above the number of monitors a worker serves, or each
+    evicted run replays its history at its next poll), `TIKFLOW_<PROVIDER>_QUEUE_RPS` (a
     provider queue's activities per second across all workers; each worker also spaces its own
     requests to that provider, per credential, to the same rate), `TIKFLOW_GRACEFUL_SHUTDOWN_S`
     (default 30: on SIGTERM, polling stops at once and running activities get this long to
@@ -78,6 +80,9 @@ __all__ = [
     "provider_quotas",
     "run_workers",
 ]
+
+DEFAULT_CACHED_WORKFLOWS = 1000
+"""Workflow runs a worker keeps in memory (the SDK's default; `TIKFLOW_MAX_CACHED_WORKFLOWS`)."""
 
 log = structlog.get_logger("tikflow.worker")
 
@@ -153,6 +158,8 @@ def build_workers(
             activities=grouped.pop(base),
             max_concurrent_activities=max_activities,
             max_concurrent_workflow_tasks=_env_int(env, "TIKFLOW_MAX_CONCURRENT_WORKFLOW_TASKS", 100),
+            # Runs kept in memory between their tasks; one evicted replays its whole history next time.
+            max_cached_workflows=_env_int(env, "TIKFLOW_MAX_CACHED_WORKFLOWS", DEFAULT_CACHED_WORKFLOWS),
             graceful_shutdown_timeout=graceful,
         )
     ]
