@@ -15,7 +15,7 @@ $(BIN)/uv:
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check "uv==0.13.9"
 
 $(SYNCED): $(BIN)/uv pyproject.toml uv.lock
-	$(BIN)/uv sync --locked --python $(BIN)/python --quiet
+	$(BIN)/uv sync --locked --python $(BIN)/python --quiet --compile-bytecode
 	rm -f $(VENV)/.synced-*
 	touch $@
 

@@ -20,9 +20,10 @@ are redacted before they are stored.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
-from temporalio.exceptions import ApplicationError
+if TYPE_CHECKING:  # `tikflow validate` loads the error tree; it should not pay for importing temporalio
+    from temporalio.exceptions import ApplicationError
 
 __all__ = [
     "CredentialsRejected",
@@ -148,6 +149,8 @@ def to_application_error(err: ProviderError) -> ApplicationError:
     short known reset carry `next_retry_delay` so Temporal waits exactly that long.
     """
     from datetime import timedelta
+
+    from temporalio.exceptions import ApplicationError
 
     next_delay: timedelta | None = None
     if (

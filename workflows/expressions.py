@@ -328,17 +328,29 @@ def check_source(source: str) -> nodes.Template:
     return tree
 
 
+@functools.lru_cache(maxsize=4096)
+def _flat(tree: nodes.Template) -> tuple[nodes.Node, ...]:
+    # Trees come from check_source's cache, so one expression's tree is walked once however many
+    # questions the loader asks about it (Jinja nodes hash by identity).
+    return tuple(_walk(tree))
+
+
 def referenced_names(tree: nodes.Template) -> set[str]:
     """Top-level names an expression reads (`inputs`, `steps`, loop variables…)."""
-    assigned = {n.name for n in _walk(tree) if isinstance(n, nodes.Name) and n.ctx in ("store", "param")}
-    assigned |= {n.name for n in _walk(tree) if isinstance(n, nodes.Macro)}
-    return {n.name for n in _walk(tree) if isinstance(n, nodes.Name) and n.ctx == "load"} - assigned
+    loaded: set[str] = set()
+    assigned: set[str] = set()
+    for n in _flat(tree):
+        if isinstance(n, nodes.Name) and n.ctx == "load":
+            loaded.add(n.name)
+        elif isinstance(n, nodes.Macro) or (isinstance(n, nodes.Name) and n.ctx in ("store", "param")):
+            assigned.add(n.name)
+    return loaded - assigned
 
 
 def referenced_steps(tree: nodes.Template, root: str = "steps") -> set[str]:
     """The ids an expression reads as `steps.<id>` or `steps['<id>']` (or `inputs.<x>` with root)."""
     found: set[str] = set()
-    for node in _walk(tree):
+    for node in _flat(tree):
         if isinstance(node, nodes.Getattr | nodes.Getitem) and isinstance(node.node, nodes.Name):
             if node.node.name != root:
                 continue
