@@ -205,3 +205,21 @@ def test_both_sides_of_the_sliding_window_patch_are_guarded():
     after = readable(HISTORIES[names_index("for-each")].read_text())
     assert SLIDING_WINDOW_PATCH not in before
     assert SLIDING_WINDOW_PATCH in after
+
+
+def recipe_history(stem: str) -> str:
+    return readable(next(p for p in RECIPE_HISTORIES if p.stem == stem).read_text())
+
+
+def test_both_sides_of_the_quiet_phase_patch_are_guarded():
+    """A monitor's `TikflowPhase` stopped flipping to `sleeping` between polls behind
+    `workflow.patched`: a monitor history from before (upserts `sleeping`, no marker) and one from
+    after (the marker, no `sleeping` upsert) both replay above."""
+    from workflows.recipe import QUIET_PHASE_PATCH
+
+    before = recipe_history("profile-watch")
+    after = recipe_history("hashtag-reply")
+    assert QUIET_PHASE_PATCH not in before
+    assert "sleeping" in before
+    assert QUIET_PHASE_PATCH in after
+    assert "sleeping" not in after
