@@ -101,6 +101,15 @@ def rows(result: dict[str, Any]) -> list[tuple[str, str, str, str, str, str]]:
                 "",
             ),
             (
+                f"monitors, {scale}: CPU",
+                ", ".join(f"{name} {cores} cores" for name, cores in r["cpu_cores"].items())
+                + f"; worker GC {r['worker_gc_s']} s (longest pause {r['worker_gc_max_pause_ms']} ms)",
+                f"{r['cpu_cores_available']} cores on the machine",
+                f"{r['cpu_cores_total'] / r['cpu_cores_available']:.3f}",
+                "",
+                "",
+            ),
+            (
                 f"monitors, {scale}: worker memory",
                 f"peak RSS {r['rss_peak_mib']} MiB",
                 f"idle worker {r['rss_idle_mib']} MiB",

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import json
 import os
 import platform
@@ -29,7 +30,17 @@ from temporalio.worker import Worker
 
 ROOT = Path(__file__).resolve().parent.parent
 
-__all__ = ["Engine", "engine", "machine", "peak_rss_mib", "percentile", "sandbox_process"]
+__all__ = [
+    "Engine",
+    "GcClock",
+    "cores_used",
+    "cpu_seconds",
+    "engine",
+    "machine",
+    "peak_rss_mib",
+    "percentile",
+    "sandbox_process",
+]
 
 
 def machine() -> dict[str, Any]:
@@ -71,6 +82,64 @@ def current_rss_mib() -> float:
             if line.startswith("VmRSS:"):
                 return round(int(line.split()[1]) / 1024, 1)
     return 0.0
+
+
+def cpu_seconds() -> dict[str, float]:
+    """CPU seconds (user + system) used so far by this process (`worker`) and by each of its
+    child processes, by name: `temporal` (the dev server) and `sandbox` (the providers)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    me = os.getpid()
+    used: dict[str, float] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue  # ended while we looked
+        command = text[text.index("(") + 1 : text.rindex(")")]
+        fields = text[text.rindex(")") + 2 :].split()
+        pid, ppid = int(stat.parent.name), int(fields[1])
+        if pid != me and ppid != me:
+            continue
+        name = "worker" if pid == me else "temporal" if command == "temporal" else "sandbox"
+        used[name] = used.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / ticks
+    return used
+
+
+def cores_used(before: dict[str, float], after: dict[str, float], seconds: float) -> dict[str, float]:
+    """Average cores each process used between two `cpu_seconds()` samples `seconds` apart."""
+    return {name: round((after[name] - before.get(name, 0.0)) / seconds, 2) for name in sorted(after)}
+
+
+class GcClock:
+    """Time this process spends in Python's garbage collector (a pause of the worker's event loop).
+
+    Use as `with GcClock() as gc_clock: ...`, then read `total_s`, `max_pause_ms`, `full_collections`.
+    """
+
+    def __init__(self) -> None:
+        self.total_s = 0.0
+        self.max_pause_ms = 0.0
+        self.full_collections = 0
+        self._began: float | None = None
+
+    def _callback(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._began = time.perf_counter()
+            return
+        if self._began is None:
+            return
+        pause = time.perf_counter() - self._began
+        self._began = None
+        self.total_s += pause
+        self.max_pause_ms = max(self.max_pause_ms, pause * 1000)
+        self.full_collections += info.get("generation") == 2
+
+    def __enter__(self) -> GcClock:
+        gc.callbacks.append(self._callback)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        gc.callbacks.remove(self._callback)
 
 
 def percentile(values: Sequence[float], q: float) -> float:

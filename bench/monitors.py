@@ -11,6 +11,8 @@ Figures, from the run histories (server timestamps):
   poll was due (the previous poll's start plus 30 s, which is how a monitor schedules itself);
   p50 and p99 over every poll but each monitor's first;
 - worker peak RSS (the worker runs in this process; measured before the histories are read);
+- where the CPU goes once all monitors run: cores used by the dev server, the worker and the
+  sandbox, and the worker's time in Python's garbage collector (pauses of its event loop);
 - history events per run, and per poll: a monitor continues-as-new at the latest after
   `POLLS_PER_RUN` polls, so a run's history is bounded by that many polls' events.
 
@@ -32,7 +34,18 @@ from collections import Counter
 from datetime import UTC, datetime
 from typing import Any
 
-from bench.common import ROOT, current_rss_mib, engine, machine, peak_rss_mib, percentile, run_main
+from bench.common import (
+    ROOT,
+    GcClock,
+    cores_used,
+    cpu_seconds,
+    current_rss_mib,
+    engine,
+    machine,
+    peak_rss_mib,
+    percentile,
+    run_main,
+)
 
 EVERY_S = 30
 GOAL_P99_S = 5.0
@@ -121,7 +134,12 @@ async def main(quick: bool = False) -> dict[str, Any]:
             )
             handles.append(handle)
         all_started = time.time()
-        await asyncio.sleep(max(0.0, t0 + duration_s - time.monotonic()))
+        # Where the CPU goes once every monitor runs: server, worker (this process), sandbox.
+        await asyncio.sleep(EVERY_S)
+        cpu_from, cpu_wall_from = cpu_seconds(), time.monotonic()
+        with GcClock() as gc_clock:
+            await asyncio.sleep(max(0.0, t0 + duration_s - time.monotonic()))
+        cores = cores_used(cpu_from, cpu_seconds(), time.monotonic() - cpu_wall_from)
         wall_end = time.time()
         rss_peak = peak_rss_mib()
         rss_end = current_rss_mib()
@@ -184,6 +202,12 @@ async def main(quick: bool = False) -> dict[str, Any]:
         "lag_p99_by_minute_s": {
             str(minute): round(percentile(values, 99), 3) for minute, values in sorted(lags_by_minute.items())
         },
+        "cpu_cores": cores,
+        "cpu_cores_total": round(sum(cores.values()), 2),
+        "cpu_cores_available": os.cpu_count(),
+        "worker_gc_s": round(gc_clock.total_s, 2),
+        "worker_gc_max_pause_ms": round(gc_clock.max_pause_ms, 1),
+        "worker_gc_full_collections": gc_clock.full_collections,
         "rss_idle_mib": rss_idle,
         "rss_end_mib": rss_end,
         "rss_peak_mib": rss_peak,
