@@ -240,8 +240,13 @@ def cmd_dev(args: argparse.Namespace) -> int:
     """`tikflow dev`: the embedded stack (Temporal + UI + sandbox + worker) until Ctrl-C."""
     from tikflow.devstack import DevStack
     from tikflow.logging import configure_logging
+    from tikflow.worker import WorkerConfigError, tune_gc
 
     configure_logging()
+    try:
+        tune_gc()  # this process runs the worker
+    except WorkerConfigError as exc:
+        raise UserError(str(exc), code=2) from None
 
     async def go() -> int:
         stack = DevStack(home=Path(args.home), sandbox_port=args.sandbox_port)
