@@ -6,7 +6,8 @@
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
-SYNCED := $(VENV)/.synced-$(shell cat uv.lock pyproject.toml 2>/dev/null | cksum | cut -d' ' -f1)
+# The stamp follows the lock, the project and this file (how the sync is done, e.g. bytecode).
+SYNCED := $(VENV)/.synced-$(shell cat uv.lock pyproject.toml Makefile 2>/dev/null | cksum | cut -d' ' -f1)
 
 .PHONY: venv test lint demo dev chaos bench replay-record schema clean
 
@@ -14,7 +15,7 @@ $(BIN)/uv:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check "uv==0.13.9"
 
-$(SYNCED): $(BIN)/uv pyproject.toml uv.lock
+$(SYNCED): $(BIN)/uv pyproject.toml uv.lock Makefile
 	$(BIN)/uv sync --locked --python $(BIN)/python --quiet --compile-bytecode
 	rm -f $(VENV)/.synced-*
 	touch $@
