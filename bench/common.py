@@ -233,16 +233,14 @@ async def engine(
     from activities.http import make_http_client
     from activities.ratelimit import RateLimiter
     from activities.registry import Services
-    from tikflow.worker import tune_gc
-
-    tune_gc({**os.environ, **dict(worker_env or {})})  # this process is the worker (`tikflow worker`)
     from tikflow.credentials import CredentialStore
     from tikflow.devstack import DevStack, free_port, sandbox_credentials
     from tikflow.sandbox.server import provider_base_urls
     from tikflow.settings import Settings
-    from tikflow.worker import provider_quotas
+    from tikflow.worker import provider_quotas, tune_gc
 
     env = {**os.environ, **dict(worker_env or {})}
+    tune_gc(env)  # this process is the worker, as in `tikflow worker`
     with (
         tempfile.TemporaryDirectory(prefix="tikflow-bench-") as tmp,
         sandbox_process(**dict(sandbox_config or {})) as url,

@@ -136,8 +136,9 @@ def tune_gc(env: Mapping[str, str] | None = None) -> tuple[int, int, int]:
     A worker keeps every cached run in memory (hundreds of MiB at 1,000 monitors), and a full
     collection walks all of it while the event loop, and so every workflow task, waits. With
     Python's thresholds (700, 10, 10) the monitors benchmark saw 11 full collections in 10
-    minutes, pauses of up to 1.3 s and 20 s in the collector; with the default here, none in 5
-    minutes, the longest pause 0.2 s and 2.3 s in all (`bench/monitors.py`). Objects that exist
+    minutes, pauses of up to 1.3 s and 20.6 s in the collector; with the default here, none in 10
+    minutes, the longest pause 0.3 s and 6.4 s in all, for ~100 MiB more peak RSS
+    (`bench/monitors.py`). Objects that exist
     when it is called (modules, classes: the worker's code) are frozen out of every collection.
     Call it once per worker process, before the workers start (`tikflow worker` and `tikflow
     dev` do).
