@@ -119,14 +119,14 @@ async def send(
             await response.aclose()
     except httpx.TimeoutException as exc:
         raise ProviderUnavailable(
-            f"{method} {_path(url)} timed out ({type(exc).__name__})",
+            f"{method} {_target(url, provider)} timed out ({type(exc).__name__})",
             provider=provider,
             account=ctx.account,
             outcome_unknown=not isinstance(exc, httpx.ConnectTimeout | httpx.PoolTimeout),
         ) from None
     except httpx.HTTPError as exc:
         raise ProviderUnavailable(
-            f"{method} {_path(url)} failed: {type(exc).__name__}",
+            f"{method} {_target(url, provider)} failed: {type(exc).__name__}{_reason(exc)}",
             provider=provider,
             account=ctx.account,
             # A refused connection never carried the request; anything later may have.
@@ -211,6 +211,26 @@ def _json_kind(value: Any) -> str:
 
 def _path(url: str) -> str:
     return httpx.URL(url).path
+
+
+def _target(url: str, provider: str) -> str:
+    """Where a request that got no answer went: host, port and path, never a secret.
+
+    The query (tokens travel there) and any `user:password@` are left out. So is the path of a
+    URL a recipe gave (`http.request`, notification webhooks): a webhook's path is often its
+    secret (`/services/T…/B…/token`), and the host is what an unreachable call is about.
+    """
+    parsed = httpx.URL(url)
+    host = parsed.host if parsed.port is None else f"{parsed.host}:{parsed.port}"
+    return host if provider == "http" else f"{host}{parsed.path}"
+
+
+def _reason(exc: httpx.HTTPError) -> str:
+    """The transport's own words (`[Errno 111] Connection refused`), short and without a URL."""
+    text = str(exc).strip()
+    if not text or "://" in text:
+        return ""
+    return f" ({text[:120]})"
 
 
 async def _read_bounded(

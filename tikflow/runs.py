@@ -8,8 +8,8 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
-from datetime import datetime, timedelta
-from typing import Any
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
 
 from temporalio.client import (
     Client,
@@ -25,7 +25,18 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from tikflow.loader import LoadedRecipe, resolve_inputs
 from workflows.models import Recipe
-from workflows.recipe import PHASE_KEY, RECIPE_KEY, RecipeRun, RecipeWorkflow, RunResult, RunStatus
+from workflows.recipe import (
+    PHASE_KEY,
+    RECIPE_KEY,
+    CallStatus,
+    RecipeRun,
+    RecipeWorkflow,
+    RunResult,
+    RunStatus,
+)
+
+if TYPE_CHECKING:
+    from temporalio.api.workflow.v1 import PendingActivityInfo
 
 __all__ = [
     "AlreadyRunning",
@@ -142,8 +153,78 @@ async def start_recipe(
 
 
 async def get_status(client: Client, workflow_id: str) -> RunStatus:
-    """The `status` query of a run."""
-    return await client.get_workflow_handle(workflow_id).query(RecipeWorkflow.status)
+    """The `status` query of a run, with the attempts of the calls it waits for.
+
+    A call Temporal is retrying looks like any other call to the workflow (the failures stay on
+    the server until the last attempt), so the attempt count and the last failure come from the
+    run's pending activities (`describe()`); such a run shows phase `backing_off`, what it retries
+    in `waiting_for`, the failure as `last_error`, and the next attempt as `backoff_until`.
+    """
+    handle = client.get_workflow_handle(workflow_id)
+    status: RunStatus = await handle.query(RecipeWorkflow.status)
+    if not status.calls:
+        return status
+    try:
+        described = await handle.describe()
+    except RPCError:
+        return status  # the run ended (or the server is busy) in between: the query is the answer
+    return with_attempts(status, list(described.raw_description.pending_activities))
+
+
+def with_attempts(status: RunStatus, pending: list[PendingActivityInfo]) -> RunStatus:
+    """`status` with each call's attempt, last failure and next attempt from Temporal.
+
+    A call is matched to its pending activity by action name, in the order both were scheduled
+    (the SDK numbers activity ids in scheduling order), so concurrent calls of one action pair up.
+    """
+    by_action: dict[str, list[PendingActivityInfo]] = {}
+    for activity in sorted(pending, key=_schedule_order):
+        by_action.setdefault(activity.activity_type.name, []).append(activity)
+    calls: list[CallStatus] = []
+    for call in sorted(status.calls, key=lambda c: c.started_at):
+        infos = by_action.get(call.action)
+        info = infos.pop(0) if infos else None
+        if info is None:
+            calls.append(call)
+            continue
+        calls.append(
+            call.model_copy(
+                update={
+                    "attempt": info.attempt,
+                    "max_attempts": info.maximum_attempts,
+                    "last_failure": _failure_text(info) or None,
+                    "next_attempt_at": info.next_attempt_schedule_time.ToDatetime(tzinfo=UTC)
+                    if info.HasField("next_attempt_schedule_time")
+                    else None,
+                }
+            )
+        )
+    update: dict[str, Any] = {"calls": calls}
+    retrying = [call for call in calls if call.last_failure is not None]
+    if retrying:
+        first = retrying[0]
+        of = f" of {first.max_attempts}" if first.max_attempts else ""
+        more = f" (and {len(retrying) - 1} more calls)" if len(retrying) > 1 else ""
+        update["last_error"] = f"{first.path} ({first.action}): {first.last_failure}"
+        if status.phase == "running":
+            update["phase"] = "backing_off"
+            update["waiting_for"] = (
+                f"{first.path} ({first.action}) to succeed: attempt {first.attempt}{of}{more}"
+            )
+            update["backoff_until"] = first.next_attempt_at
+    return status.model_copy(update=update)
+
+
+def _schedule_order(info: PendingActivityInfo) -> tuple[int, str]:
+    return (int(info.activity_id), "") if info.activity_id.isdigit() else (0, info.activity_id)
+
+
+def _failure_text(info: PendingActivityInfo) -> str:
+    """The message of the previous attempt's failure (an application error's own message)."""
+    failure = info.last_failure
+    while not failure.message and failure.HasField("cause"):
+        failure = failure.cause
+    return failure.message
 
 
 async def wait_result(handle: WorkflowHandle[Any, Any]) -> RunResult:

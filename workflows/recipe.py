@@ -49,6 +49,7 @@ with workflow.unsafe.imports_passed_through():
 __all__ = [
     "PHASE_KEY",
     "RECIPE_KEY",
+    "CallStatus",
     "Counters",
     "MonitorState",
     "Phase",
@@ -94,6 +95,14 @@ SLIDING_WINDOW_PATCH = "for-each-sliding-window"
 #: `running` there (`status` still says `sleeping`), instead of two search-attribute updates per
 #: poll. Those updates cost a quarter of a dev server's throughput at 1,000 monitors (bench/).
 QUIET_PHASE_PATCH = "phase-not-upserted-per-poll"
+#: `workflow.patched` id of a `stop` that ends the run promptly: calls in flight get no further
+#: attempts (one already running finishes and its result is kept), no new call starts, and a
+#: re-authorization or rate-limit wait ends. Runs started before it finished the current poll
+#: first, however long its retries or waits took, and keep doing so on replay.
+STOP_PATCH = "stop-interrupts-calls-and-waits"
+#: `workflow.patched` id of a `notify` step whose delivery fails: logged and counted, the run
+#: goes on (before it, the step failed, and with it the poll or the run).
+NOTIFY_PATCH = "notify-failure-continues"
 #: Phases `TikflowPhase` shows as another (runs with QUIET_PHASE_PATCH).
 _SEARCHABLE_PHASE: dict[str, str] = {"sleeping": "running"}
 
@@ -121,6 +130,9 @@ class Counters(BaseModel):
     rate_limited: int = Field(default=0, description="Calls that hit a rate limit the run waited out.")
     backoff_s: float = Field(default=0, description="Total seconds spent waiting out rate limits.")
     reauths: int = Field(default=0, description="Times the run waited for a re-authorization.")
+    notifications_failed: int = Field(
+        default=0, description="Notifications (`notify` steps, re-authorization notices) not delivered."
+    )
 
 
 class MonitorState(BaseModel):
@@ -130,7 +142,10 @@ class MonitorState(BaseModel):
     seen: dict[str, list[str]] = Field(default_factory=dict, description="new_only: ids seen, per step.")
     counters: Counters = Field(default_factory=Counters, description="Counters so far.")
     started_at: datetime | None = Field(default=None, description="When the monitor first started.")
-    last_error: str | None = Field(default=None, description="The latest error.")
+    last_error: str | None = Field(default=None, description="The latest error, until the run recovers.")
+    recovered_from: str | None = Field(
+        default=None, description="The last error the run has since recovered from."
+    )
     next_poll_at: datetime | None = Field(default=None, description="When the next poll is due.")
     vars: dict[str, Any] = Field(default_factory=dict, description="`set` values, kept from poll to poll.")
 
@@ -147,6 +162,25 @@ class RecipeRun(BaseModel):
     state: MonitorState | None = Field(default=None, description="Carried over by continue-as-new.")
 
 
+class CallStatus(BaseModel):
+    """A call in flight, as `status` shows it.
+
+    The workflow knows the step and the action; how many attempts Temporal has made and why the
+    last one failed live on the server (the pending activity), so `tikflow.runs.get_status`
+    fills those in from `describe()`.
+    """
+
+    path: str = Field(description="The step path (`steps.videos`, `steps.1[v7].comments`).")
+    action: str = Field(description="The action called (`tikapi.hashtag_posts`).")
+    started_at: datetime = Field(description="When the workflow scheduled it.")
+    attempt: int | None = Field(default=None, description="The attempt Temporal is on (1 = first).")
+    max_attempts: int | None = Field(
+        default=None, description="Attempts the retry policy allows (0 = no limit)."
+    )
+    last_failure: str | None = Field(default=None, description="Why the previous attempt failed.")
+    next_attempt_at: datetime | None = Field(default=None, description="When the next attempt is due.")
+
+
 class RunStatus(BaseModel):
     """What `tikflow status` shows: the answer of the `status` query."""
 
@@ -160,6 +194,8 @@ class RunStatus(BaseModel):
     backoff_until: datetime | None = None
     waiting_for: str | None = None
     last_error: str | None = None
+    recovered_from: str | None = None
+    calls: list[CallStatus] = Field(default_factory=list)
     counters: Counters
 
 
@@ -175,6 +211,21 @@ class RunResult(BaseModel):
 
 class StepFailed(Exception):
     """A step failed; the message names the step and says why (one line)."""
+
+
+class _RunStopped(Exception):
+    """`stop` ended the run in the middle of a poll (not a failure: the run ends `stopped`)."""
+
+
+@dataclass
+class _CallInFlight:
+    """A call the workflow waits for, and what `stop` needs to cancel it."""
+
+    path: str
+    action: str
+    started_at: datetime
+    handle: workflow.ActivityHandle[Any]
+    cancelled: bool = False
 
 
 @dataclass
@@ -247,6 +298,9 @@ class RecipeWorkflow:
         self._recipe_name = ""
         self._run: RecipeRun | None = None
         self._seen = _Seen(limit=5000)
+        # Calls in flight, by a number of this run's own (so `status` can list them, `stop` cancel them).
+        self._calls: dict[int, _CallInFlight] = {}
+        self._call_count = 0
 
     # -- signals and queries ---------------------------------------------------------------
 
@@ -267,8 +321,16 @@ class RecipeWorkflow:
 
     @workflow.signal
     def stop(self) -> None:
-        """Finish the current poll, then end the run (graceful)."""
+        """End the run: calls in flight finish their current attempt, no new call starts."""
         self._stop = True
+        if self._calls and workflow.patched(STOP_PATCH):
+            # A call retrying an unreachable provider would otherwise hold the run for all its
+            # attempts. Cancelling stops the retries at once; an attempt already running ends
+            # on its own (WAIT_CANCELLATION_COMPLETED), so a side effect it did is not lost.
+            self._set_phase("stopping")
+            for call in self._calls.values():
+                call.cancelled = True
+                call.handle.cancel()
 
     @workflow.signal
     def reauthorized(self, account: str) -> None:
@@ -289,6 +351,11 @@ class RecipeWorkflow:
             backoff_until=self._backoff_until,
             waiting_for=self._waiting_for,
             last_error=self._state.last_error,
+            recovered_from=self._state.recovered_from,
+            calls=[
+                CallStatus(path=call.path, action=call.action, started_at=call.started_at)
+                for call in self._calls.values()
+            ],
             counters=self._state.counters,
         )
 
@@ -308,7 +375,13 @@ class RecipeWorkflow:
             self._state.started_at = workflow.now()
         poll = recipe.trigger.poll if recipe.trigger else None
         if poll is None:
-            outputs = await self._once(recipe)
+            try:
+                outputs = await self._once(recipe)
+            except _RunStopped:
+                self._ended("stopped")
+                return RunResult(
+                    recipe=recipe.recipe, outcome="stopped", polls=0, counters=self._state.counters
+                )
             self._set_phase("completed")
             return RunResult(
                 recipe=recipe.recipe,
@@ -345,6 +418,7 @@ class RecipeWorkflow:
                         await workflow.wait_condition(
                             lambda: self._stop, timeout=timedelta(seconds=remaining)
                         )
+                self._next_poll_at = None  # not sleeping any more: nothing is due
             await self._unpaused()
             if self._stop:
                 break
@@ -352,9 +426,15 @@ class RecipeWorkflow:
             started = workflow.now()
             self._last_poll_at = started
             scope = self._new_scope()
+            counters = self._state.counters
+            failures_before = counters.errors + counters.notifications_failed
             try:
                 await self._steps(recipe.steps, scope, "steps")
                 failed_in_a_row = 0
+                if counters.errors + counters.notifications_failed == failures_before:
+                    self._recovered()  # a clean poll: the last error is history
+            except _RunStopped:
+                break
             except StepFailed as exc:
                 failed_in_a_row += 1
                 self._state.counters.errors += 1
@@ -381,7 +461,7 @@ class RecipeWorkflow:
             if polls_this_run >= POLLS_PER_RUN or workflow.info().is_continue_as_new_suggested():
                 await workflow.wait_condition(workflow.all_handlers_finished)
                 self._continue_as_new(run)
-        self._set_phase("stopped" if self._stop else "completed")
+        self._ended("stopped" if self._stop else "completed")
         return RunResult(
             recipe=recipe.recipe,
             outcome="stopped" if self._stop else "completed",
@@ -604,7 +684,15 @@ class RecipeWorkflow:
             "recipe": self._recipe_name,
             "workflow_id": workflow.info().workflow_id,
         }
-        return await self._call("notify.send", params, None, step, scope, path, rendered=True)
+        try:
+            return await self._call("notify.send", params, None, step, scope, path, rendered=True)
+        except StepFailed as exc:
+            # A notification that cannot be delivered (a webhook down) must not take the run with
+            # it: the run's own work goes on, the failure is logged and shown by `status`.
+            if not workflow.patched(NOTIFY_PATCH):
+                raise
+            self._notification_failed(str(exc), path=path)
+            return {"sent": False, "failed": True, "error": str(exc)}
 
     # -- calls -------------------------------------------------------------------------------
 
@@ -632,31 +720,49 @@ class RecipeWorkflow:
         )
         timeout = parse_duration(step.timeout or recipe.timeout or "2m")
         policy = step.retry or recipe.retry
+        # The error this call put in the status (an expiry it waits out): cleared once it succeeds.
+        own_error: str | None = None
         while True:
             await self._unpaused()
+            if self._stop and workflow.patched(STOP_PATCH):
+                raise _RunStopped
             # A re-authorization that lands while this call is in flight cures its 428 too.
             reauths_before = self._reauthorized.get(account, 0)
+            handle = workflow.start_activity(
+                action,
+                request,
+                task_queue=task_queue_for(action, workflow.info().task_queue),
+                start_to_close_timeout=timeout,
+                schedule_to_close_timeout=parse_duration(policy.max_duration)
+                if policy and policy.max_duration
+                else None,
+                retry_policy=_retry_policy(policy),
+                result_type=dict,
+                # Only `stop` cancels a call: retries end at once, a running attempt may finish.
+                cancellation_type=workflow.ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+            )
+            self._call_count += 1
+            key = self._call_count
+            call = self._calls[key] = _CallInFlight(path, action, workflow.now(), handle)
             try:
-                result = await workflow.execute_activity(
-                    action,
-                    request,
-                    task_queue=task_queue_for(action, workflow.info().task_queue),
-                    start_to_close_timeout=timeout,
-                    schedule_to_close_timeout=parse_duration(policy.max_duration)
-                    if policy and policy.max_duration
-                    else None,
-                    retry_policy=_retry_policy(policy),
-                    result_type=dict,
-                )
+                result = await handle
             except ActivityError as exc:
+                if call.cancelled:
+                    raise _RunStopped from None
                 cause = exc.cause
                 if isinstance(cause, ApplicationError) and cause.type == "SessionExpired":
-                    await self._await_reauth(account, cause, path, reauths_before)
+                    del self._calls[key]  # waiting for a person, not for this call
+                    own_error = await self._await_reauth(account, cause, path, reauths_before) or own_error
                     continue
                 if isinstance(cause, ApplicationError) and cause.type == "RateLimited":
+                    del self._calls[key]
                     await self._back_off(cause, path)
                     continue
                 raise StepFailed(f"{path} ({action}): {_failure_message(exc)}") from None
+            finally:
+                self._calls.pop(key, None)
+            if own_error is not None:
+                self._recovered(own_error)
             self._state.counters.calls += 1
             if action in self._run.side_effects and not (
                 isinstance(result, dict) and result.get("already_done")
@@ -668,21 +774,28 @@ class RecipeWorkflow:
 
     async def _await_reauth(
         self, account: str, cause: ApplicationError, path: str, reauths_before: int
-    ) -> None:
+    ) -> str | None:
+        """Wait until `account` is re-authorized; the error this put in the status, if any."""
         assert self._run is not None
 
         def renewed() -> bool:
             return self._reauthorized.get(account, 0) > reauths_before
 
         if renewed():
-            return  # re-authorized while this call was in flight: redo it with the new key
+            return None  # re-authorized while this call was in flight: redo it with the new key
         # The first call to see the expiry reports it; calls failing alongside wait for the same signal.
         first = account not in self._awaiting_reauth
+        reported: str | None = None
         if first:
             self._awaiting_reauth.add(account)
-            await self._report_expiry(account, cause, path)
+            reported = await self._report_expiry(account, cause, path)
+        # The wait may last days: `stop` must end it (runs before STOP_PATCH waited on).
+        stoppable = workflow.patched(STOP_PATCH)
         try:
-            await workflow.wait_condition(renewed, timeout=parse_duration(self._run.recipe.reauth_deadline))
+            await workflow.wait_condition(
+                lambda: renewed() or (stoppable and self._stop),
+                timeout=parse_duration(self._run.recipe.reauth_deadline),
+            )
         except TimeoutError:
             self._set_phase("failed")
             raise StepFailed(
@@ -691,14 +804,18 @@ class RecipeWorkflow:
         finally:
             if first:
                 self._awaiting_reauth.discard(account)
+        if not renewed():
+            raise _RunStopped  # stopped while waiting
         self._resume_phase()
+        return reported
 
-    async def _report_expiry(self, account: str, cause: ApplicationError, path: str) -> None:
+    async def _report_expiry(self, account: str, cause: ApplicationError, path: str) -> str:
+        """Show the expiry in the status and send the notification; the error it recorded."""
         assert self._run is not None
         details = cause.details[0] if cause.details and isinstance(cause.details[0], dict) else {}
         provider = details.get("provider", "provider")
         self._state.counters.reauths += 1
-        self._state.last_error = f"{path}: {cause.message}"
+        error = self._state.last_error = f"{path}: {cause.message}"
         self._waiting_for = f"re-authorization of {provider} account {account!r}"
         self._set_phase("awaiting_reauth")
         workflow_id = workflow.info().workflow_id
@@ -728,8 +845,12 @@ class RecipeWorkflow:
                 retry_policy=TemporalRetryPolicy(maximum_attempts=5),
                 result_type=dict,
             )
-        except (ActivityError, StepFailed):
-            workflow.logger.warning("re-authorization notification failed", extra={"account": account})
+        except (ActivityError, StepFailed) as exc:
+            # The run waits all the same: the operator may learn of the expiry from `status`.
+            reason = _failure_message(exc) if isinstance(exc, ActivityError) else str(exc)
+            self._notification_failed(reason, account=account)
+            self._waiting_for = f"{self._waiting_for} (the notification failed: {reason})"
+        return error
 
     async def _back_off(self, cause: ApplicationError, path: str) -> None:
         details = cause.details[0] if cause.details and isinstance(cause.details[0], dict) else {}
@@ -743,7 +864,12 @@ class RecipeWorkflow:
         self._resume_phase()
         workflow.logger.info("backing off", extra={"path": path, "seconds": retry_after})
         try:
-            await workflow.sleep(timedelta(seconds=retry_after))
+            if workflow.patched(STOP_PATCH):
+                # A daily quota is hours: `stop` ends the wait (the call loop then ends the run).
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await workflow.wait_condition(lambda: self._stop, timeout=timedelta(seconds=retry_after))
+            else:
+                await workflow.sleep(timedelta(seconds=retry_after))
         finally:
             self._backing_off -= 1
         if not self._backing_off:
@@ -767,6 +893,34 @@ class RecipeWorkflow:
             self._set_phase("running")
 
     # -- helpers -----------------------------------------------------------------------------
+
+    def _notification_failed(
+        self, reason: str, *, path: str | None = None, account: str | None = None
+    ) -> None:
+        """A notification was not delivered: one log line and the status say so; the run goes on.
+
+        A failed `notify` step becomes the last error; a failed re-authorization notice does not
+        (the expiry it was about stays the last error, the notice's failure shows in `waiting_for`).
+        """
+        self._state.counters.notifications_failed += 1
+        if path is not None:
+            self._state.last_error = reason
+        where = {"path": path} if path is not None else {"account": account}
+        workflow.logger.warning("notification not delivered", extra={**where, "error": reason})
+
+    def _recovered(self, error: str | None = None) -> None:
+        """The run got past its last error (or `error`, if that is still the last): mark it resolved."""
+        last = self._state.last_error
+        if last is not None and (error is None or last == error):
+            self._state.recovered_from = last
+            self._state.last_error = None
+
+    def _ended(self, phase: Phase) -> None:
+        """The final phase; nothing is due or awaited any more."""
+        self._next_poll_at = None
+        self._waiting_for = None
+        self._backoff_until = None
+        self._set_phase(phase)
 
     async def _unpaused(self) -> None:
         if self._paused:

@@ -73,6 +73,35 @@ async def test_transport_failures_are_unavailable(
     assert caught.value.account == "main"
 
 
+async def test_a_refused_connection_names_the_host_and_no_secret() -> None:
+    """Over a real socket: nothing listens on the port, the message says where the call went."""
+    import socket
+
+    with socket.socket() as probe:  # a port that was free a moment ago refuses connections
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    services = Services(
+        http=httpx.AsyncClient(),
+        credentials=CredentialStore(Path("/nonexistent/c.json"), env={}),
+        settings=Settings(),
+        limiter=RateLimiter(sleep=_no_sleep),
+    )
+    ctx = ActionContext(services=services, account="main", idempotency_key="k", action="test.thing")
+    async with services.http:
+        url = f"http://user:hunter2@127.0.0.1:{port}/api/public/hashtag?name=cats&token=sekrit123"
+        with pytest.raises(ProviderUnavailable) as provider_call:
+            await send(ctx, "tikapi", "GET", url, classify=never, params={"api_key": "k3y"})
+        with pytest.raises(ProviderUnavailable) as webhook:
+            await send(
+                ctx, "http", "POST", f"http://127.0.0.1:{port}/services/T0/B0/hooktoken", classify=never
+            )
+    message = str(provider_call.value)
+    assert message.startswith(f"tikapi: GET 127.0.0.1:{port}/api/public/hashtag failed: ConnectError")
+    assert str(webhook.value).startswith(f"http: POST 127.0.0.1:{port} failed: ConnectError")
+    for secret in ("hunter2", "sekrit123", "k3y", "token=", "user", "hooktoken"):
+        assert secret not in message + str(webhook.value)
+
+
 @pytest.mark.parametrize(
     "response",
     [
