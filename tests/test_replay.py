@@ -223,3 +223,34 @@ def test_both_sides_of_the_quiet_phase_patch_are_guarded():
     assert "sleeping" in before
     assert QUIET_PHASE_PATCH in after
     assert "sleeping" not in after
+
+
+@pytest.mark.parametrize(
+    ("stem", "before_did", "after_did"),
+    [
+        # `stop` while a call was retried: the last attempt failed, vs. cancelled between attempts.
+        ("stop-retrying", "activityTaskFailedEventAttributes", "activityTaskCanceledEventAttributes"),
+        # `stop` while awaiting a re-authorization: the deadline's timer fired, vs. cancelled.
+        ("stop-reauth", "timerFiredEventAttributes", "timerCanceledEventAttributes"),
+        # A `notify` step that was not delivered: the run failed, vs. it went on to the next step.
+        (
+            "notify-failed",
+            "workflowExecutionFailedEventAttributes",
+            "workflowExecutionCompletedEventAttributes",
+        ),
+    ],
+)
+def test_both_sides_of_the_stop_and_notify_patches_are_guarded(stem: str, before_did: str, after_did: str):
+    """`stop` ending a run at once and a failed `notify` letting it go on changed the commands a
+    run records, behind `workflow.patched`: a history from before each change (no marker) and one
+    from after (the marker) both replay above, and each shows its side's behaviour."""
+    from workflows.recipe import NOTIFY_PATCH, STOP_PATCH
+
+    patch = NOTIFY_PATCH if stem == "notify-failed" else STOP_PATCH
+    before_path = HISTORIES[names_index(f"{stem}-before-patch")]
+    after_path = HISTORIES[names_index(stem)]
+    assert patch not in readable(before_path.read_text())
+    assert patch in readable(after_path.read_text())
+    assert before_did in event_kinds(before_path)
+    assert before_did not in event_kinds(after_path)
+    assert after_did in event_kinds(after_path)

@@ -10,6 +10,9 @@ Two sets, both written by this one command:
   depend on the others; monitors run a few polls seconds apart.
 
 Every run of a continue-as-new chain is written as its own file (`<name>-run1.json`, …).
+`*-before-patch.json` (and `for-each-fixed-batches.json`) were recorded by the workflow code from
+before a `workflow.patched` change, the other side of the patch; they are kept, never re-recorded.
+`python -m tests.replay.record --scenario stop-retrying …` records only the named mock scenarios.
 `tests/test_replay.py` replays them all against the current workflow code, so a change that breaks
 determinism for running workflows fails the tests. Re-record only when such a break is intended
 (and running workflows have been drained or versioned), or when a shipped recipe is added or
@@ -28,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from temporalio import activity
-from temporalio.client import Client, WorkflowHandle
+from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
@@ -114,6 +117,41 @@ steps:
 """
 
 
+#: `stop` while Temporal retries a call (the provider is down): the run ends stopped at once
+#: (STOP_PATCH); before the patch the poll went on until the last attempt failed.
+STOP_RETRYING = """
+recipe: replay-stop-retrying
+trigger: {poll: {every: 1m}}
+retry: {initial: 1s, max_attempts: 3}
+steps:
+  - id: comments
+    call: tikapi.comments
+    with: {media_id: "1"}
+"""
+
+#: `stop` while the run waits for a re-authorization: stopped (STOP_PATCH); before the patch the
+#: run kept waiting, here until its deadline.
+STOP_REAUTH = """
+recipe: replay-stop-reauth
+reauth_deadline: 1d
+steps:
+  - id: videos
+    call: tikapi.hashtag_posts
+    with: {name: cats}
+"""
+
+#: A `notify` step whose webhook refuses it: the run goes on (NOTIFY_PATCH); before, it failed.
+NOTIFY_FAILED = """
+recipe: replay-notify-failed
+steps:
+  - id: alert
+    notify: "followers jumped"
+    webhook: "http://hooks.invalid/alert"
+  - call: log
+    with: {message: "after the alert"}
+"""
+
+
 class Mocks:
     """Mock actions with a call count per action."""
 
@@ -133,6 +171,8 @@ class Mocks:
 
         @activity.defn(name="notify.send")
         async def notify(request: ActionRequest) -> dict[str, Any]:
+            if scenario == "notify-failed":
+                raise ApplicationError("http HTTP 404: HTTP 404", type="ProviderRejected", non_retryable=True)
             return {"sent": True}
 
         @activity.defn(name="tikapi.hashtag_posts")
@@ -140,7 +180,7 @@ class Mocks:
             n = self.count("posts")
             if scenario == "until":
                 return {"status": "PUBLISH_COMPLETE" if n >= 3 else "PROCESSING"}
-            if scenario == "reauth" and n == 1:
+            if scenario in ("reauth", "stop-reauth") and n == 1:
                 raise ApplicationError(
                     "session expired", {"provider": "tikapi"}, type="SessionExpired", non_retryable=True
                 )
@@ -148,6 +188,8 @@ class Mocks:
 
         @activity.defn(name="tikapi.comments")
         async def comments(request: ActionRequest) -> dict[str, Any]:
+            if scenario == "stop-retrying":
+                raise ApplicationError("tikapi: GET 127.0.0.1:9/public/comments failed: ConnectError")
             if self.count("comments") == 1:
                 raise ApplicationError(
                     "quota",
@@ -213,8 +255,47 @@ async def record() -> list[Path]:
     return [*await record_scenarios(), *await record_recipes()]
 
 
-async def record_scenarios() -> list[Path]:
-    """Run every mock scenario and write its histories; returns the files written."""
+async def _attempt(handle: WorkflowHandle[Any, Any], attempt: int) -> None:
+    """Wait until Temporal is on `attempt` of the run's pending activity."""
+    for _ in range(400):
+        pending = (await handle.describe()).raw_description.pending_activities
+        if pending and pending[0].attempt >= attempt:
+            return
+        await asyncio.sleep(0.025)
+    raise RuntimeError(f"{handle.id} never reached attempt {attempt}")
+
+
+async def record_stop_scenarios(env: WorkflowEnvironment, only: set[str] | None = None) -> list[Path]:
+    """`stop` while a call is retried or a re-authorization awaited, and a failed `notify` step.
+
+    The recorders end the run whichever side of the patches the workflow code is on (see the
+    recipes' comments), so they also record the `-before-patch` histories from older code.
+    """
+    written: list[Path] = []
+    for name, text in (
+        ("stop-retrying", STOP_RETRYING),
+        ("stop-reauth", STOP_REAUTH),
+        ("notify-failed", NOTIFY_FAILED),
+    ):
+        if only is not None and name not in only:
+            continue
+        task_queue = f"replay-{uuid.uuid4()}"
+        async with workers(env.client, task_queue, name):
+            handle = await _start(env.client, task_queue, text, name)
+            if name == "stop-retrying":
+                await _attempt(handle, 2)
+                await handle.signal(RecipeWorkflow.stop)
+            elif name == "stop-reauth":
+                await _phase(handle, "awaiting_reauth")
+                await handle.signal(RecipeWorkflow.stop)
+            with contextlib.suppress(WorkflowFailureError):
+                await handle.result()
+            written += await _save_chain(env.client, handle, name)
+    return written
+
+
+async def record_scenarios(only: set[str] | None = None) -> list[Path]:
+    """Run every mock scenario (or those in `only`) and write its histories; the files written."""
     HISTORIES.mkdir(exist_ok=True)
     env = await WorkflowEnvironment.start_time_skipping(
         data_converter=pydantic_data_converter,
@@ -222,6 +303,9 @@ async def record_scenarios() -> list[Path]:
     )
     written: list[Path] = []
     try:
+        written += await record_stop_scenarios(env, only)
+        if only is not None:
+            return written
         for name, text in (
             ("monitor", MONITOR),
             ("for-each", FOR_EACH),
@@ -262,8 +346,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "recipes", nargs="*", help="re-record only these shipped recipes (default: everything)"
     )
+    parser.add_argument(
+        "--scenario",
+        action="append",
+        help="record only this stop or notify scenario (stop-retrying, stop-reauth, notify-failed)",
+    )
     args = parser.parse_args(argv)
-    paths = asyncio.run(record_recipes(set(args.recipes)) if args.recipes else record())
+    if args.scenario:
+        paths = asyncio.run(record_scenarios(set(args.scenario)))
+    else:
+        paths = asyncio.run(record_recipes(set(args.recipes)) if args.recipes else record())
     for path in paths:
         print(path.relative_to(Path.cwd()) if path.is_relative_to(Path.cwd()) else path)
 
