@@ -794,3 +794,50 @@ steps:
     assert message in failure
     assert "say" in failure
     assert actions.calls == []
+
+
+async def test_stop_cancels_every_retrying_call_of_a_for_each_and_starts_no_more(time_env, task_queue):
+    def down(request: ActionRequest) -> dict[str, Any]:
+        raise ApplicationError("tikapi: GET 127.0.0.1:9/public/comments failed: ConnectError")
+
+    actions = Actions(tikapi__comments=down, log=logged)
+    text = """
+recipe: fan-out
+inputs:
+  videos: {type: list, default: ["v1", "v2", "v3", "v4", "v5", "v6"]}
+steps:
+  - for_each: "{{ inputs.videos }}"
+    as: video
+    concurrency: 3
+    steps:
+      - call: tikapi.comments
+        with: {media_id: "{{ video }}"}
+  - call: log
+    with: {message: never}
+"""
+    async with workers(time_env.client, task_queue, actions):
+        handle = await start(time_env, task_queue, text)
+        status = await eventually(handle, lambda s: len(s.calls) == 3 and len(actions.calls) >= 3)
+        assert sorted(call.path for call in status.calls) == [f"steps.0[{i}].0" for i in range(3)]
+        await handle.signal(RecipeWorkflow.stop)
+        result = await handle.result()
+        final = await handle.query(RecipeWorkflow.status)
+    # Without the cancel, the time-skipping server would have run all 20 attempts of each call,
+    # and the run would have failed; instead it stops: items 4-6 and the log step never start.
+    assert (result.outcome, result.counters.errors, final.phase, final.calls) == ("stopped", 0, "stopped", [])
+    assert {request.params["media_id"] for request in actions.calls} == {"v1", "v2", "v3"}
+    assert len(actions.calls) < 3 * 3
+    assert actions.of("log") == []
+
+
+async def test_stop_while_paused_in_the_middle_of_a_run_ends_it_without_another_call(time_env, task_queue):
+    actions = Actions(log=logged)
+    text = "recipe: two\nsteps:\n  - {wait: 1h}\n  - {call: log, with: {message: second}}\n"
+    async with workers(time_env.client, task_queue, actions):
+        handle = await start(time_env, task_queue, text)
+        await eventually(handle, lambda s: s.phase == "running")
+        await handle.signal(RecipeWorkflow.pause)
+        await eventually(handle, lambda s: s.paused)
+        await handle.signal(RecipeWorkflow.stop)
+        result = await handle.result()  # the time-skipping server jumps the hour
+    assert (result.outcome, actions.calls) == ("stopped", [])
