@@ -457,7 +457,7 @@ def _check_shape(doc: _Doc, data: dict[str, Any]) -> set[Path_]:
             if "nesting" not in reported:
                 doc.at(
                     path,
-                    f"{_label(path)}: a step nested {level} levels deep; at most {MAX_STEP_NESTING} "
+                    f"a step nested {level} levels deep; at most {MAX_STEP_NESTING} "
                     "(for_each, if and parallel inside each other)",
                 )
                 reported.add("nesting")
@@ -543,11 +543,7 @@ class _Checker:
         self._steps(self.recipe.steps, ("steps",), set(), set())
 
     def _check_cron(self, cron: str) -> None:
-        from croniter import croniter
-
         problem = _cron_problem(cron)
-        if problem is None and not croniter.is_valid(cron):
-            problem = "croniter cannot read it"
         if problem:
             self.doc.at(
                 ("trigger", "schedule", "cron"), f"not a valid 5-field cron expression: {cron!r} ({problem})"
@@ -729,10 +725,10 @@ def _short(value: Any) -> str:
     return text if len(text) <= 40 else text[:37] + "..."
 
 
-# Cron as Temporal's schedule spec reads it, and as croniter (used for the same expression) does:
-# items `*`, `N`, `N-M`, each with an optional `/STEP`, and 3-letter month and weekday names.
-# Temporal refuses croniter's `L`, `W`, `?`, `H` and `R`, and reads `#` as the start of a comment
-# (`1#2`, croniter's second Monday, would fire every Monday): all refused here.
+# Cron as Temporal's schedule spec reads it, and meaning what it means in crontab(5): items `*`,
+# `N`, `N-M`, each with an optional `/STEP`, and 3-letter month and weekday names. Temporal
+# refuses the `L`, `W`, `?`, `H` and `R` of other cron dialects, and reads `#` as the start of a
+# comment (`1#2`, elsewhere the second Monday, would fire every Monday): all refused here.
 _CRON_ITEM = re.compile(r"(\*|([0-9]+|[a-z]{3})(?:-([0-9]+|[a-z]{3}))?)(?:/([0-9]+))?", re.IGNORECASE)
 _MONTHS = {
     name: n
@@ -760,6 +756,13 @@ def _cron_problem(cron: str) -> str | None:
             problem = _cron_item_problem(item, low, high, names)
             if problem:
                 return f"{what} {text!r}: {problem}"
+    if fields[2] != "*" and fields[4] != "*":
+        # crontab runs on days matching either field; a Temporal schedule only on days matching
+        # both (`0 0 13 * 5` is every Friday the 13th there, every 13th and every Friday in cron).
+        return (
+            "it restricts both the day of month and the day of week, which Temporal reads as "
+            "days matching both (cron: either); restrict one and leave the other `*`"
+        )
     return None
 
 
@@ -882,6 +885,26 @@ def coerce_input(kind: str, text: str) -> Any:
     return value
 
 
+#: Deepest nesting of an input's value (a list or object input); the recipe takes the rest of
+#: what Temporal's decoder allows (see `MAX_DEPTH`).
+MAX_INPUT_DEPTH = 64
+
+
+def _input_value_problem(value: Any) -> str | None:
+    """Why a run cannot carry `value` as an input (NaN, infinity, nested too deep), or None."""
+    pending: list[tuple[Any, int]] = [(value, 0)]
+    while pending:
+        item, depth = pending.pop()
+        if isinstance(item, float) and not math.isfinite(item):
+            return f"{item} is not a number a run can keep (NaN and infinity become null in its history)"
+        if isinstance(item, dict | list):
+            if depth >= MAX_INPUT_DEPTH:
+                return f"nested more than {MAX_INPUT_DEPTH} levels deep"
+            children = item.values() if isinstance(item, dict) else item
+            pending.extend((child, depth + 1) for child in children)
+    return None
+
+
 def resolve_inputs(recipe: Recipe, given: dict[str, Any], file: str = "<recipe>") -> dict[str, Any]:
     """Apply defaults, enforce required inputs and types; returns the final inputs.
 
@@ -905,6 +928,10 @@ def resolve_inputs(recipe: Recipe, given: dict[str, Any], file: str = "<recipe>"
                     continue
             if not _type_ok(spec.type, value):
                 problems.append(f"input {name!r} must be a {spec.type}")
+                continue
+            problem = _input_value_problem(value)
+            if problem:
+                problems.append(f"input {name!r}: {problem}")
                 continue
             result[name] = value
         elif spec.is_required:
