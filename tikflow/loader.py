@@ -40,6 +40,7 @@ from workflows.expressions import (
 )
 from workflows.models import (
     EXPRESSION_NAMES,
+    MAX_LIMIT,
     STEP_KINDS,
     CallStep,
     FailStep,
@@ -591,12 +592,12 @@ class _Checker:
             if isinstance(step.limit, str):
                 limit = self._expr(step.limit, (*here, "limit"), visible, scope)
                 if limit is not _VARIES and (
-                    not isinstance(limit, int) or isinstance(limit, bool) or limit < 0
+                    not isinstance(limit, int) or isinstance(limit, bool) or not 0 <= limit <= MAX_LIMIT
                 ):
                     self.doc.at(
                         (*here, "limit"),
-                        f"{_label((*here, 'limit'))}: limit must be a whole number of 0 or more, "
-                        f"and this is always {_short(limit)}",
+                        f"{_label((*here, 'limit'))}: limit must be a whole number from 0 to "
+                        f"{MAX_LIMIT:,}, and this is always {_short(limit)}",
                     )
             inner_visible = self._steps(step.steps, (*here, "steps"), visible, inner_scope)
             if step.collect:
@@ -794,11 +795,16 @@ def _cron_item_problem(item: str, low: int, high: int, names: dict[str, int]) ->
     return None
 
 
+#: Entries of the time zone database that are whatever the host makes them: a recipe's schedule
+#: must mean the same on every server.
+_HOST_ZONES = frozenset({"localtime", "posixrules", "Local"})
+
+
 @functools.cache
 def _time_zones() -> frozenset[str]:
     import zoneinfo
 
-    return frozenset(zoneinfo.available_timezones())
+    return frozenset(zoneinfo.available_timezones()) - _HOST_ZONES
 
 
 def _time_zone_problem(name: str) -> str | None:

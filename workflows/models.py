@@ -34,6 +34,7 @@ __all__ = [
     "DEFAULT_RETRY_MAX_INTERVAL",
     "EXPRESSION_NAMES",
     "MAX_DURATION",
+    "MAX_LIMIT",
     "RESERVED_NAMES",
     "STEP_KINDS",
     "CallStep",
@@ -119,6 +120,9 @@ ReauthDeadline = Annotated[str, _duration_field(_MINUTE), _at_least(_MINUTE)]
 #: A poll interval as the model accepts it: positive. Recipe files are held to a longer minimum
 #: by the loader (`tikflow.loader.MIN_POLL_EVERY`); tests and the demo poll faster on purpose.
 PollInterval = Annotated[str, _duration_field(_TICK), _at_least(_TICK)]
+
+#: The largest `for_each` limit: more items than one run's history could ever hold.
+MAX_LIMIT = 1_000_000
 
 #: A whole number written as one: `true` and `2.0` are refused, not read as 1 and 2.
 WholeNumber = Annotated[int, Strict()]
@@ -322,7 +326,7 @@ class ForEachStep(_StepBase):
         description="Name of the current item in the nested steps.",
     )
     concurrency: WholeNumber = Field(default=1, ge=1, le=100, description="Items processed at the same time.")
-    limit: Annotated[int, Field(ge=0)] | Expr | None = Field(
+    limit: Annotated[int, Field(ge=0, le=MAX_LIMIT)] | Expr | None = Field(
         default=None, description="Process at most this many items (a number or an expression)."
     )
     steps: list[Step] = Field(min_length=1, description="Steps run per item.")
@@ -353,8 +357,11 @@ class ForEachStep(_StepBase):
     def _whole_limit(cls, value: Any) -> Any:
         # One clear message instead of the int and the str branch's two; `true` and `2.5`
         # are not limits (lax ints would read `true` as 1).
-        if isinstance(value, bool | float) or (isinstance(value, int) and value < 0):
-            raise ValueError(f"limit must be a whole number of 0 or more, or an expression; got {value!r}")
+        whole = isinstance(value, int) and not isinstance(value, bool)
+        if (whole and not 0 <= value <= MAX_LIMIT) or not (whole or isinstance(value, str) or value is None):
+            raise ValueError(
+                f"limit must be a whole number from 0 to {MAX_LIMIT:,}, or an expression; got {value!r}"
+            )
         return value
 
 
