@@ -13,6 +13,7 @@ from typing import Any, Literal
 import structlog
 from pydantic import Field, field_validator
 
+from activities.contracts import http_url_problem
 from activities.errors import ProviderError, ProviderRejected, ProviderUnavailable, RateLimited
 from activities.http import Reply, send
 from activities.ratelimit import parse_retry_after
@@ -113,6 +114,16 @@ class NotifyInput(ActionInput):
     data: dict[str, Any] = Field(default_factory=dict, description="Extra JSON fields.")
     recipe: str = Field(default="", description="The recipe that sends it.")
     workflow_id: str = Field(default="", description="The run that sends it.")
+
+    @field_validator("webhook")
+    @classmethod
+    def _http_url(cls, webhook: str | None) -> str | None:
+        # The loader checks a constant webhook; one rendered from an expression is checked here.
+        # The message never repeats the URL: a webhook URL often carries a token.
+        problem = http_url_problem(webhook) if webhook else None
+        if problem:
+            raise ValueError(problem)
+        return webhook
 
 
 @action("notify.send", NotifyInput, endpoint="POST {webhook}", side_effect=True)

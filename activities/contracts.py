@@ -6,11 +6,27 @@ and of httpx: it holds only the shapes that end up in Temporal history.
 
 from __future__ import annotations
 
+import re
 from typing import Any
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field
 
-__all__ = ["ActionRequest", "provider_of", "task_queue_for"]
+__all__ = [
+    "ACCOUNT_NAME_PATTERN",
+    "ActionRequest",
+    "account_name_problem",
+    "http_url_problem",
+    "provider_of",
+    "task_queue_for",
+]
+
+#: What a credential (account) name may be: it becomes a key of the credential store and a part
+#: of an environment variable (`TIKFLOW_TIKAPI__BRAND2__ACCOUNT_KEY`), so letters, digits, `_`
+#: and `-` (written `_` there), starting with a letter or digit, at most 64 characters. No dot,
+#: space or `!`: a shell cannot set a variable whose name holds one.
+ACCOUNT_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"
+_ACCOUNT_NAME = re.compile(ACCOUNT_NAME_PATTERN)
 
 #: Task queue of the workflows and of the built-in actions; providers get `tikflow.<provider>`.
 DEFAULT_TASK_QUEUE = "tikflow"
@@ -32,6 +48,38 @@ class ActionRequest(BaseModel):
         description="Stable across retries and replays: workflow id, step path and item key."
     )
     recipe: str = Field(default="", description="Recipe name, for logs.")
+
+
+def account_name_problem(name: str) -> str | None:
+    """Why `name` cannot name a credential, or None when it can.
+
+    The one rule for every place a name comes in: recipes (checked by the loader) and the
+    `tikflow credentials` / `tikflow reauth` commands.
+    """
+    if _ACCOUNT_NAME.fullmatch(name):
+        return None
+    return (
+        f"account name {name!r} is not valid: letters, digits, `_` and `-`, "
+        "starting with a letter or digit, at most 64 characters"
+    )
+
+
+def http_url_problem(url: str) -> str | None:
+    """Why `url` cannot receive a webhook POST, or None when it can: an http(s) URL with a host."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+        parts.port  # noqa: B018  # raises ValueError for a port that is not a number in 0-65535
+    except ValueError as exc:
+        return f"not a valid URL ({exc})"
+    if parts.scheme not in ("http", "https"):
+        scheme = f"`{parts.scheme}:`" if parts.scheme else "no scheme"
+        return f"webhook URL must start with http:// or https:// (found {scheme})"
+    if not host:
+        return "webhook URL has no host"
+    if any(char.isspace() for char in url):
+        return "webhook URL contains whitespace"
+    return None
 
 
 def provider_of(action: str) -> str:

@@ -7,12 +7,15 @@ into one Temporal activity named after the action (so the Temporal UI shows `tik
 
 from __future__ import annotations
 
+import functools
 import importlib
+import types
+import typing
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from activities.contracts import provider_of
 
@@ -37,9 +40,54 @@ __all__ = [
 
 
 class ActionInput(BaseModel):
-    """Base of every action's `with:` model: unknown keys are errors, as in recipes."""
+    """Base of every action's `with:` model: unknown keys are errors, as in recipes.
+
+    Where an action takes text (a `str` field, or the items of a `list[str]`), a whole number is
+    taken as its digits: YAML reads `media_id: 123` as a number, and an id from a provider's
+    answer may arrive as one through `{{ video.id }}`, but the user meant the id. Booleans and
+    fractional numbers stay refused: `true` or `1e21` as text is a mistake, not an id.
+    """
 
     model_config = ConfigDict(extra="forbid")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _whole_numbers_as_text(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        text, text_lists = _text_fields(cls)
+        converted = dict(data)
+        for key, value in data.items():
+            if key in text and _is_whole_number(value):
+                converted[key] = str(value)
+            elif key in text_lists and isinstance(value, list):
+                converted[key] = [str(item) if _is_whole_number(item) else item for item in value]
+        return converted
+
+
+def _is_whole_number(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+@functools.cache
+def _text_fields(model: type[BaseModel]) -> tuple[frozenset[str], frozenset[str]]:
+    """The keys (names and aliases) of `model`'s text fields and of its lists of text."""
+    text: set[str] = set()
+    text_lists: set[str] = set()
+    for name, info in model.model_fields.items():
+        kinds = [a for a in _union_members(info.annotation) if a is not type(None)]
+        keys = {key for key in (name, info.alias) if key is not None}
+        if kinds == [str]:
+            text |= keys
+        elif len(kinds) == 1 and typing.get_origin(kinds[0]) is list and typing.get_args(kinds[0]) == (str,):
+            text_lists |= keys
+    return frozenset(text), frozenset(text_lists)
+
+
+def _union_members(annotation: Any) -> tuple[Any, ...]:
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        return typing.get_args(annotation)
+    return (annotation,)
 
 
 class PagedInput(ActionInput):

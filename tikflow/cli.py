@@ -117,6 +117,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         return EXIT_INVALID
 
     async def go() -> int:
+        from temporalio.service import RPCError, RPCStatusCode
+
         client = await _client()
         try:
             run_id, handle = await start_recipe(
@@ -124,6 +126,14 @@ def cmd_run(args: argparse.Namespace) -> int:
             )
         except AlreadyRunning as exc:
             raise UserError(str(exc)) from None
+        except RPCError as exc:
+            # What `validate` cannot know (the server's limits), refused as the user's error
+            # in one line: Temporal's own message, never its stack.
+            invalid = exc.status == RPCStatusCode.INVALID_ARGUMENT
+            raise UserError(
+                f"{loaded.source}: Temporal refused to start it: {' '.join(exc.message.split())[:300]}",
+                EXIT_INVALID if invalid else 1,
+            ) from None
         kind = "schedule" if handle is None else "run"
         print(f"started {kind} {run_id}")
         print(f"watch it: {_ui_link(run_id)}")

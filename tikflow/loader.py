@@ -7,20 +7,29 @@ The loader runs outside any event loop and never inside workflow code. It:
 3. validates the data against the pydantic models and maps each error back to its node;
 4. checks what the models cannot: unique step ids, `steps.X` references to earlier steps,
    `inputs.X` references to declared inputs, expressions (compiled, sandbox-checked), action
-   names and their `with:` inputs against the registry, cron expressions.
-All problems are collected, so one run shows them all.
+   names and their `with:` inputs against the registry, cron expressions and time zones as
+   Temporal reads them, account names, webhook URLs, and what a recipe file may ask for
+   (a poll every `MIN_POLL_EVERY` at most, steps nested `MAX_STEP_NESTING` deep at most).
+All problems are collected, so one run shows them all (a recipe nested too deep, or holding a
+NaN, is refused before the models see it).
 """
 
 from __future__ import annotations
 
+import difflib
+import functools
+import math
+import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import yaml
 from pydantic import BaseModel, ValidationError
 
+from activities.contracts import account_name_problem, http_url_problem
 from workflows.expressions import (
     ExpressionError,
     check_source,
@@ -30,6 +39,8 @@ from workflows.expressions import (
     referenced_steps,
 )
 from workflows.models import (
+    EXPRESSION_NAMES,
+    MAX_LIMIT,
     STEP_KINDS,
     CallStep,
     FailStep,
@@ -41,12 +52,35 @@ from workflows.models import (
     SetStep,
     Step,
     UntilStep,
+    parse_duration,
 )
 
-__all__ = ["MAX_FILE_BYTES", "LoadedRecipe", "Problem", "RecipeError", "load_recipe", "load_recipe_text"]
+__all__ = [
+    "MAX_DEPTH",
+    "MAX_FILE_BYTES",
+    "MAX_STEP_NESTING",
+    "MIN_POLL_EVERY",
+    "LoadedRecipe",
+    "Problem",
+    "RecipeError",
+    "load_recipe",
+    "load_recipe_text",
+]
 
 MAX_FILE_BYTES = 1_000_000
 MAX_NODES = 100_000
+#: Deepest nesting of `for_each`, `if` and `parallel` steps in a recipe file.
+MAX_STEP_NESTING = 32
+#: Deepest nesting of mappings and lists in a recipe file, or in an input's value. The run's
+#: input is JSON that Temporal hands back to pydantic, whose parser stops at 200 levels: a
+#: recipe over that starts, then its every workflow task fails to decode it. 32 levels of
+#: `parallel` take 98; the rest is room for `with:` values and the run's own wrapping.
+MAX_DEPTH = 128
+#: The shortest `trigger.poll.every` a recipe file may ask for. Each poll is a workflow task, a
+#: timer and at least one provider call on the user's quota (TikAPI counts every request), and
+#: its events fill the history: at 10s a monitor uses 8,640 polls a day, enough for anything a
+#: person follows on TikTok. (Tests and the demo build faster triggers in code, not in files.)
+MIN_POLL_EVERY = timedelta(seconds=10)
 
 # libyaml's composer when PyYAML was built with it (it keeps the same marks), else pure Python.
 _YAML_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -56,9 +90,7 @@ _SCALARS = yaml.constructor.SafeConstructor()
 Path_ = tuple[str | int, ...]
 
 #: Names every expression may read, besides loop variables.
-GLOBAL_NAMES = frozenset(
-    {"inputs", "steps", "vars", "run", "now", "result", "range", "true", "false", "none"}
-)
+GLOBAL_NAMES = EXPRESSION_NAMES
 
 
 @dataclass(frozen=True, order=True)
@@ -169,11 +201,16 @@ def load_recipe_text(raw: bytes | str, file: str = "<recipe>") -> LoadedRecipe:
     if not isinstance(data, dict):
         doc.at((), "a recipe is a mapping with at least `recipe:` and `steps:`")
         raise RecipeError(doc.problems)
+    said = _check_shape(doc, data)
+    if len(doc.problems) > len(said):
+        raise RecipeError(doc.problems)  # nested too deep: the models would only fail on it
+    said |= _check_poll_every(doc, data)
     try:
         recipe = Recipe.model_validate(data)
     except ValidationError as exc:
         for error in exc.errors(include_url=False):
-            _report_validation_error(doc, data, error)
+            if _data_path(data, error["loc"])[1] not in said:
+                _report_validation_error(doc, data, error)
         # Semantic checks still run on the parts that validated, so all problems show at once.
         _check_raw_expressions(doc, data)
         raise RecipeError(doc.problems) from None
@@ -382,6 +419,81 @@ def _where(path: Path_) -> str:
 # ---------------------------------------------------------------------------------------------
 # Checks beyond the models
 
+#: Keys whose list value holds steps (`parallel` holds a list of such lists).
+_STEP_LISTS = ("steps", "then", "else")
+
+
+def _check_shape(doc: _Doc, data: dict[str, Any]) -> set[Path_]:
+    """Refuse what Temporal cannot carry before the models see it: nesting and non-finite numbers.
+
+    Iterative, so a deep recipe cannot exhaust Python's stack here. Steps are the mappings in a
+    `steps`/`then`/`else` list (or a `parallel` branch) of the recipe or of another step; the
+    recipe's own steps are at level 1.
+
+    Returns:
+        The paths of the NaN and infinite numbers it reported.
+    """
+    not_finite: set[Path_] = set()
+    # (value, path, depth, level of the steps it holds or is, what it is)
+    pending: list[tuple[Any, Path_, int, int, str]] = [(data, (), 0, 0, "step")]
+    reported: set[str] = set()
+    while pending:
+        value, path, depth, level, role = pending.pop()
+        if isinstance(value, float) and not math.isfinite(value):
+            doc.at(
+                path,
+                f"{_label(path)}: {value} is not a number a run can keep "
+                "(NaN and infinity become null in Temporal's history)",
+            )
+            not_finite.add(path)
+            continue
+        if not isinstance(value, dict | list):
+            continue
+        if depth >= MAX_DEPTH:
+            if "depth" not in reported:
+                doc.at(path, f"{_label(path)}: nested more than {MAX_DEPTH} levels deep")
+                reported.add("depth")
+            continue
+        if role == "step" and level > MAX_STEP_NESTING:
+            if "nesting" not in reported:
+                doc.at(
+                    path,
+                    f"a step nested {level} levels deep; at most {MAX_STEP_NESTING} "
+                    "(for_each, if and parallel inside each other)",
+                )
+                reported.add("nesting")
+            continue
+        if isinstance(value, list):
+            inner = {"steps": "step", "branches": "steps"}.get(role, "data")
+            pending.extend((item, (*path, i), depth + 1, level, inner) for i, item in enumerate(value))
+            continue
+        for key, child in value.items():
+            if role == "step" and isinstance(child, list) and key in _STEP_LISTS:
+                pending.append((child, (*path, key), depth + 1, level + 1, "steps"))
+            elif role == "step" and isinstance(child, list) and key == "parallel":
+                pending.append((child, (*path, key), depth + 1, level + 1, "branches"))
+            else:
+                pending.append((child, (*path, key), depth + 1, level, "data"))
+    return not_finite
+
+
+def _check_poll_every(doc: _Doc, data: dict[str, Any]) -> set[Path_]:
+    """A recipe file's poll interval is at least `MIN_POLL_EVERY`; returns the path it reported."""
+    path: Path_ = ("trigger", "poll", "every")
+    every = _at(data, path)
+    try:
+        too_often = isinstance(every, str) and parse_duration(every) < MIN_POLL_EVERY
+    except ValueError:
+        return set()  # not a duration: the model says so
+    if not too_often:
+        return set()
+    doc.at(
+        path,
+        f"trigger.poll.every: {every} is too often: a recipe may poll every "
+        f"{int(MIN_POLL_EVERY.total_seconds())}s at the most (each poll spends provider quota)",
+    )
+    return {path}
+
 
 def _check_raw_expressions(doc: _Doc, data: Any, path: Path_ = ()) -> None:
     """Expression syntax and sandbox checks over raw data (used when the models already failed)."""
@@ -418,17 +530,32 @@ class _Checker:
                     ("inputs", name, "default"),
                     f"default of input {name!r} is not {_article(spec.type)} {spec.type}",
                 )
-        if self.recipe.trigger and self.recipe.trigger.schedule:
-            self._check_cron(self.recipe.trigger.schedule.cron)
+        trigger = self.recipe.trigger
+        if trigger and trigger.schedule:
+            self._check_cron(trigger.schedule.cron)
+            problem = _time_zone_problem(trigger.schedule.timezone)
+            if problem:
+                self.doc.at(("trigger", "schedule", "timezone"), f"trigger.schedule.timezone: {problem}")
+        problem = account_name_problem(self.recipe.account)
+        if problem:
+            self.doc.at(("account",), f"account: {problem}")
         if self.recipe.notify and self.recipe.notify.webhook:
-            self._expr(self.recipe.notify.webhook, ("notify", "webhook"), set(), set())
+            self._webhook(self.recipe.notify.webhook, ("notify", "webhook"), set(), set())
         self._steps(self.recipe.steps, ("steps",), set(), set())
 
     def _check_cron(self, cron: str) -> None:
-        from croniter import croniter
+        problem = _cron_problem(cron)
+        if problem:
+            self.doc.at(
+                ("trigger", "schedule", "cron"), f"not a valid 5-field cron expression: {cron!r} ({problem})"
+            )
 
-        if len(cron.split()) != 5 or not croniter.is_valid(cron):
-            self.doc.at(("trigger", "schedule", "cron"), f"not a valid 5-field cron expression: {cron!r}")
+    def _webhook(self, source: str, path: Path_, visible: set[str], scope: set[str]) -> None:
+        value = self._expr(source, path, visible, scope)
+        if isinstance(value, str):
+            problem = http_url_problem(value)
+            if problem:
+                self.doc.at(path, f"{_label(path)}: {problem}")
 
     def _steps(self, steps: Sequence[Step], path: Path_, visible: set[str], scope: set[str]) -> set[str]:
         """Check steps in order; `visible` are ids of earlier steps, `scope` loop variable names."""
@@ -451,12 +578,27 @@ class _Checker:
     def _step(self, step: Step, here: Path_, visible: set[str], scope: set[str]) -> set[str]:
         """Check one step; returns ids it makes visible to later steps (a `parallel`'s branches)."""
         if isinstance(step, ForEachStep):
-            self._expr(step.for_each, (*here, "for_each"), visible, scope)
+            items = self._expr(step.for_each, (*here, "for_each"), visible, scope)
+            if items is not _VARIES and not isinstance(items, list | dict) and items is not None:
+                self.doc.at(
+                    (*here, "for_each"),
+                    f"{_label((*here, 'for_each'))}: for_each needs a list, and this is always "
+                    f"{_article(type(items).__name__)} {type(items).__name__} ({_short(items)}); "
+                    "write it as an expression, e.g. `{{ steps.videos.items }}`",
+                )
             inner_scope = scope | {step.as_}
             if step.when:
                 self._expr(step.when, (*here, "if"), visible, inner_scope)
             if isinstance(step.limit, str):
-                self._expr(step.limit, (*here, "limit"), visible, scope)
+                limit = self._expr(step.limit, (*here, "limit"), visible, scope)
+                if limit is not _VARIES and (
+                    not isinstance(limit, int) or isinstance(limit, bool) or not 0 <= limit <= MAX_LIMIT
+                ):
+                    self.doc.at(
+                        (*here, "limit"),
+                        f"{_label((*here, 'limit'))}: limit must be a whole number from 0 to "
+                        f"{MAX_LIMIT:,}, and this is always {_short(limit)}",
+                    )
             inner_visible = self._steps(step.steps, (*here, "steps"), visible, inner_scope)
             if step.collect:
                 self._expr(step.collect, (*here, "collect"), inner_visible, inner_scope)
@@ -485,13 +627,17 @@ class _Checker:
         elif isinstance(step, NotifyStep):
             self._expr(step.notify, (*here, "notify"), visible, scope)
             if step.webhook:
-                self._expr(step.webhook, (*here, "webhook"), visible, scope)
+                self._webhook(step.webhook, (*here, "webhook"), visible, scope)
             self._values(step.data, (*here, "data"), visible, scope)
         return set()
 
     def _call(self, step: CallStep | UntilStep, here: Path_, visible: set[str], scope: set[str]) -> None:
         if step.account:
-            self._expr(step.account, (*here, "account"), visible, scope)
+            account = self._expr(step.account, (*here, "account"), visible, scope)
+            if isinstance(account, str):
+                problem = account_name_problem(account)
+                if problem:
+                    self.doc.at((*here, "account"), f"{_label((*here, 'account'))}: {problem}")
         self._values(step.with_, (*here, "with"), visible, scope)
         action = self.actions.get(step.call)
         if action is None:
@@ -503,7 +649,9 @@ class _Checker:
                 if known
                 else " (see `tikflow actions`)"
             )
-            self.doc.at((*here, "call"), f"unknown action {step.call!r}{hint}")
+            close = difflib.get_close_matches(step.call, list(self.actions), n=1)
+            guess = f"; did you mean {close[0]!r}?" if close else ""
+            self.doc.at((*here, "call"), f"unknown action {step.call!r}{hint}{guess}")
             return
         self._check_with(action.input_model, step.with_, (*here, "with"))
 
@@ -539,21 +687,23 @@ class _Checker:
         elif is_template(value):
             self._expr(value, path, visible, scope)
 
-    def _expr(self, source: str, path: Path_, visible: set[str], scope: set[str]) -> None:
+    def _expr(self, source: str, path: Path_, visible: set[str], scope: set[str]) -> Any:
+        """Check one expression; returns its value when it is constant, else `_VARIES`."""
         try:
             tree = check_source(source)
         except ExpressionError as exc:
             self.doc.at(path, f"bad expression: {exc}")
-            return
+            return _VARIES
         names = referenced_names(tree)
+        value: Any = _VARIES
         if names <= {"range"}:
             # A constant expression can be run now: `range(10**9)` or `'a' * 10**9` fail at load
             # time, inside the same sandbox and bounds as at run time.
             try:
-                evaluate(source, {})
+                value = evaluate(source, {})
             except ExpressionError as exc:
                 self.doc.at(path, f"bad expression: {exc}")
-                return
+                return _VARIES
         for name in sorted(names - GLOBAL_NAMES - scope):
             known = ", ".join(sorted((GLOBAL_NAMES - {"true", "false", "none", "range"}) | scope))
             self.doc.at(path, f"unknown name {name!r} in expression (known: {known})")
@@ -564,6 +714,111 @@ class _Checker:
         for ref in sorted(referenced_steps(tree, root="inputs")):
             if ref not in self.recipe.inputs:
                 self.doc.at(path, f"reference to undeclared input {ref!r}")
+        return value
+
+
+#: What `_Checker._expr` returns for an expression whose value is known only at run time.
+_VARIES: Any = object()
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+# Cron as Temporal's schedule spec reads it, and meaning what it means in crontab(5): items `*`,
+# `N`, `N-M`, each with an optional `/STEP`, and 3-letter month and weekday names. Temporal
+# refuses the `L`, `W`, `?`, `H` and `R` of other cron dialects, and reads `#` as the start of a
+# comment (`1#2`, elsewhere the second Monday, would fire every Monday): all refused here.
+_CRON_ITEM = re.compile(r"(\*|([0-9]+|[a-z]{3})(?:-([0-9]+|[a-z]{3}))?)(?:/([0-9]+))?", re.IGNORECASE)
+_MONTHS = {
+    name: n
+    for n, name in enumerate(
+        ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"], 1
+    )
+}
+_WEEKDAYS = {name: n for n, name in enumerate(["sun", "mon", "tue", "wed", "thu", "fri", "sat"])}
+_CRON_FIELDS: tuple[tuple[str, int, int, dict[str, int]], ...] = (
+    ("minute", 0, 59, {}),
+    ("hour", 0, 23, {}),
+    ("day of month", 1, 31, {}),
+    ("month", 1, 12, _MONTHS),
+    ("day of week", 0, 7, _WEEKDAYS),
+)
+
+
+def _cron_problem(cron: str) -> str | None:
+    """Why Temporal would refuse (or misread) a 5-field cron expression, or None."""
+    fields = cron.split()
+    if len(fields) != 5:
+        return f"{len(fields)} fields; it needs 5: minute hour day-of-month month day-of-week"
+    for text, (what, low, high, names) in zip(fields, _CRON_FIELDS, strict=True):
+        for item in text.split(","):
+            problem = _cron_item_problem(item, low, high, names)
+            if problem:
+                return f"{what} {text!r}: {problem}"
+    if fields[2] != "*" and fields[4] != "*":
+        # crontab runs on days matching either field; a Temporal schedule only on days matching
+        # both (`0 0 13 * 5` is every Friday the 13th there, every 13th and every Friday in cron).
+        return (
+            "it restricts both the day of month and the day of week, which Temporal reads as "
+            "days matching both (cron: either); restrict one and leave the other `*`"
+        )
+    return None
+
+
+def _cron_item_problem(item: str, low: int, high: int, names: dict[str, int]) -> str | None:
+    match = _CRON_ITEM.fullmatch(item)
+    if not match:
+        if not item:
+            return "an empty item in a list"
+        if re.search(r"[LW?#HR]", item):
+            return "Temporal schedules do not support L, W, ?, #, H or R"
+        return f"{item!r} is not a value, a range or a step"
+    values: list[int] = []
+    for part in (match[2], match[3]):
+        if part is None:
+            continue
+        if part.isdigit():
+            number = int(part)
+        elif part.lower() in names:
+            number = names[part.lower()]
+        else:
+            return f"unknown name {part!r}"
+        if not low <= number <= high:
+            return f"{number} is not in {low}-{high}"
+        values.append(number)
+    if len(values) == 2 and values[1] < values[0]:
+        return f"range {item!r} ends before it starts"
+    if match[4] is not None and int(match[4]) < 1:
+        return "a step must be 1 or more"
+    return None
+
+
+#: Entries of the time zone database that are whatever the host makes them: a recipe's schedule
+#: must mean the same on every server.
+_HOST_ZONES = frozenset({"localtime", "posixrules", "Local"})
+
+
+@functools.cache
+def _time_zones() -> frozenset[str]:
+    import zoneinfo
+
+    return frozenset(zoneinfo.available_timezones()) - _HOST_ZONES
+
+
+def _time_zone_problem(name: str) -> str | None:
+    """Why `name` is not an IANA time zone key Temporal will take, or None.
+
+    Only names from the time zone database count: no paths (`../etc/passwd`, which Temporal
+    refuses only when the schedule is created), no `Local` (whatever the server's zone is).
+    """
+    zones = _time_zones()
+    if name in zones:
+        return None
+    close = [z for z in zones if z.lower() == name.lower()] or difflib.get_close_matches(name, zones, n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else " (e.g. UTC, Europe/Berlin, America/New_York)"
+    return f"unknown time zone {name!r}{hint}"
 
 
 def _step_ids(steps: Sequence[Step]) -> set[str]:
@@ -636,6 +891,26 @@ def coerce_input(kind: str, text: str) -> Any:
     return value
 
 
+#: Deepest nesting of an input's value (a list or object input); the recipe takes the rest of
+#: what Temporal's decoder allows (see `MAX_DEPTH`).
+MAX_INPUT_DEPTH = 64
+
+
+def _input_value_problem(value: Any) -> str | None:
+    """Why a run cannot carry `value` as an input (NaN, infinity, nested too deep), or None."""
+    pending: list[tuple[Any, int]] = [(value, 0)]
+    while pending:
+        item, depth = pending.pop()
+        if isinstance(item, float) and not math.isfinite(item):
+            return f"{item} is not a number a run can keep (NaN and infinity become null in its history)"
+        if isinstance(item, dict | list):
+            if depth >= MAX_INPUT_DEPTH:
+                return f"nested more than {MAX_INPUT_DEPTH} levels deep"
+            children = item.values() if isinstance(item, dict) else item
+            pending.extend((child, depth + 1) for child in children)
+    return None
+
+
 def resolve_inputs(recipe: Recipe, given: dict[str, Any], file: str = "<recipe>") -> dict[str, Any]:
     """Apply defaults, enforce required inputs and types; returns the final inputs.
 
@@ -659,6 +934,10 @@ def resolve_inputs(recipe: Recipe, given: dict[str, Any], file: str = "<recipe>"
                     continue
             if not _type_ok(spec.type, value):
                 problems.append(f"input {name!r} must be a {spec.type}")
+                continue
+            problem = _input_value_problem(value)
+            if problem:
+                problems.append(f"input {name!r}: {problem}")
                 continue
             result[name] = value
         elif spec.is_required:

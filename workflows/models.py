@@ -11,13 +11,31 @@ Run `python -m workflows.models` to print the schema.
 from __future__ import annotations
 
 import json
+import math
 import re
 from datetime import timedelta
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, TypeAdapter, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Strict,
+    Tag,
+    TypeAdapter,
+    field_validator,
+    model_validator,
+)
 
 __all__ = [
+    "DEFAULT_RETRY_INITIAL",
+    "DEFAULT_RETRY_MAX_INTERVAL",
+    "EXPRESSION_NAMES",
+    "MAX_DURATION",
+    "MAX_LIMIT",
+    "RESERVED_NAMES",
     "STEP_KINDS",
     "CallStep",
     "FailStep",
@@ -43,14 +61,72 @@ __all__ = [
 _DURATION_RE = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h|d)$")
 _UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
 
-Duration = Annotated[
-    str,
-    Field(
+#: The longest duration a recipe may give (a wait, a timeout, a deadline, a poll interval).
+#: Temporal would take up to ~10,000 years (protobuf's Duration) and Python's timedelta
+#: 999,999,999 days; a year is far beyond any automation's need and keeps every sum of
+#: durations (a deadline added to now) well inside both.
+MAX_DURATION = timedelta(days=365)
+
+#: What `RecipeWorkflow` uses for a `retry:` that leaves these out (see `workflows.recipe`).
+DEFAULT_RETRY_INITIAL = timedelta(seconds=1)
+DEFAULT_RETRY_MAX_INTERVAL = timedelta(minutes=5)
+
+_DURATION_HELP = "A duration: a number and a unit, `ms`, `s`, `m`, `h` or `d` (e.g. `30s`, `5m`)"
+
+
+def _format_duration(value: timedelta) -> str:
+    seconds = value.total_seconds()
+    for unit in ("d", "h", "m", "s"):
+        if seconds >= _UNITS[unit] and seconds % _UNITS[unit] == 0:
+            return f"{int(seconds // _UNITS[unit])}{unit}"
+    return f"{round(seconds * 1000)}ms"
+
+
+def _duration_field(minimum: timedelta) -> Any:
+    """The schema side of a duration type: its pattern and its range in the description."""
+    return Field(
         pattern=_DURATION_RE.pattern,
-        description="A duration: a number and a unit, `ms`, `s`, `m`, `h` or `d` (e.g. `30s`, `5m`).",
+        description=f"{_DURATION_HELP}; from {_format_duration(minimum) if minimum else '0s'} "
+        f"to {_format_duration(MAX_DURATION)}.",
         examples=["30s", "5m", "1h"],
-    ),
-]
+    )
+
+
+def _at_least(minimum: timedelta) -> AfterValidator:
+    """The value side: no shorter than `minimum`, no longer than `MAX_DURATION` (`parse_duration`)."""
+
+    def check(text: str) -> str:
+        if parse_duration(text) < minimum:
+            raise ValueError(f"{text} is too short: at least {_format_duration(minimum)}")
+        return text
+
+    return AfterValidator(check)
+
+
+_SECOND = timedelta(seconds=1)
+_RETRY_FLOOR = timedelta(milliseconds=100)
+_MINUTE = timedelta(minutes=1)
+_TICK = timedelta(milliseconds=1)
+
+#: Any duration from 0s to a year (a `wait`).
+Duration = Annotated[str, _duration_field(timedelta(0)), _at_least(timedelta(0))]
+#: A call's timeout, a deadline, a total retry time, the pause between `until` calls: at least 1s
+#: (Temporal refuses a zero timeout; less than a second cannot even hold one HTTP round trip).
+LongDuration = Annotated[str, _duration_field(_SECOND), _at_least(_SECOND)]
+#: A wait between retries: at least 100ms (faster is hammering a provider that is failing).
+RetryInterval = Annotated[str, _duration_field(_RETRY_FLOOR), _at_least(_RETRY_FLOOR)]
+#: The wait for a re-authorization: at least a minute, time for a person to act.
+ReauthDeadline = Annotated[str, _duration_field(_MINUTE), _at_least(_MINUTE)]
+#: A poll interval as the model accepts it: positive. Recipe files are held to a longer minimum
+#: by the loader (`tikflow.loader.MIN_POLL_EVERY`); tests and the demo poll faster on purpose.
+PollInterval = Annotated[str, _duration_field(_TICK), _at_least(_TICK)]
+
+#: The largest `for_each` limit: more items than one run's history could ever hold.
+MAX_LIMIT = 1_000_000
+
+#: A whole number written as one: `true` and `2.0` are refused, not read as 1 and 2.
+WholeNumber = Annotated[int, Strict()]
+
 Expr = Annotated[
     str,
     Field(description="A template: text with `{{ expressions }}` (sandboxed Jinja2)."),
@@ -68,12 +144,27 @@ def parse_duration(text: str) -> timedelta:
     """Turn a recipe duration (`30s`, `5m`, `1.5h`, `500ms`, `1d`) into a timedelta.
 
     Raises:
-        ValueError: `text` is not a duration.
+        ValueError: `text` is not a duration, or one longer than `MAX_DURATION`.
     """
     match = _DURATION_RE.match(text.strip())
     if not match:
         raise ValueError(f"not a duration: {text!r} (expected e.g. 30s, 5m, 1h)")
-    return timedelta(seconds=float(match.group(1)) * _UNITS[match.group(2)])
+    seconds = float(match.group(1)) * _UNITS[match.group(2)]
+    # Checked before timedelta sees it: `99999999999d` overflows it, 400 digits are infinity.
+    if not math.isfinite(seconds) or seconds > MAX_DURATION.total_seconds():
+        raise ValueError(f"{text} is too long: at most {_format_duration(MAX_DURATION)}")
+    return timedelta(seconds=seconds)
+
+
+#: Names every expression can read (besides loop variables): what `RecipeWorkflow` puts in scope.
+EXPRESSION_NAMES = frozenset(
+    {"inputs", "steps", "vars", "run", "now", "result", "range", "true", "false", "none"}
+)
+#: Names a `for_each` item may not take: the scope's own names (hiding `steps` or `inputs` from
+#: the nested steps), Jinja's operators and its names inside templates (`loop`, macro internals).
+RESERVED_NAMES = EXPRESSION_NAMES | frozenset(
+    {"and", "or", "not", "in", "is", "if", "else", "loop", "self", "caller", "varargs", "kwargs"}
+)
 
 
 class _Strict(BaseModel):
@@ -90,19 +181,34 @@ class _Strict(BaseModel):
 class RetryPolicy(_Strict):
     """How a failing call is retried (transient failures only; rejections are never retried)."""
 
-    max_attempts: int | None = Field(
-        default=None, ge=1, description="Give up after this many attempts (default 20)."
+    max_attempts: WholeNumber | None = Field(
+        default=None, ge=1, le=10_000, description="Give up after this many attempts (default 20)."
     )
-    initial: Duration | None = Field(default=None, description="First wait between attempts (default 1s).")
-    backoff: float | None = Field(
-        default=None, ge=1, description="Each wait is the previous one times this (default 2)."
+    initial: RetryInterval | None = Field(
+        default=None, description="First wait between attempts (default 1s)."
     )
-    max_interval: Duration | None = Field(
+    backoff: Annotated[float, Strict(), Field(allow_inf_nan=False)] | None = Field(
+        default=None, ge=1, le=100, description="Each wait is the previous one times this (default 2)."
+    )
+    max_interval: RetryInterval | None = Field(
         default=None, description="Longest wait between attempts (default 5m)."
     )
-    max_duration: Duration | None = Field(
+    max_duration: LongDuration | None = Field(
         default=None, description="Give up when retrying has taken this long in total."
     )
+
+    @model_validator(mode="after")
+    def _max_interval_not_below_initial(self) -> RetryPolicy:
+        # Temporal refuses a policy whose longest wait is shorter than its first one; the
+        # defaults count, as the run applies them (`initial: 10m` alone is over the 5m default).
+        initial = parse_duration(self.initial) if self.initial else DEFAULT_RETRY_INITIAL
+        longest = parse_duration(self.max_interval) if self.max_interval else DEFAULT_RETRY_MAX_INTERVAL
+        if longest < initial:
+            raise ValueError(
+                f"max_interval ({self.max_interval or _format_duration(longest) + ' by default'}) "
+                f"is shorter than initial ({self.initial or _format_duration(initial) + ' by default'})"
+            )
+        return self
 
 
 class InputSpec(_Strict):
@@ -131,9 +237,14 @@ class InputSpec(_Strict):
 class PollTrigger(_Strict):
     """Run the steps, sleep `every`, repeat: a long-running monitor."""
 
-    every: Duration = Field(description="Time between the starts of two polls.")
-    max_polls: int | None = Field(
-        default=None, ge=1, description="Stop after this many polls (default: run until stopped)."
+    every: PollInterval = Field(
+        description="Time between the starts of two polls (in a recipe file: at least 10s)."
+    )
+    max_polls: WholeNumber | None = Field(
+        default=None,
+        ge=1,
+        le=1_000_000_000,
+        description="Stop after this many polls (default: run until stopped).",
     )
 
 
@@ -174,7 +285,7 @@ class _StepBase(_Strict):
         description="Run the step only when this expression is true (for `for_each`: per item).",
     )
     retry: RetryPolicy | None = Field(default=None, description="Retry policy for calls in this step.")
-    timeout: Duration | None = Field(default=None, description="Longest one attempt of a call may take.")
+    timeout: LongDuration | None = Field(default=None, description="Longest one attempt of a call may take.")
     continue_on_error: bool = Field(
         default=False, description="On failure, record the error as the result and go on."
     )
@@ -200,8 +311,8 @@ class UntilStep(_StepBase):
     call: str = Field(description="Action name.")
     with_: dict[str, Any] = Field(default_factory=dict, alias="with", description="The action's inputs.")
     account: Expr | None = Field(default=None, description="Credential name to act as (default: `main`).")
-    every: Duration = Field(default="10s", description="Time between two calls.")
-    deadline: Duration = Field(default="1h", description="Fail (or continue on error) after this long.")
+    every: LongDuration = Field(default="10s", description="Time between two calls.")
+    deadline: LongDuration = Field(default="1h", description="Fail (or continue on error) after this long.")
 
 
 class ForEachStep(_StepBase):
@@ -214,8 +325,8 @@ class ForEachStep(_StepBase):
         pattern=r"^[a-z_][a-z0-9_]*$",
         description="Name of the current item in the nested steps.",
     )
-    concurrency: int = Field(default=1, ge=1, le=100, description="Items processed at the same time.")
-    limit: int | Expr | None = Field(
+    concurrency: WholeNumber = Field(default=1, ge=1, le=100, description="Items processed at the same time.")
+    limit: Annotated[int, Field(ge=0, le=MAX_LIMIT)] | Expr | None = Field(
         default=None, description="Process at most this many items (a number or an expression)."
     )
     steps: list[Step] = Field(min_length=1, description="Steps run per item.")
@@ -229,6 +340,29 @@ class ForEachStep(_StepBase):
         description="Evaluated after each item's steps; the values (lists concatenated) become "
         "`steps.<id>.items`, in item order.",
     )
+
+    @field_validator("as_")
+    @classmethod
+    def _not_reserved(cls, name: str) -> str:
+        if name in EXPRESSION_NAMES:
+            raise ValueError(f"{name!r} cannot name the item: it would hide `{name}` from the nested steps")
+        if name in RESERVED_NAMES:
+            raise ValueError(f"{name!r} cannot name the item: it is a word of the expression language")
+        if name.startswith("_"):
+            raise ValueError(f"{name!r} cannot name the item: names starting with _ are private")
+        return name
+
+    @field_validator("limit", mode="before")
+    @classmethod
+    def _whole_limit(cls, value: Any) -> Any:
+        # One clear message instead of the int and the str branch's two; `true` and `2.5`
+        # are not limits (lax ints would read `true` as 1).
+        whole = isinstance(value, int) and not isinstance(value, bool)
+        if (whole and not 0 <= value <= MAX_LIMIT) or not (whole or isinstance(value, str) or value is None):
+            raise ValueError(
+                f"limit must be a whole number from 0 to {MAX_LIMIT:,}, or an expression; got {value!r}"
+            )
+        return value
 
 
 class IfStep(_StepBase):
@@ -319,16 +453,16 @@ class Recipe(_Strict):
     trigger: Trigger | None = Field(default=None, description="When it runs (omit to run once).")
     account: str = Field(default="main", description="Default credential name for calls.")
     retry: RetryPolicy | None = Field(default=None, description="Default retry policy for every call.")
-    timeout: Duration | None = Field(
+    timeout: LongDuration | None = Field(
         default=None, description="Default limit on one call attempt (default 2m)."
     )
     notify: NotifyTarget | None = Field(
         default=None, description="Where notifications go (re-authorization requests, notify steps)."
     )
-    dedupe_limit: int = Field(
+    dedupe_limit: WholeNumber = Field(
         default=5000, ge=10, le=100_000, description="How many seen ids `new_only` remembers per step."
     )
-    reauth_deadline: Duration = Field(
+    reauth_deadline: ReauthDeadline = Field(
         default="7d", description="How long a run waits for an expired account to be re-authorized."
     )
     steps: list[Step] = Field(min_length=1, description="The steps, run in order.")
