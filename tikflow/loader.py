@@ -420,7 +420,7 @@ class _Checker:
                 )
         if self.recipe.trigger and self.recipe.trigger.schedule:
             self._check_cron(self.recipe.trigger.schedule.cron)
-        if self.recipe.notify and self.recipe.notify.webhook:
+        if self.recipe.notify and isinstance(self.recipe.notify.webhook, str):
             self._expr(self.recipe.notify.webhook, ("notify", "webhook"), set(), set())
         self._steps(self.recipe.steps, ("steps",), set(), set())
 
@@ -484,7 +484,7 @@ class _Checker:
             self._expr(step.fail, (*here, "fail"), visible, scope)
         elif isinstance(step, NotifyStep):
             self._expr(step.notify, (*here, "notify"), visible, scope)
-            if step.webhook:
+            if isinstance(step.webhook, str):
                 self._expr(step.webhook, (*here, "webhook"), visible, scope)
             self._values(step.data, (*here, "data"), visible, scope)
         return set()

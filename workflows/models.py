@@ -36,6 +36,7 @@ __all__ = [
     "Trigger",
     "UntilStep",
     "WaitStep",
+    "WebhookCredential",
     "parse_duration",
     "recipe_json_schema",
 ]
@@ -157,10 +158,24 @@ class Trigger(_Strict):
         return self
 
 
+class WebhookCredential(_Strict):
+    """A webhook whose URL is a stored credential, so its token never enters a run's history."""
+
+    credential: str = Field(
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$",
+        description="Name of the `webhook` credential holding the URL "
+        "(`tikflow credentials set webhook NAME url=…`); resolved by the worker when it sends.",
+    )
+
+
 class NotifyTarget(_Strict):
     """Where notifications go: the log always, a webhook when given."""
 
-    webhook: Expr | None = Field(default=None, description="URL that receives a JSON POST per notification.")
+    webhook: Expr | WebhookCredential | None = Field(
+        default=None,
+        description="URL that receives a JSON POST per notification, or `{credential: NAME}` to "
+        "use a stored `webhook` credential's URL (for URLs that carry a token).",
+    )
 
 
 class _StepBase(_Strict):
@@ -267,8 +282,10 @@ class NotifyStep(_StepBase):
     """Send a notification to the log and, when set, a webhook."""
 
     notify: Expr = Field(description="The message.")
-    webhook: Expr | None = Field(
-        default=None, description="URL to POST to (default: the recipe's `notify.webhook`)."
+    webhook: Expr | WebhookCredential | None = Field(
+        default=None,
+        description="URL to POST to, or `{credential: NAME}` for a stored `webhook` credential's URL "
+        "(default: the recipe's `notify.webhook`).",
     )
     data: dict[str, Any] = Field(default_factory=dict, description="Extra JSON fields sent with the message.")
 
