@@ -58,9 +58,11 @@ def without_values(message: str, argv: Sequence[str]) -> str:
             word = word.partition("=")[2]  # `--provider=VALUE`: the value part
         if word:
             values.append((word, position))
+    # The choices argparse lists are the parser's own words, not the user's.
+    head, sep, choices = message.partition(" (choose from ")
     for word, position in sorted(values, key=lambda item: -len(item[0])):
-        message = message.replace(repr(word), f"argument {position}")
-    return message
+        head = head.replace(repr(word), f"argument {position}")
+    return head + sep + choices
 
 
 def _recipe_files(paths: Sequence[str]) -> list[Path]:
@@ -421,4 +423,8 @@ def _exit_without_finalizing(code: int) -> None:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    # Through the imported module, so that commands raising `tikflow.cli.UserError` are caught
+    # under `python -m tikflow.cli` too (this file runs as `__main__` with classes of its own).
+    from tikflow.cli import main as _main
+
+    raise SystemExit(_main())

@@ -31,6 +31,7 @@ from workflows.expressions import (
 )
 from workflows.models import (
     STEP_KINDS,
+    WEBHOOK_KINDS,
     CallStep,
     FailStep,
     ForEachStep,
@@ -327,14 +328,17 @@ def _report_validation_error(doc: _Doc, data: Any, error: Any) -> None:
 def _data_path(data: Any, loc: Iterable[str | int]) -> tuple[Path_, Path_]:
     """Map a pydantic location onto the data: (the logical path, the longest prefix that exists).
 
-    Union tags (`call`, `if`…) that pydantic inserts are dropped; `with_`-style names become keys.
+    Union tags (`call`, `if`…, a webhook's `url`/`credential`) that pydantic inserts are dropped;
+    `with_`-style names become keys.
     """
     clean: list[str | int] = []
     existing: list[str | int] = []
     current = data
     previous: str | int | None = None
     for part in loc:
-        tag = isinstance(previous, int) and isinstance(part, str) and part in STEP_KINDS
+        tag = (isinstance(previous, int) and isinstance(part, str) and part in STEP_KINDS) or (
+            previous == "webhook" and part in WEBHOOK_KINDS and isinstance(current, dict | str)
+        )
         previous = part
         if tag:
             continue  # a discriminated-union tag pydantic inserts after a step's index

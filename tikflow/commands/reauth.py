@@ -23,11 +23,15 @@ import argparse
 import asyncio
 import sys
 from dataclasses import dataclass
-from typing import Any
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
 
 from activities.contracts import REAUTH_FIELDS
 from tikflow.commands.credentials import check_account, numbered, parse_pairs
 from tikflow.credentials import REQUIRED_FIELDS, CredentialStore, CredentialStoreError
+
+if TYPE_CHECKING:
+    from workflows.recipe import RunStatus
 
 __all__ = ["WAITING_QUERY", "Waiting", "add_parser", "cmd_reauth", "find_waiting"]
 
@@ -37,6 +41,8 @@ EXIT_INVALID = 2
 WAITING_QUERY = "TikflowPhase = 'awaiting_reauth' AND ExecutionStatus = 'Running'"
 #: Status queries in flight at once while looking for waiting runs.
 _QUERIES_AT_ONCE = 16
+#: How long a run's worker gets to answer `status`: a run whose worker is down must not hang this.
+_QUERY_TIMEOUT = timedelta(seconds=10)
 
 
 def add_parser(subparsers: Any) -> None:
@@ -83,24 +89,33 @@ async def find_waiting(client: Any, account: str) -> list[Waiting]:
     Raises:
         RPCError: The search failed (e.g. the namespace lacks tikflow's search attributes).
     """
-    from tikflow.runs import get_status
-
     ids = [execution.id async for execution in client.list_workflows(WAITING_QUERY)]
     limit = asyncio.Semaphore(_QUERIES_AT_ONCE)
 
     async def ask(workflow_id: str) -> Waiting | None:
+        from temporalio.client import WorkflowQueryFailedError
         from temporalio.service import RPCError
 
         async with limit:
             try:
-                status = await get_status(client, workflow_id)
-            except RPCError:
-                return None  # finished meanwhile, or not a recipe run
+                status = await _status(client, workflow_id)
+            except (RPCError, WorkflowQueryFailedError):
+                return None  # finished meanwhile, not a recipe run, or no worker answers
         provider = status.awaiting_reauth.get(account)
         return None if provider is None else Waiting(workflow_id, account, provider)
 
     found = await asyncio.gather(*(ask(workflow_id) for workflow_id in dict.fromkeys(ids)))
     return [waiting for waiting in found if waiting is not None]
+
+
+async def _status(client: Any, workflow_id: str) -> RunStatus:
+    """A run's `status`, or an RPCError once `_QUERY_TIMEOUT` passes (no worker serves it)."""
+    from workflows.recipe import RecipeWorkflow
+
+    status: RunStatus = await client.get_workflow_handle(workflow_id).query(
+        RecipeWorkflow.status, rpc_timeout=_QUERY_TIMEOUT
+    )
+    return status
 
 
 def _read_pairs(args: argparse.Namespace) -> list[tuple[str, str]]:
@@ -126,18 +141,18 @@ def cmd_reauth(args: argparse.Namespace) -> int:
 
 
 async def _reauth(args: argparse.Namespace, pairs: list[tuple[str, str]]) -> int:
+    from temporalio.client import WorkflowQueryFailedError
     from temporalio.service import RPCError, RPCStatusCode
 
     from tikflow.cli import UserError, _client
-    from tikflow.runs import get_status
 
     account: str = args.account
     client = await _client()
     waiting: list[Waiting] = []
     if args.id is not None:
         try:
-            status = await get_status(client, args.id)
-        except RPCError as exc:
+            status = await _status(client, args.id)
+        except (RPCError, WorkflowQueryFailedError) as exc:
             raise UserError(f"cannot ask run {args.id!r}: {exc.message}; nothing stored") from None
         if not status.awaiting_reauth:
             raise UserError(
