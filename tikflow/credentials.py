@@ -283,21 +283,35 @@ class CredentialStore:
             CredentialStoreError: The file cannot be read or written.
         """
         self._check_fields(provider, fields)
+        new = {name: str(value) for name, value in fields.items()}
+        wanted = list(dict.fromkeys([*REQUIRED_FIELDS[provider], *require]))
         if strict:
             check_values(provider, account, fields)
+            # Checked before the lock too, so a refused write creates no directory or lock file.
+            self._refuse_incomplete(provider, account, wanted, self._read(), new)
         with self._lock, self._file_lock():
             data = self._read()
-            merged = {**data.get(provider, {}).get(account, {}), **{n: str(v) for n, v in fields.items()}}
-            wanted = dict.fromkeys([*REQUIRED_FIELDS[provider], *require])
-            missing = self.missing(provider, account, wanted, pending=merged) if strict else []
-            if missing:
-                example = " ".join(f"{name}=…" for name in missing)
-                raise IncompleteCredential(
-                    f"{provider}/{account} would lack {', '.join(missing)}: give "
-                    f"{'it' if len(missing) == 1 else 'them'} too ({example}); nothing was written"
-                )
-            data.setdefault(provider, {})[account] = merged
+            if strict:
+                self._refuse_incomplete(provider, account, wanted, data, new)
+            data.setdefault(provider, {})[account] = {**data.get(provider, {}).get(account, {}), **new}
             self._write(data)
+
+    def _refuse_incomplete(
+        self,
+        provider: str,
+        account: str,
+        wanted: list[str],
+        data: dict[str, dict[str, dict[str, str]]],
+        new: dict[str, str],
+    ) -> None:
+        merged = {**data.get(provider, {}).get(account, {}), **new}
+        missing = self.missing(provider, account, wanted, pending=merged)
+        if missing:
+            example = " ".join(f"{name}=…" for name in missing)
+            raise IncompleteCredential(
+                f"{provider}/{account} would lack {', '.join(missing)}: give "
+                f"{'it' if len(missing) == 1 else 'them'} too ({example}); nothing was written"
+            )
 
     def missing(
         self,
