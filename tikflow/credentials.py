@@ -7,9 +7,9 @@ an activity needs them. Two sources, environment first:
   (`TIKFLOW_TIKAPI_API_KEY`) and `TIKFLOW_<PROVIDER>__<ACCOUNT>__<FIELD>` for any other
   (`TIKFLOW_TIKAPI__BRAND2__ACCOUNT_KEY`; the account name upper-cased, `-` written as `_`);
 - a JSON file, found by one rule that every command follows (`default_path`): the file
-  `TIKFLOW_CREDENTIALS` names; else `.tikflow/credentials.json` when the current directory has a
-  `.tikflow/` directory (the project's, where `tikflow dev` keeps its state and its store); else
-  `credentials.json` in the user's config directory. So a second shell in the folder where
+  `TIKFLOW_CREDENTIALS` names; else `.tikflow/credentials.json` when it exists in the current
+  directory (the store `tikflow dev` keeps there); else `credentials.json` in the user's config
+  directory. So a second shell in the folder where
   `tikflow dev` runs reads and writes the store its worker uses. Mode 0600, rewritten atomically
   (temp file + `os.replace`) under an exclusive `flock`, so two processes refreshing tokens at
   once both land. The file is re-read whenever its mtime changes, so a `tikflow credentials set`
@@ -131,10 +131,11 @@ def seed_path(env: Mapping[str, str] | None = None) -> Path | None:
 def default_path(env: Mapping[str, str] | None = None, cwd: Path | None = None) -> Path:
     """Where the credentials file lives, the same for every command run in one folder.
 
-    `TIKFLOW_CREDENTIALS`, else `.tikflow/credentials.json` when `cwd` (default: the current
-    directory) holds a `.tikflow/` directory, else the user's config dir. Only the current
-    directory counts, not its parents: a `.tikflow/` left in a home directory must not capture
-    every project below it.
+    `TIKFLOW_CREDENTIALS`, else `.tikflow/credentials.json` when it exists in `cwd` (default: the
+    current directory; `tikflow dev` creates it there), else the user's config dir. Only the
+    current directory counts, not its parents: a `.tikflow/` left in a home directory must not
+    capture every project below it. The file, not the directory, decides: `make demo` leaves a
+    `.tikflow/demo/` behind, which must not move the user's own credentials.
     """
     return _resolve(env, cwd)[0]
 
@@ -149,9 +150,9 @@ def _resolve(env: Mapping[str, str] | None, cwd: Path | None) -> tuple[Path, str
     override = env.get("TIKFLOW_CREDENTIALS")
     if override:
         return Path(override).expanduser(), "TIKFLOW_CREDENTIALS"
-    project = (cwd or Path.cwd()) / _PROJECT_DIR
-    if project.is_dir():
-        return (project / "credentials.json").absolute(), f"{_PROJECT_DIR}/ in the current directory"
+    project = (cwd or Path.cwd()) / _PROJECT_DIR / "credentials.json"
+    if project.is_file():
+        return project.absolute(), f"{_PROJECT_DIR}/credentials.json in the current directory"
     return Path(platformdirs.user_config_dir("tikflow")) / "credentials.json", "the user config dir"
 
 

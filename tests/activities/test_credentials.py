@@ -276,16 +276,18 @@ def test_a_broken_seed_is_a_clear_error_naming_it(tmp_path: Path) -> None:
 # One store per working folder (issue 13, point 1), whole credentials only, no echoed secrets.
 
 
-def test_every_command_in_a_folder_with_tikflow_state_uses_its_store(tmp_path: Path) -> None:
+def test_every_command_in_a_folder_with_a_dev_store_uses_it(tmp_path: Path) -> None:
     project = tmp_path / "project"
     (project / ".tikflow").mkdir(parents=True)
-    elsewhere = tmp_path / "elsewhere"
-    elsewhere.mkdir()
+    # `make demo` leaves `.tikflow/demo/` behind: that alone moves nobody's credentials.
+    (project / ".tikflow" / "demo").mkdir()
+    user_store = default_path({}, cwd=tmp_path)
+    assert default_path({}, cwd=project) == user_store
+    (project / ".tikflow" / "credentials.json").write_text('{"credentials": {}}')
     assert default_path({}, cwd=project) == project / ".tikflow" / "credentials.json"
-    # Only the folder itself counts: a `.tikflow/` above it (say in $HOME) captures nothing.
-    (elsewhere / "sub").mkdir()
-    (tmp_path / ".tikflow").mkdir()
-    assert default_path({}, cwd=elsewhere / "sub") != tmp_path / ".tikflow" / "credentials.json"
+    # Only the folder itself counts: a dev store above it (say in $HOME) captures nothing below.
+    (project / "sub").mkdir()
+    assert default_path({}, cwd=project / "sub") == user_store
     # TIKFLOW_CREDENTIALS wins over both.
     named = tmp_path / "named.json"
     assert default_path({"TIKFLOW_CREDENTIALS": str(named)}, cwd=project) == named
@@ -342,13 +344,17 @@ def test_list_names_the_file_in_use_even_when_it_is_empty(
 ) -> None:
     project = tmp_path / "project"
     (project / ".tikflow").mkdir(parents=True)
+    (project / ".tikflow" / "credentials.json").write_text('{"credentials": {}}')
     monkeypatch.chdir(project)
     monkeypatch.delenv("TIKFLOW_CREDENTIALS", raising=False)
     monkeypatch.delenv("TIKFLOW_CREDENTIALS_SEED", raising=False)
     code, out, _ = cli(["credentials", "list"], capsys)
     assert code == 0
     store = project / ".tikflow" / "credentials.json"
-    assert out.splitlines()[0] == f"credentials file: {store} (from .tikflow/ in the current directory)"
+    assert (
+        out.splitlines()[0]
+        == f"credentials file: {store} (from .tikflow/credentials.json in the current directory)"
+    )
     assert "no credentials" in out
     code, out, _ = cli(["credentials", "set", "dumpling", "main", f"api_key={SECRET}"], capsys)
     assert code == 0

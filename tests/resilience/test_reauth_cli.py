@@ -128,8 +128,9 @@ async def test_a_second_shell_in_the_dev_folder_reauthorizes_the_run_the_dev_wor
         code, out = await shell("credentials", "list", cwd=project, env=env)
         assert code == 0, out
         store_path = project / ".tikflow" / "credentials.json"
+        assert stack.credentials_path == store_path  # what `tikflow dev` prints
         assert out.splitlines()[0] == (
-            f"credentials file: {store_path} (from .tikflow/ in the current directory)"
+            f"credentials file: {store_path} (from .tikflow/credentials.json in the current directory)"
         )
         assert "tikapi" in out
 
@@ -269,6 +270,7 @@ async def test_the_worker_first_log_line_names_the_credential_file(
     tmp_path = tmp_path_factory.mktemp("worker")
     project = tmp_path / "project"
     (project / ".tikflow").mkdir(parents=True)
+    (project / ".tikflow" / "credentials.json").write_text('{"credentials": {}}')
     env = clean_env(
         TEMPORAL_ADDRESS=str(dev_env.client.service_client.config.target_host),
         TIKFLOW_TASK_QUEUE=f"creds-{uuid.uuid4().hex[:8]}",
@@ -295,7 +297,7 @@ async def test_the_worker_first_log_line_names_the_credential_file(
     store = str(project / ".tikflow" / "credentials.json")
     assert lines[0]["event"] == "worker starting"
     assert lines[0]["credentials"] == store
-    assert lines[0]["credentials_from"] == ".tikflow/ in the current directory"
+    assert lines[0]["credentials_from"] == ".tikflow/credentials.json in the current directory"
     started = next(line for line in lines if line["event"] == "worker started")
     assert started["credentials"] == store
     assert process.returncode == 0
