@@ -49,17 +49,18 @@ steps:
 """
 
 
-async def shell(*args: str, cwd: Path, env: dict[str, str]) -> tuple[int, str]:
+async def shell(*args: str, cwd: Path, env: dict[str, str], stdin: str = "") -> tuple[int, str]:
     """`tikflow ARGS` as a second shell runs it: its own cwd and environment, output merged."""
     process = await asyncio.create_subprocess_exec(
         str(TIKFLOW),
         *args,
         cwd=cwd,
         env=env,
+        stdin=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
     )
-    out, _ = await asyncio.wait_for(process.communicate(), 60)
+    out, _ = await asyncio.wait_for(process.communicate(stdin.encode()), 60)
     assert process.returncode is not None
     return process.returncode, out.decode()
 
@@ -197,6 +198,19 @@ async def test_reauth_refuses_what_does_not_wait_for_it_and_changes_nothing(rig:
         code, out = await reauth(waiting.id, "--account", "main", "--provider", "tikapi", "account_key=")
         assert code == 2, out
         assert "account_key is empty" in out
+        # A store whose credential lacks what a re-authorization renews: refused, not resumed.
+        partial = tmp_path / "partial.json"
+        CredentialStore(partial, env={}).update("tikapi", "main", {"api_key": "ak-only"}, strict=True)
+        code, out = await shell(
+            "reauth",
+            waiting.id,
+            "--account",
+            "main",
+            cwd=tmp_path,
+            env={**env, "TIKFLOW_CREDENTIALS": str(partial)},
+        )
+        assert code == 2, out
+        assert f"the tikapi credential 'main' in {partial} lacks account_key" in out
         code, out = await reauth("no-such-run", "--account", "main")
         assert code == 1, out
         assert "no-such-run" in out
@@ -241,9 +255,11 @@ async def test_one_reauth_resumes_every_run_waiting_on_the_account(rig: Rig, tmp
             "main",
             "--provider",
             "tikapi",
-            f"account_key={fresh}",
+            "--from-stdin",
             cwd=tmp_path,
             env=env,
+            # The key on stdin, as the README suggests: out of the process list and shell history.
+            stdin=f"account_key={fresh}\n",
         )
         assert code == 0, out
         assert "resumed 2 run(s)" in out
