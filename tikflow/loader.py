@@ -42,6 +42,7 @@ from workflows.models import (
     EXPRESSION_NAMES,
     MAX_LIMIT,
     STEP_KINDS,
+    WEBHOOK_KINDS,
     CallStep,
     FailStep,
     ForEachStep,
@@ -364,14 +365,17 @@ def _report_validation_error(doc: _Doc, data: Any, error: Any) -> None:
 def _data_path(data: Any, loc: Iterable[str | int]) -> tuple[Path_, Path_]:
     """Map a pydantic location onto the data: (the logical path, the longest prefix that exists).
 
-    Union tags (`call`, `if`…) that pydantic inserts are dropped; `with_`-style names become keys.
+    Union tags (`call`, `if`…, a webhook's `url`/`credential`) that pydantic inserts are dropped;
+    `with_`-style names become keys.
     """
     clean: list[str | int] = []
     existing: list[str | int] = []
     current = data
     previous: str | int | None = None
     for part in loc:
-        tag = isinstance(previous, int) and isinstance(part, str) and part in STEP_KINDS
+        tag = (isinstance(previous, int) and isinstance(part, str) and part in STEP_KINDS) or (
+            previous == "webhook" and part in WEBHOOK_KINDS and isinstance(current, dict | str)
+        )
         previous = part
         if tag:
             continue  # a discriminated-union tag pydantic inserts after a step's index
@@ -539,7 +543,7 @@ class _Checker:
         problem = account_name_problem(self.recipe.account)
         if problem:
             self.doc.at(("account",), f"account: {problem}")
-        if self.recipe.notify and self.recipe.notify.webhook:
+        if self.recipe.notify and isinstance(self.recipe.notify.webhook, str):
             self._webhook(self.recipe.notify.webhook, ("notify", "webhook"), set(), set())
         self._steps(self.recipe.steps, ("steps",), set(), set())
 
@@ -626,7 +630,7 @@ class _Checker:
             self._expr(step.fail, (*here, "fail"), visible, scope)
         elif isinstance(step, NotifyStep):
             self._expr(step.notify, (*here, "notify"), visible, scope)
-            if step.webhook:
+            if isinstance(step.webhook, str):
                 self._webhook(step.webhook, (*here, "webhook"), visible, scope)
             self._values(step.data, (*here, "data"), visible, scope)
         return set()

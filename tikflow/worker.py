@@ -20,8 +20,11 @@ What runs where:
     `TIKFLOW_<PROVIDER>_URL`: a provider's base URL (default: the real service; see
         `tikflow.settings`), e.g. the sandbox's in a trial deployment.
     `TIKFLOW_HTTP_TIMEOUT`, `TIKFLOW_HTTP_MAX_CONNECTIONS`: the shared HTTP client.
-    `TIKFLOW_CREDENTIALS`: the credentials file (see `tikflow.credentials`; `TIKFLOW_<PROVIDER>_<FIELD>`
-        variables override it), written when tokens rotate; `TIKFLOW_CREDENTIALS_SEED`: a
+    `TIKFLOW_CREDENTIALS`: the credentials file (default `.tikflow/credentials.json` when the
+        current directory has `.tikflow/`, else the user config dir; see `tikflow.credentials`;
+        `TIKFLOW_<PROVIDER>_<FIELD>` variables override it, `TIKFLOW_WEBHOOK_URL` and
+        `TIKFLOW_WEBHOOK__<NAME>__URL` give webhook credentials), written when tokens rotate; the
+        worker's first log line names it; `TIKFLOW_CREDENTIALS_SEED`: a
         read-only file under it (a Docker secret); `TIKFLOW_LEDGER`: the side-effect ledger
         (default beside the credentials file, which must then be writable).
 
@@ -346,7 +349,12 @@ async def run_workers(
         for worker in workers:
             await stack.enter_async_context(worker)
         await stack.enter_async_context((health or Health()).reporting(workers, stop))
-        log.info("worker started", task_queues=[w.task_queue for w in workers], providers=list(PROVIDERS))
+        log.info(
+            "worker started",
+            task_queues=[w.task_queue for w in workers],
+            providers=list(PROVIDERS),
+            credentials=str(services.credentials.path),
+        )
         if ready is not None:
             ready.set()
         await stop.wait()
@@ -357,12 +365,22 @@ async def run_workers(
 
 
 async def _main() -> None:
+    from tikflow.credentials import path_origin
+
+    services = build_services()
+    # First, so an operator sees which store (and so which keys) this worker uses before anything fails.
+    log.info(
+        "worker starting",
+        credentials=str(services.credentials.path),
+        credentials_from=path_origin(),
+        credentials_seed=str(services.credentials.seed) if services.credentials.seed else None,
+    )
     client = await connect(runtime=build_runtime())
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    await run_workers(client, build_services(), stop=stop, health=Health.from_env())
+    await run_workers(client, services, stop=stop, health=Health.from_env())
 
 
 def main(argv: Sequence[str] | None = None) -> int:

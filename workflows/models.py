@@ -37,6 +37,7 @@ __all__ = [
     "MAX_LIMIT",
     "RESERVED_NAMES",
     "STEP_KINDS",
+    "WEBHOOK_KINDS",
     "CallStep",
     "FailStep",
     "ForEachStep",
@@ -54,6 +55,7 @@ __all__ = [
     "Trigger",
     "UntilStep",
     "WaitStep",
+    "WebhookCredential",
     "parse_duration",
     "recipe_json_schema",
 ]
@@ -268,10 +270,53 @@ class Trigger(_Strict):
         return self
 
 
+#: A credential's name, as `tikflow credentials set` accepts it.
+_CREDENTIAL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+
+
+class WebhookCredential(_Strict):
+    """A webhook whose URL is a stored credential, so its token never enters a run's history."""
+
+    credential: str = Field(
+        description="Name of the `webhook` credential holding the URL "
+        "(`tikflow credentials set webhook NAME url=…`); resolved by the worker when it sends.",
+        json_schema_extra={"pattern": _CREDENTIAL_NAME.pattern},
+    )
+
+    @field_validator("credential")
+    @classmethod
+    def _a_name(cls, name: str) -> str:
+        if not _CREDENTIAL_NAME.fullmatch(name):
+            raise ValueError(
+                "not a credential name (letters, digits, `-` and `_`, at most 64); the URL itself "
+                "goes in the store: tikflow credentials set webhook NAME url=…"
+            )
+        return name
+
+
+#: The tags of a `webhook:` value's two forms (pydantic puts them in error locations).
+WEBHOOK_KINDS = ("url", "credential")
+
+
+def _webhook_kind(value: Any) -> str:
+    return "credential" if isinstance(value, dict | WebhookCredential) else "url"
+
+
+#: A notification target: a URL template, or `{credential: NAME}` (only that branch's errors show).
+Webhook = Annotated[
+    Annotated[Expr, Tag("url")] | Annotated[WebhookCredential, Tag("credential")],
+    Discriminator(_webhook_kind),
+]
+
+
 class NotifyTarget(_Strict):
     """Where notifications go: the log always, a webhook when given."""
 
-    webhook: Expr | None = Field(default=None, description="URL that receives a JSON POST per notification.")
+    webhook: Webhook | None = Field(
+        default=None,
+        description="URL that receives a JSON POST per notification, or `{credential: NAME}` to "
+        "use a stored `webhook` credential's URL (for URLs that carry a token).",
+    )
 
 
 class _StepBase(_Strict):
@@ -401,8 +446,10 @@ class NotifyStep(_StepBase):
     """Send a notification to the log and, when set, a webhook."""
 
     notify: Expr = Field(description="The message.")
-    webhook: Expr | None = Field(
-        default=None, description="URL to POST to (default: the recipe's `notify.webhook`)."
+    webhook: Webhook | None = Field(
+        default=None,
+        description="URL to POST to, or `{credential: NAME}` for a stored `webhook` credential's URL "
+        "(default: the recipe's `notify.webhook`).",
     )
     data: dict[str, Any] = Field(default_factory=dict, description="Extra JSON fields sent with the message.")
 

@@ -28,7 +28,7 @@ from temporalio.exceptions import ActivityError, ApplicationError
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 with workflow.unsafe.imports_passed_through():
-    from activities.contracts import ActionRequest, task_queue_for
+    from activities.contracts import ActionRequest, reauth_command, task_queue_for
     from workflows.expressions import ExpressionError, evaluate_value, truthy
     from workflows.models import (
         CallStep,
@@ -43,6 +43,7 @@ with workflow.unsafe.imports_passed_through():
         Step,
         UntilStep,
         WaitStep,
+        WebhookCredential,
         parse_duration,
     )
 
@@ -197,6 +198,10 @@ class RunStatus(BaseModel):
     recovered_from: str | None = None
     calls: list[CallStatus] = Field(default_factory=list)
     counters: Counters
+    awaiting_reauth: dict[str, str] = Field(
+        default_factory=dict,
+        description="Accounts the run waits to see re-authorized, each with its provider.",
+    )
 
 
 class RunResult(BaseModel):
@@ -287,6 +292,8 @@ class RecipeWorkflow:
         # one expiry seen by N concurrent calls is one notification, one wait, one signal.
         self._reauthorized: dict[str, int] = {}
         self._awaiting_reauth: set[str] = set()
+        # The provider of each account's expired session, for the `status` query.
+        self._reauth_providers: dict[str, str] = {}
         self._waiting_for: str | None = None
         self._backoff_until: datetime | None = None
         # Calls waiting out a rate limit right now (concurrent `for_each` items may all be).
@@ -357,6 +364,7 @@ class RecipeWorkflow:
                 for call in self._calls.values()
             ],
             counters=self._state.counters,
+            awaiting_reauth={a: self._reauth_providers.get(a, "") for a in sorted(self._awaiting_reauth)},
         )
 
     # -- the run -----------------------------------------------------------------------------
@@ -679,7 +687,7 @@ class RecipeWorkflow:
         target = step.webhook or (self._run.recipe.notify.webhook if self._run.recipe.notify else None)
         params = {
             "message": self._eval(step.notify, scope, path),
-            "webhook": self._eval(target, scope, path) if target else None,
+            "webhook": self._webhook(target, scope, path) if target else None,
             "data": self._eval(step.data, scope, path),
             "recipe": self._recipe_name,
             "workflow_id": workflow.info().workflow_id,
@@ -817,11 +825,13 @@ class RecipeWorkflow:
         self._state.counters.reauths += 1
         error = self._state.last_error = f"{path}: {cause.message}"
         self._waiting_for = f"re-authorization of {provider} account {account!r}"
+        self._reauth_providers[account] = provider
         self._set_phase("awaiting_reauth")
         workflow_id = workflow.info().workflow_id
+        # Only activity input changes with this text; replay compares commands, not inputs.
         message = (
             f"tikflow: the {provider} session of account {account!r} expired ({self._recipe_name}). "
-            f"Re-authorize it, then run: tikflow reauth {workflow_id} --account {account}"
+            f"Re-authorize it, then run: {reauth_command(workflow_id, account, provider)}"
         )
         workflow.logger.warning("awaiting re-authorization", extra={"account": account, "provider": provider})
         webhook = self._run.recipe.notify.webhook if self._run.recipe.notify else None
@@ -832,7 +842,7 @@ class RecipeWorkflow:
                     action="notify.send",
                     params={
                         "message": message,
-                        "webhook": self._eval(webhook, self._new_scope(), path) if webhook else None,
+                        "webhook": self._webhook(webhook, self._new_scope(), path) if webhook else None,
                         "data": {"event": "awaiting_reauth", "account": account, "provider": provider},
                         "recipe": self._recipe_name,
                         "workflow_id": workflow_id,
@@ -934,6 +944,12 @@ class RecipeWorkflow:
             return evaluate_value(value, scope.values)
         except ExpressionError as exc:
             raise StepFailed(f"{path}: expression failed: {exc}") from None
+
+    def _webhook(self, target: str | WebhookCredential, scope: _Scope, path: str) -> Any:
+        """A notification's target: a rendered URL, or the name of the credential holding one."""
+        if isinstance(target, WebhookCredential):
+            return {"credential": target.credential}
+        return self._eval(target, scope, path)
 
     def _condition(self, source: str, scope: _Scope, path: str) -> bool:
         try:

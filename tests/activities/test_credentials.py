@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import stat
 import sys
 import threading
@@ -269,3 +270,136 @@ def test_a_broken_seed_is_a_clear_error_naming_it(tmp_path: Path) -> None:
     store = CredentialStore(tmp_path / "credentials.json", env={}, seed=seed)
     with pytest.raises(CredentialsRejected, match=r"seed\.json is not valid JSON"):
         store.get("tikapi", "main")
+
+
+# ---------------------------------------------------------------------------------------------
+# One store per working folder (issue 13, point 1), whole credentials only, no echoed secrets.
+
+
+def test_every_command_in_a_folder_with_a_dev_store_uses_it(tmp_path: Path) -> None:
+    project = tmp_path / "project"
+    (project / ".tikflow").mkdir(parents=True)
+    # `make demo` leaves `.tikflow/demo/` behind: that alone moves nobody's credentials.
+    (project / ".tikflow" / "demo").mkdir()
+    user_store = default_path({}, cwd=tmp_path)
+    assert default_path({}, cwd=project) == user_store
+    (project / ".tikflow" / "credentials.json").write_text('{"credentials": {}}')
+    assert default_path({}, cwd=project) == project / ".tikflow" / "credentials.json"
+    # Only the folder itself counts: a dev store above it (say in $HOME) captures nothing below.
+    (project / "sub").mkdir()
+    assert default_path({}, cwd=project / "sub") == user_store
+    # TIKFLOW_CREDENTIALS wins over both.
+    named = tmp_path / "named.json"
+    assert default_path({"TIKFLOW_CREDENTIALS": str(named)}, cwd=project) == named
+
+
+def test_a_strict_write_never_leaves_half_a_credential(tmp_path: Path) -> None:
+    """The issue's reauth wrote an account key into a store with no API key for it."""
+    from tikflow.credentials import IncompleteCredential
+
+    path = tmp_path / "credentials.json"
+    store = CredentialStore(path, env={})
+    with pytest.raises(IncompleteCredential, match=r"tikapi/main would lack api_key") as caught:
+        store.update("tikapi", "main", {"account_key": SECRET}, strict=True)
+    assert SECRET not in str(caught.value)
+    assert not path.exists()
+    store.update("tikapi", "main", {"api_key": SECRET}, strict=True)
+    before = path.read_bytes()
+    # A re-authorization must also leave the fields it renews; refused, the file is untouched.
+    with pytest.raises(IncompleteCredential, match="would lack account_key"):
+        store.update(
+            "tikapi", "main", {"api_key": "sk_other_key_0000"}, strict=True, require=("account_key",)
+        )
+    assert path.read_bytes() == before
+    # An environment variable counts (a worker with the API key in its environment).
+    env_store = CredentialStore(tmp_path / "env.json", env={"TIKFLOW_TIKAPI_API_KEY": SECRET})
+    env_store.update("tikapi", "main", {"account_key": "acct-2"}, strict=True)
+    assert env_store.get("tikapi", "main") == {"api_key": SECRET, "account_key": "acct-2"}
+
+
+@pytest.mark.parametrize(
+    ("provider", "fields", "problem"),
+    [
+        ("tikapi", {"api_key": "  "}, "api_key is empty"),
+        ("tikapi", {"api_key": SECRET + "\n"}, "control character"),
+        ("tiktok", {"client_key": "ck", "client_secret": SECRET, "expires_at": "soon"}, "epoch seconds"),
+        ("webhook", {"url": f"ftp://hooks.example.com/{SECRET}"}, "http"),
+        ("webhook", {"url": SECRET}, "http"),
+    ],
+)
+def test_a_strict_write_refuses_malformed_values_without_showing_them(
+    tmp_path: Path, provider: str, fields: dict[str, str], problem: str
+) -> None:
+    from tikflow.credentials import IncompleteCredential
+
+    path = tmp_path / "credentials.json"
+    with pytest.raises(IncompleteCredential, match=problem) as caught:
+        CredentialStore(path, env={}).update(provider, "main", fields, strict=True)
+    assert SECRET not in str(caught.value)
+    assert not path.exists()
+
+
+def test_list_names_the_file_in_use_even_when_it_is_empty(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project = tmp_path / "project"
+    (project / ".tikflow").mkdir(parents=True)
+    (project / ".tikflow" / "credentials.json").write_text('{"credentials": {}}')
+    monkeypatch.chdir(project)
+    monkeypatch.delenv("TIKFLOW_CREDENTIALS", raising=False)
+    monkeypatch.delenv("TIKFLOW_CREDENTIALS_SEED", raising=False)
+    code, out, _ = cli(["credentials", "list"], capsys)
+    assert code == 0
+    store = project / ".tikflow" / "credentials.json"
+    assert (
+        out.splitlines()[0]
+        == f"credentials file: {store} (from .tikflow/credentials.json in the current directory)"
+    )
+    assert "no credentials" in out
+    code, out, _ = cli(["credentials", "set", "dumpling", "main", f"api_key={SECRET}"], capsys)
+    assert code == 0
+    assert CredentialStore(store, env={}).get("dumpling", "main") == {"api_key": SECRET}
+    code, out, err = cli(["credentials", "list", "--json"], capsys)
+    assert json.loads(out)[0]["provider"] == "dumpling"
+    assert f"credentials file: {store}" in err
+
+
+def run_tikflow(*args: str, cwd: Path) -> tuple[int, str]:
+    """The console script in a subprocess (argparse errors exit the process)."""
+    import subprocess
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TIKFLOW_")}
+    result = subprocess.run(
+        [sys.executable, "-m", "tikflow.cli", *args],
+        cwd=cwd,
+        env={**env, "TIKFLOW_CREDENTIALS": str(cwd / "c.json"), "TEMPORAL_ADDRESS": "127.0.0.1:1"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    return result.returncode, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["credentials", "set", "tikapi", "main", SECRET],  # the value without `api_key=`
+        ["credentials", "set", "tikapi", "main", f"{SECRET[:20]}==x"],  # a base64 key's padding
+        ["credentials", "set", "tikapi", SECRET + "!", "api_key=x"],  # the key given as ACCOUNT
+        ["credentials", "set", SECRET, "main", "api_key=x"],  # the key given as PROVIDER
+        ["reauth", "run-1", "--account", "main", "--provider", f"account_key={SECRET}"],
+        ["reauth", "run-1", "--account", "main", "--provider", SECRET],
+        ["reauth", "run-1", "--account", "main", "--provider", "tikapi", SECRET, "--wat"],
+        ["reauth", "run-1", "--account", "main", f"--provider={SECRET}"],
+        ["reauth", "run-1", "--account", f"{SECRET}!"],
+    ],
+)
+def test_a_secret_in_the_wrong_place_is_never_echoed(tmp_path: Path, argv: list[str]) -> None:
+    code, output = run_tikflow(*argv, cwd=tmp_path)
+    assert code == 2, output
+    assert SECRET[:20] not in output
+    assert "Traceback" not in output
+    assert not (tmp_path / "c.json").exists()
+    # The message still says where the problem is.
+    assert re.search(r"argument \d|pair \d|ACCOUNT|PROVIDER", output), output

@@ -197,7 +197,8 @@ async def test_a_run_retrying_an_unreachable_provider_shows_its_attempts_and_sto
     assert (final.phase, final.calls, final.waiting_for, final.next_poll_at) == ("stopped", [], None, None)
     # The worker's log line for a failed attempt names the host, and no query string.
     failed = [entry for entry in logs if entry.get("event") == "action failed"]
-    assert len(failed) >= 3
+    # `attempt 3` is the attempt pending when stop came: the two before it failed and logged.
+    assert len(failed) >= 2
     assert all(f"127.0.0.1:{port}/tikapi/public/hashtag" in entry["error"] for entry in failed)
     assert all("?" not in entry["error"] for entry in failed)
 
