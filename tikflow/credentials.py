@@ -35,6 +35,7 @@ from typing import Any
 import platformdirs
 
 from activities.errors import CredentialsRejected
+from activities.redact import remember_secrets
 
 __all__ = [
     "PROVIDER_FIELDS",
@@ -171,6 +172,9 @@ class CredentialStore:
                 provider=provider,
                 account=account,
             )
+        # What the store hands out is masked in every log line of this process from now on
+        # (ids and timestamps are not secrets, and masking them would hide what a line is about).
+        remember_secrets(v for k, v in fields.items() if not k.endswith(("_id", "_at")))
         return fields
 
     def update(self, provider: str, account: str, fields: Mapping[str, str]) -> None:
