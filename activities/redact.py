@@ -12,8 +12,8 @@ What is redacted, and only that (the value goes, the name stays):
   `authorization`, `cookie`, `signature`, `key` alone, or it ends in `api key`, `account key`,
   `private key`, `access key`, `session id`, … (`access_token`, `X-API-KEY`, `clientSecret`,
   `webhook_token`), as a structured key, `name=value`, `"name": "value"` or a header line.
-  `token_count`, `access_token_field` or `idempotency_key` are not secret names, and prose such
-  as `token: expired` keeps its word;
+  `token_count`, `access_token_field`, `idempotency_key` or a bare `key` (payload metadata,
+  dictionary dumps) are not secret names, and prose such as `token: expired` keeps its word;
 - URL query parameters that carry credentials (`?access_token=`, `?code=`, `?sig=`, `?key=`),
   user info (`https://user:pass@host`) and the token part of webhook URLs of known shapes (Slack
   `/services/T…/B…/…`, Discord, Microsoft Teams, Zapier, Telegram bots, IFTTT, `/hooks/<id>`);
@@ -79,7 +79,7 @@ _SECRET_LAST_PAIRS = frozenset(
     }
 )
 #: Names that are secret alone (a name of one word), not as the end of a longer one.
-_SECRET_ALONE = frozenset({"key", "webhook", "sig"})
+_SECRET_ALONE = frozenset({"webhook"})
 #: Query parameters that carry credentials although their name alone says little.
 _SECRET_QUERY = frozenset({"code", "sig", "key", "x-amz-signature", "x-amz-credential", "x-goog-signature"})
 

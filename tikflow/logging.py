@@ -27,24 +27,31 @@ import structlog
 import structlog.tracebacks
 from structlog.typing import EventDict, WrappedLogger
 
+# Imported here, not in the processors: those also run inside the workflow sandbox (for
+# `workflow.logger` records), where a late import is refused.
+from activities.errors import ProviderError
 from activities.redact import redact_secrets
 
 __all__ = ["configure_logging", "expected_error_types", "summarize_expected_errors"]
 
 
 def expected_error_types() -> frozenset[str]:
-    """`ApplicationError.type`s of failures the engine expects: every class of the provider error tree."""
-    from activities.errors import ProviderError
+    """`ApplicationError.type`s of failures the engine expects, logged as one line without a stack.
 
+    Every class of the provider error tree, invalid action input (the recipe's fault) and
+    `StepFailed` (a run that failed because one of its steps did, the reason in its message).
+    """
     names: set[str] = set()
-    pending = [ProviderError]
+    pending: list[type[ProviderError]] = [ProviderError]
     while pending:
         cls = pending.pop()
         names.add(cls.__name__)
         pending += cls.__subclasses__()
-    # Raised by the activity runner when `with:` does not fit the action: the recipe's fault.
-    names.add("InvalidActionInput")
-    return frozenset(names)
+    return frozenset({*names, "InvalidActionInput", "StepFailed"})
+
+
+_EXPECTED_TYPES = expected_error_types()
+_PROVIDER_ERROR_TYPES = _EXPECTED_TYPES - {"InvalidActionInput", "StepFailed"}
 
 
 def _exception_of(exc_info: Any) -> BaseException | None:
@@ -61,13 +68,11 @@ def _expected_type(exc: BaseException | None) -> str | None:
     """The error type of an expected failure, or None for anything else."""
     if exc is None:
         return None
-    from activities.errors import ProviderError
-
     if isinstance(exc, ProviderError):
         return type(exc).__name__
+    # An ApplicationError, told by its `type` (temporalio is not imported for `tikflow validate`).
     error_type = getattr(exc, "type", None)
-    # ApplicationError (its module is not imported here: the CLI configures logging too).
-    if isinstance(error_type, str) and error_type in expected_error_types():
+    if isinstance(error_type, str) and error_type in _EXPECTED_TYPES:
         return error_type
     return None
 
@@ -95,13 +100,12 @@ class _ProviderErrorRepeatFilter(logging.Filter):
     def __init__(self, level: int) -> None:
         super().__init__()
         self.level = level
-        self.provider_errors = expected_error_types() - {"InvalidActionInput"}
 
     def filter(self, record: logging.LogRecord) -> bool:
         if record.name != "temporalio.activity" or record.levelno <= logging.DEBUG or not record.exc_info:
             return True
         error_type = getattr(record.exc_info[1], "type", None)
-        if error_type not in self.provider_errors:
+        if error_type not in _PROVIDER_ERROR_TYPES:
             return True
         record.levelno, record.levelname = logging.DEBUG, "DEBUG"
         return self.level <= logging.DEBUG
