@@ -431,4 +431,8 @@ def _exit_without_finalizing(code: int) -> None:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    # `python -m tikflow.cli` runs this file as `__main__`, while commands import `tikflow.cli`: a
+    # second copy with its own globals. Run that copy, so both agree on `_made_temporal_client`.
+    from tikflow.cli import main as _main
+
+    raise SystemExit(_main())
