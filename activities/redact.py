@@ -160,9 +160,10 @@ _SECRET_PATHS = [
         r"(?P<keep>/hooks/)[A-Za-z0-9]{20,}",  # Mattermost, Rocket.Chat, generic `/hooks/<token>`
     )
 ]
-# Dots are allowed inside (OAuth tokens look like `act.…`); `-` is not, so hyphenated identifiers
-# (workflow ids such as `recipe-hashtag-reply-3f9a8c7d2e`, UUIDs) stay readable in logs.
-_LONG_TOKEN = re.compile(r"(?<![A-Za-z0-9._])[A-Za-z0-9_][A-Za-z0-9._]{23,}(?![A-Za-z0-9_])")
+# Dots are allowed inside (OAuth tokens look like `act.…`), not at the end (a sentence's full
+# stop); `-` is not, so hyphenated identifiers (workflow ids such as
+# `recipe-hashtag-reply-3f9a8c7d2e`, UUIDs) stay readable in logs.
+_LONG_TOKEN = re.compile(r"(?<![A-Za-z0-9._])[A-Za-z0-9_][A-Za-z0-9._]{22,}[A-Za-z0-9_](?![A-Za-z0-9_])")
 # JWTs are base64url (with `-`) in three dot-separated parts; the header always starts `eyJ`.
 _JWT = re.compile(r"\beyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*")
 _HAS_LETTER = re.compile(r"[A-Za-z]")

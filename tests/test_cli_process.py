@@ -131,3 +131,27 @@ def test_output_into_an_open_pipe_is_unchanged():
     assert done.returncode == 0
     assert done.stderr == ""
     assert done.stdout.splitlines()[0].startswith("dumpling.profile")
+
+
+@pytest.mark.devserver
+def test_demo_ends_saying_where_the_history_is_not_pointing_at_the_stopped_ui(tmp_path):
+    home = tmp_path / "demo"
+    done = subprocess.run(
+        [sys.executable, "-m", "tikflow.cli", "demo", "--home", str(home), "--polls", "1"],
+        cwd=ROOT,
+        env={**os.environ, "TIKFLOW_CREDENTIALS": str(tmp_path / "credentials.json")},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    lines = done.stdout.splitlines()
+    ui = next(line for line in lines if line.startswith("Temporal UI: ")).removeprefix("Temporal UI: ")
+    assert not port_in_use(int(ui.rpartition(":")[2]))  # the UI is gone, as the last lines say
+    assert "See both runs in the Temporal UI" not in done.stdout
+    assert lines[-3:] == [
+        "stopped everything the demo started (the Temporal UI too)",
+        f"Both runs' histories are kept in {home / 'temporal.db'}; to see them in the Temporal UI,",
+        f"run `tikflow dev --home {home}` and open http://localhost:8233 (or `tikflow demo --keep`).",
+    ]
+    assert (home / "temporal.db").stat().st_size > 0

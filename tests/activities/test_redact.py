@@ -22,7 +22,8 @@ JWT = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_X
         ('{"access_token": "act.12ab", "open_id": "x"}', f'{{"access_token": "{REDACTED}", "open_id": "x"}}'),
         ("?api_key=abcd1234&count=30", f"?api_key={REDACTED}&count=30"),
         (f"token {JWT} expired", f"token {REDACTED} expired"),
-        (f"key {API_KEY}.", f"key {REDACTED}"),
+        # The sentence's full stop is not part of the key (it was redacted with it).
+        (f"key {API_KEY}.", f"key {REDACTED}."),
         ("client_secret='s3cr3t'", f"client_secret='{REDACTED}'"),
     ],
 )
