@@ -152,6 +152,16 @@ def cmd_run(args: argparse.Namespace) -> int:
             print(problem, file=sys.stderr)
         return EXIT_INVALID
 
+    trigger = loaded.recipe.trigger
+    if args.wait and trigger is not None and trigger.schedule is not None:
+        # A Schedule never finishes, and its first run may be hours away: waiting would hang.
+        raise UserError(
+            f"--wait cannot wait for {args.file}: its `schedule:` trigger starts a Temporal Schedule, "
+            "which never finishes; start it without --wait, then `tikflow trigger ID --wait` runs it "
+            "once now and waits for that run",
+            EXIT_INVALID,
+        )
+
     async def go() -> int:
         from temporalio.service import RPCError, RPCStatusCode
 
@@ -172,7 +182,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             ) from None
         kind = "schedule" if handle is None else "run"
         print(f"started {kind} {run_id}")
-        print(f"watch it: {_ui_link(run_id)}")
+        print(f"watch it: {ui_link(run_id, schedule=handle is None)}")
         if handle is None or not args.wait:
             return 0
         from temporalio.client import WorkflowFailureError
@@ -189,10 +199,18 @@ def cmd_run(args: argparse.Namespace) -> int:
     return asyncio.run(go())
 
 
-def _ui_link(run_id: str) -> str:
-    base = os.environ.get("TIKFLOW_UI_URL", "http://localhost:8233")
-    namespace = os.environ.get("TEMPORAL_NAMESPACE", "default")
-    return f"{base}/namespaces/{namespace}/workflows/{run_id}"
+def ui_link(object_id: str, *, schedule: bool = False) -> str:
+    """The Temporal UI page of a run (the latest execution of a workflow id) or of a schedule.
+
+    The paths are the UI's own routes (`/namespaces/[namespace]/workflows/[workflow]`,
+    `/namespaces/[namespace]/schedules/[schedule]`); a schedule id is not a workflow id.
+    """
+    from urllib.parse import quote
+
+    base = os.environ.get("TIKFLOW_UI_URL", "http://localhost:8233").rstrip("/")
+    namespace = quote(os.environ.get("TEMPORAL_NAMESPACE", "default"), safe="")
+    kind = "schedules" if schedule else "workflows"
+    return f"{base}/namespaces/{namespace}/{kind}/{quote(object_id, safe='')}"
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -242,7 +260,12 @@ def _print_schedule(schedule: Any, *, as_json: bool) -> int:
     state = "paused" if schedule.paused else "active"
     print(f"{schedule.schedule_id}: schedule of {schedule.recipe} ({', '.join(schedule.cron)}) is {state}")
     print("  next runs: " + (", ".join(t.isoformat() for t in schedule.next_runs) or "-"))
-    print("  recent runs: " + (", ".join(schedule.recent_runs) or "-"))
+    if not schedule.runs:
+        print("  recent runs: -")
+        return 0
+    print("  recent runs:")
+    for run in schedule.runs:
+        print(f"    {run.started_at.isoformat(timespec='seconds')}  {run.workflow_id}  {run.status}")
     return 0
 
 
@@ -283,8 +306,8 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 
 def cmd_dev(args: argparse.Namespace) -> int:
-    """`tikflow dev`: the embedded stack (Temporal + UI + sandbox + worker) until Ctrl-C."""
-    from tikflow.devstack import DevStack
+    """`tikflow dev`: the embedded stack (Temporal + UI + sandbox + worker) until Ctrl-C or SIGTERM."""
+    from tikflow.devstack import DevStack, run_until_stopped
     from tikflow.logging import configure_logging
     from tikflow.worker import WorkerConfigError, tune_gc
 
@@ -300,7 +323,12 @@ def cmd_dev(args: argparse.Namespace) -> int:
     shell_env = dict(os.environ)
 
     async def go() -> int:
-        stack = DevStack(home=Path(args.home), sandbox_port=args.sandbox_port)
+        stack = DevStack(
+            home=Path(args.home),
+            temporal_port=args.port,
+            ui_port=args.ui_port,
+            sandbox_port=args.sandbox_port,
+        )
         try:
             async with stack:
                 print(f"Temporal: {stack.address}")
@@ -314,17 +342,18 @@ def cmd_dev(args: argparse.Namespace) -> int:
                         f"  (commands in other shells use {elsewhere} instead; "
                         f"run them with TIKFLOW_CREDENTIALS={stack.credentials_path})"
                     )
-                print("worker: running (Ctrl-C stops everything)")
+                print("worker: running (Ctrl-C stops everything)", flush=True)
                 await asyncio.Event().wait()
         except RuntimeError as exc:
             raise UserError(str(exc)) from None
         return 0
 
-    try:
-        return asyncio.run(go())
-    except KeyboardInterrupt:
+    # Ctrl-C, SIGTERM and SIGHUP all end here, after the stack stopped what it started.
+    code = run_until_stopped(go)
+    if code is None:
         print("stopped")
         return 0
+    return code
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -367,10 +396,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("dev", help="run Temporal, its UI, the sandbox and a worker locally")
     p.add_argument("--home", default=".tikflow", help="state directory (default .tikflow)")
+    p.add_argument("--port", type=int, default=7233, help="Temporal's gRPC port (default 7233)")
+    p.add_argument("--ui-port", type=int, default=8233, help="the Temporal UI's port (default 8233)")
     p.add_argument("--sandbox-port", type=int, default=8400)
     p.set_defaults(func=cmd_dev)
 
-    for module in ("credentials", "actions", "sandbox", "demo", "reauth", "graph"):
+    for module in ("credentials", "actions", "sandbox", "demo", "reauth", "graph", "trigger"):
         _add_optional_command(sub, module)
     return parser
 
@@ -389,6 +420,20 @@ def _add_optional_command(sub: Any, module: str) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `tikflow` console script."""
+    try:
+        try:
+            code = _run_command(argv)
+        finally:
+            # Flushed here, not at exit (also after --help), so that a closed pipe is caught below.
+            sys.stdout.flush()
+    except BrokenPipeError:
+        code = _stdout_closed()
+    if argv is None and _made_temporal_client:
+        _exit_without_finalizing(code)
+    return code
+
+
+def _run_command(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     words = list(sys.argv[1:] if argv is None else argv)
     CommandLineParser.argv = words
@@ -413,9 +458,28 @@ def main(argv: Sequence[str] | None = None) -> int:
         code = exc.code
     except KeyboardInterrupt:
         code = 130
-    if argv is None and _made_temporal_client:
-        _exit_without_finalizing(code)
     return code
+
+
+def _stdout_closed() -> int:
+    """Whoever read our output went away (`tikflow actions | head -1`): stop quietly.
+
+    Exit status 141 is what a shell reports for a command stopped by SIGPIPE, as `cat` or `yes`
+    would be; SIGPIPE itself stays ignored, since a worker must survive a peer closing a socket.
+    """
+    import signal
+
+    # Python flushes stdout once more at exit; pointed at /dev/null, that flush cannot fail.
+    try:
+        fd = sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):  # not a real file (a test's capture)
+        return 128 + signal.SIGPIPE
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, fd)
+    finally:
+        os.close(devnull)
+    return 128 + signal.SIGPIPE
 
 
 def _exit_without_finalizing(code: int) -> None:
@@ -433,8 +497,8 @@ def _exit_without_finalizing(code: int) -> None:
 
 
 if __name__ == "__main__":
-    # Through the imported module, so that commands raising `tikflow.cli.UserError` are caught
-    # under `python -m tikflow.cli` too (this file runs as `__main__` with classes of its own).
+    # `python -m tikflow.cli` runs this file as `__main__`, while commands import `tikflow.cli`: a
+    # second copy with its own globals. Run that copy, so both agree on `_made_temporal_client`.
     from tikflow.cli import main as _main
 
     raise SystemExit(_main())

@@ -42,6 +42,7 @@ from typing import Any
 import platformdirs
 
 from activities.errors import CredentialsRejected
+from activities.redact import remember_secrets
 
 __all__ = [
     "ACCOUNT_NAME",
@@ -252,6 +253,9 @@ class CredentialStore:
                 provider=provider,
                 account=account,
             )
+        # What the store hands out is masked in every log line of this process from now on
+        # (ids and timestamps are not secrets, and masking them would hide what a line is about).
+        remember_secrets(v for k, v in fields.items() if not k.endswith(("_id", "_at")))
         return fields
 
     def update(

@@ -7,6 +7,8 @@ points every provider base URL at the sandbox, and runs a worker in this process
 another shell in the same folder find that same file (`tikflow.credentials.default_path`), so
 what `tikflow credentials` and `tikflow reauth` write there is what the worker reads.
 Leaving the context stops everything it started, in reverse order; nothing is left running.
+`run_until_stopped` runs a coroutine that holds a stack so that SIGTERM and SIGHUP stop it
+exactly as Ctrl-C does: the coroutine is cancelled and the stack's cleanup runs.
 """
 
 from __future__ import annotations
@@ -19,10 +21,10 @@ import signal
 import socket
 import subprocess
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import structlog
 from temporalio.client import Client
@@ -36,8 +38,14 @@ __all__ = [
     "DevStack",
     "dev_server_args",
     "find_binary",
+    "run_until_stopped",
     "sandbox_credentials",
 ]
+
+T = TypeVar("T")
+
+#: Signals that stop `tikflow dev` and `tikflow demo` as Ctrl-C does (SIGHUP: the terminal closed).
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
 
 log = structlog.get_logger("tikflow.dev")
 
@@ -190,7 +198,10 @@ class DevStack:
 
     async def _start(self) -> None:
         self.home.mkdir(parents=True, exist_ok=True)
-        for port, what in ((self.temporal_port, "Temporal"), (self.ui_port, "Temporal UI")):
+        ports = [(self.temporal_port, "Temporal"), (self.ui_port, "Temporal UI")]
+        if self.sandbox_port is not None and self.sandbox_port > 0:
+            ports.append((self.sandbox_port, "sandbox"))
+        for port, what in ports:
             if port_in_use(port):
                 raise RuntimeError(
                     f"port {port} for the {what} is already in use (another `tikflow dev`? stop it first)"
@@ -222,19 +233,15 @@ class DevStack:
             *dev_server_args(),
         ]
         with (self.home / "temporal.log").open("ab") as log_file:
+            # Its own session and process group: a Ctrl-C in the terminal reaches this process
+            # only, which then stops the server in order (the worker first), group and all.
             process = await asyncio.create_subprocess_exec(
                 *args, stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True
             )
             try:
                 yield
             finally:
-                with contextlib.suppress(ProcessLookupError):
-                    process.send_signal(signal.SIGTERM)
-                try:
-                    await asyncio.wait_for(process.wait(), 15)
-                except TimeoutError:
-                    process.kill()
-                    await process.wait()
+                await _stop_process_group(process)
 
     async def _wait_for_server(self) -> Client:
         last: Exception | None = None
@@ -307,3 +314,63 @@ def sandbox_environment(base_url: str, credentials_file: Path) -> dict[str, str]
     env = {f"TIKFLOW_{p.upper()}_URL": url for p, url in provider_base_urls(base_url).items()}
     env["TIKFLOW_CREDENTIALS"] = str(credentials_file.resolve())
     return env
+
+
+async def _stop_process_group(process: asyncio.subprocess.Process, grace_s: float = 15) -> None:
+    """SIGTERM a child's process group, wait for the child to exit (SIGKILL after `grace_s`)."""
+    try:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGTERM)
+        try:
+            await asyncio.wait_for(process.wait(), grace_s)
+        except TimeoutError:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            await process.wait()
+    except BaseException:
+        # Interrupted while waiting (a second Ctrl-C): leave nothing running all the same. Only
+        # while the child is not reaped: after that its pid, and so the group id, may be reused.
+        if process.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+        raise
+
+
+def run_until_stopped(main: Callable[[], Awaitable[T]]) -> T | None:
+    """Run `main()` in a new event loop until it returns, or until Ctrl-C, SIGTERM or SIGHUP.
+
+    Each signal cancels `main` the same way Ctrl-C does, so the `DevStack` it holds stops
+    everything it started (worker, sandbox, Temporal server and UI) before this returns.
+
+    Returns:
+        What `main()` returned, or None when a signal stopped it.
+    """
+
+    async def guarded() -> T | None:
+        loop = asyncio.get_running_loop()
+        task = asyncio.current_task()
+        assert task is not None
+        signalled: list[int] = []
+
+        def stop(signum: int) -> None:
+            # One cancellation only: a second signal must not interrupt the cleanup it started.
+            if not signalled:
+                signalled.append(signum)
+                task.cancel()
+
+        for signum in STOP_SIGNALS:
+            loop.add_signal_handler(signum, stop, signum)
+        try:
+            return await main()
+        except asyncio.CancelledError:
+            if signalled:
+                return None
+            raise
+        finally:
+            for signum in STOP_SIGNALS:
+                loop.remove_signal_handler(signum)
+
+    try:
+        return asyncio.run(guarded())
+    except KeyboardInterrupt:
+        return None

@@ -5,9 +5,11 @@ Shared by the CLI, the dev stack's demo and the tests, so all of them start runs
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -41,11 +43,13 @@ if TYPE_CHECKING:
 __all__ = [
     "AlreadyRunning",
     "ScheduleInfo",
+    "ScheduleRun",
     "describe_schedule",
     "get_status",
     "run_id_for",
     "start_recipe",
     "steer_schedule",
+    "trigger_schedule",
 ]
 
 
@@ -234,8 +238,29 @@ async def wait_result(handle: WorkflowHandle[Any, Any]) -> RunResult:
 
 
 @dataclass(frozen=True)
+class ScheduleRun:
+    """One run a schedule started, and how it went.
+
+    Attributes:
+        workflow_id: The run's workflow id (`<schedule id>-run-<time>`).
+        started_at: When the schedule started it.
+        status: `running`, `completed`, `failed`, `timed_out`, `terminated`, `canceled`, or
+            `unknown` when Temporal no longer has it (past the namespace's retention).
+    """
+
+    workflow_id: str
+    started_at: datetime
+    status: str
+
+
+@dataclass(frozen=True)
 class ScheduleInfo:
-    """What `tikflow status` shows for a recipe with a `schedule:` trigger."""
+    """What `tikflow status` shows for a recipe with a `schedule:` trigger.
+
+    Attributes:
+        recent_runs: Workflow ids of the last runs it started, oldest first.
+        runs: The same runs with when they started and their outcome.
+    """
 
     schedule_id: str
     recipe: str
@@ -244,6 +269,7 @@ class ScheduleInfo:
     note: str
     next_runs: list[datetime]
     recent_runs: list[str]
+    runs: list[ScheduleRun] = field(default_factory=list)
 
 
 async def describe_schedule(client: Client, schedule_id: str) -> ScheduleInfo | None:
@@ -256,6 +282,11 @@ async def describe_schedule(client: Client, schedule_id: str) -> ScheduleInfo | 
         raise
     schedule = described.schedule
     memo = await described.memo()
+    recent = [
+        (getattr(action.action, "workflow_id", "?"), action.started_at)
+        for action in described.info.recent_actions[-5:]
+    ]
+    statuses = await asyncio.gather(*(_run_status(client, workflow_id) for workflow_id, _ in recent))
     return ScheduleInfo(
         schedule_id=schedule_id,
         recipe=str(memo.get("recipe", "?")),
@@ -263,10 +294,66 @@ async def describe_schedule(client: Client, schedule_id: str) -> ScheduleInfo | 
         paused=schedule.state.paused,
         note=schedule.state.note or "",
         next_runs=list(described.info.next_action_times[:3]),
-        recent_runs=[
-            getattr(action.action, "workflow_id", "?") for action in described.info.recent_actions[-5:]
+        recent_runs=[workflow_id for workflow_id, _ in recent],
+        runs=[
+            ScheduleRun(workflow_id=workflow_id, started_at=started, status=status)
+            for (workflow_id, started), status in zip(recent, statuses, strict=True)
         ],
     )
+
+
+async def _run_status(client: Client, workflow_id: str) -> str:
+    """`completed`, `failed`, `running`, … of a schedule's run (its latest execution)."""
+    try:
+        described = await client.get_workflow_handle(workflow_id).describe()
+    except RPCError as exc:
+        if exc.status == RPCStatusCode.NOT_FOUND:
+            return "unknown"
+        raise
+    return described.status.name.lower() if described.status is not None else "unknown"
+
+
+#: How long `trigger_schedule` waits for the schedule to report the run it started.
+TRIGGER_TIMEOUT_S = 15.0
+
+
+async def trigger_schedule(client: Client, schedule_id: str) -> str | None:
+    """Start a run of the schedule `schedule_id` now (`ScheduleHandle.trigger`); the run's workflow id.
+
+    Returns:
+        The new run's workflow id, or None when there is no such schedule.
+
+    Raises:
+        AlreadyRunning: a run the schedule started is still going (the schedule's overlap policy
+            would skip the new one, or run the recipe twice at once).
+        TimeoutError: the schedule did not report a new run within `TRIGGER_TIMEOUT_S`.
+    """
+    handle = client.get_schedule_handle(schedule_id)
+    try:
+        before = await handle.describe()
+    except RPCError as exc:
+        if exc.status == RPCStatusCode.NOT_FOUND:
+            return None
+        raise
+    running = [getattr(a, "workflow_id", "?") for a in before.info.running_actions]
+    if running:
+        raise AlreadyRunning(
+            f"schedule {schedule_id!r} has a run still going ({running[0]}); "
+            "wait for it to finish or stop it, then trigger again"
+        )
+    seen = {getattr(a.action, "workflow_id", None) for a in before.info.recent_actions}
+    await handle.trigger()
+    # The schedule starts the run asynchronously and has no call that returns its id: poll.
+    deadline = time.monotonic() + TRIGGER_TIMEOUT_S
+    while time.monotonic() < deadline:
+        info = (await handle.describe()).info
+        started = [getattr(a, "workflow_id", None) for a in info.running_actions]
+        started += [getattr(a.action, "workflow_id", None) for a in info.recent_actions]
+        fresh = [str(workflow_id) for workflow_id in started if workflow_id and workflow_id not in seen]
+        if fresh:
+            return fresh[0]
+        await asyncio.sleep(0.1)
+    raise TimeoutError(f"schedule {schedule_id!r} did not start a run within {TRIGGER_TIMEOUT_S:.0f} s")
 
 
 async def steer_schedule(client: Client, schedule_id: str, command: str) -> bool:

@@ -353,7 +353,7 @@ async def run_workers(
             "worker started",
             task_queues=[w.task_queue for w in workers],
             providers=list(PROVIDERS),
-            credentials=str(services.credentials.path),
+            credentials_file=str(services.credentials.path),
         )
         if ready is not None:
             ready.set()
@@ -371,9 +371,9 @@ async def _main() -> None:
     # First, so an operator sees which store (and so which keys) this worker uses before anything fails.
     log.info(
         "worker starting",
-        credentials=str(services.credentials.path),
-        credentials_from=path_origin(),
-        credentials_seed=str(services.credentials.seed) if services.credentials.seed else None,
+        credentials_file=str(services.credentials.path),
+        credentials_file_from=path_origin(),
+        credentials_seed_file=str(services.credentials.seed) if services.credentials.seed else None,
     )
     client = await connect(runtime=build_runtime())
     stop = asyncio.Event()

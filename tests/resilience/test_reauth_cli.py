@@ -312,8 +312,8 @@ async def test_the_worker_first_log_line_names_the_credential_file(
         await asyncio.wait_for(process.communicate(), 60)
     store = str(project / ".tikflow" / "credentials.json")
     assert lines[0]["event"] == "worker starting"
-    assert lines[0]["credentials"] == store
-    assert lines[0]["credentials_from"] == ".tikflow/credentials.json in the current directory"
+    assert lines[0]["credentials_file"] == store
+    assert lines[0]["credentials_file_from"] == ".tikflow/credentials.json in the current directory"
     started = next(line for line in lines if line["event"] == "worker started")
-    assert started["credentials"] == store
+    assert started["credentials_file"] == store
     assert process.returncode == 0

@@ -3,7 +3,9 @@
 It starts the embedded stack (a real Temporal dev server and UI, the provider sandbox, a worker),
 runs `upload-and-confirm` to completion and `hashtag-reply` for a few polls in sandbox time,
 prints what each did (read back from the sandbox's own state, not from the engine's claims) and
-the Temporal UI address, then stops everything it started and exits 0.
+the Temporal UI address, then stops everything it started and exits 0. Its last lines say where
+the runs' histories stay (the dev server's SQLite file) and the command that shows them in the UI
+again; `--keep` keeps the UI up instead, until Ctrl-C. SIGTERM stops it as Ctrl-C does.
 """
 
 from __future__ import annotations
@@ -44,13 +46,20 @@ def _definitions() -> Path:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     """Run the demo; exit 0 when both recipes did what they should."""
+    from tikflow.devstack import run_until_stopped
     from tikflow.logging import configure_logging
 
     configure_logging(level="WARNING")
-    return asyncio.run(_demo(Path(args.home), args.polls, args.keep))
+    outcome: list[int] = []
+    code = run_until_stopped(lambda: _demo(Path(args.home), args.polls, args.keep, outcome))
+    if code is None:  # Ctrl-C or SIGTERM: the stack has stopped what it started
+        print("stopped everything the demo started")
+        # With --keep, the demo was done and only its UI was being kept up.
+        return outcome[0] if outcome else 130
+    return code
 
 
-async def _demo(home: Path, polls: int, keep: bool) -> int:
+async def _demo(home: Path, polls: int, keep: bool, outcome: list[int]) -> int:
     from tikflow.cli import UserError
     from tikflow.devstack import DevStack, free_port, port_in_use
     from tikflow.loader import load_recipe
@@ -123,18 +132,24 @@ async def _demo(home: Path, polls: int, keep: bool) -> int:
             print(f"  matched, replied: {counters.effects} (sandbox shows {len(ours)} new replies)")
             for item in ours[:5]:
                 print(f"    ↳ to {item.get('reply_to')}: {item.get('text')!r}")
-            print(f"\nSee both runs in the Temporal UI: {stack.ui_url}")
             ok = (
                 status.get("status") == "PUBLISH_COMPLETE"
                 and result.polls == polls
                 and len(ours) == counters.effects
             )
+            outcome.append(0 if ok else 1)
             if keep:
-                print("stack kept running; Ctrl-C stops it")
+                print(
+                    f"\nSee both runs in the Temporal UI: {stack.ui_url} (Ctrl-C stops everything)",
+                    flush=True,
+                )
                 await asyncio.Event().wait()
     except (RuntimeError, FileNotFoundError) as exc:
         raise UserError(str(exc)) from None
-    print("stopped everything the demo started")
+    print("\nstopped everything the demo started (the Temporal UI too)")
+    # The UI is gone; the histories are not: they are in the dev server's SQLite file.
+    print(f"Both runs' histories are kept in {home / 'temporal.db'}; to see them in the Temporal UI,")
+    print(f"run `tikflow dev --home {home}` and open http://localhost:8233 (or `tikflow demo --keep`).")
     return 0 if ok else 1
 
 
