@@ -23,6 +23,7 @@ from urllib.parse import urlencode
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 
+from tikflow.sandbox.payloads import json_body
 from tikflow.sandbox.ratelimit import Quotas
 from tikflow.sandbox.routing import Provider, Router
 from tikflow.sandbox.state import Comment, Conversation, Message, User, Video, World
@@ -735,7 +736,7 @@ async def _params(request: Request, path_params: dict[str, str]) -> dict[str, An
     if request.method == "POST":
         raw = await request.body()
         try:
-            body = json.loads(raw) if raw else {}
+            body = {} if not raw else json_body(raw)
         except ValueError:
             raise BadParams({"body": "The request body must be JSON."}) from None
         if isinstance(body, dict):
