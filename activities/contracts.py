@@ -17,10 +17,13 @@ __all__ = [
     "ACCOUNT_NAME_PATTERN",
     "REAUTH_FIELDS",
     "ActionRequest",
+    "RunScope",
     "account_name_problem",
     "http_url_problem",
+    "idempotency_key",
     "provider_of",
     "reauth_command",
+    "run_scope",
     "task_queue_for",
 ]
 
@@ -57,7 +60,7 @@ class ActionRequest(BaseModel):
     params: dict[str, Any] = Field(default_factory=dict, description="The step's rendered `with:` mapping.")
     account: str = Field(default="main", description="Credential name to act as.")
     idempotency_key: str = Field(
-        description="Stable across retries and replays: workflow id, step path and item key."
+        description="Stable across retries and replays: workflow id, run, poll, step path and item key."
     )
     recipe: str = Field(default="", description="Recipe name, for logs.")
 
@@ -92,6 +95,31 @@ def http_url_problem(url: str) -> str | None:
     if any(char.isspace() for char in url):
         return "webhook URL contains whitespace"
     return None
+
+
+#: Which run a side effect belongs to: (workflow id, the first run id of its run chain).
+RunScope = tuple[str, str]
+
+
+def idempotency_key(workflow_id: str, first_run_id: str, poll: int, path: str) -> str:
+    """The key a call's side effect is recorded and de-duplicated under.
+
+    The same for every retry and replay of one call, and different for a new run of the same
+    recipe: the workflow id repeats (it is derived from the inputs), the run does not. The run is
+    the *first* run id of the run chain, which Temporal keeps across continue-as-new (the poll
+    number keeps counting there, so keys stay unique) and across a workflow reset (an operator's
+    reset replays the same run, so what it already did is not done again).
+    """
+    return f"{workflow_id}@{first_run_id}:{poll}:{path}"
+
+
+def run_scope(key: str, workflow_id: str) -> RunScope | None:
+    """The run an `idempotency_key` of `workflow_id` belongs to; None for keys of older runs."""
+    prefix = f"{workflow_id}@"
+    if not key.startswith(prefix):
+        return None
+    first_run_id, sep, _ = key[len(prefix) :].partition(":")
+    return (workflow_id, first_run_id) if sep and first_run_id else None
 
 
 def provider_of(action: str) -> str:

@@ -6,14 +6,17 @@ The location and the user a post is created by default to the credential's `loca
 by the shared limiter in `activities.http.send`; `classify` maps the error bodies
 (`{statusCode, message, error}`, `message` a list on 422) into the error tree.
 
-`highlevel.create_post` is a side effect HighLevel offers no idempotency key for, so it checks
-before it acts: the effect ledger first (an earlier attempt of this step recorded its post), then
-the location's recent posts (one with the same summary, media and account created in the last hour
-is taken as ours: the attempt that created it died before it could record it).
+`highlevel.create_post` is a side effect HighLevel offers no idempotency key for, so it writes
+down in the effect ledger that it is about to post (under the step's idempotency key, which names
+the run) and then the post it made. A retry that finds the post recorded returns it; one that finds
+only the note reads the location's recent posts, and one with the same summary, media and account
+created since that earlier attempt began is taken as ours (the attempt died before it could record
+it). Without such a note nothing is looked up: a new run, even with the same text, posts anew.
 """
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
@@ -47,8 +50,8 @@ __all__ = [
 PROVIDER = "highlevel"
 API_VERSION = "2021-07-28"
 
-#: How far back `create_post` looks for a post an earlier attempt created but did not record.
-DUPLICATE_WINDOW = timedelta(hours=1)
+#: How much earlier than an unfinished attempt's note HighLevel's clock may date the post it made.
+CLOCK_SKEW = timedelta(minutes=5)
 _DUPLICATE_SCAN_LIMIT = 50
 
 
@@ -327,11 +330,10 @@ def _same_post(post: dict[str, Any], params: CreatePostInput, since: datetime) -
 
 
 async def _find_created(
-    ctx: ActionContext, token: str, location: str, params: CreatePostInput
+    ctx: ActionContext, token: str, location: str, params: CreatePostInput, since: datetime
 ) -> dict[str, Any] | None:
-    """A post matching `params` created in the last hour, if any."""
+    """A post matching `params` created since `since`, if any."""
     now = datetime.now(UTC)
-    since = now - DUPLICATE_WINDOW
     # The list filters on the post's display date, which for a scheduled post lies ahead.
     until = max(now, params.schedule_date or now) + timedelta(days=1)
     results = await _call(
@@ -368,13 +370,18 @@ async def create_post(ctx: ActionContext, params: CreatePostInput) -> dict[str, 
     ledger = ledger_for(ctx.services)
     key = f"highlevel.create_post:{ctx.idempotency_key}"
     recorded = ledger.get(key)
-    if recorded is not None:
+    if recorded is not None and not recorded.get("pending"):
         return {**recorded, "already_done": True}
-    found = await _find_created(ctx, credential["token"], location, params)
-    if found is not None:
-        result = {"post_id": found["post_id"], "status": found["status"]}
-        ledger.put(key, result)
-        return {**result, "already_done": True}
+    if recorded is not None:
+        # An earlier attempt of this very step was about to post and never recorded the outcome.
+        began = datetime.fromtimestamp(float(recorded.get("started_at", 0)), UTC) - CLOCK_SKEW
+        found = await _find_created(ctx, credential["token"], location, params, began)
+        if found is not None:
+            result = {"post_id": found["post_id"], "status": found["status"]}
+            ledger.put(key, result, run=ctx.run)
+            return {**result, "already_done": True}
+    else:
+        ledger.put(key, {"pending": True, "started_at": time.time()}, run=ctx.run)
     body: dict[str, Any] = {
         "accountIds": params.account_ids,
         "userId": params.user_id or credential["user_id"],
@@ -394,7 +401,7 @@ async def create_post(ctx: ActionContext, params: CreatePostInput) -> dict[str, 
     result = {"post_id": _post(post)["post_id"], "status": post.get("status")}
     if not result["post_id"]:
         raise ProviderUnavailable("HighLevel created a post but answered without its id", provider=PROVIDER)
-    ledger.put(key, result)
+    ledger.put(key, result, run=ctx.run)
     return {**result, "already_done": False}
 
 

@@ -7,8 +7,14 @@ step's idempotency key the moment the provider answers, and look there first on 
 
 The ledger is a JSON file next to the credentials file (`effects.json`; `TIKFLOW_LEDGER` names
 another path), rewritten atomically (temp file + `os.replace`) under an exclusive `flock`, so
-activities in this and other worker processes on the machine see each other's entries. Entries
-older than `keep_s` are dropped on write: by then every retry of the step is long over.
+activities in this and other worker processes on the machine see each other's entries.
+
+Keys name the run (`activities.contracts.idempotency_key`), so a new run of the same recipe does
+new work while every retry, worker death and reset inside one run finds what it already did. The
+file stays bounded on write: entries older than `keep_s` go (every retry of their step is long
+over), entries of a workflow's earlier run chains go as soon as a newer chain of the same workflow
+id records one (Temporal keeps at most one run of an id open, so the older chain is closed), and
+past `max_entries` the oldest go.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from activities.contracts import RunScope
     from activities.registry import Services
 
 __all__ = ["LEDGER_STATE_KEY", "EffectLedger", "EffectLedgerError", "default_ledger_path", "ledger_for"]
@@ -34,6 +41,10 @@ LEDGER_STATE_KEY = "effects.ledger"
 
 #: Thirty days: far longer than any activity retry or workflow reset window.
 DEFAULT_KEEP_S = 30 * 24 * 3600.0
+#: The file is read and rewritten whole: 5,000 entries are about 1.4 MB, a write about 90 ms and a
+#: read 45 ms on 2 busy cores (20,000: 380 ms and 170 ms). An entry is needed only while its call
+#: can still be retried or reset, so only that many newer effects in between could drop a live one.
+DEFAULT_MAX_ENTRIES = 5_000
 
 _FILE_VERSION = 1
 
@@ -66,6 +77,7 @@ class EffectLedger:
     Args:
         path: The JSON file (created on the first write).
         keep_s: Entries older than this many seconds are dropped when the file is rewritten.
+        max_entries: At most this many entries are kept (the oldest go first).
         clock: Wall clock in epoch seconds, injectable for tests.
     """
 
@@ -74,10 +86,12 @@ class EffectLedger:
         path: Path,
         *,
         keep_s: float = DEFAULT_KEEP_S,
+        max_entries: int = DEFAULT_MAX_ENTRIES,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.path = path
         self.keep_s = keep_s
+        self.max_entries = max_entries
         self._clock = clock
         self._lock = threading.Lock()
 
@@ -91,16 +105,33 @@ class EffectLedger:
             entry = self._read().get(key)
         return dict(entry["value"]) if entry is not None else None
 
-    def put(self, key: str, value: Mapping[str, Any]) -> None:
+    def put(self, key: str, value: Mapping[str, Any], *, run: RunScope | None = None) -> None:
         """Record `value` (JSON-able) under `key`, replacing what was there, and write atomically.
+
+        Args:
+            key: `<action>:<idempotency key>`.
+            value: What the action did (or began doing).
+            run: The run the key belongs to (`ActionContext.run`); entries of the same workflow's
+                other run chains are dropped with this write.
 
         Raises:
             EffectLedgerError: The file cannot be read or written.
         """
         now = self._clock()
         with self._lock, self._file_lock():
-            entries = {k: e for k, e in self._read().items() if now - e["at"] <= self.keep_s}
-            entries[key] = {"at": now, "value": dict(value)}
+            entries = {
+                k: e
+                for k, e in self._read().items()
+                if now - e["at"] <= self.keep_s and not _superseded(e.get("run"), run)
+            }
+            entry: dict[str, Any] = {"at": now, "value": dict(value)}
+            if run is not None:
+                entry["run"] = list(run)
+            entries.pop(key, None)
+            entries[key] = entry
+            if len(entries) > self.max_entries:
+                newest = sorted(entries.items(), key=lambda item: item[1]["at"])[-self.max_entries :]
+                entries = dict(newest)
             self._write(entries)
 
     def discard(self, key: str) -> None:
@@ -129,7 +160,10 @@ class EffectLedger:
             ) from None
         effects = doc.get("effects") if isinstance(doc, dict) else None
         if not isinstance(effects, dict) or not all(
-            isinstance(e, dict) and isinstance(e.get("at"), int | float) and isinstance(e.get("value"), dict)
+            isinstance(e, dict)
+            and isinstance(e.get("at"), int | float)
+            and isinstance(e.get("value"), dict)
+            and _is_run(e.get("run", []))
             for e in effects.values()
         ):
             raise EffectLedgerError(f"{self.path} does not hold {{'effects': {{key: {{at, value}}}}}}")
@@ -169,3 +203,17 @@ class EffectLedger:
             yield
         finally:
             os.close(fd)
+
+
+def _is_run(value: Any) -> bool:
+    """An entry's `run`: absent (kept as `[]` here), or `[workflow id, first run id]`."""
+    return isinstance(value, list) and (
+        value == [] or (len(value) == 2 and all(isinstance(part, str) for part in value))
+    )
+
+
+def _superseded(entry_run: list[str] | None, run: RunScope | None) -> bool:
+    """Whether an entry belongs to an earlier run chain of the workflow `run` belongs to."""
+    if not entry_run or run is None:
+        return False
+    return entry_run[0] == run[0] and entry_run[1] != run[1]

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from activities.contracts import provider_of
+from activities.contracts import RunScope, provider_of
 
 if TYPE_CHECKING:
     import httpx
@@ -122,14 +122,18 @@ class ActionContext:
     Attributes:
         services: The worker's shared services.
         account: Credential name (never the secret).
-        idempotency_key: Stable across retries: derived from workflow id and step path.
+        idempotency_key: Stable across retries, new for every run: from workflow id, run, poll
+            and step path (`activities.contracts.idempotency_key`).
         action: The action name being run.
+        run: The run the call belongs to, for the ledger to forget older runs' entries (None for
+            calls of runs started before keys named the run).
     """
 
     services: Services
     account: str
     idempotency_key: str
     action: str
+    run: RunScope | None = None
 
 
 InputT = TypeVar("InputT", bound=ActionInput)

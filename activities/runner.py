@@ -16,7 +16,7 @@ from pydantic import ValidationError
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.contracts import ActionRequest, task_queue_for
+from activities.contracts import ActionRequest, run_scope, task_queue_for
 from activities.errors import ProviderError, to_application_error
 from activities.registry import Action, ActionContext, Services, load_actions
 
@@ -52,6 +52,7 @@ class ProviderActivities:
                 account=request.account,
                 idempotency_key=request.idempotency_key,
                 action=act.name,
+                run=run_scope(request.idempotency_key, info.workflow_id or ""),
             )
             try:
                 result = await act.handler(ctx, params)

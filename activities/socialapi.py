@@ -254,7 +254,7 @@ async def create_post(ctx: ActionContext, params: CreatePostInput) -> dict[str, 
     normalized = _post(post if isinstance(post, dict) else {})
     if not normalized["post_id"]:
         raise ProviderUnavailable("SocialAPI created a post but answered without its id", provider=PROVIDER)
-    ledger.put(key, normalized)
+    ledger.put(key, normalized, run=ctx.run)
     return {**normalized, "already_done": False}
 
 

@@ -36,6 +36,7 @@ from activities.errors import (
     SessionExpired,
 )
 from activities.http import Reply, send
+from activities.ledger import ledger_for
 from activities.pagination import Pages, collect_pages
 from activities.ratelimit import parse_retry_after
 from activities.redact import redact
@@ -623,6 +624,13 @@ class MessagesInput(ConversationRef, PagedInput):
 
     limit: int | None = Field(default=None, ge=1, le=99, description="Messages per page.")
     cursor: str | None = Field(default=None, description="Resume from this `nextCursor`.")
+    exclude_own: bool = Field(
+        default=True,
+        description=(
+            "Leave out the messages the account itself sent (so an auto-reply never answers its "
+            "own reply); false lists both sides of the conversation."
+        ),
+    )
 
 
 class SendMessageInput(ConversationRef):
@@ -859,7 +867,12 @@ async def message_requests(ctx: ActionContext, params: ConversationsInput) -> di
 
 @action("tikapi.messages", MessagesInput, endpoint="GET /user/messages")
 async def messages(ctx: ActionContext, params: MessagesInput) -> dict[str, Any]:
-    """The messages of one conversation, newest first."""
+    """The messages of one conversation, newest first; by default only those the other side sent.
+
+    `exclude_own: false` also lists the account's own messages (`sender_id` is then the account's
+    user id, as `tikapi.me` reports it). Filtering happens after paging, so a page may hold fewer
+    items than `limit`.
+    """
     query = {
         "conversation_id": params.conversation_id,
         "conversation_short_id": params.conversation_short_id,
@@ -867,6 +880,9 @@ async def messages(ctx: ActionContext, params: MessagesInput) -> dict[str, Any]:
     }
     pages = await _walk(ctx, _MESSAGES, query, start=params.cursor, pages=params.pages)
     items = [message_item(raw) for body in pages.bodies for raw in _items(ctx, body, "messages")]
+    if params.exclude_own:
+        me_ = await _me(ctx)
+        items = [item for item in items if not me_.wrote(item["sender_id"], "")]
     return _listing_result(items, pages)
 
 
@@ -1049,24 +1065,57 @@ async def delete_comment(ctx: ActionContext, params: DeleteCommentInput) -> dict
 
 @action("tikapi.send_message", SendMessageInput, endpoint="POST /user/message/send", side_effect=True)
 async def send_message(ctx: ActionContext, params: SendMessageInput) -> dict[str, Any]:
-    """Send a direct message; `already_done` when it was already sent.
+    """Send a direct message, once per step however often retried; `already_done` on a retry.
 
-    Idempotent: the conversation's latest page of messages is read first and, if it holds a message
-    from our own user with the same text, nothing is sent. This worker also remembers what it sent
-    by idempotency key.
+    Idempotent by the step's idempotency key, not by the text: the same template sent for two
+    messages of one conversation is two messages. Before sending, the ids of our messages with this
+    text on the conversation's latest page go into the effect ledger with a note that a send is
+    under way; a retry that finds the note and a new message of ours with the text there takes it
+    as the one the earlier attempt sent (it died before it could record it). A retry that finds the
+    send recorded (in the ledger, or in this worker's memory) returns it without a request.
     """
     if (earlier := _done_before(ctx)) is not None:
         return earlier
+    ledger = ledger_for(ctx.services)
+    key = f"tikapi.send_message:{ctx.idempotency_key}"
+    recorded = ledger.get(key)
+    if recorded is not None and not recorded.get("pending"):
+        return {"message": recorded.get("message"), "already_done": True}
     me_ = await _me(ctx)
     ref = {"conversation_id": params.conversation_id, "conversation_short_id": params.conversation_short_id}
     latest = await _request(ctx, "GET", "/user/messages", ref)
     wanted = params.text.strip()
-    for message in (message_item(raw) for raw in _items(ctx, latest, "messages")):
-        if message["text"].strip() == wanted and me_.wrote(message["sender_id"], ""):
-            log.info("tikapi.send_message.already_done", message_id=message["id"])
-            return {"message": message, "already_done": True}
-    await _request(ctx, "POST", "/user/message/send", {**ref, "text": params.text, "ticket": params.ticket})
-    return _remember(ctx, {"message": {"text": params.text, "sender_id": me_.user_id}, "already_done": False})
+    ours = [
+        message
+        for message in (message_item(raw) for raw in _items(ctx, latest, "messages"))
+        if message["text"].strip() == wanted and me_.wrote(message["sender_id"], "")
+    ]
+    if recorded is not None:
+        before = set(recorded.get("before") or [])
+        sent = next((message for message in ours if message["id"] not in before), None)
+        if sent is not None:
+            log.info("tikapi.send_message.already_done", message_id=sent["id"])
+            ledger.put(key, {"message": sent}, run=ctx.run)
+            _remember(ctx, {"message": sent, "already_done": False})
+            return {"message": sent, "already_done": True}
+    else:
+        ledger.put(key, {"pending": True, "before": [m["id"] for m in ours]}, run=ctx.run)
+    body = await _request(
+        ctx, "POST", "/user/message/send", {**ref, "text": params.text, "ticket": params.ticket}
+    )
+    message = {"id": _sent_message_id(body), "text": params.text, "sender_id": me_.user_id}
+    ledger.put(key, {"message": message}, run=ctx.run)
+    return _remember(ctx, {"message": message, "already_done": False})
+
+
+def _sent_message_id(body: Mapping[str, Any]) -> str:
+    """The new message's id in a send answer, else ''.
+
+    TikAPI documents the answer only as TikTok's IM envelope (`cmd` 100, `body`, `sequence_id`);
+    the id inside `body` follows TikTok's IM `send_message_body` (not verified against TikAPI).
+    """
+    sent = _obj(_obj(body.get("body")).get("send_message_body"))
+    return _str(sent.get("server_message_id"))
 
 
 @action(

@@ -628,9 +628,9 @@ async def _upload_chunks(
             expect_json=False,
         )
         entry["next_chunk"] = index + 1
-        ledger.put(key, entry)
+        ledger.put(key, entry, run=ctx.run)
     entry["done"] = True
-    ledger.put(key, entry)
+    ledger.put(key, entry, run=ctx.run)
 
 
 async def _publish_status(ctx: ActionContext, publish_id: str) -> dict[str, Any]:
@@ -675,7 +675,7 @@ async def _continue_recorded(
         isinstance(uploaded, int) and uploaded >= entry["video_size"]
     ):
         entry["done"] = True
-        ledger.put(key, entry)
+        ledger.put(key, entry, run=ctx.run)
         return _result(entry, already_done=True)
     if isinstance(uploaded, int) and uploaded % entry["chunk_size"] == 0:
         # What TikTok says it holds beats our record: a chunk may have landed after our last write.
@@ -700,7 +700,11 @@ async def _init_and_upload(
         body["post_info"] = post_info
     if plan is None:
         # PULL_FROM_URL: TikTok acts on the init alone; see the module docstring.
-        ledger.put(key, {"pending": True, "mode": mode, "source": params.source, "created_at": time.time()})
+        ledger.put(
+            key,
+            {"pending": True, "mode": mode, "source": params.source, "created_at": time.time()},
+            run=ctx.run,
+        )
     try:
         data = await _api(ctx, "POST", path, json_body=body)
     except ProviderError as err:
@@ -730,7 +734,7 @@ async def _init_and_upload(
             next_chunk=0,
         )
     # Recorded before the first byte is sent: from here on a retry continues this publish.
-    ledger.put(key, entry)
+    ledger.put(key, entry, run=ctx.run)
     if plan is not None:
         await _upload_chunks(ctx, ledger, key, entry, params.file_path or "")
     return _result(entry, already_done=False)

@@ -28,7 +28,7 @@ from temporalio.exceptions import ActivityError, ApplicationError
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 with workflow.unsafe.imports_passed_through():
-    from activities.contracts import ActionRequest, reauth_command, task_queue_for
+    from activities.contracts import ActionRequest, idempotency_key, reauth_command, task_queue_for
     from workflows.expressions import ExpressionError, evaluate_value, truthy
     from workflows.models import (
         CallStep,
@@ -104,6 +104,11 @@ STOP_PATCH = "stop-interrupts-calls-and-waits"
 #: `workflow.patched` id of a `notify` step whose delivery fails: logged and counted, the run
 #: goes on (before it, the step failed, and with it the poll or the run).
 NOTIFY_PATCH = "notify-failure-continues"
+#: `workflow.patched` id of idempotency keys that name the run (`activities.contracts.
+#: idempotency_key`): before it, a second run with the same inputs (the same workflow id) found
+#: the first run's side effects under its keys and did nothing. Runs started before it keep the
+#: keys their history holds.
+RUN_SCOPED_KEYS_PATCH = "idempotency-keys-name-the-run"
 #: Phases `TikflowPhase` shows as another (runs with QUIET_PHASE_PATCH).
 _SEARCHABLE_PHASE: dict[str, str] = {"sleeping": "running"}
 
@@ -723,7 +728,7 @@ class RecipeWorkflow:
             action=action,
             params=values,
             account=account,
-            idempotency_key=f"{workflow.info().workflow_id}:{self._state.iteration}:{path}",
+            idempotency_key=self._effect_key(path),
             recipe=self._recipe_name,
         )
         timeout = parse_duration(step.timeout or recipe.timeout or "2m")
@@ -779,6 +784,13 @@ class RecipeWorkflow:
             if self._phase in ("backing_off", "awaiting_reauth"):
                 self._resume_phase()
             return result
+
+    def _effect_key(self, path: str) -> str:
+        """The idempotency key of the call at `path` in this poll of this run."""
+        info = workflow.info()
+        if workflow.patched(RUN_SCOPED_KEYS_PATCH):
+            return idempotency_key(info.workflow_id, info.first_execution_run_id, self._state.iteration, path)
+        return f"{info.workflow_id}:{self._state.iteration}:{path}"
 
     async def _await_reauth(
         self, account: str, cause: ApplicationError, path: str, reauths_before: int
@@ -847,7 +859,7 @@ class RecipeWorkflow:
                         "recipe": self._recipe_name,
                         "workflow_id": workflow_id,
                     },
-                    idempotency_key=f"{workflow_id}:{self._state.iteration}:{path}:reauth{self._state.counters.reauths}",
+                    idempotency_key=self._effect_key(f"{path}:reauth{self._state.counters.reauths}"),
                     recipe=self._recipe_name,
                 ),
                 task_queue=workflow.info().task_queue,

@@ -227,18 +227,23 @@ def post_routes(listed: list[dict[str, Any]]) -> dict[tuple[str, str], Responder
     }
 
 
-async def test_create_post_checks_recent_posts_then_creates(make_ctx: Callable[..., ActionContext]) -> None:
-    fake = FakeHighLevel(post_routes([]))
+def lost_attempt(tmp_path: Path, minutes_ago: float = 10, key: str = "wf-1/steps/0") -> None:
+    """What an attempt that died between its note and its record leaves in the ledger."""
+    started = (datetime.now(UTC) - timedelta(minutes=minutes_ago)).timestamp()
+    EffectLedger(tmp_path / "effects.json").put(
+        f"highlevel.create_post:{key}", {"pending": True, "started_at": started}
+    )
+
+
+async def test_create_post_creates_without_looking_first(make_ctx: Callable[..., ActionContext]) -> None:
+    # Nothing says an earlier attempt of this step may have posted: a lookalike post (an earlier
+    # run with the same text) is not ours, so nothing is listed.
+    fake = FakeHighLevel(post_routes([created_post(_id="earlier-run")]))
 
     result = await run(make_ctx(fake), "highlevel.create_post", CREATE)
 
-    assert fake.trail == [f"POST {LIST}", f"POST {POSTS}"]
-    search = json.loads(fake.requests[0].content)
-    assert search["accounts"] == ACCOUNT
-    assert (search["skip"], search["includeUsers"]) == ("0", "false")
-    since = datetime.fromisoformat(search["fromDate"].replace("Z", "+00:00"))
-    assert timedelta(minutes=59) < datetime.now(UTC) - since < timedelta(minutes=61)
-    create = fake.requests[1]
+    assert fake.trail == [f"POST {POSTS}"]
+    create = fake.requests[0]
     assert_headers(create)
     assert json.loads(create.content) == {
         "accountIds": [ACCOUNT],
@@ -267,12 +272,23 @@ async def test_create_post_sends_the_schedule_in_utc(make_ctx: Callable[..., Act
         account_ids=[ACCOUNT], summary="Later", status="scheduled", schedule_date=when, user_id="user-2"
     )
     await run(make_ctx(fake), "highlevel.create_post", params)
-    body = json.loads(fake.requests[1].content)
+    body = json.loads(fake.requests[0].content)
     assert (body["scheduleDate"], body["status"], body["userId"]) == (
         "2030-01-02T12:00:00.000Z",
         "scheduled",
         "user-2",
     )
+
+
+async def test_a_lost_scheduled_post_is_looked_for_up_to_its_date(
+    make_ctx: Callable[..., ActionContext], tmp_path: Path
+) -> None:
+    lost_attempt(tmp_path)
+    fake = FakeHighLevel(post_routes([]))
+    when = datetime(2030, 1, 2, 12, 0, tzinfo=UTC)
+    params = CreatePostInput(account_ids=[ACCOUNT], summary="Later", status="scheduled", schedule_date=when)
+    await run(make_ctx(fake), "highlevel.create_post", params)
+    assert fake.trail == [f"POST {LIST}", f"POST {POSTS}"]
     assert json.loads(fake.requests[0].content)["toDate"] >= "2030-01-02"
 
 
@@ -280,13 +296,22 @@ async def test_a_rerun_of_create_post_makes_no_request_at_all(make_ctx: Callable
     fake = FakeHighLevel(post_routes([]))
     first = await run(make_ctx(fake), "highlevel.create_post", CREATE)
     second = await run(make_ctx(fake), "highlevel.create_post", CREATE)
-    assert fake.trail == [f"POST {LIST}", f"POST {POSTS}"]
+    assert fake.trail == [f"POST {POSTS}"]
     assert second == {**first, "already_done": True}
 
 
+async def test_a_new_run_posts_again_with_the_same_text(make_ctx: Callable[..., ActionContext]) -> None:
+    fake = FakeHighLevel(post_routes([]))
+    first = await run(make_ctx(fake, key="wf-1@run-a:0:steps.0"), "highlevel.create_post", CREATE)
+    second = await run(make_ctx(fake, key="wf-1@run-b:0:steps.0"), "highlevel.create_post", CREATE)
+    assert fake.trail == [f"POST {POSTS}", f"POST {POSTS}"]
+    assert (first["already_done"], second["already_done"]) == (False, False)
+
+
 async def test_a_post_created_by_a_lost_attempt_is_found_instead_of_posting_again(
-    make_ctx: Callable[..., ActionContext],
+    make_ctx: Callable[..., ActionContext], tmp_path: Path
 ) -> None:
+    lost_attempt(tmp_path, minutes_ago=11)
     ten_minutes_ago = (datetime.now(UTC) - timedelta(minutes=10)).isoformat()
     fake = FakeHighLevel(
         post_routes(
@@ -301,6 +326,12 @@ async def test_a_post_created_by_a_lost_attempt_is_found_instead_of_posting_agai
     again = await run(make_ctx(fake), "highlevel.create_post", CREATE)
 
     assert fake.trail == [f"POST {LIST}"]
+    search = json.loads(fake.requests[0].content)
+    assert search["accounts"] == ACCOUNT
+    assert (search["skip"], search["includeUsers"]) == ("0", "false")
+    # From when the lost attempt began, less the clock skew allowed for.
+    since = datetime.fromisoformat(search["fromDate"].replace("Z", "+00:00"))
+    assert timedelta(minutes=15) < datetime.now(UTC) - since < timedelta(minutes=17)
     assert result == {"post_id": "ours", "status": "published", "already_done": True}
     assert again == result
 
@@ -308,15 +339,16 @@ async def test_a_post_created_by_a_lost_attempt_is_found_instead_of_posting_agai
 @pytest.mark.parametrize(
     "lookalike",
     [
-        created_post(createdAt="2020-01-01T00:00:00.000Z"),
+        created_post(createdAt=(datetime.now(UTC) - timedelta(minutes=20)).isoformat()),
         created_post(accountIds=["someone-else"]),
         created_post(media=[{"url": "https://cdn.example.com/b.mp4"}]),
     ],
-    ids=["older-than-an-hour", "other-account", "other-media"],
+    ids=["older-than-the-lost-attempt", "other-account", "other-media"],
 )
 async def test_a_lookalike_post_is_not_taken_for_ours(
-    make_ctx: Callable[..., ActionContext], lookalike: dict[str, Any]
+    make_ctx: Callable[..., ActionContext], lookalike: dict[str, Any], tmp_path: Path
 ) -> None:
+    lost_attempt(tmp_path)
     fake = FakeHighLevel(post_routes([lookalike]))
     result = await run(make_ctx(fake), "highlevel.create_post", CREATE)
     assert fake.trail == [f"POST {LIST}", f"POST {POSTS}"]

@@ -46,6 +46,33 @@ def test_old_entries_are_dropped_on_write(tmp_path: Path) -> None:
     assert ledger.get("new") == {"post_id": "2"}
 
 
+def test_a_newer_run_of_a_workflow_drops_the_older_runs_entries(tmp_path: Path) -> None:
+    ledger = EffectLedger(tmp_path / "effects.json")
+    ledger.put("a:wf-1@run-1:0:steps.0", {"post_id": "1"}, run=("wf-1", "run-1"))
+    ledger.put("a:wf-1@run-1:1:steps.0", {"post_id": "2"}, run=("wf-1", "run-1"))
+    ledger.put("a:wf-2@run-9:0:steps.0", {"post_id": "3"}, run=("wf-2", "run-9"))
+    ledger.put("a:wf-1:0:steps.0", {"post_id": "old-format"})
+
+    ledger.put("a:wf-1@run-2:0:steps.0", {"post_id": "4"}, run=("wf-1", "run-2"))
+
+    effects = json.loads((tmp_path / "effects.json").read_text())["effects"]
+    # wf-1's first run chain is closed (a second one is writing); wf-2 and unscoped keys stay.
+    assert sorted(effects) == ["a:wf-1:0:steps.0", "a:wf-1@run-2:0:steps.0", "a:wf-2@run-9:0:steps.0"]
+    assert effects["a:wf-1@run-2:0:steps.0"]["run"] == ["wf-1", "run-2"]
+
+
+def test_the_ledger_keeps_at_most_max_entries_dropping_the_oldest(tmp_path: Path) -> None:
+    now = [1_000_000.0]
+    ledger = EffectLedger(tmp_path / "effects.json", max_entries=3, clock=lambda: now[0])
+    for n in range(5):
+        now[0] += 1
+        ledger.put(f"k{n}", {"n": n})
+    now[0] += 1
+    ledger.put("k1", {"n": 1})  # rewritten: now the newest
+    kept = json.loads((tmp_path / "effects.json").read_text())["effects"]
+    assert sorted(kept) == ["k1", "k3", "k4"]
+
+
 def test_a_returned_value_is_a_copy(tmp_path: Path) -> None:
     ledger = EffectLedger(tmp_path / "effects.json")
     ledger.put("k", {"post_id": "1"})

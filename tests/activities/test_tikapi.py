@@ -173,7 +173,7 @@ READS: list[tuple[str, dict[str, Any], str, dict[str, str], dict[str, Any]]] = [
     ("tikapi.message_requests", {}, "/user/conversations/requests", {}, {}),
     (
         "tikapi.messages",
-        {"conversation_id": "0:1:68:69", "conversation_short_id": "694", "limit": 20},
+        {"conversation_id": "0:1:68:69", "conversation_short_id": "694", "limit": 20, "exclude_own": False},
         "/user/messages",
         {"conversation_id": "0:1:68:69", "conversation_short_id": "694", "limit": "20"},
         {},
@@ -818,20 +818,132 @@ async def test_delete_refused_for_another_reason_still_fails(fake: FakeTikAPI, s
         await run(services, "tikapi.delete_comment", comment_id="7109185042560680750")
 
 
-async def test_send_message_not_resent(fake: FakeTikAPI, services: Services) -> None:
-    fake.on("GET", "/user/info", CANNED["/user/info"])
-    ours = {"server_message_id": 1, "sender": int(ME["id"]), "content": json.dumps({"text": "Hello!"})}
-    fake.on("GET", "/user/messages", {"messages": [ours], "hasMore": False})
-    params = {
-        "conversation_id": "0:1:68:69",
-        "conversation_short_id": "694",
-        "text": "Hello!",
-        "ticket": "tkt",
-    }
-    result = await run(services, "tikapi.send_message", **params)
+@dataclass
+class Conversation:
+    """One DM conversation: the listing shows what was sent; a send may fail after delivering."""
+
+    fake: FakeTikAPI
+    messages: list[dict[str, Any]] = field(default_factory=list)
+    fail_after_delivering: int = 0
+
+    def install(self) -> None:
+        self.fake.on("GET", "/user/info", CANNED["/user/info"])
+        self.fake.on("GET", "/user/messages", self._list)
+        self.fake.on("POST", "/user/message/send", self._send)
+
+    def add(self, sender: str, text: str) -> None:
+        self.messages.insert(
+            0,
+            {
+                "server_message_id": str(len(self.messages) + 1),
+                "sender": sender,
+                "content": json.dumps({"text": text}),
+            },
+        )
+
+    def _list(self, _request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, json={"status": "success", "messages": self.messages, "hasMore": False})
+
+    def _send(self, request: httpx.Request) -> httpx.Response:
+        self.add(ME["id"], json.loads(request.content)["text"])
+        if self.fail_after_delivering:
+            self.fail_after_delivering -= 1
+            return httpx.Response(502, text="Bad Gateway")
+        sent = {"server_message_id": self.messages[0]["server_message_id"]}
+        return httpx.Response(
+            200, json={"status": "success", "body": {"send_message_body": sent}, "cmd": 100}
+        )
+
+    def ours(self) -> list[str]:
+        return [json.loads(m["content"])["text"] for m in self.messages if m["sender"] == ME["id"]]
+
+
+DM = {"conversation_id": "0:1:68:69", "conversation_short_id": "694", "text": "Thanks!", "ticket": "tkt"}
+
+
+async def send(services: Services, key: str) -> dict[str, Any]:
+    act = ACTIONS["tikapi.send_message"]
+    ctx = ActionContext(services=services, account="main", idempotency_key=key, action=act.name)
+    return await act.handler(ctx, act.input_model(**DM))
+
+
+async def test_send_message_sends_a_text_we_sent_before_for_another_step(
+    fake: FakeTikAPI, services: Services
+) -> None:
+    # A template auto-reply: the same text, for the second message of the conversation.
+    conversation = Conversation(fake)
+    conversation.install()
+    conversation.add("222", "first question")
+    first = await send(services, "wf-1@r:0:steps.1[m1]")
+    conversation.add("222", "second question")
+    second = await send(services, "wf-1@r:0:steps.1[m2]")
+    assert conversation.ours() == ["Thanks!", "Thanks!"]
+    assert (first["already_done"], second["already_done"]) == (False, False)
+    assert second["message"] == {"id": "4", "text": "Thanks!", "sender_id": ME["id"]}
+
+
+async def test_a_send_delivered_by_a_failed_attempt_is_not_sent_again(
+    fake: FakeTikAPI, tmp_path: Path
+) -> None:
+    conversation = Conversation(fake, fail_after_delivering=1)
+    conversation.install()
+    conversation.add(ME["id"], "Thanks!")  # an earlier step's identical message
+    dying = services_for(fake, tmp_path)
+    async with dying.http:
+        with pytest.raises(ProviderUnavailable):
+            await send(dying, "wf-1@r:0:steps.1[m2]")
+    # The retry runs on a fresh worker (no memory), sharing the machine's ledger.
+    retry = services_for(fake, tmp_path)
+    async with retry.http:
+        again = await send(retry, "wf-1@r:0:steps.1[m2]")
+        recorded = await send(retry, "wf-1@r:0:steps.1[m2]")
+    assert conversation.ours() == ["Thanks!", "Thanks!"]
+    assert len(fake.calls("POST", "/user/message/send")) == 1
+    assert again["already_done"] is True
+    assert again["message"]["id"] == "2"
+    assert recorded == again
+
+
+async def test_a_send_that_failed_before_delivering_is_sent_by_the_retry(
+    fake: FakeTikAPI, services: Services
+) -> None:
+    conversation = Conversation(fake)
+    conversation.install()
+    conversation.add(ME["id"], "Thanks!")
+    fake.on(
+        "POST",
+        "/user/message/send",
+        httpx.Response(502, text="Bad Gateway"),
+        conversation._send,
+    )
+    with pytest.raises(ProviderUnavailable):
+        await send(services, "wf-1@r:0:steps.1[m2]")
+    again = await send(services, "wf-1@r:0:steps.1[m2]")
+    assert again["already_done"] is False
+    assert conversation.ours() == ["Thanks!", "Thanks!"]
+
+
+async def test_a_send_recorded_by_another_worker_makes_no_request(fake: FakeTikAPI, tmp_path: Path) -> None:
+    Conversation(fake).install()
+    for _ in range(2):
+        worker = services_for(fake, tmp_path)
+        async with worker.http:
+            result = await send(worker, "wf-1@r:0:steps.1[m1]")
     assert result["already_done"] is True
-    assert result["message"]["text"] == "Hello!"
-    assert fake.calls("POST", "/user/message/send") == []
+    assert len(fake.calls("POST", "/user/message/send")) == 1
+    assert len(fake.calls("GET", "/user/messages")) == 1
+
+
+async def test_messages_leave_out_our_own_unless_asked(fake: FakeTikAPI, services: Services) -> None:
+    conversation = Conversation(fake)
+    conversation.install()
+    conversation.add("222", "what's the price?")
+    conversation.add(ME["id"], "The price is $5")
+    ref = {"conversation_id": DM["conversation_id"], "conversation_short_id": DM["conversation_short_id"]}
+    theirs = await run(services, "tikapi.messages", **ref)
+    both = await run(services, "tikapi.messages", **ref, exclude_own=False)
+    assert [(m["text"], m["sender_id"]) for m in theirs["items"]] == [("what's the price?", "222")]
+    assert [m["sender_id"] for m in both["items"]] == [ME["id"], "222"]
 
 
 async def test_accept_request_already_accepted(fake: FakeTikAPI, services: Services) -> None:

@@ -635,7 +635,11 @@ def tikapi_send_message_sends_one_message(scene: Scene, o: Outcome) -> None:
         (conv["conversation_id"], "yes, still available!")
     ]
     assert o.out["already_done"] is False
-    assert o.out["message"] == {"text": "yes, still available!", "sender_id": _user(o.state, ME)["id"]}
+    assert o.out["message"] == {
+        "id": ours[0]["id"],
+        "text": "yes, still available!",
+        "sender_id": _user(o.state, ME)["id"],
+    }
 
 
 @case(

@@ -5,7 +5,8 @@ Prefixes (a provider's base URL is the sandbox URL plus its prefix): `/tikapi`, 
 documented path template, may meet a scripted fault, and is otherwise answered by the provider
 module from the shared `World`.
 
-Admin API (JSON in, JSON out; 400 `{"error"}` on a bad request):
+Admin API (JSON in, JSON out; `{"error"}` with one line on a bad request: 422 when a payload has
+the wrong shape, type or size (`tikflow.sandbox.payloads`; nothing of it is stored), 400 otherwise):
 
 - `GET /_admin/state`: the whole world (users, videos, comments, conversations, messages,
   publishes, posts, tokens), `requests` (`"PROVIDER METHOD TEMPLATE"` → count), `statuses`
@@ -32,8 +33,9 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
+from pydantic import BaseModel, ValidationError
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -41,6 +43,17 @@ from starlette.routing import Route
 
 from tikflow.sandbox import dumpling, highlevel, socialapi, tikapi, tiktok
 from tikflow.sandbox.faults import Faults, faulty_answer
+from tikflow.sandbox.payloads import (
+    ConfigUpdate,
+    ExpireInput,
+    FaultsInput,
+    KeysInput,
+    PayloadError,
+    ReauthorizeInput,
+    TickInput,
+    json_body,
+    problems,
+)
 from tikflow.sandbox.ratelimit import Quotas
 from tikflow.sandbox.routing import Provider
 from tikflow.sandbox.state import SandboxConfig, World
@@ -53,10 +66,27 @@ PROVIDERS: dict[str, Provider] = {
     for p in (tikapi.PROVIDER, tiktok.PROVIDER, highlevel.PROVIDER, dumpling.PROVIDER, socialapi.PROVIDER)
 }
 _METHODS = ["GET", "POST", "PUT", "DELETE", "PATCH"]
+P = TypeVar("P", bound=BaseModel)
 
 
 class AdminError(ValueError):
     """A bad admin request (answered 400)."""
+
+
+class InvalidPayload(ValueError):
+    """An admin payload of the wrong shape, type or size (answered 422)."""
+
+
+def _one_line(exc: Exception) -> str:
+    lines = str(exc).splitlines()
+    return lines[0] if lines else type(exc).__name__
+
+
+def _payload(model: type[P], body: dict[str, Any], what: str) -> P:
+    try:
+        return model.model_validate(body)
+    except ValidationError as exc:
+        raise InvalidPayload(problems(exc, what)) from None
 
 
 class Sandbox:
@@ -101,16 +131,19 @@ class Sandbox:
     async def admin(self, request: Request) -> Response:
         """Answer `/_admin/{action}`."""
         body: dict[str, Any] = {}
-        raw = await request.body()
         try:
-            if raw:
-                parsed = await request.json()
+            parsed = json_body(await request.body())
+            if parsed is not None:
                 if not isinstance(parsed, dict):
                     raise AdminError("the body must be a JSON object")
                 body = parsed
             return JSONResponse(self._admin(request.path_params["action"], request.method, body))
-        except (AdminError, ValueError, KeyError, TypeError) as exc:
+        except InvalidPayload as exc:
+            return JSONResponse({"error": str(exc)}, status_code=422)
+        except PayloadError as exc:
             return JSONResponse({"error": str(exc)}, status_code=400)
+        except (AdminError, ValueError, KeyError, TypeError) as exc:
+            return JSONResponse({"error": _one_line(exc)}, status_code=400)
 
     def _admin(self, action: str, method: str, body: dict[str, Any]) -> Any:
         handlers: dict[tuple[str, str], Callable[[], Any]] = {
@@ -118,7 +151,7 @@ class Sandbox:
             ("GET", "faults"): lambda: {"rules": [dataclasses.asdict(r) for r in self.faults.rules]},
             ("POST", "faults"): lambda: self._add_faults(body),
             ("DELETE", "faults"): self._clear_faults,
-            ("POST", "tick"): lambda: self.world.tick(**body),
+            ("POST", "tick"): lambda: self._tick(body),
             ("POST", "reset"): self._reset,
             ("GET", "config"): lambda: {"config": self.config.public()},
             ("POST", "config"): lambda: self._configure(body),
@@ -132,14 +165,25 @@ class Sandbox:
         return handler()
 
     def _add_faults(self, body: dict[str, Any]) -> dict[str, Any]:
-        rules = body.get("rules")
-        if not isinstance(rules, list) or not all(isinstance(r, dict) for r in rules):
-            raise AdminError('expected {"rules": [{...}, ...]}')
-        for rule in rules:
-            if rule.get("provider") not in PROVIDERS:
-                raise AdminError(f"provider must be one of {', '.join(PROVIDERS)}")
-            self.faults.add(rule)
+        rules = _payload(FaultsInput, body, "faults").rules
+        for index, rule in enumerate(rules):
+            if rule.provider not in PROVIDERS:
+                raise InvalidPayload(f"faults.rules.{index}.provider: must be one of {', '.join(PROVIDERS)}")
+        try:
+            self.faults.add(rules)
+        except PayloadError as exc:
+            raise InvalidPayload(str(exc)) from None
         return {"rules": len(self.faults.rules)}
+
+    def _tick(self, body: dict[str, Any]) -> dict[str, Any]:
+        tick = _payload(TickInput, body, "tick")
+        # Checked before anything changes: the world's tick would move followers, then refuse.
+        unknown = sorted(set(tick.followers) - set(self.world.users))
+        if unknown:
+            raise AdminError(f"no TikTok user {unknown[0]}")
+        if tick.video_id is not None and tick.video_id not in self.world.videos:
+            raise AdminError(f"no video {tick.video_id}")
+        return self.world.tick(**tick.model_dump())
 
     def _clear_faults(self) -> dict[str, Any]:
         self.faults.clear()
@@ -150,15 +194,8 @@ class Sandbox:
         return {"reset": True}
 
     def _configure(self, body: dict[str, Any]) -> dict[str, Any]:
-        fields = {f.name for f in dataclasses.fields(SandboxConfig)} - {"clock"}
-        for key, value in body.items():
-            if key not in fields:
-                raise AdminError(f"unknown config field {key!r}")
-            current = getattr(self.config, key)
-            if isinstance(current, bool) != isinstance(value, bool) or (
-                isinstance(current, int | float) and not isinstance(value, int | float)
-            ):
-                raise AdminError(f"{key} must be a {type(current).__name__}")
+        # Validated whole before anything changes: one bad field leaves the configuration as it was.
+        for key, value in _payload(ConfigUpdate, body, "config").changes().items():
             setattr(self.config, key, value)
             if key == "dumpling_credits":
                 # The balance is state; setting it is a top-up (or a drain) from now on.
@@ -166,18 +203,20 @@ class Sandbox:
         return {"config": self.config.public()}
 
     def _reauthorize(self, body: dict[str, Any]) -> dict[str, Any]:
-        provider = body.get("provider", "tikapi")
+        request = _payload(ReauthorizeInput, body, "reauthorize")
+        provider = request.provider
         if provider == "socialapi":
             self.world.socialapi_expired = False
             return {"reconnected": True}
         if provider != "tikapi":
             raise AdminError("reauthorize is for tikapi (account keys) or socialapi (the connected account)")
-        old = body.get("account_key")
-        if old not in self.world.tikapi_account_keys:
+        old = request.account_key
+        if old is None or old not in self.world.tikapi_account_keys:
             raise AdminError("account_key is not a known TikAPI account key")
         return {"account_key": tikapi.mint_account_key(self.world, None, replacing=old)}
 
     def _add_key(self, body: dict[str, Any]) -> dict[str, Any]:
+        body = _payload(KeysInput, body, "keys").model_dump(exclude_none=True)
         world, provider = self.world, body.get("provider")
         if provider == "tiktok":
             return tiktok.issue_tokens(world)
@@ -197,6 +236,7 @@ class Sandbox:
         raise AdminError(f"expected a provider ({', '.join(PROVIDERS)}) and its key")
 
     def _expire(self, body: dict[str, Any]) -> dict[str, Any]:
+        body = _payload(ExpireInput, body, "expire_token").model_dump(exclude_none=True)
         world, provider = self.world, body.get("provider")
         if provider == "tiktok":
             expired = world.now() - 1

@@ -11,13 +11,13 @@ older videos. The comments cursor is an offset.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from tikflow.sandbox.payloads import json_body
 from tikflow.sandbox.ratelimit import Quotas
 from tikflow.sandbox.routing import Provider, Router
 from tikflow.sandbox.state import User, Video, World
@@ -183,7 +183,7 @@ async def _route(world: World, request: Request, path: str) -> Response:
     if route is None:
         raise DumplingError(404, f"Not found: {request.method} {path}")
     try:
-        body = json.loads(await request.body() or b"{}")
+        body = json_body(await request.body() or b"{}")
     except ValueError:
         raise DumplingError(400, "Invalid JSON in request body") from None
     if not isinstance(body, dict):

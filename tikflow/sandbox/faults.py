@@ -23,18 +23,16 @@ from __future__ import annotations
 
 import asyncio
 import random
-from dataclasses import dataclass, field, fields
-from typing import Any
+from dataclasses import dataclass, field
 
 from starlette.requests import Request
 from starlette.responses import Response
 
+from tikflow.sandbox.payloads import KINDS, MAX_RULES, FaultRuleInput, PayloadError
 from tikflow.sandbox.routing import Provider
 from tikflow.sandbox.state import World
 
 __all__ = ["KINDS", "FaultRule", "Faults"]
-
-KINDS = ("status", "slow", "timeout", "malformed", "html", "session_expired", "rate_limit")
 #: A body cut off mid-way, as a dropped connection behind a proxy leaves it.
 _TRUNCATED = '{"status":"success","statusCode":0,"data":{"items":[{"id":"7'
 _HTML = (
@@ -81,19 +79,15 @@ class Faults:
     def __post_init__(self) -> None:
         self.rng = random.Random(self.seed)
 
-    def add(self, raw: dict[str, Any]) -> FaultRule:
-        """Validate and append a rule."""
-        if raw.get("kind") not in KINDS:
-            raise ValueError(f"kind must be one of {', '.join(KINDS)}")
-        known = {f.name for f in fields(FaultRule)} - {"seen", "fired"}
-        unknown = set(raw) - known
-        if unknown:
-            raise ValueError(f"unknown fault fields: {', '.join(sorted(unknown))}")
-        rule = FaultRule(**raw)
-        if not 0 <= rule.probability <= 1:
-            raise ValueError("probability must be between 0 and 1")
-        self.rules.append(rule)
-        return rule
+    def add(self, rules: list[FaultRuleInput]) -> None:
+        """Append validated rules, all or none.
+
+        Raises:
+            PayloadError: They would take the sandbox past `MAX_RULES` rules.
+        """
+        if len(self.rules) + len(rules) > MAX_RULES:
+            raise PayloadError(f"at most {MAX_RULES} fault rules at once; DELETE /_admin/faults first")
+        self.rules.extend(FaultRule(**rule.model_dump()) for rule in rules)
 
     def clear(self) -> None:
         """Drop every rule."""

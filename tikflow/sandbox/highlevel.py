@@ -12,7 +12,6 @@ its progress when its date has passed on the sandbox clock.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -20,6 +19,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from tikflow.sandbox.payloads import json_body
 from tikflow.sandbox.ratelimit import Quotas
 from tikflow.sandbox.routing import Provider, Router
 from tikflow.sandbox.state import HIGHLEVEL_ACCOUNT, HIGHLEVEL_LOCATION, ME, World
@@ -114,7 +114,7 @@ async def _tiktok_profile(world: World, request: Request, params: dict[str, str]
 async def _json(request: Request) -> dict[str, Any]:
     raw = await request.body()
     try:
-        body = json.loads(raw) if raw else {}
+        body = {} if not raw else json_body(raw)
     except ValueError:
         raise HttpError(400, "Unexpected token in JSON body", "Bad Request") from None
     if not isinstance(body, dict):

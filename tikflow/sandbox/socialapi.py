@@ -14,7 +14,6 @@ TikTok consent page, whose `code` `POST /oauth/exchange` takes.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -24,6 +23,7 @@ from urllib.parse import urlencode
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from tikflow.sandbox.payloads import json_body
 from tikflow.sandbox.ratelimit import Quotas
 from tikflow.sandbox.routing import Provider, Router
 from tikflow.sandbox.state import ME, SOCIALAPI_ACCOUNT, SOCIALAPI_TIKTOK_CLIENT_KEY, World
@@ -77,7 +77,7 @@ def _account(world: World) -> dict[str, Any]:
 async def _json(request: Request) -> dict[str, Any]:
     raw = await request.body()
     try:
-        body = json.loads(raw) if raw else {}
+        body = {} if not raw else json_body(raw)
     except ValueError:
         raise ApiError(400, "validation.invalid_json", "The request body is not valid JSON.") from None
     if not isinstance(body, dict):

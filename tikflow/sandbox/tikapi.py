@@ -23,6 +23,7 @@ from urllib.parse import urlencode
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 
+from tikflow.sandbox.payloads import json_body
 from tikflow.sandbox.ratelimit import Quotas
 from tikflow.sandbox.routing import Provider, Router
 from tikflow.sandbox.state import Comment, Conversation, Message, User, Video, World
@@ -198,10 +199,15 @@ def _conversation_json(world: World, conv: Conversation) -> dict[str, Any]:
 
 
 def _message_json(world: World, msg: Message) -> dict[str, Any]:
+    # TikTok's IM message body, as TikAPI passes it on: `sender` is the numeric user id of whoever
+    # wrote it (our own account for what we sent), `sec_sender` that user's secUid.
+    sender = world.users[msg.sender]
     return {
         "server_message_id": msg.id,
         "conversation_id": msg.conversation_id,
-        "sender": world.users[msg.sender].id,
+        "conversation_short_id": world.conversations[msg.conversation_id].short_id,
+        "sender": sender.id,
+        "sec_sender": sender.sec_uid,
         "create_time": msg.create_time,
         "content": json.dumps({"text": msg.text}),
         "type": 7,
@@ -503,9 +509,31 @@ def _send_message(world: World, call: Call) -> Response:
     conv = _conversation(world, call, request=False)
     if conv.ticket != call.text("ticket"):
         raise TikTokError("Invalid ticket", SERVER_ERROR)
+    arrived_ms = int(world.now() * 1000)
     msg = Message(world.new_id(), conv.conversation_id, me.unique_id, call.text("text"), int(world.now()))
     world.messages.append(msg)
-    return _ok({"message": _message_json(world, msg)})
+    # TikAPI answers with TikTok's IM envelope (seed 004: `body`, `cmd` 100, `sequence_id`, the
+    # two server times); what `body` holds is not documented [NF], TikTok's IM `send_message_body`
+    # with the new message's id is the nearest known shape.
+    return _ok(
+        {
+            "body": {
+                "send_message_body": {
+                    "server_message_id": msg.id,
+                    "conversation_id": conv.conversation_id,
+                    "status": 0,
+                    "check_code": 0,
+                    "check_message": "",
+                }
+            },
+            "cmd": 100,
+            "error_desc": "OK",
+            "inbox_type": 0,
+            "sequence_id": 10000 + len(world.messages),
+            "request_arrived_time": arrived_ms,
+            "server_execution_end_time": arrived_ms,
+        }
+    )
 
 
 def _accept_request(world: World, call: Call) -> Response:
@@ -708,7 +736,7 @@ async def _params(request: Request, path_params: dict[str, str]) -> dict[str, An
     if request.method == "POST":
         raw = await request.body()
         try:
-            body = json.loads(raw) if raw else {}
+            body = {} if not raw else json_body(raw)
         except ValueError:
             raise BadParams({"body": "The request body must be JSON."}) from None
         if isinstance(body, dict):

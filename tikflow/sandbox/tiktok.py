@@ -21,7 +21,6 @@ crash may not know whether its last chunk landed).
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -31,6 +30,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 
+from tikflow.sandbox.payloads import json_body
 from tikflow.sandbox.ratelimit import Quotas
 from tikflow.sandbox.routing import Provider, Router
 from tikflow.sandbox.state import (
@@ -425,7 +425,7 @@ def _finish(world: World, publish: Publish) -> None:
 async def _json(request: Request) -> dict[str, Any]:
     raw = await request.body()
     try:
-        body = json.loads(raw) if raw else {}
+        body = {} if not raw else json_body(raw)
     except ValueError:
         raise ApiError(400, "invalid_params", "The request body is not valid JSON.") from None
     if not isinstance(body, dict):
