@@ -1,9 +1,12 @@
 """Read a recipe file into a validated `Recipe`, or report every problem as FILE:LINE:COL: message.
 
 The loader runs outside any event loop and never inside workflow code. It:
-1. refuses what is not a recipe before parsing it (over 1 MB, not UTF-8);
-2. composes the YAML into nodes (so every value keeps its line and column), refusing duplicate
-   keys, non-string keys and alias bombs, then builds plain data from the nodes;
+1. refuses what is not a recipe before parsing it (not a regular file, over 1 MB, not UTF-8,
+   NUL or other characters YAML forbids);
+2. composes the YAML into nodes from the parser's events (so every value keeps its line and
+   column), refusing nesting deeper than `MAX_DEPTH`, tags other than JSON's types, duplicate
+   keys, non-string keys and alias bombs, then builds plain data from the nodes; neither step
+   recurses, so no input reaches a stack limit;
 3. validates the data against the pydantic models and maps each error back to its node;
 4. checks what the models cannot: unique step ids, `steps.X` references to earlier steps,
    `inputs.X` references to declared inputs, expressions (compiled, sandbox-checked), action
