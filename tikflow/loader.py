@@ -1,9 +1,12 @@
 """Read a recipe file into a validated `Recipe`, or report every problem as FILE:LINE:COL: message.
 
 The loader runs outside any event loop and never inside workflow code. It:
-1. refuses what is not a recipe before parsing it (over 1 MB, not UTF-8);
-2. composes the YAML into nodes (so every value keeps its line and column), refusing duplicate
-   keys, non-string keys and alias bombs, then builds plain data from the nodes;
+1. refuses what is not a recipe before parsing it (not a regular file, over 1 MB, not UTF-8,
+   NUL or other characters YAML forbids);
+2. composes the YAML into nodes from the parser's events (so every value keeps its line and
+   column), refusing nesting deeper than `MAX_DEPTH`, tags other than JSON's types, duplicate
+   keys, non-string keys and alias bombs, then builds plain data from the nodes; neither step
+   recurses, so no input reaches a stack limit;
 3. validates the data against the pydantic models and maps each error back to its node;
 4. checks what the models cannot: unique step ids, `steps.X` references to earlier steps,
    `inputs.X` references to declared inputs, expressions (compiled, sandbox-checked), action
@@ -16,11 +19,14 @@ NaN, is refused before the models see it).
 
 from __future__ import annotations
 
+import codecs
 import difflib
 import functools
 import math
+import os
 import re
-from collections.abc import Iterable, Iterator, Sequence
+import stat
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -59,6 +65,7 @@ from workflows.models import (
 __all__ = [
     "MAX_DEPTH",
     "MAX_FILE_BYTES",
+    "MAX_INPUT_DEPTH",
     "MAX_STEP_NESTING",
     "MIN_POLL_EVERY",
     "LoadedRecipe",
@@ -111,7 +118,8 @@ class RecipeError(Exception):
     """A recipe is invalid; `problems` lists every problem found, in file order."""
 
     def __init__(self, problems: Sequence[Problem]) -> None:
-        self.problems = sorted(problems)
+        # Aliases can report one problem many times over; it is shown once.
+        self.problems = sorted(set(problems))
         super().__init__("\n".join(str(p) for p in self.problems))
 
 
@@ -131,7 +139,6 @@ class _Doc:
     positions: dict[Path_, tuple[int, int]] = field(default_factory=dict)
     key_positions: dict[Path_, tuple[int, int]] = field(default_factory=dict)
     problems: list[Problem] = field(default_factory=list)
-    nodes_built: int = 0
 
     def at(self, path: Path_, message: str, *, key: bool = False) -> None:
         """Record a problem at the node of `path` (or the nearest ancestor that has one)."""
@@ -158,19 +165,128 @@ def load_recipe(path: str | Path) -> LoadedRecipe:
     """Load and validate the recipe at `path`.
 
     Raises:
-        RecipeError: with every problem found (the file unreadable included).
+        RecipeError: with every problem found (the file unreadable, not a regular file or too big
+            included).
     """
     name = str(path)
+    return load_recipe_text(_read_file(path, name), name)
+
+
+_FILE_KINDS = (
+    (stat.S_ISDIR, "a directory"),
+    (stat.S_ISFIFO, "a FIFO"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+)
+
+
+def _not_regular(mode: int) -> str | None:
+    if stat.S_ISREG(mode):
+        return None
+    kind = next((kind for test, kind in _FILE_KINDS if test(mode)), "a special file")
+    return f"cannot read file: it is {kind}, not a regular file"
+
+
+def _read_file(path: str | Path, name: str) -> bytes:
+    """At most `MAX_FILE_BYTES` of a regular file, checked on the descriptor that is read.
+
+    `stat` alone is not enough: a FIFO or `/dev/zero` says 0 bytes and never ends, and the file
+    may be swapped between a check by name and the read.
+    """
+
+    def refuse(message: str) -> RecipeError:
+        return RecipeError([Problem(name, 1, 1, message)])
+
     try:
-        size = Path(path).stat().st_size
-        if size > MAX_FILE_BYTES:
-            raise RecipeError(
-                [Problem(name, 1, 1, f"file is {size} bytes; a recipe may be at most {MAX_FILE_BYTES}")]
-            )
-        raw = Path(path).read_bytes()
+        # Checked by name first so a device or FIFO is never even opened (opening one can block
+        # or have side effects), then again on the descriptor against a swap in between.
+        problem = _not_regular(os.stat(path).st_mode)
+        if problem:
+            raise refuse(problem)
+        # O_NONBLOCK: should a FIFO take the file's place, opening it does not wait for a writer.
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
     except OSError as exc:
-        raise RecipeError([Problem(name, 1, 1, f"cannot read file: {exc.strerror or exc}")]) from None
-    return load_recipe_text(raw, name)
+        raise refuse(f"cannot read file: {exc.strerror or exc}") from None
+    try:
+        info = os.fstat(fd)
+        problem = _not_regular(info.st_mode)
+        if problem:
+            raise refuse(problem)
+        if info.st_size > MAX_FILE_BYTES:
+            raise refuse(f"file is {info.st_size} bytes; a recipe may be at most {MAX_FILE_BYTES}")
+        chunks: list[bytes] = []
+        total = 0
+        # One byte past the limit tells a file that grew (or lied about its size) from one that fits.
+        while total <= MAX_FILE_BYTES:
+            chunk = os.read(fd, MAX_FILE_BYTES + 1 - total)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            total += len(chunk)
+    except OSError as exc:
+        raise refuse(f"cannot read file: {exc.strerror or exc}") from None
+    finally:
+        os.close(fd)
+    if total > MAX_FILE_BYTES:
+        raise refuse(f"file is more than {MAX_FILE_BYTES} bytes; a recipe may be at most {MAX_FILE_BYTES}")
+    return b"".join(chunks)
+
+
+_BYTE_ORDER_MARKS = (
+    (codecs.BOM_UTF32_LE, "UTF-32"),
+    (codecs.BOM_UTF32_BE, "UTF-32"),
+    (codecs.BOM_UTF16_LE, "UTF-16"),
+    (codecs.BOM_UTF16_BE, "UTF-16"),
+)
+
+# The characters YAML allows in a stream (YAML 1.1 §5.1, what libyaml enforces); NUL and the
+# other control characters are refused with their position before the parser sees them.
+_NOT_YAML_CHARACTER = re.compile("[^\t\n\r\x20-\x7e\x85\xa0-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+def _decode(raw: bytes, file: str) -> str:
+    if len(raw) > MAX_FILE_BYTES:
+        raise RecipeError(
+            [Problem(file, 1, 1, f"file is {len(raw)} bytes; a recipe may be at most {MAX_FILE_BYTES}")]
+        )
+    for mark, encoding in _BYTE_ORDER_MARKS:
+        if raw.startswith(mark):
+            raise RecipeError(
+                [
+                    Problem(
+                        file,
+                        1,
+                        1,
+                        f"file is {encoding} text (it starts with a byte order mark); save it as UTF-8",
+                    )
+                ]
+            )
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        before = raw[: exc.start]
+        line = before.count(b"\n") + 1
+        col = exc.start - (before.rfind(b"\n") + 1) + 1
+        raise RecipeError(
+            [Problem(file, line, col, f"file is not UTF-8 text (byte 0x{raw[exc.start]:02x})")]
+        ) from None
+
+
+def _check_characters(text: str, file: str) -> None:
+    bad = _NOT_YAML_CHARACTER.search(text)
+    if bad is None:
+        return
+    where = bad.start()
+    line = text.count("\n", 0, where) + 1
+    col = where - (text.rfind("\n", 0, where) + 1) + 1
+    code = ord(bad.group())
+    what = (
+        "file contains a NUL byte (is it binary, or UTF-16?); a recipe is UTF-8 text"
+        if code == 0
+        else f"character U+{code:04X} is not allowed in YAML"
+    )
+    raise RecipeError([Problem(file, line, col, what)])
 
 
 def load_recipe_text(raw: bytes | str, file: str = "<recipe>") -> LoadedRecipe:
@@ -179,22 +295,8 @@ def load_recipe_text(raw: bytes | str, file: str = "<recipe>") -> LoadedRecipe:
     Raises:
         RecipeError: with every problem found.
     """
-    if isinstance(raw, bytes):
-        if len(raw) > MAX_FILE_BYTES:
-            raise RecipeError(
-                [Problem(file, 1, 1, f"file is {len(raw)} bytes; a recipe may be at most {MAX_FILE_BYTES}")]
-            )
-        try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            before = raw[: exc.start]
-            line = before.count(b"\n") + 1
-            col = exc.start - (before.rfind(b"\n") + 1) + 1
-            raise RecipeError(
-                [Problem(file, line, col, f"file is not UTF-8 text (byte 0x{raw[exc.start]:02x})")]
-            ) from None
-    else:
-        text = raw
+    text = _decode(raw, file) if isinstance(raw, bytes) else raw
+    _check_characters(text, file)
     doc = _Doc(file)
     data = _parse_yaml(text, doc)
     if doc.problems:
@@ -222,7 +324,19 @@ def load_recipe_text(raw: bytes | str, file: str = "<recipe>") -> LoadedRecipe:
 
 
 # ---------------------------------------------------------------------------------------------
-# YAML → data with positions
+# YAML → nodes → data with positions
+
+_TAG = "tag:yaml.org,2002:"
+_STR, _INT, _FLOAT, _BOOL, _NULL = (f"{_TAG}{t}" for t in ("str", "int", "float", "bool", "null"))
+_SEQ, _MAP, _MERGE = f"{_TAG}seq", f"{_TAG}map", f"{_TAG}merge"
+#: Tags a scalar may carry explicitly: JSON's types. Anything else (`!!python/…`, `!!binary`,
+#: `!!timestamp`, `!Ref`, `!!set`) would be dropped or turned into something the recipe did not say.
+_SCALAR_TAGS = frozenset({_STR, _INT, _FLOAT, _BOOL, _NULL})
+_BOOLEANS: dict[str, bool] = yaml.constructor.SafeConstructor.bool_values
+# Python refuses to turn an int of more digits into text (int_max_str_digits), so the engine would
+# fail on it later (JSON, messages); such a number is refused where it is written.
+_MAX_INT_DIGITS = 4300
+_INT_LIMIT = 10**_MAX_INT_DIGITS
 
 
 def _parse_yaml(text: str, doc: _Doc) -> Any:
@@ -240,8 +354,23 @@ def _parse_yaml(text: str, doc: _Doc) -> Any:
                 )
         if doc.problems:
             return None
+    root = _compose(text, doc)
+    if root is None:
+        return None
     try:
-        documents = list(yaml.compose_all(text, Loader=_YAML_LOADER))
+        return _build(root, doc)
+    except _TooBig:
+        doc.problems.append(
+            Problem(doc.file, 1, 1, f"recipe expands to more than {MAX_NODES} values (an alias bomb?)")
+        )
+        return None
+
+
+def _compose(text: str, doc: _Doc) -> yaml.Node | None:
+    """The first document's node tree, or None after recording why there is none."""
+    loader = _YAML_LOADER(text)
+    try:
+        return _compose_events(loader, doc)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
@@ -253,76 +382,256 @@ def _parse_yaml(text: str, doc: _Doc) -> Any:
     except yaml.YAMLError as exc:
         doc.problems.append(Problem(doc.file, 1, 1, f"YAML error: {' '.join(str(exc).split())}"))
         return None
-    if not documents or documents[0] is None:
-        doc.problems.append(Problem(doc.file, 1, 1, "file is empty; a recipe needs `recipe:` and `steps:`"))
-        return None
-    if len(documents) > 1:
-        mark = documents[1].start_mark
-        doc.problems.append(
-            Problem(
-                doc.file, mark.line + 1, mark.column + 1, "one recipe per file (found a second YAML document)"
-            )
-        )
-        return None
-    try:
-        return _build(documents[0], (), doc, set())
-    except _TooBig:
-        doc.problems.append(
-            Problem(doc.file, 1, 1, f"recipe expands to more than {MAX_NODES} values (an alias bomb?)")
-        )
-        return None
+    finally:
+        loader.dispose()
 
 
-def _build(node: yaml.Node, path: Path_, doc: _Doc, active: set[int]) -> Any:
-    doc.nodes_built += 1
-    if doc.nodes_built > MAX_NODES:
-        raise _TooBig
-    doc.positions.setdefault(path, (node.start_mark.line + 1, node.start_mark.column + 1))
-    if id(node) in active:
-        doc.at(path, "a YAML alias refers to itself")
-        return None
-    if isinstance(node, yaml.MappingNode):
-        active = active | {id(node)}
-        result: dict[str, Any] = {}
-        for key_node, value_node in _merged_pairs(node, doc, path):
-            if not isinstance(key_node, yaml.ScalarNode) or key_node.tag != "tag:yaml.org,2002:str":
-                line, col = key_node.start_mark.line + 1, key_node.start_mark.column + 1
-                doc.problems.append(Problem(doc.file, line, col, "keys must be plain text"))
-                continue
-            key = key_node.value
-            child = (*path, key)
-            if key in result:
-                line, col = key_node.start_mark.line + 1, key_node.start_mark.column + 1
-                doc.problems.append(Problem(doc.file, line, col, f"duplicate key {key!r}"))
-                continue
-            doc.key_positions[child] = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
-            result[key] = _build(value_node, child, doc, active)
-        return result
-    if isinstance(node, yaml.SequenceNode):
-        active = active | {id(node)}
-        return [_build(item, (*path, i), doc, active) for i, item in enumerate(node.value)]
-    if node.tag == "tag:yaml.org,2002:str":
-        return node.value
-    try:
-        value = _SCALARS.construct_object(node, deep=True)
-    except yaml.constructor.ConstructorError as exc:
-        doc.at(path, f"YAML error: {' '.join(str(exc.problem).split())}")
-        return None
-    # Timestamps and binary become text: recipes carry JSON-compatible values only.
-    return value if isinstance(value, (str, int, float, bool)) or value is None else str(node.value)
+def _compose_events(loader: Any, doc: _Doc) -> yaml.Node | None:
+    """Build nodes from the parser's events with a stack of our own, not recursion.
 
+    libyaml's composer (and PyYAML's) recurses once per nesting level: `[[[[…` 100,000 deep
+    overflows the C stack (a segfault) or Python's recursion limit. The event stream is flat, so
+    composing here bounds the depth before it costs anything; tags are checked on the way.
+    """
 
-def _merged_pairs(node: yaml.MappingNode, doc: _Doc, path: Path_) -> Iterator[tuple[yaml.Node, yaml.Node]]:
-    for key_node, value_node in node.value:
-        if key_node.tag == "tag:yaml.org,2002:merge":
-            sources = value_node.value if isinstance(value_node, yaml.SequenceNode) else [value_node]
-            for source in sources:
-                if isinstance(source, yaml.MappingNode):
-                    yield from source.value
-                else:
-                    doc.at(path, "`<<` merges only mappings")
+    def problem(mark: yaml.Mark, message: str) -> None:
+        doc.problems.append(Problem(doc.file, mark.line + 1, mark.column + 1, message))
+
+    resolve = loader.resolve
+    get_event = loader.get_event
+    scalar_event, alias_event = yaml.ScalarEvent, yaml.AliasEvent
+    mapping_start, sequence_start = yaml.MappingStartEvent, yaml.SequenceStartEvent
+    scalar_node, mapping_node, sequence_node = yaml.ScalarNode, yaml.MappingNode, yaml.SequenceNode
+    anchors: dict[str, yaml.Node] = {}
+    root: yaml.Node | None = None
+    documents = 0
+    open_nodes: list[yaml.Node] = []
+    # Per open collection, the key node whose value comes next (None while a key is expected).
+    keys: list[yaml.Node | None] = []
+    composed = 0
+    while True:
+        event = get_event()
+        kind = type(event)
+        node: yaml.Node
+        if kind is scalar_event or kind is mapping_start or kind is sequence_start or kind is alias_event:
+            composed += 1
+            if composed > MAX_NODES:
+                # Composing is the slow part of a huge file; `_build` would refuse it anyway.
+                doc.problems.append(Problem(doc.file, 1, 1, f"recipe has more than {MAX_NODES} values"))
+                return None
+        if kind is scalar_event:
+            tag = event.tag
+            if tag is None or tag == "!":
+                tag = resolve(scalar_node, event.value, event.implicit)
+            elif tag not in _SCALAR_TAGS:
+                problem(event.start_mark, _tag_message(tag))
+                tag = _STR
+            node = scalar_node(tag, event.value, event.start_mark, event.end_mark, event.style)
+        elif kind is mapping_start or kind is sequence_start:
+            if len(open_nodes) >= MAX_DEPTH:
+                problem(event.start_mark, f"nesting deeper than {MAX_DEPTH} levels")
+                return None
+            default = _MAP if kind is mapping_start else _SEQ
+            tag = event.tag
+            if tag is not None and tag != "!" and tag != default:
+                problem(event.start_mark, _tag_message(tag))
+            node_class = mapping_node if kind is mapping_start else sequence_node
+            node = node_class(default, [], event.start_mark, event.end_mark, event.flow_style)
+        elif kind is alias_event:
+            if event.anchor not in anchors:
+                problem(event.start_mark, f"YAML syntax error: found undefined alias {event.anchor!r}")
+                return None
+            node = anchors[event.anchor]
+        elif kind is yaml.MappingEndEvent or kind is yaml.SequenceEndEvent:
+            open_nodes.pop().end_mark = event.end_mark
+            keys.pop()
             continue
-        yield key_node, value_node
+        elif kind is yaml.DocumentStartEvent:
+            documents += 1
+            continue
+        elif kind is yaml.StreamEndEvent or event is None:
+            break
+        else:
+            continue  # stream start, document end
+        if documents > 1:
+            problem(node.start_mark, "one recipe per file (found a second YAML document)")
+            return None
+        if kind is not alias_event and event.anchor is not None:
+            if event.anchor in anchors:
+                first = anchors[event.anchor].start_mark.line + 1
+                problem(
+                    event.start_mark,
+                    f"YAML syntax error: duplicate anchor {event.anchor!r} (first defined at line {first})",
+                )
+                return None
+            anchors[event.anchor] = node
+        if not open_nodes:
+            root = node
+        elif type(parent := open_nodes[-1]) is sequence_node:
+            parent.value.append(node)
+        elif (key := keys[-1]) is None:
+            keys[-1] = node
+        else:
+            parent.value.append((key, node))
+            keys[-1] = None
+        if kind is mapping_start or kind is sequence_start:
+            open_nodes.append(node)
+            keys.append(None)
+    if root is None:
+        doc.problems.append(Problem(doc.file, 1, 1, "file is empty; a recipe needs `recipe:` and `steps:`"))
+    return root
+
+
+def _tag_message(tag: str) -> str:
+    shown = f"!!{tag.removeprefix(_TAG)}" if tag.startswith(_TAG) else tag
+    if len(shown) > 60:
+        shown = f"{shown[:60]}…"
+    return (
+        f"YAML tag {shown!r} is not supported "
+        "(a recipe holds text, numbers, true/false, null, lists and mappings)"
+    )
+
+
+# A work item of `_build`: a node to build at a path into container[slot], or (None, (), None,
+# id) to leave the collection with that id.
+_Work = tuple[yaml.Node | None, Path_, Any, Any]
+
+
+def _build(root: yaml.Node, doc: _Doc) -> Any:
+    """Plain data from the node tree, with the position of every value and key.
+
+    Iterative (an explicit work stack, so depth costs no frames). Every node, key and merge
+    source visited counts toward `MAX_NODES`, refused and merged ones too: aliases can make a
+    small file name the same node a billion times, whichever branch handles it.
+
+    Raises:
+        _TooBig: past the budget.
+    """
+    holder: list[Any] = [None]
+    # Collections being built around the current node: an alias to one of them is a cycle.
+    around: set[int] = set()
+    work: list[_Work] = [(root, (), holder, 0)]
+    positions = doc.positions
+    visited = 0
+    while work:
+        node, path, container, slot = work.pop()
+        if node is None:
+            around.discard(slot)
+            continue
+        visited += 1
+        if visited > MAX_NODES:
+            raise _TooBig
+        if path not in positions:
+            positions[path] = (node.start_mark.line + 1, node.start_mark.column + 1)
+        if type(node) is yaml.ScalarNode:
+            container[slot] = node.value if node.tag == _STR else _scalar(node, path, doc)
+            continue
+        if id(node) in around:
+            doc.at(path, "a YAML alias refers to itself")
+            continue
+        around.add(id(node))
+        work.append((None, (), None, id(node)))
+        if isinstance(node, yaml.SequenceNode):
+            items: list[Any] = [None] * len(node.value)
+            container[slot] = items
+            work.extend((node.value[i], (*path, i), items, i) for i in reversed(range(len(items))))
+        elif isinstance(node, yaml.MappingNode):
+            mapping: dict[str, Any] = {}
+            container[slot] = mapping
+            children: list[_Work] = []
+            pairs = node.value
+            if any(key_node.tag == _MERGE for key_node, _ in pairs):
+                pairs, merged = _merged_pairs(node, doc, path, MAX_NODES - visited)
+                visited += merged
+            for key_node, value_node in pairs:
+                visited += 1
+                if visited > MAX_NODES:
+                    raise _TooBig
+                line, col = key_node.start_mark.line + 1, key_node.start_mark.column + 1
+                if type(key_node) is not yaml.ScalarNode or key_node.tag != _STR:
+                    doc.problems.append(Problem(doc.file, line, col, "keys must be plain text"))
+                    continue
+                key = key_node.value
+                if key in mapping:
+                    doc.problems.append(Problem(doc.file, line, col, f"duplicate key {key!r}"))
+                    continue
+                child = (*path, key)
+                doc.key_positions[child] = (line, col)
+                mapping[key] = None
+                children.append((value_node, child, mapping, key))
+            work.extend(reversed(children))
+    return holder[0]
+
+
+def _scalar(node: yaml.ScalarNode, path: Path_, doc: _Doc) -> Any:
+    """A scalar's value: text, a number, a boolean or None, or None after recording a problem."""
+    tag, text = node.tag, node.value
+    if tag == _STR:
+        return text
+    if tag == _NULL:
+        return None
+    if tag == _BOOL:
+        if text.lower() not in _BOOLEANS:
+            doc.at(path, f"YAML error: not a boolean: {_preview(text)}")
+            return None
+        return _BOOLEANS[text.lower()]
+    if tag == _INT:
+        too_large = f"YAML error: integer too large (more than {_MAX_INT_DIGITS} digits)"
+        # Checked on the text first: base-60 integers (`1:00:00…`) cost quadratic time to build.
+        if len(text.lstrip("+-")) - text.count("_") > _MAX_INT_DIGITS:
+            doc.at(path, too_large)
+            return None
+        try:
+            number: int = _SCALARS.construct_yaml_int(node)
+        except (ValueError, IndexError):
+            doc.at(path, f"YAML error: not an integer: {_preview(text)}")
+            return None
+        if abs(number) >= _INT_LIMIT:
+            doc.at(path, too_large)
+            return None
+        return number
+    if tag == _FLOAT:
+        try:
+            real: float = _SCALARS.construct_yaml_float(node)
+        except (ValueError, IndexError):
+            doc.at(path, f"YAML error: not a number: {_preview(text)}")
+            return None
+        return real
+    # Implicit timestamps (`2024-02-30` too), `=` and a `<<` that is not a key: YAML 1.1 types
+    # that recipes do not have, so they stay the text that was written.
+    return text
+
+
+def _preview(text: str) -> str:
+    return repr(text if len(text) <= 40 else f"{text[:40]}…")
+
+
+def _merged_pairs(
+    node: yaml.MappingNode, doc: _Doc, path: Path_, budget: int
+) -> tuple[list[tuple[yaml.Node, yaml.Node]], int]:
+    """The mapping's pairs with each `<<` replaced by the pairs of the mappings it names.
+
+    Returns the pairs and how many sources and pairs were visited (they count toward the budget).
+
+    Raises:
+        _TooBig: more than `budget` sources and pairs (`<<: [*a, *a, …]` multiplies them).
+    """
+    pairs: list[tuple[yaml.Node, yaml.Node]] = []
+    visited = 0
+    for key_node, value_node in node.value:
+        if key_node.tag != _MERGE:
+            pairs.append((key_node, value_node))
+            continue
+        sources = value_node.value if isinstance(value_node, yaml.SequenceNode) else [value_node]
+        for source in sources:
+            visited += 1 + (len(source.value) if isinstance(source, yaml.MappingNode) else 0)
+            if visited > budget:
+                raise _TooBig
+            if isinstance(source, yaml.MappingNode):
+                pairs.extend(source.value)
+            else:
+                doc.at(path, "`<<` merges only mappings")
+    return pairs, visited
 
 
 # ---------------------------------------------------------------------------------------------
@@ -889,7 +1198,11 @@ def coerce_input(kind: str, text: str) -> Any:
         if lowered in ("false", "no", "0", "off"):
             return False
         raise ValueError(f"not a boolean: {text!r}")
-    value = json.loads(text) if text.strip()[:1] in "[{" else text.split(",")
+    if text.strip()[:1] in "[{":
+        _check_json_depth(text)
+        value = json.loads(text)
+    else:
+        value = text.split(",")
     if not _type_ok(kind, value):
         raise ValueError(f"not a {kind}: {text!r}")
     return value
@@ -913,6 +1226,26 @@ def _input_value_problem(value: Any) -> str | None:
             children = item.values() if isinstance(item, dict) else item
             pending.extend((child, depth + 1) for child in children)
     return None
+
+
+_JSON_STRING_OR_BRACKET = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{}]')
+
+
+def _check_json_depth(text: str) -> None:
+    """Refuse JSON nested deeper than `MAX_INPUT_DEPTH` before `json.loads` recurses into it.
+
+    Raises:
+        ValueError: too deep.
+    """
+    depth = 0
+    for match in _JSON_STRING_OR_BRACKET.finditer(text):
+        token = match.group()
+        if token in "[{":
+            depth += 1
+            if depth > MAX_INPUT_DEPTH:
+                raise ValueError(f"JSON nested deeper than {MAX_INPUT_DEPTH} levels")
+        elif token in "]}":
+            depth -= 1
 
 
 def resolve_inputs(recipe: Recipe, given: dict[str, Any], file: str = "<recipe>") -> dict[str, Any]:
