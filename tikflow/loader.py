@@ -23,8 +23,8 @@ from pydantic import BaseModel, ValidationError
 
 from workflows.expressions import (
     ExpressionError,
+    check_constant,
     check_source,
-    evaluate,
     is_template,
     referenced_names,
     referenced_steps,
@@ -550,7 +550,7 @@ class _Checker:
             # A constant expression can be run now: `range(10**9)` or `'a' * 10**9` fail at load
             # time, inside the same sandbox and bounds as at run time.
             try:
-                evaluate(source, {})
+                check_constant(source)
             except ExpressionError as exc:
                 self.doc.at(path, f"bad expression: {exc}")
                 return

@@ -362,6 +362,16 @@ def _private(name: Any) -> str | None:
     return next((part for part in name.split(".") if part.startswith("_")), None)
 
 
+def _check_attribute_names(name: str, args: Sequence[Any], kwargs: Mapping[str, Any]) -> None:
+    for attribute in _attribute_args(name, args, kwargs):
+        private = _private(attribute)
+        if private is not None:
+            # "unsafe", as the sandbox says for the same access.
+            raise ExpressionError(
+                f"access to attribute {private!r} is unsafe (names starting with _ are private)"
+            )
+
+
 def _refuse_private(name: str) -> ExpressionError:
     return ExpressionError(f"access to {name!r} is not allowed (names starting with _ are private)")
 
@@ -457,10 +467,11 @@ def _check_urlize(budget: _Budget, value: Any, *args: Any, **kwargs: Any) -> Non
 def _guarded_filter(
     name: str, original: Callable[..., Any], check: Callable[..., None] | None = None
 ) -> Callable[..., Any]:
-    """A filter that runs `check` before the original and pays for its result.
+    """A filter that refuses `_`-attributes, runs `check` before the original, pays for its result.
 
-    `_`-attributes in its arguments (`attr('__class__')`) are refused at load time when constant;
-    at run time the sandbox refuses them (Jinja's filters read attributes through it).
+    A `_`-attribute in its arguments (`attr('__class__')`) is refused at load time when constant;
+    at run time, when it comes from an input, here (the sandbox would only hand back an
+    undefined value, which `sort`/`min` on one item never look at).
     """
     kind = getattr(original, "jinja_pass_arg", None)
 
@@ -470,6 +481,7 @@ def _guarded_filter(
     def guarded(context: Context, value: Any, *args: Any, **kwargs: Any) -> Any:
         budget = _budget_of(context)
         budget.charge(_OP_COST + _input_cost(value, per_element, per_kilochar))
+        _check_attribute_names(name, args, kwargs)
         if check is not None:
             check(budget, value, *args, **kwargs)
         if kind is _PassArg.context:
@@ -506,6 +518,7 @@ def _join(context: Context, value: Any, d: str = "", attribute: Any = None) -> s
     """`join`, measured first: the items and separators together must fit the cap."""
     budget = _budget_of(context)
     budget.charge(_OP_COST + _input_cost(value, _FILTER_ELEMENT_COST, 0))
+    _check_attribute_names("join", (d, attribute), {})
     items = _materialized(budget, value)
     if isinstance(items, list | tuple):
         parts = items
@@ -528,6 +541,7 @@ def _sum(context: Context, iterable: Any, attribute: Any = None, start: Any = 0)
     """`sum`, linear: `sum(start=[])` joins lists in one pass instead of copying at every item."""
     budget = _budget_of(context)
     budget.charge(_OP_COST + _input_cost(iterable, _FILTER_ELEMENT_COST, 0))
+    _check_attribute_names("sum", (attribute,), {})
     items = _materialized(budget, iterable)
     if attribute is not None:
         getter = _attribute_getter(context, attribute)
@@ -878,9 +892,9 @@ def _check_shape(tree: nodes.Node) -> None:
             raise ExpressionError(f"expression too large (over {MAX_NODES} parts)")
         if depth > MAX_DEPTH:
             raise ExpressionError(f"expression nested too deeply (over {MAX_DEPTH} levels)")
-        if blocks > MAX_BLOCK_DEPTH:
-            raise ExpressionError(f"expression nested too deeply (blocks over {MAX_BLOCK_DEPTH} levels)")
         inner = blocks + 1 if isinstance(node, _BLOCKS) else blocks
+        if inner > MAX_BLOCK_DEPTH:
+            raise ExpressionError(f"expression nested too deeply (blocks over {MAX_BLOCK_DEPTH} levels)")
         stack.extend((child, depth + 1, inner) for child in node.iter_child_nodes())
 
 
@@ -1051,20 +1065,24 @@ def _instrument(node: nodes.Node) -> nodes.Node:
 @functools.lru_cache(maxsize=4096)
 def _compiled(source: str) -> Any:
     # The bounds, not the `_`-name check: at run time the sandbox is the second wall against those.
-    parsed = _parse(source)
     env = _environment()
+    expr = _single_expression(source)
+    parsed = _parse(source) if expr is None else None
+    if len(source) > MAX_SOURCE_CHARS:
+        raise ExpressionError(f"expression longer than {MAX_SOURCE_CHARS} characters")
     try:
-        expr = _single_expression(source)
         if expr is not None:
             # As `env.compile_expression`, with the tree instrumented before it is compiled.
             parser = Parser(env, expr, state="variable")
             node = parser.parse_expression()
             if not parser.stream.eos:
                 raise TemplateSyntaxError("chunk after expression", parser.stream.current.lineno, None, None)
+            _check_shape(node)
             body = [nodes.Assign(nodes.Name("result", "store"), _instrument(node), lineno=1)]
             tree = nodes.Template(body, lineno=1)
             tree.set_environment(env)
             return ("expr", TemplateExpression(env.from_string(tree), undefined_to_none=False))
+        assert parsed is not None
         _instrument(parsed)
         parsed.set_environment(env)
         return ("text", env.from_string(parsed))
@@ -1087,7 +1105,9 @@ def evaluate(source: str, context: Mapping[str, Any]) -> Any:
     try:
         kind, compiled = _compiled(source)
         if kind == "expr":
-            result = _plain(budget, compiled(**context, **{_BUDGET: budget}))
+            result = compiled(**context, **{_BUDGET: budget})
+            if not _is_plain(result):
+                result = _plain(budget, result)
         else:
             result = _render(compiled, context, budget)
     except ExpressionError:
@@ -1115,6 +1135,26 @@ def _render(template: Any, context: Mapping[str, Any], budget: _Budget) -> str:
             raise _too_large()
         pieces.append(piece)
     return "".join(pieces)
+
+
+_PLAIN_SCALARS = frozenset({str, int, float, bool, type(None)})
+
+
+def _is_plain(value: Any, depth: int = 0) -> bool:
+    """Whether `value` is plain data already (the common case, checked without copying)."""
+    kind = value.__class__
+    if kind in _PLAIN_SCALARS:
+        return True
+    if depth >= MAX_VALUE_DEPTH:
+        return False
+    if kind is dict:
+        return all(
+            k.__class__ in _PLAIN_SCALARS and (v.__class__ in _PLAIN_SCALARS or _is_plain(v, depth + 1))
+            for k, v in value.items()
+        )
+    if kind is list or kind is tuple:
+        return all(v.__class__ in _PLAIN_SCALARS or _is_plain(v, depth + 1) for v in value)
+    return False
 
 
 def _plain(budget: _Budget, value: Any, depth: int = 0) -> Any:
