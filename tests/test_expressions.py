@@ -210,3 +210,16 @@ def test_loops_within_the_budget_keep_every_loop_feature():
 def test_a_deeply_nested_expression_is_refused_at_load_time():
     with pytest.raises(ExpressionError, match="nested too deeply"):
         check_source("{{ " + "(" * 500 + "1" + ")" * 500 + " }}")
+
+
+def test_a_list_or_mapping_inside_text_renders_as_json_not_a_python_repr():
+    context = {"steps": {"x": {"a": [1, "é", None, True]}, "y": ["q"]}}
+    assert (
+        evaluate("got {{ steps.x }} and {{ steps.y }}", context)
+        == 'got {"a": [1, "é", null, true]} and ["q"]'
+    )
+    assert evaluate("{{ 'v=' ~ steps.y }}", context) == 'v=["q"]'
+    assert evaluate("{{ steps.x | string }}", context) == '{"a": [1, "é", null, true]}'
+    # The whole value stays native.
+    assert evaluate("{{ steps.x }}", context) == {"a": [1, "é", None, True]}
+    assert evaluate("{{ none }} {{ 1 }} {{ 'a' }}", context) == "None 1 a"

@@ -38,6 +38,7 @@ from pydantic import BaseModel, ValidationError
 from activities.contracts import account_name_problem, http_url_problem
 from workflows.expressions import (
     ExpressionError,
+    check_constant,
     check_source,
     evaluate,
     is_template,
@@ -1013,6 +1014,7 @@ class _Checker:
             # A constant expression can be run now: `range(10**9)` or `'a' * 10**9` fail at load
             # time, inside the same sandbox and bounds as at run time.
             try:
+                check_constant(source)
                 value = evaluate(source, {})
             except ExpressionError as exc:
                 self.doc.at(path, f"bad expression: {exc}")
