@@ -185,18 +185,23 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"watch it: {ui_link(run_id, schedule=handle is None)}")
         if handle is None or not args.wait:
             return 0
-        from temporalio.client import WorkflowFailureError
-
-        try:
-            result = await handle.result()
-        except WorkflowFailureError as exc:
-            cause = exc.cause
-            message = getattr(cause, "message", None) or str(cause)
-            raise UserError(f"run {run_id} failed: {message}") from None
-        print(json.dumps(result.model_dump(mode="json"), indent=2, default=str))
-        return 0
+        return await print_result(handle, run_id)
 
     return asyncio.run(go())
+
+
+async def print_result(handle: Any, run_id: str) -> int:
+    """Wait for a run and print its result as JSON; a failed run is a one-line `UserError`."""
+    from temporalio.client import WorkflowFailureError
+
+    try:
+        result = await handle.result()
+    except WorkflowFailureError as exc:
+        cause = exc.cause
+        message = getattr(cause, "message", None) or str(cause)
+        raise UserError(f"run {run_id} failed: {message}") from None
+    print(json.dumps(result.model_dump(mode="json"), indent=2, default=str))
+    return 0
 
 
 def ui_link(object_id: str, *, schedule: bool = False) -> str:

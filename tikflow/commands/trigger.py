@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 from typing import Any
 
 __all__ = ["add_parser", "cmd_trigger"]
@@ -27,9 +26,7 @@ def add_parser(subparsers: Any) -> None:
 
 def cmd_trigger(args: argparse.Namespace) -> int:
     """Start a run of the schedule now; with --wait, wait for it (exit 1 if it failed)."""
-    from temporalio.client import WorkflowFailureError
-
-    from tikflow.cli import UserError, _client, ui_link
+    from tikflow.cli import UserError, _client, print_result, ui_link
     from tikflow.runs import AlreadyRunning, trigger_schedule
     from workflows.recipe import RunResult
 
@@ -45,14 +42,6 @@ def cmd_trigger(args: argparse.Namespace) -> int:
         print(f"watch it: {ui_link(run_id)}")
         if not args.wait:
             return 0
-        handle = client.get_workflow_handle(run_id, result_type=RunResult)
-        try:
-            result = await handle.result()
-        except WorkflowFailureError as exc:
-            cause = exc.cause
-            message = getattr(cause, "message", None) or str(cause)
-            raise UserError(f"run {run_id} failed: {message}") from None
-        print(json.dumps(result.model_dump(mode="json"), indent=2, default=str))
-        return 0
+        return await print_result(client.get_workflow_handle(run_id, result_type=RunResult), run_id)
 
     return asyncio.run(go())
