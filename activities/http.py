@@ -24,7 +24,7 @@ from activities.errors import ProviderError, ProviderUnavailable, RateLimited
 
 if TYPE_CHECKING:
     from activities.registry import ActionContext
-    from tikflow.settings import Settings
+    from activities.settings import Settings
 
 __all__ = ["MAX_BODY_BYTES", "Classifier", "Reply", "listed", "make_http_client", "malformed", "send"]
 

@@ -22,9 +22,9 @@ from activities.contracts import RunScope, provider_of
 if TYPE_CHECKING:
     import httpx
 
+    from activities.credentials import CredentialStore
     from activities.ratelimit import RateLimiter
-    from tikflow.credentials import CredentialStore
-    from tikflow.settings import Settings
+    from activities.settings import Settings
 
 __all__ = [
     "ACTIONS",

@@ -162,7 +162,7 @@ def sandbox_process(**config: Any) -> Iterator[str]:
 
     port = free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "tikflow.sandbox", "--port", str(port), "--comment-interval", "0"],
+        [sys.executable, "-m", "tikflow.emulator", "--port", str(port), "--comment-interval", "0"],
         cwd=ROOT,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -230,13 +230,13 @@ async def engine(
     baselines) registered next to `RecipeWorkflow` on the base queue, so the interpreter and its
     baseline share one worker, one activity implementation and one HTTP pool.
     """
+    from activities.credentials import CredentialStore
     from activities.http import make_http_client
     from activities.ratelimit import RateLimiter
     from activities.registry import Services
-    from tikflow.credentials import CredentialStore
+    from activities.settings import Settings
     from tikflow.devstack import DevStack, free_port, sandbox_credentials
-    from tikflow.sandbox.server import provider_base_urls
-    from tikflow.settings import Settings
+    from tikflow.emulator.server import provider_base_urls
     from tikflow.worker import provider_quotas, tune_gc
 
     env = {**os.environ, **dict(worker_env or {})}

@@ -13,8 +13,8 @@ from temporalio.testing import WorkflowEnvironment
 
 from activities.ratelimit import RateLimiter
 from activities.registry import Services
+from activities.settings import Settings
 from tikflow.devstack import DEV_SERVER_DYNAMIC_CONFIG, find_binary
-from tikflow.settings import Settings
 from workflows.recipe import SEARCH_ATTRIBUTES
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -80,7 +80,7 @@ def make_services(
     transport: httpx.AsyncBaseTransport | None = None, credentials_path: Path | None = None
 ) -> Services:
     """Services whose HTTP goes through `transport` (the test seam)."""
-    from tikflow.credentials import CredentialStore
+    from activities.credentials import CredentialStore
 
     return Services(
         http=httpx.AsyncClient(transport=transport),
@@ -143,8 +143,8 @@ class Stack:
 @pytest.fixture(scope="session")
 def sandbox_url() -> Iterator[str]:
     """One sandbox for the session; tests reset it through the admin API."""
-    from tikflow.sandbox.server import running_sandbox
-    from tikflow.sandbox.state import SandboxConfig
+    from tikflow.emulator.server import running_sandbox
+    from tikflow.emulator.state import SandboxConfig
 
     with running_sandbox(port=0, config=SandboxConfig(seed=7)) as url:
         yield url
@@ -157,9 +157,9 @@ async def stack(
     """A fresh sandbox world, credentials for it, and a worker polling a fresh task queue."""
     import asyncio
 
-    from tikflow.credentials import CredentialStore
+    from activities.credentials import CredentialStore
     from tikflow.devstack import sandbox_credentials
-    from tikflow.sandbox.server import provider_base_urls
+    from tikflow.emulator.server import provider_base_urls
     from tikflow.worker import run_workers
 
     def prepare() -> CredentialStore:

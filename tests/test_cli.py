@@ -203,7 +203,7 @@ def test_unknown_command_is_a_usage_error_without_traceback():
 
 
 def test_credentials_sandbox_stores_a_working_main_account_for_every_provider(sandbox_url, tmp_path):
-    from tikflow.credentials import CredentialStore
+    from activities.credentials import CredentialStore
 
     path = tmp_path / "credentials.json"
     result = tikflow("credentials", "--file", str(path), "sandbox", sandbox_url)

@@ -20,10 +20,10 @@ import pytest
 import temporalio
 import yaml
 
-from tikflow.credentials import PROVIDER_FIELDS
+from activities.credentials import PROVIDER_FIELDS
+from activities.settings import PROVIDERS
 from tikflow.devstack import find_binary
-from tikflow.sandbox.server import provider_base_urls
-from tikflow.settings import PROVIDERS
+from tikflow.emulator.server import provider_base_urls
 from workflows.recipe import SEARCH_ATTRIBUTES
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -76,7 +76,7 @@ def tikflow_variables_read(*, worker_only: bool = False) -> set[str]:
         names |= set(literal.findall(code))
         for _, suffix in pattern.findall(code):
             names |= {f"TIKFLOW_{provider.upper()}_{suffix}" for provider in PROVIDERS}
-    # Credential overrides: TIKFLOW_<PROVIDER>_<FIELD> (tikflow.credentials._env_name).
+    # Credential overrides: TIKFLOW_<PROVIDER>_<FIELD> (activities.credentials._env_name).
     names |= {f"TIKFLOW_{p.upper()}_{f.upper()}" for p, fields in PROVIDER_FIELDS.items() for f in fields}
     return names
 

@@ -24,9 +24,9 @@ from temporalio.worker import Replayer
 from temporalio.workflow import NondeterminismError
 
 from tests.replay.history import readable
-from tikflow import sandbox
+from tikflow import emulator
+from tikflow.emulator import state as sandbox_state
 from tikflow.loader import load_recipe
-from tikflow.sandbox import state as sandbox_state
 from workflows.recipe import RecipeRun, RecipeWorkflow, RunResult, workflow_runner
 
 ROOT = Path(__file__).parent.parent  # no resolve(): the workflow sandbox re-imports this module
@@ -155,7 +155,7 @@ def sandbox_keys() -> set[str]:
     """The sandbox's fixed credentials: its demo keys, tokens and client secrets."""
     keys = {
         value
-        for accounts in sandbox.demo_credentials().values()
+        for accounts in emulator.demo_credentials().values()
         for fields in accounts.values()
         for name, value in fields.items()
         if name not in ("location_id", "user_id")  # identifiers, not secrets

@@ -322,7 +322,7 @@ def cmd_dev(args: argparse.Namespace) -> int:
     except WorkerConfigError as exc:
         raise UserError(str(exc), code=2) from None
 
-    from tikflow.credentials import default_path
+    from activities.credentials import default_path
 
     # The environment another shell in this folder has: the stack points this process at its store.
     shell_env = dict(os.environ)

@@ -4,7 +4,7 @@
 with a SQLite file under `.tikflow/`, the UI, and tikflow's search attributes registered), the
 provider sandbox on loopback, stores the sandbox's demo credentials in `.tikflow/credentials.json`,
 points every provider base URL at the sandbox, and runs a worker in this process. Commands run in
-another shell in the same folder find that same file (`tikflow.credentials.default_path`), so
+another shell in the same folder find that same file (`activities.credentials.default_path`), so
 what `tikflow credentials` and `tikflow reauth` write there is what the worker reads.
 Leaving the context stops everything it started, in reverse order; nothing is left running.
 `run_until_stopped` runs a coroutine that holds a stack so that SIGTERM and SIGHUP stop it
@@ -125,7 +125,7 @@ def sandbox_credentials(base_url: str) -> dict[str, dict[str, dict[str, str]]]:
 
     import httpx
 
-    from tikflow.sandbox import demo_credentials
+    from tikflow.emulator import demo_credentials
 
     credentials = demo_credentials()
     tokens = httpx.post(f"{base_url}/_admin/keys", json={"provider": "tiktok"}, timeout=10).json()
@@ -176,7 +176,7 @@ class DevStack:
         """
         if self.sandbox_port is not None and self.sandbox_port >= 0:
             return (self.home / "credentials.json").absolute()
-        from tikflow.credentials import default_path
+        from activities.credentials import default_path
 
         return default_path().absolute()
 
@@ -257,8 +257,8 @@ class DevStack:
 
     @contextlib.contextmanager
     def _sandbox(self) -> Any:
-        from tikflow.credentials import CredentialStore
-        from tikflow.sandbox.server import running_sandbox
+        from activities.credentials import CredentialStore
+        from tikflow.emulator.server import running_sandbox
 
         with running_sandbox(port=self.sandbox_port, config=self.sandbox_config) as base:
             self.sandbox_url = base
@@ -309,7 +309,7 @@ def _environment(env: dict[str, str]) -> Any:
 
 def sandbox_environment(base_url: str, credentials_file: Path) -> dict[str, str]:
     """Environment that points every provider at the sandbox and credentials at `credentials_file`."""
-    from tikflow.sandbox.server import provider_base_urls
+    from tikflow.emulator.server import provider_base_urls
 
     env = {f"TIKFLOW_{p.upper()}_URL": url for p, url in provider_base_urls(base_url).items()}
     env["TIKFLOW_CREDENTIALS"] = str(credentials_file.resolve())

@@ -18,10 +18,10 @@ Temporal connection, read by Temporal's own `envconfig` (see `tikflow.connect`):
 What runs where:
     `TIKFLOW_TASK_QUEUE`: the base task queue (default `tikflow`); providers get `<base>.<provider>`.
     `TIKFLOW_<PROVIDER>_URL`: a provider's base URL (default: the real service; see
-        `tikflow.settings`), e.g. the sandbox's in a trial deployment.
+        `activities.settings`), e.g. the sandbox's in a trial deployment.
     `TIKFLOW_HTTP_TIMEOUT`, `TIKFLOW_HTTP_MAX_CONNECTIONS`: the shared HTTP client.
     `TIKFLOW_CREDENTIALS`: the credentials file (default `.tikflow/credentials.json` when the
-        current directory has `.tikflow/`, else the user config dir; see `tikflow.credentials`;
+        current directory has `.tikflow/`, else the user config dir; see `activities.credentials`;
         `TIKFLOW_<PROVIDER>_<FIELD>` variables override it, `TIKFLOW_WEBHOOK_URL` and
         `TIKFLOW_WEBHOOK__<NAME>__URL` give webhook credentials), written when tokens rotate; the
         worker's first log line names it; `TIKFLOW_CREDENTIALS_SEED`: a
@@ -74,8 +74,8 @@ from activities.http import make_http_client
 from activities.ratelimit import Quota, RateLimiter
 from activities.registry import Services
 from activities.runner import ProviderActivities
+from activities.settings import PROVIDERS, Settings
 from tikflow.connect import connect, task_queue
-from tikflow.settings import PROVIDERS, Settings
 from workflows.recipe import RecipeWorkflow, workflow_runner
 
 __all__ = [
@@ -96,7 +96,7 @@ log = structlog.get_logger("tikflow.worker")
 
 def build_services(settings: Settings | None = None, env: Mapping[str, str] | None = None) -> Services:
     """The dependencies every action shares in this process."""
-    from tikflow.credentials import CredentialStore
+    from activities.credentials import CredentialStore
 
     settings = settings or Settings.from_env(env)
     return Services(
@@ -365,7 +365,7 @@ async def run_workers(
 
 
 async def _main() -> None:
-    from tikflow.credentials import path_origin
+    from activities.credentials import path_origin
 
     services = build_services()
     # First, so an operator sees which store (and so which keys) this worker uses before anything fails.

@@ -8,11 +8,11 @@ import httpx
 import pytest
 
 import activities.builtin  # noqa: F401  (registers the built-in actions)
+from activities.credentials import CredentialStore
 from activities.ratelimit import RateLimiter
 from activities.registry import ACTIONS, ActionContext, Services
-from tikflow.credentials import CredentialStore
+from activities.settings import Settings
 from tikflow.loader import RecipeError, load_recipe_text
-from tikflow.settings import Settings
 
 
 async def test_an_answers_credential_headers_are_left_out_of_the_result(tmp_path: Path) -> None:

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
+from activities.credentials import CredentialStore, default_path, mask
 from activities.errors import CredentialsRejected
 from tikflow.cli import build_parser
-from tikflow.credentials import CredentialStore, default_path, mask
 
 SECRET = "sk_live_4f9c2a7e1b3d5f6a8c0e2b4d3a9f"
 
@@ -295,7 +295,7 @@ def test_every_command_in_a_folder_with_a_dev_store_uses_it(tmp_path: Path) -> N
 
 def test_a_strict_write_never_leaves_half_a_credential(tmp_path: Path) -> None:
     """The issue's reauth wrote an account key into a store with no API key for it."""
-    from tikflow.credentials import IncompleteCredential
+    from activities.credentials import IncompleteCredential
 
     path = tmp_path / "credentials.json"
     store = CredentialStore(path, env={})
@@ -330,7 +330,7 @@ def test_a_strict_write_never_leaves_half_a_credential(tmp_path: Path) -> None:
 def test_a_strict_write_refuses_malformed_values_without_showing_them(
     tmp_path: Path, provider: str, fields: dict[str, str], problem: str
 ) -> None:
-    from tikflow.credentials import IncompleteCredential
+    from activities.credentials import IncompleteCredential
 
     path = tmp_path / "credentials.json"
     with pytest.raises(IncompleteCredential, match=problem) as caught:

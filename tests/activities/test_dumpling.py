@@ -11,6 +11,7 @@ import httpx
 import pytest
 
 from activities import dumpling
+from activities.credentials import CredentialStore
 from activities.errors import (
     CredentialsRejected,
     ProviderError,
@@ -20,8 +21,7 @@ from activities.errors import (
 )
 from activities.ratelimit import RateLimiter
 from activities.registry import ACTIONS, ActionContext, Services
-from tikflow.credentials import CredentialStore
-from tikflow.settings import Settings
+from activities.settings import Settings
 
 KEY = "dumpling_sk_1234567890abcdef1234567890"
 BASE = "https://app.dumplingai.com"

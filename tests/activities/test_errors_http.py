@@ -9,6 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from activities.credentials import CredentialStore
 from activities.errors import (
     CredentialsRejected,
     ProviderError,
@@ -21,8 +22,7 @@ from activities.errors import (
 from activities.http import MAX_BODY_BYTES, Reply, send
 from activities.ratelimit import RateLimiter, parse_retry_after
 from activities.registry import ActionContext, Services
-from tikflow.credentials import CredentialStore
-from tikflow.settings import Settings
+from activities.settings import Settings
 
 URL = "https://api.example.test/v1/things"
 

@@ -39,18 +39,18 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
 from activities.contracts import ActionRequest
+from activities.credentials import CredentialStore
 from activities.http import MAX_BODY_BYTES
 from activities.ledger import LEDGER_STATE_KEY, EffectLedger
 from activities.ratelimit import RateLimiter
 from activities.registry import Services, load_actions
 from activities.runner import ProviderActivities
-from tikflow.credentials import CredentialStore
-from tikflow.sandbox import demo_credentials
-from tikflow.sandbox.app import create_app
-from tikflow.sandbox.server import provider_base_urls
-from tikflow.sandbox.state import HIGHLEVEL_ACCOUNT, ME, SOCIALAPI_ACCOUNT, SandboxConfig, Video, World
-from tikflow.sandbox.tiktok import issue_tokens
-from tikflow.settings import Settings
+from activities.settings import Settings
+from tikflow.emulator import demo_credentials
+from tikflow.emulator.app import create_app
+from tikflow.emulator.server import provider_base_urls
+from tikflow.emulator.state import HIGHLEVEL_ACCOUNT, ME, SOCIALAPI_ACCOUNT, SandboxConfig, Video, World
+from tikflow.emulator.tiktok import issue_tokens
 
 SANDBOX = "http://sandbox"
 #: Where `http.request` and `notify.send` go: answered by `_hook`, not by the sandbox.

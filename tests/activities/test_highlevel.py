@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
+from activities.credentials import CredentialStore
 from activities.errors import (
     CredentialsRejected,
     ProviderError,
@@ -30,8 +31,7 @@ from activities.highlevel import (
 from activities.ledger import LEDGER_STATE_KEY, EffectLedger
 from activities.ratelimit import RateLimiter
 from activities.registry import ACTIONS, ActionContext, Services
-from tikflow.credentials import CredentialStore
-from tikflow.settings import Settings
+from activities.settings import Settings
 
 BASE = "https://services.leadconnectorhq.com"
 LOCATION = "ve9EPM428h8vShlRW1KT"

@@ -10,6 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from activities.credentials import CredentialStore
 from activities.ledger import (
     LEDGER_STATE_KEY,
     EffectLedger,
@@ -19,8 +20,7 @@ from activities.ledger import (
 )
 from activities.ratelimit import RateLimiter
 from activities.registry import Services
-from tikflow.credentials import CredentialStore
-from tikflow.settings import Settings
+from activities.settings import Settings
 
 
 def test_a_recorded_effect_is_found_by_a_fresh_instance(tmp_path: Path) -> None:

@@ -166,7 +166,7 @@ def test_a_secret_url_keeps_only_its_host() -> None:
 
 
 def test_values_the_credential_store_hands_out_are_redacted_anywhere(tmp_path) -> None:
-    from tikflow.credentials import CredentialStore
+    from activities.credentials import CredentialStore
 
     store = CredentialStore(tmp_path / "credentials.json", env={})
     # Neither a secret name nor a random look: only knowing the value can catch it.

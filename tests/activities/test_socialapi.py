@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
+from activities.credentials import CredentialStore
 from activities.errors import (
     CredentialsRejected,
     ProviderError,
@@ -23,6 +24,7 @@ from activities.errors import (
 from activities.ledger import LEDGER_STATE_KEY, EffectLedger
 from activities.ratelimit import RateLimiter
 from activities.registry import ACTIONS, ActionContext, Services
+from activities.settings import Settings
 from activities.socialapi import (
     AccountsInput,
     CreatePostInput,
@@ -31,8 +33,6 @@ from activities.socialapi import (
     TiktokOptions,
     request_id,
 )
-from tikflow.credentials import CredentialStore
-from tikflow.settings import Settings
 
 BASE = "https://api.social-api.ai/v1"
 REQUEST_ID = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")

@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 from activities import tikapi
+from activities.credentials import CredentialStore
 from activities.errors import (
     CredentialsRejected,
     ProviderError,
@@ -22,8 +23,7 @@ from activities.errors import (
 )
 from activities.ratelimit import RateLimiter
 from activities.registry import ACTIONS, ActionContext, Services
-from tikflow.credentials import CredentialStore
-from tikflow.settings import Settings
+from activities.settings import Settings
 
 API_KEY = "DemoAPIKeyTokenSeHYGXDfd4SFD320Sc39Asd0Sc39Asd4s"
 ACCOUNT_KEY = "DemoAccountKeyTokenSeHYGXDfd4SFD320Sc39A"

@@ -13,6 +13,7 @@ from urllib.parse import parse_qs
 import httpx
 import pytest
 
+from activities.credentials import CredentialStore
 from activities.errors import (
     CredentialsRejected,
     ProviderError,
@@ -23,6 +24,7 @@ from activities.errors import (
 from activities.ledger import LEDGER_STATE_KEY, EffectLedger
 from activities.ratelimit import RateLimiter
 from activities.registry import ACTIONS, ActionContext, Services
+from activities.settings import Settings
 from activities.tiktok import (
     MIN_CHUNK_BYTES,
     ChunkPlan,
@@ -35,8 +37,6 @@ from activities.tiktok import (
     exchange_code,
     plan_chunks,
 )
-from tikflow.credentials import CredentialStore
-from tikflow.settings import Settings
 
 BASE = "https://open.tiktokapis.com"
 UPLOAD_URL = "https://open-upload.tiktokapis.com/upload/?upload_id=U1&upload_token=T1"

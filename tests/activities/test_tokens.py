@@ -12,13 +12,13 @@ import httpx
 import pytest
 
 import activities.tiktok  # noqa: F401  (registers the tiktok actions)
+from activities.credentials import CredentialStore
 from activities.errors import CredentialsRejected, ProviderUnavailable, SessionExpired
 from activities.ledger import LEDGER_STATE_KEY, EffectLedger
 from activities.ratelimit import RateLimiter
 from activities.registry import ACTIONS, ActionContext, Services
+from activities.settings import Settings
 from activities.tiktok import UserInfoInput
-from tikflow.credentials import CredentialStore
-from tikflow.settings import Settings
 
 Handler = Callable[[httpx.Request], Coroutine[None, None, httpx.Response]]
 

@@ -31,15 +31,15 @@ from structlog.testing import capture_logs
 from temporalio.client import WorkflowFailureError
 from temporalio.testing import WorkflowEnvironment
 
+from activities.credentials import CredentialStore
 from activities.ratelimit import RateLimiter
 from activities.registry import Services, load_actions
-from tikflow.credentials import CredentialStore
+from activities.settings import Settings
 from tikflow.devstack import sandbox_credentials
+from tikflow.emulator.server import provider_base_urls
+from tikflow.emulator.state import HIGHLEVEL_ACCOUNT, ME, SOCIALAPI_ACCOUNT, TIKTOK_OPEN_ID
 from tikflow.loader import load_recipe_text
 from tikflow.runs import start_recipe
-from tikflow.sandbox.server import provider_base_urls
-from tikflow.sandbox.state import HIGHLEVEL_ACCOUNT, ME, SOCIALAPI_ACCOUNT, TIKTOK_OPEN_ID
-from tikflow.settings import Settings
 from workflows.recipe import RunResult
 
 pytestmark = pytest.mark.devserver

@@ -30,12 +30,12 @@ from typing import Any
 import httpx
 from temporalio.client import WorkflowHandle
 
+from activities.credentials import CredentialStore
 from tests.replay.history import chain_histories, readable
-from tikflow.credentials import CredentialStore
 from tikflow.devstack import DevStack, free_port, sandbox_credentials
+from tikflow.emulator import SandboxConfig, demo_credentials
 from tikflow.loader import LoadedRecipe, load_recipe
 from tikflow.runs import start_recipe
-from tikflow.sandbox import SandboxConfig, demo_credentials
 from workflows.models import PollTrigger, Trigger
 from workflows.recipe import RecipeWorkflow
 

@@ -29,14 +29,14 @@ import uvicorn
 from temporalio.client import Client, WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
+from activities.credentials import CredentialStore
 from activities.registry import Services
 from tests.resilience.worker_process import sandbox_services
-from tikflow.credentials import CredentialStore
 from tikflow.devstack import sandbox_credentials
+from tikflow.emulator.app import Sandbox, create_app
+from tikflow.emulator.state import SandboxConfig
 from tikflow.loader import load_recipe_text
 from tikflow.runs import start_recipe
-from tikflow.sandbox.app import Sandbox, create_app
-from tikflow.sandbox.state import SandboxConfig
 from tikflow.worker import run_workers
 from workflows.recipe import RecipeWorkflow, RunStatus
 

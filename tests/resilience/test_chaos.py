@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 from temporalio.client import Client
 
+from activities.credentials import CredentialStore
 from tests.resilience.conftest import (
     ME,
     REPLY_ALL,
@@ -34,9 +35,8 @@ from tests.resilience.conftest import (
 )
 from tests.resilience.report import record
 from tikflow.connect import connect
-from tikflow.credentials import CredentialStore
 from tikflow.devstack import dev_server_args, find_binary, free_port
-from tikflow.sandbox.state import DEMO_ACCOUNT_KEY
+from tikflow.emulator.state import DEMO_ACCOUNT_KEY
 from workflows.recipe import RecipeWorkflow, RunResult
 
 #: `make chaos` sets this: the same tests at full length (and a longer timeout), nothing skipped.

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from tests.resilience.conftest import ME, REPLY_ALL, Rig, eventually, worker_in
 from tests.resilience.report import record
-from tikflow.sandbox.state import DEMO_ACCOUNT_KEY
+from tikflow.emulator.state import DEMO_ACCOUNT_KEY
 from workflows.recipe import RunResult
 
 

@@ -24,14 +24,14 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
+from activities.credentials import CredentialStore
 from tests.replay.history import readable
 from tests.resilience.conftest import REPLY_ALL, Rig, eventually, worker_in
 from tikflow.commands.reauth import WAITING_QUERY
-from tikflow.credentials import CredentialStore
 from tikflow.devstack import DevStack, free_port
+from tikflow.emulator.state import DEMO_ACCOUNT_KEY, SandboxConfig
 from tikflow.loader import load_recipe_text
 from tikflow.runs import start_recipe
-from tikflow.sandbox.state import DEMO_ACCOUNT_KEY, SandboxConfig
 from workflows.recipe import RecipeWorkflow, RunResult, RunStatus
 
 pytestmark = pytest.mark.devserver

@@ -24,16 +24,16 @@ import structlog
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowHandle
 
+from activities.credentials import CredentialStore
 from activities.http import make_http_client
 from activities.ratelimit import RateLimiter
 from activities.registry import Services
+from activities.settings import Settings
 from tests.resilience.conftest import Rig, eventually, in_process_worker, worker_in
-from tikflow.credentials import CredentialStore
+from tikflow.emulator.server import provider_base_urls
+from tikflow.emulator.state import DEMO_ACCOUNT_KEY
 from tikflow.loader import LoadedRecipe, load_recipe_text
 from tikflow.runs import get_status, start_recipe
-from tikflow.sandbox.server import provider_base_urls
-from tikflow.sandbox.state import DEMO_ACCOUNT_KEY
-from tikflow.settings import Settings
 from workflows.models import PollTrigger, Trigger
 from workflows.recipe import RecipeWorkflow, RunResult, RunStatus
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 import asyncio
 import time
 
+from activities.credentials import CredentialStore
 from tests.resilience.conftest import Rig, worker_in
 from tests.resilience.report import record
-from tikflow.credentials import CredentialStore
 from workflows.recipe import RunResult
 
 TWENTY_AT_ONCE = """

@@ -20,14 +20,14 @@ import signal
 from pathlib import Path
 from typing import Any
 
+from activities.credentials import CredentialStore
 from activities.http import make_http_client
 from activities.ratelimit import RateLimiter
 from activities.registry import ActionContext, Services, load_actions
+from activities.settings import Settings
 from tikflow.connect import connect
-from tikflow.credentials import CredentialStore
+from tikflow.emulator.server import provider_base_urls
 from tikflow.logging import configure_logging
-from tikflow.sandbox.server import provider_base_urls
-from tikflow.settings import Settings
 from tikflow.worker import run_workers
 
 

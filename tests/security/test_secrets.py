@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tikflow.credentials import CredentialStore
+from activities.credentials import CredentialStore
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFINITIONS = ROOT / "definitions"

@@ -11,8 +11,8 @@ import asyncio
 
 import pytest
 
+from activities.credentials import CredentialStore
 from tests.replay.history import readable
-from tikflow.credentials import CredentialStore
 from tikflow.loader import load_recipe_text
 from tikflow.runs import start_recipe
 from workflows.recipe import RunResult

@@ -5,7 +5,7 @@ the process list, one pair per line on stdin (`--from-stdin`). `list` says which
 and shows which fields are set and where from, with at most a masked hint (`…3a9f`) of each
 value; nothing here ever prints one, not even in an error about a mistyped argument.
 
-Every command finds the file by the same rule (`tikflow.credentials.default_path`), so the store
+Every command finds the file by the same rule (`activities.credentials.default_path`), so the store
 a second shell writes is the one the worker of `tikflow dev` in the same folder reads.
 """
 
@@ -20,7 +20,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from tikflow.credentials import (
+from activities.credentials import (
     ACCOUNT_NAME,
     PROVIDER_FIELDS,
     CredentialStore,
@@ -92,7 +92,7 @@ def _store(args: argparse.Namespace) -> CredentialStore:
 
 
 def _file_line(store: CredentialStore, args: argparse.Namespace) -> str:
-    """Which file this command uses, and why (the rule is in `tikflow.credentials`)."""
+    """Which file this command uses, and why (the rule is in `activities.credentials`)."""
     origin = "--file" if args.file is not None else path_origin()
     line = f"credentials file: {store.path} (from {origin})"
     if store.seed is not None:

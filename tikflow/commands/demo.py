@@ -62,9 +62,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
 async def _demo(home: Path, polls: int, keep: bool, outcome: list[int]) -> int:
     from tikflow.cli import UserError
     from tikflow.devstack import DevStack, free_port, port_in_use
+    from tikflow.emulator import SandboxConfig
     from tikflow.loader import load_recipe
     from tikflow.runs import start_recipe
-    from tikflow.sandbox import SandboxConfig
     from workflows.models import PollTrigger, Trigger
 
     await asyncio.to_thread(home.mkdir, parents=True, exist_ok=True)

@@ -27,8 +27,8 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from activities.contracts import REAUTH_FIELDS
+from activities.credentials import REQUIRED_FIELDS, CredentialStore, CredentialStoreError
 from tikflow.commands.credentials import check_account, numbered, parse_pairs
-from tikflow.credentials import REQUIRED_FIELDS, CredentialStore, CredentialStoreError
 
 if TYPE_CHECKING:
     from workflows.recipe import RunStatus

@@ -19,6 +19,6 @@ def add_parser(subparsers: Any) -> None:
 
 def cmd_sandbox(args: argparse.Namespace) -> int:
     """Run the sandbox until Ctrl-C."""
-    from tikflow.sandbox.server import main
+    from tikflow.emulator.server import main
 
     return main(["--port", str(args.port), "--host", args.host, "--seed", str(args.seed)])

@@ -30,10 +30,10 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 
-from tikflow.sandbox.payloads import json_body
-from tikflow.sandbox.ratelimit import Quotas
-from tikflow.sandbox.routing import Provider, Router
-from tikflow.sandbox.state import (
+from tikflow.emulator.payloads import json_body
+from tikflow.emulator.ratelimit import Quotas
+from tikflow.emulator.routing import Provider, Router
+from tikflow.emulator.state import (
     ME,
     TIKTOK_OPEN_ID,
     TIKTOK_UNION_ID,

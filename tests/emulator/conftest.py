@@ -7,9 +7,9 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
-from tests.sandbox.support import FakeClock
-from tikflow.sandbox.app import create_app
-from tikflow.sandbox.state import SandboxConfig
+from tests.emulator.support import FakeClock
+from tikflow.emulator.app import create_app
+from tikflow.emulator.state import SandboxConfig
 
 
 @pytest.fixture

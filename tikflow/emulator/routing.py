@@ -15,8 +15,8 @@ from typing import Generic, TypeVar
 from starlette.requests import Request
 from starlette.responses import Response
 
-from tikflow.sandbox.ratelimit import Quotas
-from tikflow.sandbox.state import World
+from tikflow.emulator.ratelimit import Quotas
+from tikflow.emulator.state import World
 
 __all__ = ["Match", "Provider", "Router"]
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from tests.sandbox.support import ACCOUNT, DOC_VIDEO, TIKAPI, admin, state
-from tikflow.sandbox.app import create_app
-from tikflow.sandbox.state import HIGHLEVEL_LOCATION, HIGHLEVEL_TOKEN, SOCIALAPI_KEY, SandboxConfig
+from tests.emulator.support import ACCOUNT, DOC_VIDEO, TIKAPI, admin, state
+from tikflow.emulator.app import create_app
+from tikflow.emulator.state import HIGHLEVEL_LOCATION, HIGHLEVEL_TOKEN, SOCIALAPI_KEY, SandboxConfig
 
 HL = {"Authorization": f"Bearer {HIGHLEVEL_TOKEN}", "Version": "2021-07-28"}
 
@@ -89,7 +89,7 @@ async def test_reset_restores_the_seeded_world_and_the_starting_configuration(sa
 
 
 async def test_config_is_validated(sandbox):
-    # A payload of the wrong shape or type is a 422 (tests/sandbox/test_hostile_admin.py has more).
+    # A payload of the wrong shape or type is a 422 (tests/emulator/test_hostile_admin.py has more).
     assert (await sandbox.post("/_admin/config", json={"nonsense": 1})).status_code == 422
     assert (await sandbox.post("/_admin/config", json={"publish_polls": "two"})).status_code == 422
     assert (await sandbox.post("/_admin/config", json={"clock": 1})).status_code == 422

@@ -1,4 +1,4 @@
-"""Serving the sandbox: in a thread for tests, and as `python -m tikflow.sandbox`."""
+"""Serving the sandbox: in a thread for tests, and as `python -m tikflow.emulator`."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import sys
 
 import httpx
 
-from tikflow.sandbox.server import provider_base_urls, running_sandbox
-from tikflow.sandbox.state import DEMO_API_KEY
+from tikflow.emulator.server import provider_base_urls, running_sandbox
+from tikflow.emulator.state import DEMO_API_KEY
 
 
 def test_provider_base_urls():
@@ -56,7 +56,7 @@ def test_module_entry_point_prints_one_base_url_per_provider():
         free.bind(("127.0.0.1", 0))
         port = free.getsockname()[1]
     with subprocess.Popen(
-        [sys.executable, "-m", "tikflow.sandbox", "--port", str(port), "--seed", "3"],
+        [sys.executable, "-m", "tikflow.emulator", "--port", str(port), "--seed", "3"],
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,

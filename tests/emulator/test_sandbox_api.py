@@ -5,9 +5,9 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from tikflow.sandbox import demo_credentials
-from tikflow.sandbox.app import create_app
-from tikflow.sandbox.state import SandboxConfig
+from tikflow.emulator import demo_credentials
+from tikflow.emulator.app import create_app
+from tikflow.emulator.state import SandboxConfig
 
 CREDS = demo_credentials()
 TIKAPI = {"X-API-KEY": CREDS["tikapi"]["main"]["api_key"]}

@@ -17,11 +17,11 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from tikflow.sandbox.payloads import json_body
-from tikflow.sandbox.ratelimit import Quotas
-from tikflow.sandbox.routing import Provider, Router
-from tikflow.sandbox.state import User, Video, World
-from tikflow.sandbox.tikapi import comment_json, stats_json, user_json
+from tikflow.emulator.payloads import json_body
+from tikflow.emulator.ratelimit import Quotas
+from tikflow.emulator.routing import Provider, Router
+from tikflow.emulator.state import User, Video, World
+from tikflow.emulator.tikapi import comment_json, stats_json, user_json
 
 __all__ = ["PROVIDER"]
 

@@ -99,7 +99,7 @@ class _Payload(BaseModel):
 
 
 class FaultRuleInput(_Payload):
-    """One fault rule as posted (fields as in `tikflow.sandbox.faults`)."""
+    """One fault rule as posted (fields as in `tikflow.emulator.faults`)."""
 
     provider: _Name
     kind: FaultKind

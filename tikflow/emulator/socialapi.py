@@ -23,11 +23,11 @@ from urllib.parse import urlencode
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from tikflow.sandbox.payloads import json_body
-from tikflow.sandbox.ratelimit import Quotas
-from tikflow.sandbox.routing import Provider, Router
-from tikflow.sandbox.state import ME, SOCIALAPI_ACCOUNT, SOCIALAPI_TIKTOK_CLIENT_KEY, World
-from tikflow.sandbox.tiktok import redeem_code
+from tikflow.emulator.payloads import json_body
+from tikflow.emulator.ratelimit import Quotas
+from tikflow.emulator.routing import Provider, Router
+from tikflow.emulator.state import ME, SOCIALAPI_ACCOUNT, SOCIALAPI_TIKTOK_CLIENT_KEY, World
+from tikflow.emulator.tiktok import redeem_code
 
 __all__ = ["PROVIDER"]
 

@@ -5,7 +5,7 @@ It imports nothing from the engine: it is the outside world, on this machine.
 
 from __future__ import annotations
 
-from tikflow.sandbox.state import (
+from tikflow.emulator.state import (
     DEMO_ACCOUNT_KEY,
     DEMO_API_KEY,
     DUMPLING_KEY,

@@ -23,10 +23,10 @@ from urllib.parse import urlencode
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 
-from tikflow.sandbox.payloads import json_body
-from tikflow.sandbox.ratelimit import Quotas
-from tikflow.sandbox.routing import Provider, Router
-from tikflow.sandbox.state import Comment, Conversation, Message, User, Video, World
+from tikflow.emulator.payloads import json_body
+from tikflow.emulator.ratelimit import Quotas
+from tikflow.emulator.routing import Provider, Router
+from tikflow.emulator.state import Comment, Conversation, Message, User, Video, World
 
 __all__ = ["PROVIDER", "SESSION_EXPIRED", "comment_json", "mint_account_key", "stats_json", "user_json"]
 

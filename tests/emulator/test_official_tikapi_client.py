@@ -7,8 +7,8 @@ from collections.abc import Iterator
 import pytest
 from tikapi import TikAPI
 
-from tikflow.sandbox.server import running_sandbox
-from tikflow.sandbox.state import DEMO_ACCOUNT_KEY, DEMO_API_KEY, SandboxConfig
+from tikflow.emulator.server import running_sandbox
+from tikflow.emulator.state import DEMO_ACCOUNT_KEY, DEMO_API_KEY, SandboxConfig
 
 
 @pytest.fixture(scope="module")

@@ -18,10 +18,10 @@ from typing import Any
 import httpx
 import pytest
 
-from tikflow.sandbox import demo_credentials
-from tikflow.sandbox.payloads import MAX_DEPTH, MAX_TICK, ConfigUpdate, FaultRuleInput
-from tikflow.sandbox.server import running_sandbox
-from tikflow.sandbox.state import SandboxConfig
+from tikflow.emulator import demo_credentials
+from tikflow.emulator.payloads import MAX_DEPTH, MAX_TICK, ConfigUpdate, FaultRuleInput
+from tikflow.emulator.server import running_sandbox
+from tikflow.emulator.state import SandboxConfig
 
 CREDENTIALS = demo_credentials()
 TIKAPI = {"X-API-KEY": CREDENTIALS["tikapi"]["main"]["api_key"]}

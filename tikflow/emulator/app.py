@@ -6,13 +6,13 @@ documented path template, may meet a scripted fault, and is otherwise answered b
 module from the shared `World`.
 
 Admin API (JSON in, JSON out; `{"error"}` with one line on a bad request: 422 when a payload has
-the wrong shape, type or size (`tikflow.sandbox.payloads`; nothing of it is stored), 400 otherwise):
+the wrong shape, type or size (`tikflow.emulator.payloads`; nothing of it is stored), 400 otherwise):
 
 - `GET /_admin/state`: the whole world (users, videos, comments, conversations, messages,
   publishes, posts, tokens), `requests` (`"PROVIDER METHOD TEMPLATE"` → count), `statuses`
   (`"PROVIDER STATUS"` → count) and `rate_limited` (all 429s).
 - `GET /_admin/faults`: the rules with how often each matched (`seen`) and fired (`fired`);
-  `POST /_admin/faults {"rules": [...]}` appends rules (fields in `tikflow.sandbox.faults`);
+  `POST /_admin/faults {"rules": [...]}` appends rules (fields in `tikflow.emulator.faults`);
   `DELETE /_admin/faults` drops them all.
 - `POST /_admin/tick {"comments": N, "video_id"?, "hashtag"?, "text"?, "messages": N,
   "message_requests": N, "followers": {handle: delta}}`: new activity now; answers what it made.
@@ -41,9 +41,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from tikflow.sandbox import dumpling, highlevel, socialapi, tikapi, tiktok
-from tikflow.sandbox.faults import Faults, faulty_answer
-from tikflow.sandbox.payloads import (
+from tikflow.emulator import dumpling, highlevel, socialapi, tikapi, tiktok
+from tikflow.emulator.faults import Faults, faulty_answer
+from tikflow.emulator.payloads import (
     ConfigUpdate,
     ExpireInput,
     FaultsInput,
@@ -54,9 +54,9 @@ from tikflow.sandbox.payloads import (
     json_body,
     problems,
 )
-from tikflow.sandbox.ratelimit import Quotas
-from tikflow.sandbox.routing import Provider
-from tikflow.sandbox.state import SandboxConfig, World
+from tikflow.emulator.ratelimit import Quotas
+from tikflow.emulator.routing import Provider
+from tikflow.emulator.state import SandboxConfig, World
 
 __all__ = ["PROVIDERS", "Sandbox", "create_app"]
 

@@ -19,10 +19,10 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from tikflow.sandbox.payloads import json_body
-from tikflow.sandbox.ratelimit import Quotas
-from tikflow.sandbox.routing import Provider, Router
-from tikflow.sandbox.state import HIGHLEVEL_ACCOUNT, HIGHLEVEL_LOCATION, ME, World
+from tikflow.emulator.payloads import json_body
+from tikflow.emulator.ratelimit import Quotas
+from tikflow.emulator.routing import Provider, Router
+from tikflow.emulator.state import HIGHLEVEL_ACCOUNT, HIGHLEVEL_LOCATION, ME, World
 
 __all__ = ["PROVIDER"]
 

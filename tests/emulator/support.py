@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import httpx
 
-from tikflow.sandbox.state import DEMO_ACCOUNT_KEY, DEMO_API_KEY
+from tikflow.emulator.state import DEMO_ACCOUNT_KEY, DEMO_API_KEY
 
 #: TikAPI's demo keys as headers: public endpoints, and the account's own.
 TIKAPI = {"X-API-KEY": DEMO_API_KEY}

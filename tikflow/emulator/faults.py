@@ -28,9 +28,9 @@ from dataclasses import dataclass, field
 from starlette.requests import Request
 from starlette.responses import Response
 
-from tikflow.sandbox.payloads import KINDS, MAX_RULES, FaultRuleInput, PayloadError
-from tikflow.sandbox.routing import Provider
-from tikflow.sandbox.state import World
+from tikflow.emulator.payloads import KINDS, MAX_RULES, FaultRuleInput, PayloadError
+from tikflow.emulator.routing import Provider
+from tikflow.emulator.state import World
 
 __all__ = ["KINDS", "FaultRule", "Faults"]
 #: A body cut off mid-way, as a dropped connection behind a proxy leaves it.

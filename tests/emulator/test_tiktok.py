@@ -6,8 +6,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from tests.sandbox.support import admin, state
-from tikflow.sandbox.state import TIKTOK_CLIENT_KEY, TIKTOK_CLIENT_SECRET
+from tests.emulator.support import admin, state
+from tikflow.emulator.state import TIKTOK_CLIENT_KEY, TIKTOK_CLIENT_SECRET
 
 MP4 = b"\x00\x00\x00\x18ftypmp42" + b"\x00" * 1000
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}

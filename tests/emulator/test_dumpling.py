@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from tests.sandbox.support import DOC_VIDEO, admin, state
-from tikflow.sandbox.state import DUMPLING_KEY
+from tests.emulator.support import DOC_VIDEO, admin, state
+from tikflow.emulator.state import DUMPLING_KEY
 
 AUTH = {"Authorization": f"Bearer {DUMPLING_KEY}"}
 

@@ -47,7 +47,7 @@ DEMO_API_KEY = "DemoAPIKeyTokenSeHYGXDfd4SFD320Sc39Asd0Sc39Asd4s"
 DEMO_ACCOUNT_KEY = "DemoAccountKeyTokenSeHYGXDfd4SFD320Sc39A"
 #: Our own TikTok account: the demo account key and the TikTok tokens act as this user.
 ME = "tikflow_demo"
-#: Fixed keys of the other providers' sandboxes (`tikflow.sandbox.demo_credentials`).
+#: Fixed keys of the other providers' sandboxes (`tikflow.emulator.demo_credentials`).
 DUMPLING_KEY = "sk_sandbox_dumpling_0123456789abcdef"
 SOCIALAPI_KEY = "sk_sandbox_socialapi_0123456789abcdef"
 HIGHLEVEL_TOKEN = "pit-sandbox-highlevel-0123456789abcdef"

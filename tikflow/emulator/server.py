@@ -1,4 +1,4 @@
-"""Serving the sandbox: `tikflow sandbox`, `python -m tikflow.sandbox`, and a thread for tests."""
+"""Serving the sandbox: `tikflow sandbox`, `python -m tikflow.emulator`, and a thread for tests."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from collections.abc import Iterator, Sequence
 
 import uvicorn
 
-from tikflow.sandbox.app import PROVIDERS, create_app
-from tikflow.sandbox.state import SandboxConfig
+from tikflow.emulator.app import PROVIDERS, create_app
+from tikflow.emulator.state import SandboxConfig
 
 __all__ = ["main", "provider_base_urls", "running_sandbox", "serve"]
 
@@ -62,7 +62,7 @@ def running_sandbox(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """`python -m tikflow.sandbox [--host H] [--port N] [--seed N] [--comment-interval S]`."""
+    """`python -m tikflow.emulator [--host H] [--port N] [--seed N] [--comment-interval S]`."""
     parser = argparse.ArgumentParser(
         prog="tikflow sandbox", description="Local stand-ins of the five provider APIs."
     )

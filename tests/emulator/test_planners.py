@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from urllib.parse import parse_qs, urlsplit
 
-from tests.sandbox.support import admin, state
-from tikflow.sandbox.state import HIGHLEVEL_ACCOUNT, HIGHLEVEL_LOCATION, HIGHLEVEL_TOKEN, SOCIALAPI_KEY
+from tests.emulator.support import admin, state
+from tikflow.emulator.state import HIGHLEVEL_ACCOUNT, HIGHLEVEL_LOCATION, HIGHLEVEL_TOKEN, SOCIALAPI_KEY
 
 HL = {"Authorization": f"Bearer {HIGHLEVEL_TOKEN}", "Version": "2021-07-28"}
 HL_BASE = f"/highlevel/social-media-posting/{HIGHLEVEL_LOCATION}"

@@ -7,8 +7,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from tests.sandbox.support import ACCOUNT, DOC_COMMENT, DOC_VIDEO, TIKAPI, admin, state
-from tikflow.sandbox.state import DEMO_ACCOUNT_KEY
+from tests.emulator.support import ACCOUNT, DOC_COMMENT, DOC_VIDEO, TIKAPI, admin, state
+from tikflow.emulator.state import DEMO_ACCOUNT_KEY
 
 
 async def _walk(client, path, params, headers, cursor_name, items_key):
