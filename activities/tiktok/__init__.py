@@ -52,6 +52,7 @@ from activities.errors import (
 from activities.http import Reply, listed, malformed, send
 from activities.ledger import EffectLedger, ledger_for
 from activities.pagination import collect_pages
+from activities.provider import Provider, bearer
 from activities.ratelimit import parse_retry_after
 from activities.registry import ActionContext, ActionInput, PagedInput, Services, action
 from activities.tokens import with_access_token
@@ -75,7 +76,7 @@ __all__ = [
     "refresh_access_token",
 ]
 
-PROVIDER = "tiktok"
+NAME = "tiktok"
 TOKEN_PATH = "/v2/oauth/token/"
 
 #: TikTok's chunk bounds: every chunk but the last is 5-64 MB; a file under 5 MB goes whole.
@@ -134,7 +135,7 @@ def classify(reply: Reply, account: str) -> ProviderError | None:
     if reply.status < 400 and code in ("", "ok"):
         return None
     message = _api_message(error, reply.status)
-    where: dict[str, Any] = {"provider": PROVIDER, "status": reply.status, "code": code or None}
+    where: dict[str, Any] = {"provider": NAME, "status": reply.status, "code": code or None}
     if code == "access_token_invalid":
         return TokenExpired(message, **where)
     if code in ("scope_not_authorized", "scope_permission_missed"):
@@ -164,12 +165,12 @@ def classify_oauth(reply: Reply, account: str) -> ProviderError | None:
         if body.get("access_token"):
             return None
         return ProviderUnavailable(
-            "the token endpoint answered without an access_token", provider=PROVIDER, status=reply.status
+            "the token endpoint answered without an access_token", provider=NAME, status=reply.status
         )
     message = str(body.get("error_description") or code or f"HTTP {reply.status}")
     if body.get("log_id"):
         message += f" (log_id {body['log_id']})"
-    where: dict[str, Any] = {"provider": PROVIDER, "status": reply.status, "code": code or None}
+    where: dict[str, Any] = {"provider": NAME, "status": reply.status, "code": code or None}
     if reply.status >= 500:
         return ProviderUnavailable(message, **where)
     if reply.status == 429 or code == "rate_limit_exceeded":
@@ -189,7 +190,7 @@ def classify_upload(reply: Reply, account: str) -> ProviderError | None:
     body = _object(reply.body)
     error = _object(body.get("error"))
     message = f"chunk upload refused: {_api_message(error, reply.status)}"
-    where: dict[str, Any] = {"provider": PROVIDER, "status": reply.status, "code": error.get("code")}
+    where: dict[str, Any] = {"provider": NAME, "status": reply.status, "code": error.get("code")}
     if reply.status == 429:
         return RateLimited(message, retry_after=parse_retry_after(reply.headers), **where)
     if reply.status >= 500:
@@ -197,11 +198,26 @@ def classify_upload(reply: Reply, account: str) -> ProviderError | None:
     return ProviderRejected(message, **where)
 
 
+#: TikTok's official APIs as a provider (payloads come in `data`; tokens are kept fresh by
+#: `activities.tokens`, so actions pass the access token as the credential).
+PROVIDER = Provider(
+    name=NAME,
+    base_url="https://open.tiktokapis.com",
+    fields=("client_key", "client_secret", "access_token", "refresh_token", "expires_at", "open_id"),
+    required=("client_key", "client_secret"),
+    classify=classify,
+    auth=bearer("access_token"),
+    reauth=("access_token", "refresh_token"),
+    envelope="data",
+    order=20,
+)
+
+
 # --------------------------------------------------------------------------- OAuth
 
 
 def _url(ctx: ActionContext, path: str) -> str:
-    return ctx.services.settings.base_url(PROVIDER) + path
+    return ctx.services.settings.base_url(NAME) + path
 
 
 def _token_fields(body: dict[str, Any]) -> dict[str, str]:
@@ -216,9 +232,7 @@ def _token_fields(body: dict[str, Any]) -> dict[str, str]:
         with contextlib.suppress(ValueError):
             seconds = float(expires_in)
     if not math.isfinite(seconds):
-        raise malformed(
-            PROVIDER, f"the token endpoint's expires_in {expires_in!r} is not a number of seconds"
-        )
+        raise malformed(NAME, f"the token endpoint's expires_in {expires_in!r} is not a number of seconds")
     fields = {
         "access_token": str(body["access_token"]),
         "expires_at": str(int(time.time() + seconds)),
@@ -234,7 +248,7 @@ def _token_fields(body: dict[str, Any]) -> dict[str, str]:
 async def _token_request(ctx: ActionContext, form: dict[str, str]) -> dict[str, Any]:
     reply = await send(
         ctx,
-        PROVIDER,
+        NAME,
         "POST",
         _url(ctx, TOKEN_PATH),
         classify=classify_oauth,
@@ -259,14 +273,14 @@ async def refresh_access_token(ctx: ActionContext, credential: dict[str, str]) -
             f"the tiktok credential {ctx.account!r} lacks {', '.join(missing)}, needed to refresh "
             f"its access token; set it with `tikflow credentials set tiktok {ctx.account} "
             f"{' '.join(name + '=…' for name in missing)}`",
-            provider=PROVIDER,
+            provider=NAME,
             account=ctx.account,
         )
     if not credential.get("refresh_token"):
         raise SessionExpired(
             f"the tiktok credential {ctx.account!r} has no usable access token and no refresh token; "
             "authorize the account and store its tokens",
-            provider=PROVIDER,
+            provider=NAME,
             account=ctx.account,
         )
     body = await _token_request(
@@ -306,7 +320,7 @@ async def exchange_code(
         The non-secret facts: `open_id`, `scope` and `expires_at`.
     """
     ctx = ActionContext(services=services, account=account, idempotency_key="", action="tiktok.oauth")
-    credential = services.credentials.get(PROVIDER, account, required=("client_key", "client_secret"))
+    credential = services.credentials.get(NAME, account, required=("client_key", "client_secret"))
     form = {
         "client_key": credential["client_key"],
         "client_secret": credential["client_secret"],
@@ -318,7 +332,7 @@ async def exchange_code(
         form["code_verifier"] = code_verifier
     body = await _token_request(ctx, form)
     fields = _token_fields(body)
-    services.credentials.update(PROVIDER, account, fields)
+    services.credentials.update(NAME, account, fields)
     return {
         "open_id": fields.get("open_id", ""),
         "scope": str(body.get("scope", "")),
@@ -339,7 +353,7 @@ async def _api(
     async def call(token: str) -> Reply:
         return await send(
             ctx,
-            PROVIDER,
+            NAME,
             method,
             _url(ctx, path),
             classify=classify,
@@ -348,10 +362,10 @@ async def _api(
             headers={"Authorization": f"Bearer {token}"},
         )
 
-    reply = await with_access_token(ctx, PROVIDER, refresh_access_token, call)
+    reply = await with_access_token(ctx, NAME, refresh_access_token, call)
     data = reply.body.get("data")
     if not isinstance(data, dict):
-        raise malformed(PROVIDER, f"{method} {path} has no `data` object", account=ctx.account)
+        raise malformed(NAME, f"{method} {path} has no `data` object", account=ctx.account)
     return data
 
 
@@ -364,7 +378,7 @@ def _number(ctx: ActionContext, value: Any, what: str) -> int | None:
     if isinstance(value, float) and value.is_integer():
         return int(value)
     if isinstance(value, bool) or not isinstance(value, int):
-        raise malformed(PROVIDER, f"`{what}` {value!r} is not a number", account=ctx.account)
+        raise malformed(NAME, f"`{what}` {value!r} is not a number", account=ctx.account)
     return value
 
 
@@ -421,7 +435,7 @@ async def videos(ctx: ActionContext, params: VideoListInput) -> dict[str, Any]:
     items = [
         {name: video.get(name) for name in params.fields}
         for data in pages.bodies
-        for video in listed(data.get("videos"), "data.videos", PROVIDER, ctx.account)
+        for video in listed(data.get("videos"), "data.videos", NAME, ctx.account)
         if isinstance(video, dict)
     ]
     return {"items": items, "cursor": pages.cursor, "has_more": pages.has_more}
@@ -440,7 +454,7 @@ async def _creator_info(ctx: ActionContext) -> dict[str, Any]:
     # Never empty in TikTok's answer; garbage here must not read as "the creator may post nothing".
     if not isinstance(options, list) or not all(isinstance(o, str) for o in options):
         raise malformed(
-            PROVIDER, "creator_info has no `privacy_level_options` list of strings", account=ctx.account
+            NAME, "creator_info has no `privacy_level_options` list of strings", account=ctx.account
         )
     return {
         "creator_username": data.get("creator_username"),
@@ -494,7 +508,7 @@ def plan_chunks(video_size: int, chunk_size: int) -> ChunkPlan:
         ProviderRejected: The file is empty or would need more than 1000 chunks.
     """
     if video_size <= 0:
-        raise ProviderRejected("the video file is empty", provider=PROVIDER)
+        raise ProviderRejected("the video file is empty", provider=NAME)
     if video_size <= chunk_size:
         return ChunkPlan(video_size, video_size, 1)
     count = video_size // chunk_size
@@ -502,7 +516,7 @@ def plan_chunks(video_size: int, chunk_size: int) -> ChunkPlan:
         raise ProviderRejected(
             f"a {video_size} byte file in {chunk_size} byte chunks needs {count} chunks; "
             f"TikTok takes at most {MAX_CHUNKS}: raise chunk_size",
-            provider=PROVIDER,
+            provider=NAME,
         )
     return ChunkPlan(video_size, chunk_size, count)
 
@@ -580,9 +594,7 @@ def _file_size(path: str) -> int:
     try:
         return os.stat(path).st_size
     except OSError as exc:
-        raise ProviderRejected(
-            f"cannot read the video file {path}: {exc.strerror}", provider=PROVIDER
-        ) from None
+        raise ProviderRejected(f"cannot read the video file {path}: {exc.strerror}", provider=NAME) from None
 
 
 def _read_range(path: str, first: int, length: int) -> bytes:
@@ -612,10 +624,10 @@ async def _upload_chunks(
         first, last = plan.byte_range(index)
         chunk = await asyncio.to_thread(_read_range, path, first, last - first + 1)
         if len(chunk) != last - first + 1:
-            raise ProviderRejected(f"the video file {path} changed during the upload", provider=PROVIDER)
+            raise ProviderRejected(f"the video file {path} changed during the upload", provider=NAME)
         await send(
             ctx,
-            PROVIDER,
+            NAME,
             "PUT",
             entry["upload_url"],
             classify=classify_upload,
@@ -639,7 +651,7 @@ async def _publish_status(ctx: ActionContext, publish_id: str) -> dict[str, Any]
     post_ids = listed(
         data.get("publicaly_available_post_id") or data.get("publicly_available_post_id"),
         "data.publicaly_available_post_id",
-        PROVIDER,
+        NAME,
         ctx.account,
     )
     return {
@@ -714,7 +726,7 @@ async def _init_and_upload(
         raise
     publish_id = data.get("publish_id")
     if not publish_id or not isinstance(publish_id, str | int) or isinstance(publish_id, bool):
-        raise ProviderUnavailable(f"POST {path} answered without a publish_id", provider=PROVIDER)
+        raise ProviderUnavailable(f"POST {path} answered without a publish_id", provider=NAME)
     entry: dict[str, Any] = {
         "publish_id": str(publish_id),
         "mode": mode,
@@ -725,7 +737,7 @@ async def _init_and_upload(
     if plan is not None:
         upload_url = data.get("upload_url")
         if not isinstance(upload_url, str) or not upload_url.startswith(("https://", "http://")):
-            raise ProviderUnavailable(f"POST {path} answered without an upload_url", provider=PROVIDER)
+            raise ProviderUnavailable(f"POST {path} answered without an upload_url", provider=NAME)
         entry.update(
             upload_url=str(upload_url),
             video_size=plan.video_size,
@@ -751,7 +763,7 @@ async def _recorded(ctx: ActionContext, mode: str, params: VideoSourceInput) -> 
             f"an earlier attempt of this step sent a {entry.get('source')} {mode} post to TikTok and "
             "never got its answer, so TikTok may already have the video; check the account's "
             "posts (and inbox) before running the step again",
-            provider=PROVIDER,
+            provider=NAME,
             code="publish_outcome_unknown",
         )
     return await _continue_recorded(ctx, ledger, key, entry, params)
@@ -780,7 +792,7 @@ async def publish_video(ctx: ActionContext, params: PublishVideoInput) -> dict[s
         raise ProviderRejected(
             f"privacy_level {params.privacy_level} is not allowed for @{creator['creator_username']}; "
             f"choose one of {', '.join(creator['privacy_level_options']) or '(none offered)'}",
-            provider=PROVIDER,
+            provider=NAME,
             code="privacy_level_option_mismatch",
         )
     post_info: dict[str, Any] = {

@@ -15,6 +15,7 @@ id alphabet) as `Idempotency-Key` as well, for a server that deduplicates by it.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from typing import Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
@@ -27,9 +28,10 @@ from activities.errors import (
     RateLimited,
     SessionExpired,
 )
-from activities.http import Reply, listed, malformed, send
+from activities.http import Reply
 from activities.ledger import ledger_for
 from activities.pagination import collect_pages
+from activities.provider import Provider
 from activities.ratelimit import parse_retry_after
 from activities.registry import ActionContext, ActionInput, PagedInput, action
 
@@ -43,7 +45,7 @@ __all__ = [
     "request_id",
 ]
 
-PROVIDER = "socialapi"
+NAME = "socialapi"
 
 PostStatus = Literal["draft", "scheduled", "publishing", "published", "partial", "failed", "cancelled"]
 
@@ -74,7 +76,7 @@ def classify(reply: Reply, account: str) -> ProviderError | None:
         message += f" (request_id {rid})"
     # `auth.invalid_token` and the older `invalid_token` name the same condition.
     short = code.rsplit(".", 1)[-1]
-    where: dict[str, Any] = {"provider": PROVIDER, "status": reply.status, "code": code or None}
+    where: dict[str, Any] = {"provider": NAME, "status": reply.status, "code": code or None}
     if short == "invalid_token":
         return SessionExpired(
             f"{message}; the connected account's platform authorization expired: reconnect it in "
@@ -96,33 +98,24 @@ def classify(reply: Reply, account: str) -> ProviderError | None:
     return ProviderRejected(message, **where)
 
 
-async def _call(
-    ctx: ActionContext,
-    method: str,
-    path: str,
-    *,
-    params: dict[str, Any] | None = None,
-    json_body: Any = None,
-    headers: dict[str, str] | None = None,
-) -> dict[str, Any]:
-    """One SocialAPI call; returns the JSON object it answered."""
-    credential = ctx.services.credentials.get(PROVIDER, ctx.account, required=("api_key",))
-    reply = await send(
-        ctx,
-        PROVIDER,
-        method,
-        ctx.services.settings.base_url(PROVIDER) + path,
-        classify=classify,
-        params=params,
-        json_body=json_body,
-        headers={
-            "Authorization": f"Bearer {credential['api_key']}",
-            "X-Request-ID": request_id(ctx.idempotency_key),
-            **(headers or {}),
-        },
-    )
-    body: dict[str, Any] = reply.body
-    return body
+def _auth(ctx: ActionContext, path: str, credential: Mapping[str, str]) -> dict[str, str]:
+    return {
+        "Authorization": f"Bearer {credential['api_key']}",
+        "X-Request-ID": request_id(ctx.idempotency_key),
+    }
+
+
+#: SocialAPI as a provider: the key as a bearer token, the step's request id on every call.
+PROVIDER = Provider(
+    name=NAME,
+    base_url="https://api.social-api.ai/v1",
+    fields=("api_key",),
+    required=("api_key",),
+    classify=classify,
+    auth=_auth,
+    reauth=(),
+    order=50,
+)
 
 
 def _next_cursor(body: Any) -> str | None:
@@ -131,11 +124,6 @@ def _next_cursor(body: Any) -> str | None:
         return None
     cursor = pagination.get("next_cursor")
     return str(cursor) if cursor else None
-
-
-def _data(body: dict[str, Any]) -> list[dict[str, Any]]:
-    """The objects of a listing's `data` (absent = none); a `data` that is not a list is malformed."""
-    return [item for item in listed(body.get("data"), "data", PROVIDER) if isinstance(item, dict)]
 
 
 def _target(target: dict[str, Any]) -> dict[str, Any]:
@@ -159,9 +147,7 @@ def _post(post: dict[str, Any]) -> dict[str, Any]:
         "created_at": post.get("created_at"),
         "scheduled_at": post.get("scheduled_at"),
         "published_at": post.get("published_at"),
-        "targets": [
-            _target(t) for t in listed(post.get("targets"), "targets", PROVIDER) if isinstance(t, dict)
-        ],
+        "targets": [_target(t) for t in PROVIDER.items(None, post, "targets", strict=False)],
     }
 
 
@@ -184,7 +170,7 @@ async def accounts(ctx: ActionContext, params: AccountsInput) -> dict[str, Any]:
 
     async def fetch(cursor: str | None) -> dict[str, Any]:
         query = {"platform": params.platform, "limit": params.limit, "cursor": cursor}
-        return await _call(ctx, "GET", "/accounts", params=query)
+        return await PROVIDER.request(ctx, "GET", "/accounts", params=query)
 
     pages = await collect_pages(fetch, _next_cursor, start=params.cursor, pages=params.pages)
     items = [
@@ -196,7 +182,7 @@ async def accounts(ctx: ActionContext, params: AccountsInput) -> dict[str, Any]:
             "metadata": a.get("metadata") or {},
         }
         for body in pages.bodies
-        for a in _data(body)
+        for a in PROVIDER.items(None, body, "data", strict=False)
     ]
     return {"items": items, "cursor": pages.cursor, "has_more": pages.has_more}
 
@@ -247,13 +233,13 @@ async def create_post(ctx: ActionContext, params: CreatePostInput) -> dict[str, 
         body["platform_data"] = {"tiktok": params.tiktok.model_dump(exclude_none=True)}
     if params.scheduled_at is not None:
         body["scheduled_at"] = params.scheduled_at.isoformat()
-    answer = await _call(
+    answer = await PROVIDER.request(
         ctx, "POST", "/posts", json_body=body, headers={"Idempotency-Key": request_id(ctx.idempotency_key)}
     )
     post = answer.get("data", answer)
     normalized = _post(post if isinstance(post, dict) else {})
     if not normalized["post_id"]:
-        raise ProviderUnavailable("SocialAPI created a post but answered without its id", provider=PROVIDER)
+        raise ProviderUnavailable("SocialAPI created a post but answered without its id", provider=NAME)
     ledger.put(key, normalized, run=ctx.run)
     return {**normalized, "already_done": False}
 
@@ -267,10 +253,10 @@ class GetPostInput(ActionInput):
 @action("socialapi.get_post", GetPostInput, endpoint="GET /posts/{id}")
 async def get_post(ctx: ActionContext, params: GetPostInput) -> dict[str, Any]:
     """One post: its overall `status` and each target's status, platform post id and error."""
-    answer = await _call(ctx, "GET", f"/posts/{params.post_id}")
+    answer = await PROVIDER.request(ctx, "GET", f"/posts/{params.post_id}")
     post = answer.get("data", answer)
     if not isinstance(post, dict) or not post.get("id"):
-        raise malformed(PROVIDER, f"GET /posts/{params.post_id} answered no post", account=ctx.account)
+        raise PROVIDER.malformed(ctx, f"GET /posts/{params.post_id} answered no post")
     return {**_post(post), "raw": post}
 
 
@@ -298,8 +284,8 @@ async def list_posts(ctx: ActionContext, params: ListPostsInput) -> dict[str, An
             "limit": params.limit,
             "cursor": cursor,
         }
-        return await _call(ctx, "GET", "/posts", params=query)
+        return await PROVIDER.request(ctx, "GET", "/posts", params=query)
 
     pages = await collect_pages(fetch, _next_cursor, start=params.cursor, pages=params.pages)
-    items = [_post(p) for body in pages.bodies for p in _data(body)]
+    items = [_post(p) for body in pages.bodies for p in PROVIDER.items(None, body, "data", strict=False)]
     return {"items": items, "cursor": pages.cursor, "has_more": pages.has_more}
