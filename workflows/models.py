@@ -37,6 +37,7 @@ __all__ = [
     "MAX_LIMIT",
     "RESERVED_NAMES",
     "STEP_KINDS",
+    "STEP_MODEL_KINDS",
     "WEBHOOK_KINDS",
     "CallStep",
     "FailStep",
@@ -464,7 +465,7 @@ def _step_kind(value: Any) -> str | None:
             if kind in value or (kind == "if" and "when" in value):
                 return kind
         return None
-    return _KIND_OF_MODEL.get(type(value))
+    return STEP_MODEL_KINDS.get(type(value))
 
 
 Step = Annotated[
@@ -515,7 +516,8 @@ class Recipe(_Strict):
     steps: list[Step] = Field(min_length=1, description="The steps, run in order.")
 
 
-_KIND_OF_MODEL: dict[type, str] = {
+#: The kind of each step model: the key that names it in YAML (`workflows.steps.step_kind`).
+STEP_MODEL_KINDS: dict[type, str] = {
     CallStep: "call",
     UntilStep: "until",
     ForEachStep: "for_each",
