@@ -46,7 +46,7 @@ from workflows.models import (
     UntilStep,
     parse_duration,
 )
-from workflows.steps import iter_steps
+from workflows.steps import iter_steps, nested_steps
 
 __all__ = [
     "MAX_STEP_NESTING",
@@ -228,58 +228,68 @@ class Checker:
     def _step(self, step: Step, here: DataPath, visible: set[str], scope: set[str]) -> set[str]:
         """Check one step; returns ids it makes visible to later steps (a `parallel`'s branches)."""
         if isinstance(step, ForEachStep):
-            items = self._expr(step.for_each, (*here, "for_each"), visible, scope)
-            if items is not _VARIES and not isinstance(items, list | dict) and items is not None:
-                self.doc.at(
-                    (*here, "for_each"),
-                    f"{label((*here, 'for_each'))}: for_each needs a list, and this is always "
-                    f"{_article(type(items).__name__)} {type(items).__name__} ({_short(items)}); "
-                    "write it as an expression, e.g. `{{ steps.videos.items }}`",
-                )
-            inner_scope = scope | {step.as_}
-            if step.when:
-                self._expr(step.when, (*here, "if"), visible, inner_scope)
-            if isinstance(step.limit, str):
-                limit = self._expr(step.limit, (*here, "limit"), visible, scope)
-                if limit is not _VARIES and (
-                    not isinstance(limit, int) or isinstance(limit, bool) or not 0 <= limit <= MAX_LIMIT
-                ):
-                    self.doc.at(
-                        (*here, "limit"),
-                        f"{label((*here, 'limit'))}: limit must be a whole number from 0 to "
-                        f"{MAX_LIMIT:,}, and this is always {_short(limit)}",
-                    )
-            inner_visible = self._steps(step.steps, (*here, "steps"), visible, inner_scope)
-            if step.collect:
-                self._expr(step.collect, (*here, "collect"), inner_visible, inner_scope)
+            self._for_each(step, here, visible, scope)
             return set()
         if step.when:
             extra = {"result"} if isinstance(step, UntilStep) else set()
             self._expr(step.when, (*here, "if"), visible, scope | extra)
-        if isinstance(step, CallStep | UntilStep):
-            self._call(step, here, visible, scope)
-        if isinstance(step, UntilStep):
-            self._expr(
-                step.until, (*here, "until"), visible | ({step.id} if step.id else set()), scope | {"result"}
-            )
-        elif isinstance(step, IfStep):
-            self._steps(step.then, (*here, "then"), visible, scope)
-            self._steps(step.else_, (*here, "else"), visible, scope)
-        elif isinstance(step, ParallelStep):
-            produced: set[str] = set()
-            for branch_index, branch in enumerate(step.parallel):
-                produced |= self._steps(branch, (*here, "parallel", branch_index), visible, scope)
-            return produced
-        elif isinstance(step, SetStep):
-            self._values(step.set, (*here, "set"), visible, scope)
-        elif isinstance(step, FailStep):
-            self._expr(step.fail, (*here, "fail"), visible, scope)
-        elif isinstance(step, NotifyStep):
-            self._expr(step.notify, (*here, "notify"), visible, scope)
-            if isinstance(step.webhook, str):
-                self._webhook(step.webhook, (*here, "webhook"), visible, scope)
-            self._values(step.data, (*here, "data"), visible, scope)
+        match step:
+            case CallStep():
+                self._call(step, here, visible, scope)
+            case UntilStep():
+                self._call(step, here, visible, scope)
+                self._expr(
+                    step.until,
+                    (*here, "until"),
+                    visible | ({step.id} if step.id else set()),
+                    scope | {"result"},
+                )
+            case IfStep():
+                # Ids set in a branch are not visible after the `if`: the other branch may have run.
+                for below, body in nested_steps(step):
+                    self._steps(body, (*here, *below), visible, scope)
+            case ParallelStep():
+                produced: set[str] = set()
+                for below, body in nested_steps(step):
+                    produced |= self._steps(body, (*here, *below), visible, scope)
+                return produced
+            case SetStep():
+                self._values(step.set, (*here, "set"), visible, scope)
+            case FailStep():
+                self._expr(step.fail, (*here, "fail"), visible, scope)
+            case NotifyStep():
+                self._expr(step.notify, (*here, "notify"), visible, scope)
+                if isinstance(step.webhook, str):
+                    self._webhook(step.webhook, (*here, "webhook"), visible, scope)
+                self._values(step.data, (*here, "data"), visible, scope)
         return set()
+
+    def _for_each(self, step: ForEachStep, here: DataPath, visible: set[str], scope: set[str]) -> None:
+        """Check a `for_each`: its list, its per-item `if`, its limit, its steps and `collect`."""
+        items = self._expr(step.for_each, (*here, "for_each"), visible, scope)
+        if items is not _VARIES and not isinstance(items, list | dict) and items is not None:
+            self.doc.at(
+                (*here, "for_each"),
+                f"{label((*here, 'for_each'))}: for_each needs a list, and this is always "
+                f"{_article(type(items).__name__)} {type(items).__name__} ({_short(items)}); "
+                "write it as an expression, e.g. `{{ steps.videos.items }}`",
+            )
+        inner_scope = scope | {step.as_}
+        if step.when:
+            self._expr(step.when, (*here, "if"), visible, inner_scope)
+        if isinstance(step.limit, str):
+            limit = self._expr(step.limit, (*here, "limit"), visible, scope)
+            if limit is not _VARIES and (
+                not isinstance(limit, int) or isinstance(limit, bool) or not 0 <= limit <= MAX_LIMIT
+            ):
+                self.doc.at(
+                    (*here, "limit"),
+                    f"{label((*here, 'limit'))}: limit must be a whole number from 0 to "
+                    f"{MAX_LIMIT:,}, and this is always {_short(limit)}",
+                )
+        inner_visible = self._steps(step.steps, (*here, "steps"), visible, inner_scope)
+        if step.collect:
+            self._expr(step.collect, (*here, "collect"), inner_visible, inner_scope)
 
     def _call(self, step: CallStep | UntilStep, here: DataPath, visible: set[str], scope: set[str]) -> None:
         if step.account:
