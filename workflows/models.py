@@ -72,7 +72,7 @@ _UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
 #: durations (a deadline added to now) well inside both.
 MAX_DURATION = timedelta(days=365)
 
-#: What `RecipeWorkflow` uses for a `retry:` that leaves these out (see `workflows.recipe`).
+#: What `RecipeWorkflow` uses for a `retry:` that leaves these out (see `workflows.policy`).
 DEFAULT_RETRY_INITIAL = timedelta(seconds=1)
 DEFAULT_RETRY_MAX_INTERVAL = timedelta(minutes=5)
 
