@@ -841,3 +841,51 @@ async def test_stop_while_paused_in_the_middle_of_a_run_ends_it_without_another_
         await handle.signal(RecipeWorkflow.stop)
         result = await handle.result()  # the time-skipping server jumps the hour
     assert (result.outcome, actions.calls) == ("stopped", [])
+
+
+async def test_for_each_item_paths_use_the_steps_own_new_only_key(time_env, task_queue):
+    """An item's key in its step path (and so in its calls' idempotency keys) is its value at the
+    step's `new_only` key, else its `id`, else its position: no provider field guessed by the engine
+    (`publish_id` here). The run records the patch's marker, and its history replays."""
+    from temporalio.contrib.pydantic import pydantic_data_converter
+    from temporalio.worker import Replayer
+
+    from tests.replay.history import readable
+    from workflows.recipe import ITEM_KEY_PATCH
+
+    actions = Actions(log=logged)
+    items = [{"id": "v1", "ref": "r1"}, {"ref": "r2"}, {"publish_id": "p3"}]
+    text = """
+recipe: item-keys
+inputs: {items: {type: list}}
+steps:
+  - id: by_ref
+    for_each: "{{ inputs.items }}"
+    new_only: ref
+    steps:
+      - {call: log, with: {message: "{{ item.ref | default('none') }}"}}
+  - id: by_id
+    for_each: "{{ inputs.items }}"
+    steps:
+      - {call: log, with: {message: "{{ item.id | default('none') }}"}}
+"""
+    async with workers(time_env.client, task_queue, actions):
+        handle = await start(time_env, task_queue, text, {"items": items})
+        await handle.result()
+        history = await handle.fetch_history()
+    paths = sorted(c.idempotency_key.rsplit(":", 1)[1] for c in actions.calls)
+    assert paths == sorted(
+        [
+            "steps.by_ref[r1].0",
+            "steps.by_ref[r2].0",
+            "steps.by_ref[2].0",
+            "steps.by_id[v1].0",
+            "steps.by_id[1].0",
+            "steps.by_id[2].0",
+        ]
+    )
+    assert ITEM_KEY_PATCH in readable(history.to_json())
+    replayer = Replayer(
+        workflows=[RecipeWorkflow], data_converter=pydantic_data_converter, workflow_runner=workflow_runner()
+    )
+    assert (await replayer.replay_workflow(history)).replay_failure is None

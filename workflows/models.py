@@ -34,9 +34,11 @@ __all__ = [
     "DEFAULT_RETRY_MAX_INTERVAL",
     "EXPRESSION_NAMES",
     "MAX_DURATION",
+    "MAX_INPUT_DEPTH",
     "MAX_LIMIT",
     "RESERVED_NAMES",
     "STEP_KINDS",
+    "STEP_MODEL_KINDS",
     "WEBHOOK_KINDS",
     "CallStep",
     "FailStep",
@@ -56,6 +58,7 @@ __all__ = [
     "UntilStep",
     "WaitStep",
     "WebhookCredential",
+    "input_value_problem",
     "parse_duration",
     "recipe_json_schema",
 ]
@@ -69,7 +72,7 @@ _UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
 #: durations (a deadline added to now) well inside both.
 MAX_DURATION = timedelta(days=365)
 
-#: What `RecipeWorkflow` uses for a `retry:` that leaves these out (see `workflows.recipe`).
+#: What `RecipeWorkflow` uses for a `retry:` that leaves these out (see `workflows.policy`).
 DEFAULT_RETRY_INITIAL = timedelta(seconds=1)
 DEFAULT_RETRY_MAX_INTERVAL = timedelta(minutes=5)
 
@@ -234,6 +237,92 @@ class InputSpec(_Strict):
     def is_required(self) -> bool:
         """Whether a value must be supplied at start."""
         return self.required if self.required is not None else self.default is None
+
+    def accepts(self, value: Any) -> bool:
+        """Whether `value` is of the input's type (`true` is not an integer, nor a number)."""
+        if self.type in ("integer", "number") and isinstance(value, bool):
+            return False
+        return isinstance(value, _INPUT_TYPES[self.type])
+
+    def coerce(self, text: str) -> Any:
+        """Convert a command-line value (`--input name=TEXT`) to the input's type.
+
+        A list or object is JSON when it starts with `[` or `{`, else comma-separated text.
+
+        Raises:
+            ValueError: the text is not a value of that type.
+        """
+        kind = self.type
+        if kind == "string":
+            return text
+        if kind == "integer":
+            return int(text)
+        if kind == "number":
+            return float(text)
+        if kind == "boolean":
+            lowered = text.strip().lower()
+            if lowered in ("true", "yes", "1", "on"):
+                return True
+            if lowered in ("false", "no", "0", "off"):
+                return False
+            raise ValueError(f"not a boolean: {text!r}")
+        if text.strip()[:1] in "[{":
+            _check_json_depth(text)
+            value = json.loads(text)
+        else:
+            value = text.split(",")
+        if not self.accepts(value):
+            raise ValueError(f"not a {kind}: {text!r}")
+        return value
+
+
+_INPUT_TYPES: dict[str, tuple[type, ...]] = {
+    "string": (str,),
+    "integer": (int,),
+    "number": (int, float),
+    "boolean": (bool,),
+    "list": (list,),
+    "object": (dict,),
+}
+
+#: Deepest nesting of an input's value (a list or object input); the recipe takes the rest of
+#: what Temporal's decoder allows (see `tikflow.loader.MAX_DEPTH`).
+MAX_INPUT_DEPTH = 64
+
+
+def input_value_problem(value: Any) -> str | None:
+    """Why a run cannot carry `value` as an input (NaN, infinity, nested too deep), or None."""
+    pending: list[tuple[Any, int]] = [(value, 0)]
+    while pending:
+        item, depth = pending.pop()
+        if isinstance(item, float) and not math.isfinite(item):
+            return f"{item} is not a number a run can keep (NaN and infinity become null in its history)"
+        if isinstance(item, dict | list):
+            if depth >= MAX_INPUT_DEPTH:
+                return f"nested more than {MAX_INPUT_DEPTH} levels deep"
+            children = item.values() if isinstance(item, dict) else item
+            pending.extend((child, depth + 1) for child in children)
+    return None
+
+
+_JSON_STRING_OR_BRACKET = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{}]')
+
+
+def _check_json_depth(text: str) -> None:
+    """Refuse JSON nested deeper than `MAX_INPUT_DEPTH` before `json.loads` recurses into it.
+
+    Raises:
+        ValueError: too deep.
+    """
+    depth = 0
+    for match in _JSON_STRING_OR_BRACKET.finditer(text):
+        token = match.group()
+        if token in "[{":
+            depth += 1
+            if depth > MAX_INPUT_DEPTH:
+                raise ValueError(f"JSON nested deeper than {MAX_INPUT_DEPTH} levels")
+        elif token in "]}":
+            depth -= 1
 
 
 class PollTrigger(_Strict):
@@ -464,7 +553,7 @@ def _step_kind(value: Any) -> str | None:
             if kind in value or (kind == "if" and "when" in value):
                 return kind
         return None
-    return _KIND_OF_MODEL.get(type(value))
+    return STEP_MODEL_KINDS.get(type(value))
 
 
 Step = Annotated[
@@ -515,7 +604,8 @@ class Recipe(_Strict):
     steps: list[Step] = Field(min_length=1, description="The steps, run in order.")
 
 
-_KIND_OF_MODEL: dict[type, str] = {
+#: The kind of each step model: the key that names it in YAML (`workflows.steps.step_kind`).
+STEP_MODEL_KINDS: dict[type, str] = {
     CallStep: "call",
     UntilStep: "until",
     ForEachStep: "for_each",

@@ -21,6 +21,7 @@ from workflows.models import (
     UntilStep,
     WaitStep,
 )
+from workflows.steps import nested_steps, step_kind
 
 __all__ = ["add_parser", "mermaid"]
 
@@ -76,56 +77,61 @@ class _Graph:
 
     def step(self, step: Step) -> tuple[str, str]:
         """Draw one step; its entry node and the node the next step follows."""
-        if isinstance(step, IfStep | ParallelStep):
-            return self.branching(step)
-        node = self.single(step)
+        name = step.id or step.name
+        prefix = f"{name}: " if name else ""
+        match step:
+            case IfStep():
+                # A head node, the branches, a join node.
+                head = self.node(f"{prefix}if {step.when}", "{}")
+                join = self.node("", "(())")
+                self.edge(self.steps(step.then, head, "yes"), join)
+                self.edge(
+                    self.steps(step.else_, head, "no") if step.else_ else head,
+                    join,
+                    None if step.else_ else "no",
+                )
+                return head, join
+            case ParallelStep():
+                head = self.node(f"{prefix}parallel", "[[]]")
+                join = self.node("", "(())")
+                for _, branch in nested_steps(step):
+                    self.edge(self.steps(branch, head), join)
+                return head, join
+            case ForEachStep():
+                # The body loops back to the head.
+                head = self.node(
+                    f"{prefix}for each {step.as_}"
+                    + (f" ×{step.concurrency}" if step.concurrency > 1 else ""),
+                    "[[]]",
+                )
+                self.edge(self.steps(step.steps, head), head, "next")
+                return head, head
+            case UntilStep():
+                node = self.node(f"{prefix}{step.call} every {step.every} until …", "{}")
+                self.edge(node, node, "not yet")
+                return node, node
+        node = self.node(self.label(step, prefix), _SHAPES.get(step_kind(step), "[]"))
         return node, node
 
-    def branching(self, step: IfStep | ParallelStep) -> tuple[str, str]:
-        """An `if` or a `parallel`: a head node, the branches, a join node."""
-        name = step.id or step.name
-        prefix = f"{name}: " if name else ""
-        if isinstance(step, IfStep):
-            head = self.node(f"{prefix}if {step.when}", "{}")
-            join = self.node("", "(())")
-            self.edge(self.steps(step.then, head, "yes"), join)
-            self.edge(
-                self.steps(step.else_, head, "no") if step.else_ else head, join, None if step.else_ else "no"
-            )
-            return head, join
-        head = self.node(f"{prefix}parallel", "[[]]")
-        join = self.node("", "(())")
-        for branch in step.parallel:
-            self.edge(self.steps(branch, head), join)
-        return head, join
+    @staticmethod
+    def label(step: Step, prefix: str) -> str:
+        """The text of a step drawn as one node."""
+        match step:
+            case CallStep():
+                return f"{prefix}{step.call}" + (f" (new {step.new_only})" if step.new_only else "")
+            case WaitStep():
+                return f"{prefix}wait {step.wait}"
+            case SetStep():
+                return f"{prefix}set {', '.join(step.set)}"
+            case FailStep():
+                return f"{prefix}fail"
+            case NotifyStep():
+                return f"{prefix}notify"
+        return type(step).__name__
 
-    def single(self, step: Step) -> str:
-        """A step drawn as one node (a `for_each` with its body looping back to it)."""
-        name = step.id or step.name
-        prefix = f"{name}: " if name else ""
-        if isinstance(step, UntilStep):
-            node = self.node(f"{prefix}{step.call} every {step.every} until …", "{}")
-            self.edge(node, node, "not yet")
-            return node
-        if isinstance(step, CallStep):
-            return self.node(f"{prefix}{step.call}" + (f" (new {step.new_only})" if step.new_only else ""))
-        if isinstance(step, ForEachStep):
-            head = self.node(
-                f"{prefix}for each {step.as_}" + (f" ×{step.concurrency}" if step.concurrency > 1 else ""),
-                "[[]]",
-            )
-            tail = self.steps(step.steps, head)
-            self.edge(tail, head, "next")
-            return head
-        if isinstance(step, WaitStep):
-            return self.node(f"{prefix}wait {step.wait}", "([])")
-        if isinstance(step, SetStep):
-            return self.node(f"{prefix}set {', '.join(step.set)}")
-        if isinstance(step, FailStep):
-            return self.node(f"{prefix}fail", "[//]")
-        if isinstance(step, NotifyStep):
-            return self.node(f"{prefix}notify", ">]")
-        return self.node(type(step).__name__)
+
+#: The Mermaid shape of each kind drawn as one node (the others: a rectangle).
+_SHAPES = {"wait": "([])", "fail": "[//]", "notify": ">]"}
 
 
 def mermaid(recipe: Recipe) -> str:

@@ -1,0 +1,44 @@
+"""The call policy's non-retryable failure types: the error tree's, as committed histories hold them."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from activities.errors import ProviderError
+from workflows.policy import NON_RETRYABLE_ERRORS, retry_policy
+
+HISTORIES = sorted((Path(__file__).parent / "histories").rglob("*.json"))
+
+
+def tree() -> list[type[ProviderError]]:
+    classes: list[type[ProviderError]] = []
+    pending = list(ProviderError.__subclasses__())
+    while pending:
+        cls = pending.pop()
+        classes.append(cls)
+        pending += cls.__subclasses__()
+    return classes
+
+
+def test_non_retryable_errors_are_the_error_trees_permanent_failures_and_invalid_input():
+    permanent = {cls.__name__ for cls in tree() if not cls.retryable}
+    transient = {cls.__name__ for cls in tree() if cls.retryable}
+    assert permanent == {"SessionExpired", "CredentialsRejected", "ProviderRejected"}
+    assert set(NON_RETRYABLE_ERRORS) == permanent | {"InvalidActionInput"}
+    assert transient.isdisjoint(NON_RETRYABLE_ERRORS)
+    assert len(NON_RETRYABLE_ERRORS) == len(set(NON_RETRYABLE_ERRORS))
+
+
+def test_non_retryable_errors_are_in_the_order_committed_histories_recorded():
+    """Every call's retry policy in a committed history lists exactly these, in this order."""
+    recorded: set[tuple[str, ...]] = set()
+    for path in HISTORIES:
+        for event in json.loads(path.read_text())["events"]:
+            scheduled = event.get("activityTaskScheduledEventAttributes")
+            types = (scheduled or {}).get("retryPolicy", {}).get("nonRetryableErrorTypes")
+            if types:
+                recorded.add(tuple(types))
+    assert recorded == {("ProviderRejected", "CredentialsRejected", "SessionExpired", "InvalidActionInput")}
+    assert recorded == {tuple(NON_RETRYABLE_ERRORS)}
+    assert retry_policy(None).non_retryable_error_types == NON_RETRYABLE_ERRORS

@@ -1,0 +1,70 @@
+"""`workflows.steps`: the one walk over a recipe's step tree (loader, interpreter, graph)."""
+
+from __future__ import annotations
+
+from tikflow.loader import load_recipe_text
+from workflows.models import STEP_KINDS
+from workflows.steps import iter_steps, nested_steps, run_condition, step_kind
+
+NESTED = """
+recipe: nested
+steps:
+  - id: a
+    call: log
+    with: {message: a}
+  - id: loop
+    for_each: "{{ [1, 2] }}"
+    if: "{{ item > 1 }}"
+    steps:
+      - id: b
+        if: "{{ item > 1 }}"
+        then:
+          - {id: c, wait: 1s}
+        else:
+          - {id: d, set: {x: 1}}
+  - id: both
+    parallel:
+      - - {id: e, fail: stop}
+      - - {id: f, notify: hi}
+        - {id: g, until: "{{ true }}", call: log, with: {message: g}}
+"""
+
+
+def recipe():
+    return load_recipe_text(NESTED, "nested.yaml").recipe
+
+
+def test_iter_steps_walks_every_step_depth_first_in_file_order_with_its_yaml_path():
+    walked = [(path, step.id) for path, step in iter_steps(recipe().steps)]
+    assert walked == [
+        (("steps", 0), "a"),
+        (("steps", 1), "loop"),
+        (("steps", 1, "steps", 0), "b"),
+        (("steps", 1, "steps", 0, "then", 0), "c"),
+        (("steps", 1, "steps", 0, "else", 0), "d"),
+        (("steps", 2), "both"),
+        (("steps", 2, "parallel", 0, 0), "e"),
+        (("steps", 2, "parallel", 1, 0), "f"),
+        (("steps", 2, "parallel", 1, 1), "g"),
+    ]
+
+
+def test_nested_steps_and_kinds():
+    steps = {step.id: step for _, step in iter_steps(recipe().steps)}
+    assert [below for below, _ in nested_steps(steps["b"])] == [("then",), ("else",)]
+    assert [below for below, _ in nested_steps(steps["both"])] == [("parallel", 0), ("parallel", 1)]
+    assert [below for below, _ in nested_steps(steps["loop"])] == [("steps",)]
+    assert nested_steps(steps["a"]) == []
+    kinds = {step_kind(step) for step in steps.values()}
+    assert kinds == set(STEP_KINDS)
+
+
+def test_run_condition_is_the_if_that_skips_the_step_itself():
+    steps = {step.id: step for _, step in iter_steps(recipe().steps)}
+    assert run_condition(steps["loop"]) is None  # per item
+    assert run_condition(steps["b"]) is None  # picks a branch
+    assert run_condition(steps["a"]) is None
+    guarded = load_recipe_text(
+        'recipe: g\nsteps:\n  - {call: log, with: {message: x}, if: "{{ true }}"}\n', "g.yaml"
+    ).recipe.steps[0]
+    assert run_condition(guarded) == "{{ true }}"

@@ -1,0 +1,403 @@
+"""Checks beyond the models: what a recipe file may ask for, and what only the whole recipe shows.
+
+Before the models: nesting and non-finite numbers Temporal cannot carry, the poll interval. After
+them (`Checker`): unique step ids, `steps.X` references to earlier steps, `inputs.X` references to
+declared inputs, expressions (compiled, sandbox-checked, run when constant), action names and
+their `with:` inputs against the registry, cron expressions and time zones, account names and
+webhook URLs.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+from collections.abc import Sequence
+from datetime import timedelta
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from activities.contracts import account_name_problem, http_url_problem
+from tikflow.loader.model_errors import label, value_at
+from tikflow.loader.problems import DataPath, Document
+from tikflow.loader.schedules import cron_problem, time_zone_problem
+from tikflow.loader.yaml_positions import MAX_DEPTH
+from workflows.expressions import (
+    ExpressionError,
+    check_constant,
+    check_source,
+    evaluate,
+    is_template,
+    referenced_names,
+    referenced_steps,
+)
+from workflows.models import (
+    EXPRESSION_NAMES,
+    MAX_LIMIT,
+    CallStep,
+    FailStep,
+    ForEachStep,
+    IfStep,
+    NotifyStep,
+    ParallelStep,
+    Recipe,
+    SetStep,
+    Step,
+    UntilStep,
+    parse_duration,
+)
+from workflows.steps import iter_steps, nested_steps
+
+__all__ = [
+    "MAX_STEP_NESTING",
+    "MIN_POLL_EVERY",
+    "Checker",
+    "check_poll_every",
+    "check_raw_expressions",
+    "check_shape",
+]
+
+#: Deepest nesting of `for_each`, `if` and `parallel` steps in a recipe file.
+MAX_STEP_NESTING = 32
+#: The shortest `trigger.poll.every` a recipe file may ask for. Each poll is a workflow task, a
+#: timer and at least one provider call on the user's quota (TikAPI counts every request), and
+#: its events fill the history: at 10s a monitor uses 8,640 polls a day, enough for anything a
+#: person follows on TikTok. (Tests and the demo build faster triggers in code, not in files.)
+MIN_POLL_EVERY = timedelta(seconds=10)
+
+#: Names every expression may read, besides loop variables.
+GLOBAL_NAMES = EXPRESSION_NAMES
+
+#: Keys whose list value holds steps (`parallel` holds a list of such lists).
+_STEP_LISTS = ("steps", "then", "else")
+
+
+def check_shape(doc: Document, data: dict[str, Any]) -> set[DataPath]:
+    """Refuse what Temporal cannot carry before the models see it: nesting and non-finite numbers.
+
+    Iterative, so a deep recipe cannot exhaust Python's stack here. Steps are the mappings in a
+    `steps`/`then`/`else` list (or a `parallel` branch) of the recipe or of another step; the
+    recipe's own steps are at level 1.
+
+    Returns:
+        The paths of the NaN and infinite numbers it reported.
+    """
+    not_finite: set[DataPath] = set()
+    # (value, path, depth, level of the steps it holds or is, what it is)
+    pending: list[tuple[Any, DataPath, int, int, str]] = [(data, (), 0, 0, "step")]
+    reported: set[str] = set()
+    while pending:
+        value, path, depth, level, role = pending.pop()
+        if isinstance(value, float) and not math.isfinite(value):
+            doc.at(
+                path,
+                f"{label(path)}: {value} is not a number a run can keep "
+                "(NaN and infinity become null in Temporal's history)",
+            )
+            not_finite.add(path)
+            continue
+        if not isinstance(value, dict | list):
+            continue
+        if depth >= MAX_DEPTH:
+            if "depth" not in reported:
+                doc.at(path, f"{label(path)}: nested more than {MAX_DEPTH} levels deep")
+                reported.add("depth")
+            continue
+        if role == "step" and level > MAX_STEP_NESTING:
+            if "nesting" not in reported:
+                doc.at(
+                    path,
+                    f"a step nested {level} levels deep; at most {MAX_STEP_NESTING} "
+                    "(for_each, if and parallel inside each other)",
+                )
+                reported.add("nesting")
+            continue
+        if isinstance(value, list):
+            inner = {"steps": "step", "branches": "steps"}.get(role, "data")
+            pending.extend((item, (*path, i), depth + 1, level, inner) for i, item in enumerate(value))
+            continue
+        for key, child in value.items():
+            if role == "step" and isinstance(child, list) and key in _STEP_LISTS:
+                pending.append((child, (*path, key), depth + 1, level + 1, "steps"))
+            elif role == "step" and isinstance(child, list) and key == "parallel":
+                pending.append((child, (*path, key), depth + 1, level + 1, "branches"))
+            else:
+                pending.append((child, (*path, key), depth + 1, level, "data"))
+    return not_finite
+
+
+def check_poll_every(doc: Document, data: dict[str, Any]) -> set[DataPath]:
+    """A recipe file's poll interval is at least `MIN_POLL_EVERY`; returns the path it reported."""
+    path: DataPath = ("trigger", "poll", "every")
+    every = value_at(data, path)
+    try:
+        too_often = isinstance(every, str) and parse_duration(every) < MIN_POLL_EVERY
+    except ValueError:
+        return set()  # not a duration: the model says so
+    if not too_often:
+        return set()
+    doc.at(
+        path,
+        f"trigger.poll.every: {every} is too often: a recipe may poll every "
+        f"{int(MIN_POLL_EVERY.total_seconds())}s at the most (each poll spends provider quota)",
+    )
+    return {path}
+
+
+def check_raw_expressions(doc: Document, data: Any, path: DataPath = ()) -> None:
+    """Expression syntax and sandbox checks over raw data (used when the models already failed)."""
+    if isinstance(data, dict):
+        for key, value in data.items():
+            check_raw_expressions(doc, value, (*path, key))
+    elif isinstance(data, list):
+        for index, value in enumerate(data):
+            check_raw_expressions(doc, value, (*path, index))
+    elif is_template(data):
+        try:
+            check_source(data)
+        except ExpressionError as exc:
+            doc.at(path, f"bad expression: {exc}")
+
+
+class Checker:
+    """Walks a validated recipe with its raw positions and reports what the models cannot see."""
+
+    def __init__(self, doc: Document, recipe: Recipe) -> None:
+        self.doc = doc
+        self.recipe = recipe
+        self.ids: dict[str, DataPath] = {}
+        # Every id in the recipe, so a reference to a step that runs later can say so.
+        self.all_ids = _step_ids(recipe.steps)
+        from activities.registry import load_actions
+
+        self.actions = load_actions()
+
+    def check(self) -> None:
+        """Record every problem of the recipe in the document."""
+        for name, spec in self.recipe.inputs.items():
+            if spec.default is not None and not spec.accepts(spec.default):
+                self.doc.at(
+                    ("inputs", name, "default"),
+                    f"default of input {name!r} is not {_article(spec.type)} {spec.type}",
+                )
+        trigger = self.recipe.trigger
+        if trigger and trigger.schedule:
+            self._check_cron(trigger.schedule.cron)
+            problem = time_zone_problem(trigger.schedule.timezone)
+            if problem:
+                self.doc.at(("trigger", "schedule", "timezone"), f"trigger.schedule.timezone: {problem}")
+        problem = account_name_problem(self.recipe.account)
+        if problem:
+            self.doc.at(("account",), f"account: {problem}")
+        if self.recipe.notify and isinstance(self.recipe.notify.webhook, str):
+            self._webhook(self.recipe.notify.webhook, ("notify", "webhook"), set(), set())
+        self._steps(self.recipe.steps, ("steps",), set(), set())
+
+    def _check_cron(self, cron: str) -> None:
+        problem = cron_problem(cron)
+        if problem:
+            self.doc.at(
+                ("trigger", "schedule", "cron"), f"not a valid 5-field cron expression: {cron!r} ({problem})"
+            )
+
+    def _webhook(self, source: str, path: DataPath, visible: set[str], scope: set[str]) -> None:
+        value = self._expr(source, path, visible, scope)
+        if isinstance(value, str):
+            problem = http_url_problem(value)
+            if problem:
+                self.doc.at(path, f"{label(path)}: {problem}")
+
+    def _steps(self, steps: Sequence[Step], path: DataPath, visible: set[str], scope: set[str]) -> set[str]:
+        """Check steps in order; `visible` are ids of earlier steps, `scope` loop variable names."""
+        visible = set(visible)
+        for index, step in enumerate(steps):
+            here = (*path, index)
+            if step.id is not None:
+                if step.id in self.ids:
+                    first = self.doc.position(self.ids[step.id])
+                    self.doc.at(
+                        (*here, "id"), f"duplicate step id {step.id!r} (first used at line {first[0]})"
+                    )
+                else:
+                    self.ids[step.id] = (*here, "id")
+            visible |= self._step(step, here, visible, scope)
+            if step.id is not None:
+                visible.add(step.id)
+        return visible
+
+    def _step(self, step: Step, here: DataPath, visible: set[str], scope: set[str]) -> set[str]:
+        """Check one step; returns ids it makes visible to later steps (a `parallel`'s branches)."""
+        if isinstance(step, ForEachStep):
+            self._for_each(step, here, visible, scope)
+            return set()
+        if step.when:
+            extra = {"result"} if isinstance(step, UntilStep) else set()
+            self._expr(step.when, (*here, "if"), visible, scope | extra)
+        match step:
+            case CallStep():
+                self._call(step, here, visible, scope)
+            case UntilStep():
+                self._call(step, here, visible, scope)
+                self._expr(
+                    step.until,
+                    (*here, "until"),
+                    visible | ({step.id} if step.id else set()),
+                    scope | {"result"},
+                )
+            case IfStep():
+                # Ids set in a branch are not visible after the `if`: the other branch may have run.
+                for below, body in nested_steps(step):
+                    self._steps(body, (*here, *below), visible, scope)
+            case ParallelStep():
+                produced: set[str] = set()
+                for below, body in nested_steps(step):
+                    produced |= self._steps(body, (*here, *below), visible, scope)
+                return produced
+            case SetStep():
+                self._values(step.set, (*here, "set"), visible, scope)
+            case FailStep():
+                self._expr(step.fail, (*here, "fail"), visible, scope)
+            case NotifyStep():
+                self._expr(step.notify, (*here, "notify"), visible, scope)
+                if isinstance(step.webhook, str):
+                    self._webhook(step.webhook, (*here, "webhook"), visible, scope)
+                self._values(step.data, (*here, "data"), visible, scope)
+        return set()
+
+    def _for_each(self, step: ForEachStep, here: DataPath, visible: set[str], scope: set[str]) -> None:
+        """Check a `for_each`: its list, its per-item `if`, its limit, its steps and `collect`."""
+        items = self._expr(step.for_each, (*here, "for_each"), visible, scope)
+        if items is not _VARIES and not isinstance(items, list | dict) and items is not None:
+            self.doc.at(
+                (*here, "for_each"),
+                f"{label((*here, 'for_each'))}: for_each needs a list, and this is always "
+                f"{_article(type(items).__name__)} {type(items).__name__} ({_short(items)}); "
+                "write it as an expression, e.g. `{{ steps.videos.items }}`",
+            )
+        inner_scope = scope | {step.as_}
+        if step.when:
+            self._expr(step.when, (*here, "if"), visible, inner_scope)
+        if isinstance(step.limit, str):
+            limit = self._expr(step.limit, (*here, "limit"), visible, scope)
+            if limit is not _VARIES and (
+                not isinstance(limit, int) or isinstance(limit, bool) or not 0 <= limit <= MAX_LIMIT
+            ):
+                self.doc.at(
+                    (*here, "limit"),
+                    f"{label((*here, 'limit'))}: limit must be a whole number from 0 to "
+                    f"{MAX_LIMIT:,}, and this is always {_short(limit)}",
+                )
+        inner_visible = self._steps(step.steps, (*here, "steps"), visible, inner_scope)
+        if step.collect:
+            self._expr(step.collect, (*here, "collect"), inner_visible, inner_scope)
+
+    def _call(self, step: CallStep | UntilStep, here: DataPath, visible: set[str], scope: set[str]) -> None:
+        if step.account:
+            account = self._expr(step.account, (*here, "account"), visible, scope)
+            if isinstance(account, str):
+                problem = account_name_problem(account)
+                if problem:
+                    self.doc.at((*here, "account"), f"{label((*here, 'account'))}: {problem}")
+        self._values(step.with_, (*here, "with"), visible, scope)
+        action = self.actions.get(step.call)
+        if action is None:
+            known = ", ".join(
+                sorted(a for a in self.actions if a.split(".")[0] == step.call.split(".")[0])[:8]
+            )
+            hint = (
+                f" (known {step.call.split('.')[0]} actions: {known})"
+                if known
+                else " (see `tikflow actions`)"
+            )
+            close = difflib.get_close_matches(step.call, list(self.actions), n=1)
+            guess = f"; did you mean {close[0]!r}?" if close else ""
+            self.doc.at((*here, "call"), f"unknown action {step.call!r}{hint}{guess}")
+            return
+        self._check_with(action.input_model, step.with_, (*here, "with"))
+
+    def _check_with(self, model: type[BaseModel], values: dict[str, Any], path: DataPath) -> None:
+        """Validate `with:` against the action's model; templated values are checked after rendering."""
+        try:
+            model.model_validate(values)
+        except ValidationError as exc:
+            for error in exc.errors(include_url=False):
+                loc = tuple(error["loc"])
+                top = loc[0] if loc else None
+                raw = values.get(top) if isinstance(top, str) else None
+                if error["type"] != "extra_forbidden" and error["type"] != "missing" and _has_template(raw):
+                    continue
+                target = (*path, *loc)
+                if error["type"] == "extra_forbidden":
+                    allowed = ", ".join(model.model_fields)
+                    self.doc.at(
+                        target, f"unknown input {loc[-1]!r} for this action (inputs: {allowed})", key=True
+                    )
+                elif error["type"] == "missing":
+                    self.doc.at(path, f"missing required input {loc[-1]!r} in `with`")
+                else:
+                    self.doc.at(target, f"with.{'.'.join(map(str, loc))}: {error['msg']}")
+
+    def _values(self, value: Any, path: DataPath, visible: set[str], scope: set[str]) -> None:
+        if isinstance(value, dict):
+            for key, item in value.items():
+                self._values(item, (*path, key), visible, scope)
+        elif isinstance(value, list):
+            for index, item in enumerate(value):
+                self._values(item, (*path, index), visible, scope)
+        elif is_template(value):
+            self._expr(value, path, visible, scope)
+
+    def _expr(self, source: str, path: DataPath, visible: set[str], scope: set[str]) -> Any:
+        """Check one expression; returns its value when it is constant, else `_VARIES`."""
+        try:
+            tree = check_source(source)
+        except ExpressionError as exc:
+            self.doc.at(path, f"bad expression: {exc}")
+            return _VARIES
+        names = referenced_names(tree)
+        value: Any = _VARIES
+        if names <= {"range"}:
+            # A constant expression can be run now: `range(10**9)` or `'a' * 10**9` fail at load
+            # time, inside the same sandbox and bounds as at run time.
+            try:
+                check_constant(source)
+                value = evaluate(source, {})
+            except ExpressionError as exc:
+                self.doc.at(path, f"bad expression: {exc}")
+                return _VARIES
+        for name in sorted(names - GLOBAL_NAMES - scope):
+            known = ", ".join(sorted((GLOBAL_NAMES - {"true", "false", "none", "range"}) | scope))
+            self.doc.at(path, f"unknown name {name!r} in expression (known: {known})")
+        for ref in sorted(referenced_steps(tree)):
+            if ref not in visible:
+                later = " (it runs later)" if ref in self.all_ids else ""
+                self.doc.at(path, f"reference to undefined step {ref!r}{later}")
+        for ref in sorted(referenced_steps(tree, root="inputs")):
+            if ref not in self.recipe.inputs:
+                self.doc.at(path, f"reference to undeclared input {ref!r}")
+        return value
+
+
+#: What `Checker._expr` returns for an expression whose value is known only at run time.
+_VARIES: Any = object()
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _step_ids(steps: Sequence[Step]) -> set[str]:
+    return {step.id for _, step in iter_steps(steps) if step.id is not None}
+
+
+def _article(word: str) -> str:
+    return "an" if word[:1] in "aeiou" else "a"
+
+
+def _has_template(value: Any) -> bool:
+    if isinstance(value, dict):
+        return any(_has_template(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_has_template(v) for v in value)
+    return is_template(value)

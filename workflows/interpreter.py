@@ -1,0 +1,334 @@
+"""The interpreter: walks a recipe's steps in a scope of values, as Temporal's DSL sample does.
+
+Steps run in order; `for_each` runs its steps per item (a sliding window of `concurrency`),
+`parallel` its branches at once, `if` one branch. Expressions are evaluated here, in the
+sandboxed template engine, which is deterministic. A step's path (`steps.videos`,
+`steps.1[v7].comments`) names it in `status`, in errors and in its calls' idempotency keys.
+Calls go through the call policy (`workflows.policy.CallPolicy`), the base of this class.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from temporalio import workflow
+
+with workflow.unsafe.imports_passed_through():
+    from workflows.expressions import ExpressionError, evaluate_value, truthy
+    from workflows.models import (
+        CallStep,
+        FailStep,
+        ForEachStep,
+        IfStep,
+        NotifyStep,
+        ParallelStep,
+        SetStep,
+        Step,
+        UntilStep,
+        WaitStep,
+        WebhookCredential,
+        parse_duration,
+    )
+    from workflows.patches import ITEM_KEY_PATCH, NOTIFY_PATCH, SLIDING_WINDOW_PATCH
+    from workflows.policy import CallPolicy, StepFailed
+    from workflows.state import SeenIds
+    from workflows.steps import run_condition
+
+__all__ = ["Interpreter", "Scope"]
+
+
+@dataclass
+class Scope:
+    """What expressions see: inputs, step results, vars, loop variables, run info."""
+
+    values: dict[str, Any]
+
+    def child(self, **extra: Any) -> Scope:
+        """A scope for nested steps: their results and vars are their own, `extra` added."""
+        values = dict(self.values)
+        values["steps"] = dict(self.values["steps"])
+        values["vars"] = dict(self.values["vars"])
+        values.update(extra)
+        return Scope(values)
+
+
+class Interpreter(CallPolicy):
+    """Runs steps (a base of `RecipeWorkflow`, which sets `_seen` with the rest of the state)."""
+
+    # new_only: the ids seen so far, per step.
+    _seen: SeenIds
+
+    def _new_scope(self) -> Scope:
+        assert self._run is not None
+        info = workflow.info()
+        return Scope(
+            {
+                "inputs": dict(self._run.inputs),
+                "steps": {},
+                "vars": dict(self._state.vars),
+                "now": workflow.now().isoformat(),
+                "run": {
+                    "workflow_id": info.workflow_id,
+                    "recipe": self._recipe_name,
+                    "iteration": self._state.iteration,
+                },
+            }
+        )
+
+    async def _steps(self, steps: Sequence[Step], scope: Scope, path: str) -> None:
+        for index, step in enumerate(steps):
+            here = f"{path}.{step.id or index}"
+            result = await self._step(step, scope, here)
+            if step.id is not None and result is not _SKIPPED:
+                scope.values["steps"][step.id] = result
+
+    async def _step(self, step: Step, scope: Scope, path: str) -> Any:
+        condition = run_condition(step)
+        if condition is not None and not self._condition(condition, scope, path):
+            return _SKIPPED
+        try:
+            return await self._dispatch(step, scope, path)
+        except StepFailed as exc:
+            if not step.continue_on_error:
+                raise
+            self._state.counters.errors += 1
+            self._state.last_error = str(exc)
+            return {"error": str(exc), "failed": True}
+
+    async def _dispatch(self, step: Step, scope: Scope, path: str) -> Any:
+        match step:
+            case UntilStep():
+                return await self._until(step, scope, path)
+            case CallStep():
+                return await self._call_step(step, scope, path)
+            case ForEachStep():
+                return await self._for_each(step, scope, path)
+            case IfStep():
+                branch = step.then if self._condition(step.when, scope, path) else step.else_
+                await self._steps(branch, scope, f"{path}.{'then' if branch is step.then else 'else'}")
+                return {"branch": "then" if branch is step.then else "else"}
+            case WaitStep():
+                await workflow.sleep(parse_duration(step.wait))
+                return {"waited": step.wait}
+            case SetStep():
+                values = self._eval(step.set, scope, path)
+                scope.values["vars"].update(values)
+                return values
+            case ParallelStep():
+                branches = [scope.child() for _ in step.parallel]
+                await asyncio.gather(
+                    *(
+                        self._steps(branch, branch_scope, f"{path}.parallel{i}")
+                        for i, (branch, branch_scope) in enumerate(zip(step.parallel, branches, strict=True))
+                    )
+                )
+                for branch_scope in branches:
+                    scope.values["steps"].update(branch_scope.values["steps"])
+                return {"branches": len(branches)}
+            case FailStep():
+                raise StepFailed(f"{path}: {self._eval(step.fail, scope, path)}")
+            case NotifyStep():
+                return await self._notify(step, scope, path)
+        raise StepFailed(f"{path}: unsupported step {type(step).__name__}")
+
+    async def _call_step(self, step: CallStep, scope: Scope, path: str) -> Any:
+        result = await self._call(step.call, step.with_, step.account, step, scope, path)
+        if step.new_only and isinstance(result, dict) and isinstance(result.get("items"), list):
+            items = result["items"]
+            keys = [
+                str(item.get(step.new_only, "")) if isinstance(item, dict) else str(item) for item in items
+            ]
+            fresh = self._seen.filter_new(step.id or _static(path), keys)
+            new_items = [item for item, is_new in zip(items, fresh, strict=True) if is_new]
+            self._state.counters.items_seen += len(items)
+            self._state.counters.new_items += len(new_items)
+            result = {**result, "items": new_items, "seen": len(items)}
+        return result
+
+    async def _until(self, step: UntilStep, scope: Scope, path: str) -> Any:
+        deadline = workflow.now() + parse_duration(step.deadline)
+        every = parse_duration(step.every)
+        attempt = 0
+        while True:
+            result = await self._call(step.call, step.with_, step.account, step, scope, f"{path}#{attempt}")
+            if step.id is not None:
+                scope.values["steps"][step.id] = result
+            if self._condition(step.until, scope.child(result=result), path):
+                return result
+            if workflow.now() + every > deadline:
+                raise StepFailed(f"{path}: `until` condition still false after {step.deadline}")
+            attempt += 1
+            await workflow.sleep(every)
+
+    async def _for_each(self, step: ForEachStep, scope: Scope, path: str) -> Any:
+        items = self._eval(step.for_each, scope, path)
+        if items is None:
+            items = []
+        if isinstance(items, dict):
+            items = list(items.values())
+        if not isinstance(items, list):
+            raise StepFailed(f"{path}: for_each needs a list, got {type(items).__name__}")
+        limit = self._eval(step.limit, scope, path) if step.limit is not None else None
+        if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool) or limit < 0):
+            raise StepFailed(f"{path}: for_each limit must be a whole number, got {limit!r}")
+        seen_key = f"{step.id or _static(path)}#each"
+        by_new_only = workflow.patched(ITEM_KEY_PATCH)
+        chosen: list[tuple[str, Scope]] = []
+        chosen_keys: list[str] = []
+        if step.new_only is not None:
+            self._state.counters.items_seen += len(items)
+        for index, item in enumerate(items):
+            if limit is not None and len(chosen) >= limit:
+                break
+            if step.new_only is not None:
+                item_key = str(item.get(step.new_only, "")) if isinstance(item, dict) else str(item)
+                if self._seen.has(seen_key, item_key):
+                    continue
+                self._state.counters.new_items += 1
+            child = scope.child(**{step.as_: item})
+            if step.when is not None and not self._condition(step.when, child, path):
+                continue
+            key = _item_key(item, index, step.new_only) if by_new_only else _guessed_item_key(item, index)
+            chosen.append((f"{path}[{key}]", child))
+            if step.new_only is not None:
+                chosen_keys.append(item_key)
+        # Remembered before the items run: a failed item is not retried by the next poll either,
+        # exactly as with a call step's `new_only` (Temporal already retried it durably).
+        self._seen.add(seen_key, chosen_keys)
+        failures: list[str] = []
+        collected: list[Any] = [None] * len(chosen)
+
+        async def one(position: int, item_path: str, child: Scope) -> None:
+            try:
+                await self._steps(step.steps, child, item_path)
+            except StepFailed as exc:
+                if not step.continue_on_error:
+                    raise
+                failures.append(str(exc))
+                return
+            if step.collect is not None:
+                collected[position] = self._eval(step.collect, child, item_path)
+
+        if workflow.patched(SLIDING_WINDOW_PATCH):
+            # A sliding window: an item starts as soon as any running one finishes, so one slow
+            # item (a 429 waited out, a long upload) does not hold up `concurrency - 1` others.
+            gate = asyncio.Semaphore(step.concurrency)
+            stopped = False
+
+            async def windowed(position: int, item_path: str, child: Scope) -> None:
+                nonlocal stopped
+                async with gate:
+                    if stopped:  # an earlier item failed the step: start no more
+                        return
+                    try:
+                        await one(position, item_path, child)
+                    except BaseException:
+                        stopped = True
+                        raise
+
+            await asyncio.gather(*(windowed(i, p, c) for i, (p, c) in enumerate(chosen)))
+        else:
+            # Runs started before the sliding window went in replay with fixed batches.
+            for start in range(0, len(chosen), step.concurrency):
+                batch = chosen[start : start + step.concurrency]
+                await asyncio.gather(*(one(start + i, p, c) for i, (p, c) in enumerate(batch)))
+        self._state.counters.errors += len(failures)
+        result: dict[str, Any] = {
+            "count": len(items),
+            "processed": len(chosen),
+            "failed": len(failures),
+            "errors": failures[:10],
+        }
+        if step.collect is not None:
+            gathered: list[Any] = []
+            for value in collected:
+                if isinstance(value, list):
+                    gathered.extend(value)
+                elif value is not None:
+                    gathered.append(value)
+            result["items"] = gathered
+        return result
+
+    async def _notify(self, step: NotifyStep, scope: Scope, path: str) -> Any:
+        assert self._run is not None
+        target = step.webhook or (self._run.recipe.notify.webhook if self._run.recipe.notify else None)
+        params = {
+            "message": self._eval(step.notify, scope, path),
+            "webhook": self._webhook(target, scope, path) if target else None,
+            "data": self._eval(step.data, scope, path),
+            "recipe": self._recipe_name,
+            "workflow_id": workflow.info().workflow_id,
+        }
+        try:
+            return await self._call("notify.send", params, None, step, scope, path, rendered=True)
+        except StepFailed as exc:
+            # A notification that cannot be delivered (a webhook down) must not take the run with
+            # it: the run's own work goes on, the failure is logged and shown by `status`.
+            if not workflow.patched(NOTIFY_PATCH):
+                raise
+            self._notification_failed(str(exc), path=path)
+            return {"sent": False, "failed": True, "error": str(exc)}
+
+    def _eval(self, value: Any, scope: Scope, path: str) -> Any:
+        try:
+            return evaluate_value(value, scope.values)
+        except ExpressionError as exc:
+            raise StepFailed(f"{path}: expression failed: {exc}") from None
+
+    def _webhook(self, target: str | WebhookCredential, scope: Scope, path: str) -> Any:
+        """A notification's target: a rendered URL, or the name of the credential holding one."""
+        if isinstance(target, WebhookCredential):
+            return {"credential": target.credential}
+        return self._eval(target, scope, path)
+
+    def _condition(self, source: str, scope: Scope, path: str) -> bool:
+        try:
+            return truthy(source, scope.values)
+        except ExpressionError as exc:
+            raise StepFailed(f"{path}: condition failed: {exc}") from None
+
+
+_SKIPPED = object()
+
+
+def _static(path: str) -> str:
+    """A step path without item keys: the same step in every loop iteration."""
+    out = []
+    depth = 0
+    for char in path:
+        if char == "[":
+            depth += 1
+        elif char == "]":
+            depth -= 1
+        elif depth == 0:
+            out.append(char)
+    return "".join(out).split("#")[0]
+
+
+def _item_key(item: Any, index: int, new_only: str | None) -> str:
+    """A `for_each` item's key in its step path (`ITEM_KEY_PATCH`).
+
+    Its value at the step's own `new_only` key, else its `id`, else its position.
+    """
+    if isinstance(item, dict):
+        for key in (new_only, "id") if new_only else ("id",):
+            value = item.get(key)
+            if isinstance(value, str | int) and not isinstance(value, bool):
+                return str(value)
+    return str(index)
+
+
+def _guessed_item_key(item: Any, index: int) -> str:
+    """A `for_each` item's key before `ITEM_KEY_PATCH` (runs started before it replay with it).
+
+    The first of the id fields providers use that the item has, else its position.
+    """
+    if isinstance(item, dict):
+        for key in ("id", "cid", "publish_id", "conversation_id", "post_id", "key"):
+            value = item.get(key)
+            if isinstance(value, str | int) and not isinstance(value, bool):
+                return str(value)
+    return str(index)

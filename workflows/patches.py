@@ -1,0 +1,44 @@
+"""The `workflow.patched` ids of `RecipeWorkflow`, each with the change it guards.
+
+A run started before a change replays its history without the change's marker, so the old branch
+runs again; a run started after records the marker and takes the new one. An id is forever: it is
+in the histories of running workflows. Remove an old branch (with `workflow.deprecate_patch`) only
+once no run started before its patch is open.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ITEM_KEY_PATCH",
+    "NOTIFY_PATCH",
+    "QUIET_PHASE_PATCH",
+    "RUN_SCOPED_KEYS_PATCH",
+    "SLIDING_WINDOW_PATCH",
+    "STOP_PATCH",
+]
+
+#: `for_each`'s sliding window (runs started before it used fixed batches of `concurrency` items
+#: and keep doing so on replay).
+SLIDING_WINDOW_PATCH = "for-each-sliding-window"
+#: The quieter `TikflowPhase`: a monitor between polls keeps showing `running` there (`status`
+#: still says `sleeping`), instead of two search-attribute updates per poll. Those updates cost a
+#: quarter of a dev server's throughput at 1,000 monitors (bench/).
+QUIET_PHASE_PATCH = "phase-not-upserted-per-poll"
+#: A `stop` that ends the run promptly: calls in flight get no further attempts (one already
+#: running finishes and its result is kept), no new call starts, and a re-authorization or
+#: rate-limit wait ends. Runs started before it finished the current poll first, however long its
+#: retries or waits took, and keep doing so on replay.
+STOP_PATCH = "stop-interrupts-calls-and-waits"
+#: A `notify` step whose delivery fails: logged and counted, the run goes on (before it, the step
+#: failed, and with it the poll or the run).
+NOTIFY_PATCH = "notify-failure-continues"
+#: Idempotency keys that name the run (`activities.contracts.idempotency_key`): before it, a second
+#: run with the same inputs (the same workflow id) found the first run's side effects under its
+#: keys and did nothing. Runs started before it keep the keys their history holds.
+RUN_SCOPED_KEYS_PATCH = "idempotency-keys-name-the-run"
+#: A `for_each` item's key in its step path (`steps.replies[KEY].0`, part of its calls'
+#: idempotency keys) is the item's value at the step's own `new_only` key, else its `id`, else its
+#: position. Before it, the key was the first of `id`, `cid`, `publish_id`, `conversation_id`,
+#: `post_id`, `key` the item had (provider field names guessed by the engine); runs started before
+#: it keep those keys on replay.
+ITEM_KEY_PATCH = "item-key-from-new-only"

@@ -1,0 +1,349 @@
+"""The call policy: how one `call` becomes activity attempts, and what the run does when they fail.
+
+Every `call` is one activity named after the action, on its provider's task queue, retried by
+Temporal under the step's (or the recipe's) `retry:` policy, except for the error types that
+retrying cannot cure. On top of Temporal's retries, the error table's engine side:
+
+- `SessionExpired`: the run parks in `awaiting_reauth` (one notice per account, however many
+  calls saw the expiry) until the `reauthorized` signal, then redoes the call;
+- `RateLimited` (a reset longer than the activity's own retry delay): one durable timer, then the
+  call again;
+- anything else fails the step (`StepFailed`), with the provider's one-line message.
+
+`CallPolicy` is the base of `RecipeWorkflow`: the interpreter calls `_call`; the workflow holds
+the state (declared here) and the phase machine this module moves (`_set_phase`,
+`_resume_phase`, `_unpaused`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy as TemporalRetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from activities.contracts import ActionRequest, idempotency_key, reauth_command, task_queue_for
+    from activities.errors import ProviderError
+    from workflows.models import (
+        CallStep,
+        NotifyStep,
+        RetryPolicy,
+        UntilStep,
+        WebhookCredential,
+        parse_duration,
+    )
+    from workflows.patches import RUN_SCOPED_KEYS_PATCH, STOP_PATCH
+    from workflows.state import MonitorState, Phase, RecipeRun
+
+if TYPE_CHECKING:
+    from workflows.interpreter import Scope
+
+__all__ = [
+    "DEFAULT_CALL_TIMEOUT",
+    "NON_RETRYABLE_ERRORS",
+    "CallInFlight",
+    "CallPolicy",
+    "RunStopped",
+    "StepFailed",
+    "failure_message",
+    "non_retryable_errors",
+    "retry_policy",
+]
+
+
+def non_retryable_errors() -> list[str]:
+    """The failure types Temporal must not retry, derived from the error tree's `retryable` flags.
+
+    The provider error classes that are not `retryable` (the tree's base excepted: it is never
+    raised itself), last defined first, then `InvalidActionInput`: the activity runner's refusal
+    of an input that fails the action's model, which no retry can cure either. The order is the
+    one committed histories' retry policies hold (`tests/test_call_policy.py` checks both).
+    """
+    names: list[str] = []
+    pending: list[type[ProviderError]] = list(ProviderError.__subclasses__())
+    while pending:
+        cls = pending.pop()
+        if not cls.retryable:
+            names.append(cls.__name__)
+        pending += cls.__subclasses__()
+    return [*names, "InvalidActionInput"]
+
+
+#: Calls whose provider error is permanent: Temporal must not retry them.
+NON_RETRYABLE_ERRORS = non_retryable_errors()
+DEFAULT_CALL_TIMEOUT = timedelta(minutes=2)
+
+
+class StepFailed(Exception):
+    """A step failed; the message names the step and says why (one line)."""
+
+
+class RunStopped(Exception):
+    """`stop` ended the run in the middle of a poll (not a failure: the run ends `stopped`)."""
+
+
+@dataclass
+class CallInFlight:
+    """A call the workflow waits for, and what `stop` needs to cancel it."""
+
+    path: str
+    action: str
+    started_at: datetime
+    handle: workflow.ActivityHandle[Any]
+    cancelled: bool = False
+
+
+class CallPolicy:
+    """Calls with retries, re-authorization and rate-limit waits (a base of `RecipeWorkflow`).
+
+    The state below is set (and explained) by `RecipeWorkflow.__init__`; `status` reads it.
+    """
+
+    _run: RecipeRun | None
+    _state: MonitorState
+    _recipe_name: str
+    _phase: Phase
+    _stop: bool
+    _reauthorized: dict[str, int]
+    _awaiting_reauth: set[str]
+    _reauth_providers: dict[str, str]
+    _waiting_for: str | None
+    _backoff_until: datetime | None
+    _backing_off: int
+    _backoff_reason: str | None
+    _calls: dict[int, CallInFlight]
+    _call_count: int
+
+    if TYPE_CHECKING:
+        # The phase machine (`RecipeWorkflow`) and the interpreter (`Interpreter`) above.
+        def _set_phase(self, phase: Phase) -> None: ...
+        def _resume_phase(self) -> None: ...
+        async def _unpaused(self) -> None: ...
+        def _recovered(self, error: str | None = None) -> None: ...
+        def _notification_failed(
+            self, reason: str, *, path: str | None = None, account: str | None = None
+        ) -> None: ...
+        def _new_scope(self) -> Scope: ...
+        def _eval(self, value: Any, scope: Scope, path: str) -> Any: ...
+        def _webhook(self, target: str | WebhookCredential, scope: Scope, path: str) -> Any: ...
+
+    async def _call(
+        self,
+        action: str,
+        params: dict[str, Any],
+        account_expr: str | None,
+        step: CallStep | UntilStep | NotifyStep,
+        scope: Scope,
+        path: str,
+        *,
+        rendered: bool = False,
+    ) -> Any:
+        assert self._run is not None
+        recipe = self._run.recipe
+        values = params if rendered else self._eval(params, scope, path)
+        account = str(self._eval(account_expr, scope, path)) if account_expr else recipe.account
+        request = ActionRequest(
+            action=action,
+            params=values,
+            account=account,
+            idempotency_key=self._effect_key(path),
+            recipe=self._recipe_name,
+        )
+        timeout = parse_duration(step.timeout or recipe.timeout or "2m")
+        policy = step.retry or recipe.retry
+        # The error this call put in the status (an expiry it waits out): cleared once it succeeds.
+        own_error: str | None = None
+        while True:
+            await self._unpaused()
+            if self._stop and workflow.patched(STOP_PATCH):
+                raise RunStopped
+            # A re-authorization that lands while this call is in flight cures its 428 too.
+            reauths_before = self._reauthorized.get(account, 0)
+            handle = workflow.start_activity(
+                action,
+                request,
+                task_queue=task_queue_for(action, workflow.info().task_queue),
+                start_to_close_timeout=timeout,
+                schedule_to_close_timeout=parse_duration(policy.max_duration)
+                if policy and policy.max_duration
+                else None,
+                retry_policy=retry_policy(policy),
+                result_type=dict,
+                # Only `stop` cancels a call: retries end at once, a running attempt may finish.
+                cancellation_type=workflow.ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+            )
+            self._call_count += 1
+            key = self._call_count
+            call = self._calls[key] = CallInFlight(path, action, workflow.now(), handle)
+            try:
+                result = await handle
+            except ActivityError as exc:
+                if call.cancelled:
+                    raise RunStopped from None
+                cause = exc.cause
+                if isinstance(cause, ApplicationError) and cause.type == "SessionExpired":
+                    del self._calls[key]  # waiting for a person, not for this call
+                    own_error = await self._await_reauth(account, cause, path, reauths_before) or own_error
+                    continue
+                if isinstance(cause, ApplicationError) and cause.type == "RateLimited":
+                    del self._calls[key]
+                    await self._back_off(cause, path)
+                    continue
+                raise StepFailed(f"{path} ({action}): {failure_message(exc)}") from None
+            finally:
+                self._calls.pop(key, None)
+            if own_error is not None:
+                self._recovered(own_error)
+            self._state.counters.calls += 1
+            if action in self._run.side_effects and not (
+                isinstance(result, dict) and result.get("already_done")
+            ):
+                self._state.counters.effects += 1
+            if self._phase in ("backing_off", "awaiting_reauth"):
+                self._resume_phase()
+            return result
+
+    def _effect_key(self, path: str) -> str:
+        """The idempotency key of the call at `path` in this poll of this run."""
+        info = workflow.info()
+        if workflow.patched(RUN_SCOPED_KEYS_PATCH):
+            return idempotency_key(info.workflow_id, info.first_execution_run_id, self._state.iteration, path)
+        return f"{info.workflow_id}:{self._state.iteration}:{path}"
+
+    async def _await_reauth(
+        self, account: str, cause: ApplicationError, path: str, reauths_before: int
+    ) -> str | None:
+        """Wait until `account` is re-authorized; the error this put in the status, if any."""
+        assert self._run is not None
+
+        def renewed() -> bool:
+            return self._reauthorized.get(account, 0) > reauths_before
+
+        if renewed():
+            return None  # re-authorized while this call was in flight: redo it with the new key
+        # The first call to see the expiry reports it; calls failing alongside wait for the same signal.
+        first = account not in self._awaiting_reauth
+        reported: str | None = None
+        if first:
+            self._awaiting_reauth.add(account)
+            reported = await self._report_expiry(account, cause, path)
+        # The wait may last days: `stop` must end it (runs before STOP_PATCH waited on).
+        stoppable = workflow.patched(STOP_PATCH)
+        try:
+            await workflow.wait_condition(
+                lambda: renewed() or (stoppable and self._stop),
+                timeout=parse_duration(self._run.recipe.reauth_deadline),
+            )
+        except TimeoutError:
+            self._set_phase("failed")
+            raise StepFailed(
+                f"{path}: account {account!r} was not re-authorized within {self._run.recipe.reauth_deadline}"
+            ) from None
+        finally:
+            if first:
+                self._awaiting_reauth.discard(account)
+        if not renewed():
+            raise RunStopped  # stopped while waiting
+        self._resume_phase()
+        return reported
+
+    async def _report_expiry(self, account: str, cause: ApplicationError, path: str) -> str:
+        """Show the expiry in the status and send the notification; the error it recorded."""
+        assert self._run is not None
+        details = cause.details[0] if cause.details and isinstance(cause.details[0], dict) else {}
+        provider = details.get("provider", "provider")
+        self._state.counters.reauths += 1
+        error = self._state.last_error = f"{path}: {cause.message}"
+        self._waiting_for = f"re-authorization of {provider} account {account!r}"
+        self._reauth_providers[account] = provider
+        self._set_phase("awaiting_reauth")
+        workflow_id = workflow.info().workflow_id
+        # Only activity input changes with this text; replay compares commands, not inputs.
+        message = (
+            f"tikflow: the {provider} session of account {account!r} expired ({self._recipe_name}). "
+            f"Re-authorize it, then run: {reauth_command(workflow_id, account, provider)}"
+        )
+        workflow.logger.warning("awaiting re-authorization", extra={"account": account, "provider": provider})
+        webhook = self._run.recipe.notify.webhook if self._run.recipe.notify else None
+        try:
+            await workflow.execute_activity(
+                "notify.send",
+                ActionRequest(
+                    action="notify.send",
+                    params={
+                        "message": message,
+                        "webhook": self._webhook(webhook, self._new_scope(), path) if webhook else None,
+                        "data": {"event": "awaiting_reauth", "account": account, "provider": provider},
+                        "recipe": self._recipe_name,
+                        "workflow_id": workflow_id,
+                    },
+                    idempotency_key=self._effect_key(f"{path}:reauth{self._state.counters.reauths}"),
+                    recipe=self._recipe_name,
+                ),
+                task_queue=workflow.info().task_queue,
+                start_to_close_timeout=timedelta(seconds=30),
+                retry_policy=TemporalRetryPolicy(maximum_attempts=5),
+                result_type=dict,
+            )
+        except (ActivityError, StepFailed) as exc:
+            # The run waits all the same: the operator may learn of the expiry from `status`.
+            reason = failure_message(exc) if isinstance(exc, ActivityError) else str(exc)
+            self._notification_failed(reason, account=account)
+            self._waiting_for = f"{self._waiting_for} (the notification failed: {reason})"
+        return error
+
+    async def _back_off(self, cause: ApplicationError, path: str) -> None:
+        """Wait out a rate limit with one durable timer (`stop` ends the wait)."""
+        details = cause.details[0] if cause.details and isinstance(cause.details[0], dict) else {}
+        retry_after = float(details.get("retry_after") or 60)
+        self._state.counters.rate_limited += 1
+        self._state.counters.backoff_s += retry_after
+        until = workflow.now() + timedelta(seconds=retry_after)
+        self._backoff_until = max(self._backoff_until or until, until)
+        self._backoff_reason = f"rate limit of {details.get('provider', 'provider')} to reset"
+        self._backing_off += 1
+        self._resume_phase()
+        workflow.logger.info("backing off", extra={"path": path, "seconds": retry_after})
+        try:
+            if workflow.patched(STOP_PATCH):
+                # A daily quota is hours: `stop` ends the wait (the call loop then ends the run).
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await workflow.wait_condition(lambda: self._stop, timeout=timedelta(seconds=retry_after))
+            else:
+                await workflow.sleep(timedelta(seconds=retry_after))
+        finally:
+            self._backing_off -= 1
+        if not self._backing_off:
+            self._backoff_until = None
+        self._resume_phase()
+
+
+def retry_policy(policy: RetryPolicy | None) -> TemporalRetryPolicy:
+    """Temporal's retry policy for a call under a recipe's `retry:` (its defaults where it is silent)."""
+    return TemporalRetryPolicy(
+        initial_interval=parse_duration(policy.initial)
+        if policy and policy.initial
+        else timedelta(seconds=1),
+        backoff_coefficient=policy.backoff if policy and policy.backoff else 2.0,
+        maximum_interval=parse_duration(policy.max_interval)
+        if policy and policy.max_interval
+        else timedelta(minutes=5),
+        maximum_attempts=policy.max_attempts if policy and policy.max_attempts else 20,
+        non_retryable_error_types=NON_RETRYABLE_ERRORS,
+    )
+
+
+def failure_message(exc: ActivityError) -> str:
+    """The one-line reason an activity failed: its innermost application error's message."""
+    cause: BaseException | None = exc.cause
+    while isinstance(cause, ActivityError) and cause.cause is not None:
+        cause = cause.cause
+    if isinstance(cause, ApplicationError):
+        return cause.message
+    return str(cause or exc)
