@@ -18,6 +18,10 @@ an activity needs them. Two sources, environment first:
   a credential or field the writable file does not have comes from the seed. Rotated tokens and
   re-authorized keys are written to the writable file and shadow the seed's from then on.
 
+The variables are credential data, not configuration, so they are not fields of
+`activities.config.EngineConfig` (its docstring says why): the store reads them from the
+environment it is given, each time a credential is resolved.
+
 Values never leave through `list()` or error messages; only field names and masked hints do.
 Writes from the command line are `strict`: values are checked per field and the credential must
 be usable afterwards (`REQUIRED_FIELDS`), or nothing is written, so no command leaves half a
