@@ -18,6 +18,10 @@ an activity needs them. Two sources, environment first:
   a credential or field the writable file does not have comes from the seed. Rotated tokens and
   re-authorized keys are written to the writable file and shadow the seed's from then on.
 
+The variables are credential data, not configuration, so they are not fields of
+`activities.config.EngineConfig` (its docstring says why): the store reads them from the
+environment it is given, each time a credential is resolved.
+
 Values never leave through `list()` or error messages; only field names and masked hints do.
 Writes from the command line are `strict`: values are checked per field and the credential must
 be usable afterwards (`REQUIRED_FIELDS`), or nothing is written, so no command leaves half a
@@ -30,10 +34,8 @@ import asyncio
 import contextlib
 import fcntl
 import functools
-import json
 import os
 import re
-import tempfile
 import threading
 from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -43,6 +45,7 @@ from typing import TYPE_CHECKING, Any
 import platformdirs
 
 from activities.errors import CredentialsRejected
+from activities.jsonfile import exclusive_lock, open_lock_file, read_json, write_json_atomically
 from activities.redact import remember_secrets
 
 __all__ = [
@@ -57,6 +60,7 @@ __all__ = [
     "default_path",
     "mask",
     "path_origin",
+    "resolve_path",
     "seed_path",
 ]
 
@@ -141,9 +145,10 @@ class CredentialInfo:
 
 def seed_path(env: Mapping[str, str] | None = None) -> Path | None:
     """The read-only seed file under the store (`TIKFLOW_CREDENTIALS_SEED`), if one is set."""
-    env = os.environ if env is None else env
-    seed = env.get("TIKFLOW_CREDENTIALS_SEED")
-    return Path(seed).expanduser() if seed else None
+    from activities.config import EngineConfig
+
+    seed: Path | None = EngineConfig.read("credentials_seed", env)
+    return seed
 
 
 def default_path(env: Mapping[str, str] | None = None, cwd: Path | None = None) -> Path:
@@ -164,10 +169,15 @@ def path_origin(env: Mapping[str, str] | None = None, cwd: Path | None = None) -
 
 
 def _resolve(env: Mapping[str, str] | None, cwd: Path | None) -> tuple[Path, str]:
-    env = os.environ if env is None else env
-    override = env.get("TIKFLOW_CREDENTIALS")
-    if override:
-        return Path(override).expanduser(), "TIKFLOW_CREDENTIALS"
+    from activities.config import EngineConfig
+
+    return resolve_path(EngineConfig.read("credentials_file", env), cwd)
+
+
+def resolve_path(override: Path | None, cwd: Path | None = None) -> tuple[Path, str]:
+    """`default_path` and `path_origin` for a `TIKFLOW_CREDENTIALS` already parsed (None: unset)."""
+    if override is not None:
+        return override, "TIKFLOW_CREDENTIALS"
     project = (cwd or Path.cwd()) / _PROJECT_DIR / "credentials.json"
     if project.is_file():
         return project.absolute(), f"{_PROJECT_DIR}/credentials.json in the current directory"
@@ -476,18 +486,11 @@ class CredentialStore:
 
     def _read(self, path: Path | None = None) -> dict[str, dict[str, dict[str, str]]]:
         path = path or self.path
-        try:
-            raw = path.read_text(encoding="utf-8")
-        except FileNotFoundError:
+        doc = read_json(
+            path, CredentialStoreError, invalid="fix it or remove it and set the credentials again"
+        )
+        if doc is None:
             return {}
-        except OSError as exc:
-            raise CredentialStoreError(f"cannot read {path}: {exc.strerror}") from None
-        try:
-            doc: Any = json.loads(raw)
-        except ValueError:
-            raise CredentialStoreError(
-                f"{path} is not valid JSON; fix it or remove it and set the credentials again"
-            ) from None
         credentials = doc.get("credentials") if isinstance(doc, dict) else None
         if not isinstance(credentials, dict) or not all(
             isinstance(accounts, dict)
@@ -504,23 +507,14 @@ class CredentialStore:
 
     def _write(self, data: dict[str, dict[str, dict[str, str]]]) -> None:
         """Replace the file atomically: a reader sees the old or the new content, never half."""
-        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        text = json.dumps({"version": _FILE_VERSION, "credentials": data}, indent=2, sort_keys=True)
-        try:
-            # mkstemp creates the file with mode 0600, so the secret is never world-readable.
-            fd, tmp = tempfile.mkstemp(prefix=".credentials-", suffix=".tmp", dir=self.path.parent)
-            try:
-                with os.fdopen(fd, "w", encoding="utf-8") as out:
-                    out.write(text + "\n")
-                    out.flush()
-                    os.fsync(out.fileno())
-                os.replace(tmp, self.path)
-            except BaseException:
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(tmp)
-                raise
-        except OSError as exc:
-            raise CredentialStoreError(f"cannot write {self.path}: {exc.strerror}") from None
+        # The temp file is 0600, so the secret is never world-readable.
+        write_json_atomically(
+            self.path,
+            {"version": _FILE_VERSION, "credentials": data},
+            CredentialStoreError,
+            temp_prefix=".credentials-",
+            indent=2,
+        )
         self._data = data
         self._stamp = self._stat()
 
@@ -535,12 +529,7 @@ class CredentialStore:
         Raises:
             CredentialStoreError: The lock file cannot be created.
         """
-        lock_path = self.path.with_name(self.path.name + ".refresh.lock")
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-            fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
-        except OSError as exc:
-            raise CredentialStoreError(f"cannot lock {lock_path}: {exc.strerror}") from None
+        fd = open_lock_file(self.path.with_name(self.path.name + ".refresh.lock"), CredentialStoreError)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -556,17 +545,6 @@ class CredentialStore:
         finally:
             os.close(fd)
 
-    @contextlib.contextmanager
-    def _file_lock(self) -> Iterator[None]:
+    def _file_lock(self) -> contextlib.AbstractContextManager[None]:
         """An exclusive lock shared with other processes, held across read-merge-write."""
-        lock_path = self.path.with_name(self.path.name + ".lock")
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-            fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
-        except OSError as exc:
-            raise CredentialStoreError(f"cannot lock {lock_path}: {exc.strerror}") from None
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            yield
-        finally:
-            os.close(fd)
+        return exclusive_lock(self.path, CredentialStoreError)

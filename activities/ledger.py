@@ -20,15 +20,13 @@ past `max_entries` the oldest go.
 from __future__ import annotations
 
 import contextlib
-import fcntl
-import json
-import os
-import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from activities.jsonfile import exclusive_lock, read_json, write_json_atomically
 
 if TYPE_CHECKING:
     from activities.contracts import RunScope
@@ -54,12 +52,15 @@ class EffectLedgerError(Exception):
 
 
 def default_ledger_path(credentials_path: Path, env: Mapping[str, str] | None = None) -> Path:
-    """Where the ledger lives: `TIKFLOW_LEDGER`, else `effects.json` beside the credentials file."""
-    env = os.environ if env is None else env
-    override = env.get("TIKFLOW_LEDGER")
-    if override:
-        return Path(override).expanduser()
-    return credentials_path.with_name("effects.json")
+    """Where the ledger lives: `TIKFLOW_LEDGER`, else `effects.json` beside the credentials file.
+
+    Raises:
+        activities.config.ConfigError: `TIKFLOW_LEDGER` cannot be used.
+    """
+    from activities.config import EngineConfig
+
+    override: Path | None = EngineConfig.read("ledger_file", env)
+    return override if override is not None else credentials_path.with_name("effects.json")
 
 
 def ledger_for(services: Services) -> EffectLedger:
@@ -146,18 +147,9 @@ class EffectLedger:
                 self._write(entries)
 
     def _read(self) -> dict[str, dict[str, Any]]:
-        try:
-            raw = self.path.read_text(encoding="utf-8")
-        except FileNotFoundError:
+        doc = read_json(self.path, EffectLedgerError, invalid="move it aside only once no run is mid-step")
+        if doc is None:
             return {}
-        except OSError as exc:
-            raise EffectLedgerError(f"cannot read {self.path}: {exc.strerror}") from None
-        try:
-            doc: Any = json.loads(raw)
-        except ValueError:
-            raise EffectLedgerError(
-                f"{self.path} is not valid JSON; move it aside only once no run is mid-step"
-            ) from None
         effects = doc.get("effects") if isinstance(doc, dict) else None
         if not isinstance(effects, dict) or not all(
             isinstance(e, dict)
@@ -171,38 +163,17 @@ class EffectLedger:
 
     def _write(self, entries: dict[str, dict[str, Any]]) -> None:
         """Replace the file atomically: a reader sees the old or the new content, never half."""
-        text = json.dumps({"version": _FILE_VERSION, "effects": entries}, sort_keys=True)
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-            # mkstemp creates the file 0600: entries hold pre-signed upload URLs.
-            fd, tmp = tempfile.mkstemp(prefix=".effects-", suffix=".tmp", dir=self.path.parent)
-            try:
-                with os.fdopen(fd, "w", encoding="utf-8") as out:
-                    out.write(text + "\n")
-                    out.flush()
-                    os.fsync(out.fileno())
-                os.replace(tmp, self.path)
-            except BaseException:
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(tmp)
-                raise
-        except OSError as exc:
-            raise EffectLedgerError(f"cannot write {self.path}: {exc.strerror}") from None
+        # The temp file is 0600 too: entries hold pre-signed upload URLs.
+        write_json_atomically(
+            self.path,
+            {"version": _FILE_VERSION, "effects": entries},
+            EffectLedgerError,
+            temp_prefix=".effects-",
+        )
 
-    @contextlib.contextmanager
-    def _file_lock(self) -> Iterator[None]:
+    def _file_lock(self) -> contextlib.AbstractContextManager[None]:
         """An exclusive lock shared with other processes, held across read-merge-write."""
-        lock_path = self.path.with_name(self.path.name + ".lock")
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-            fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
-        except OSError as exc:
-            raise EffectLedgerError(f"cannot lock {lock_path}: {exc.strerror}") from None
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            yield
-        finally:
-            os.close(fd)
+        return exclusive_lock(self.path, EffectLedgerError)
 
 
 def _is_run(value: Any) -> bool:

@@ -1,4 +1,4 @@
-"""Where each provider lives and how the HTTP layer behaves, read from the environment.
+"""Where each provider lives and how the HTTP layer behaves (from `activities.config.EngineConfig`).
 
 The same variables point the engine at the real services (the defaults) or at the local sandbox
 (`tikflow dev` sets them), so nothing else in the code knows the difference.
@@ -6,7 +6,6 @@ The same variables point the engine at the real services (the defaults) or at th
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -59,16 +58,16 @@ class Settings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
-        """Read `TIKFLOW_<PROVIDER>_URL`, `TIKFLOW_HTTP_TIMEOUT` and `TIKFLOW_HTTP_MAX_CONNECTIONS`."""
-        env = os.environ if env is None else env
-        from activities.provider import providers
+        """The settings `env` gives, as `activities.config.EngineConfig` parses them.
 
-        urls = {p.name: env.get(p.url_env, p.base_url).rstrip("/") for p in providers()}
-        return cls(
-            base_urls=urls,
-            http_timeout_s=float(env.get("TIKFLOW_HTTP_TIMEOUT", "30")),
-            max_connections=int(env.get("TIKFLOW_HTTP_MAX_CONNECTIONS", "100")),
-        )
+        An entry point builds the `EngineConfig` itself and calls its `settings()`.
+
+        Raises:
+            activities.config.ConfigError: A variable of the environment cannot be used.
+        """
+        from activities.config import EngineConfig
+
+        return EngineConfig.from_env(env).settings()
 
     def base_url(self, provider: str) -> str:
         """The base URL for `provider`."""

@@ -230,6 +230,7 @@ async def engine(
     baselines) registered next to `RecipeWorkflow` on the base queue, so the interpreter and its
     baseline share one worker, one activity implementation and one HTTP pool.
     """
+    from activities.config import EngineConfig
     from activities.credentials import CredentialStore
     from activities.http import make_http_client
     from activities.ratelimit import RateLimiter
@@ -239,8 +240,8 @@ async def engine(
     from tikflow.emulator.server import provider_base_urls
     from tikflow.worker import provider_quotas, tune_gc
 
-    env = {**os.environ, **dict(worker_env or {})}
-    tune_gc(env)  # this process is the worker, as in `tikflow worker`
+    config = EngineConfig.from_env({**os.environ, **dict(worker_env or {})})
+    tune_gc(config)  # this process is the worker, as in `tikflow worker`
     with (
         tempfile.TemporaryDirectory(prefix="tikflow-bench-") as tmp,
         sandbox_process(**dict(sandbox_config or {})) as url,
@@ -256,7 +257,7 @@ async def engine(
             credentials=store,
             settings=settings,
             # As `build_services` paces them (from `TIKFLOW_<PROVIDER>_QUEUE_RPS`), unless given.
-            limiter=RateLimiter(quotas=provider_quotas(env) if quotas is None else dict(quotas)),
+            limiter=RateLimiter(quotas=provider_quotas(config) if quotas is None else dict(quotas)),
         )
         stack = DevStack(
             home=home,
@@ -269,7 +270,7 @@ async def engine(
             assert stack.client is not None
             queue = f"bench-{uuid.uuid4().hex[:8]}"
             workers = _build_workers(
-                stack.client, services, queue, env, list(extra_workflows), list(activity_interceptors)
+                stack.client, services, queue, config, list(extra_workflows), list(activity_interceptors)
             )
             async with contextlib.AsyncExitStack() as running:
                 running.push_async_callback(services.http.aclose)
@@ -282,7 +283,7 @@ def _build_workers(
     client: Client,
     services: Any,
     queue: str,
-    env: Mapping[str, str],
+    config: Any,
     workflows: list[type],
     interceptors: list[Any],
 ) -> list[Worker]:
@@ -305,7 +306,7 @@ def _build_workers(
     original = worker_module.Worker
     worker_module.Worker = BenchWorker  # type: ignore[misc]
     try:
-        return worker_module.build_workers(client, services, base_queue=queue, env=env)
+        return worker_module.build_workers(client, services, config=config, base_queue=queue)
     finally:
         worker_module.Worker = original  # type: ignore[misc]
 

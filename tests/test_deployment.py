@@ -1,14 +1,16 @@
 """The deployment files agree with the code: docker-compose.yml, the Dockerfile and deploy/.
 
 Runs without Docker. Names are checked against what the code really reads: the `TIKFLOW_*`
-variables are collected from the package source, the `TEMPORAL_*` ones from the variable list of
-Temporal's envconfig (the Rust core shipped inside the installed temporalio), and the search
-attributes and sandbox URLs from the modules that define them. The setup script is also run for
-real against the dev server.
+variables are the fields of `activities.config.EngineConfig` (and no other module of the engine
+reads the environment), the `TEMPORAL_*` ones come from the variable list of Temporal's envconfig
+(the Rust core shipped inside the installed temporalio), and the search attributes and sandbox
+URLs from the modules that define them. The setup script is also run for real against the dev
+server.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import shlex
@@ -20,6 +22,8 @@ import pytest
 import temporalio
 import yaml
 
+import activities.config
+from activities.config import ConfigError, EngineConfig
 from activities.credentials import PROVIDER_FIELDS
 from activities.settings import PROVIDERS
 from tikflow.devstack import find_binary
@@ -32,50 +36,19 @@ SERVICES = COMPOSE["services"]
 WORKER = SERVICES["worker"]
 
 
-def _source_files() -> list[Path]:
-    files = [ROOT / "worker.py"]
-    for package in ("tikflow", "activities", "workflows"):
-        files += sorted((ROOT / package).rglob("*.py"))
-    return files
-
-
-def _code_without_docstrings(path: Path) -> str:
-    """A module's code with string-only statements (docstrings) blanked: names there are prose."""
-    import ast
-
-    text = path.read_text()
-    tree = ast.parse(text)
-    lines = text.splitlines()
-    for node in ast.walk(tree):
-        if (
-            isinstance(node, ast.Expr)
-            and isinstance(node.value, ast.Constant)
-            and isinstance(node.value.value, str)
-        ):
-            for i in range(node.lineno - 1, node.end_lineno or node.lineno):
-                lines[i] = ""
-    return "\n".join(lines)
-
-
 def tikflow_variables_read(*, worker_only: bool = False) -> set[str]:
-    """Every `TIKFLOW_*` variable the engine reads, from the source, patterns expanded.
+    """Every `TIKFLOW_*` variable the engine reads: `EngineConfig`'s, families expanded, and the
+    credential store's (`TIKFLOW_<PROVIDER>_<FIELD>`, credential data rather than configuration).
 
     `worker_only` leaves out the command line's own (`TIKFLOW_UI_URL`, ...).
     """
-    literal = re.compile(
-        r"""(?:\.get|_env_int|environ\[)\(?\s*(?:env,\s*)?["']((?:TIKFLOW)_[A-Z0-9_]+)["']"""
-    )
-    pattern = re.compile(r"""f["']TIKFLOW_\{(\w+)\.upper\(\)\}_([A-Z_]+)["']""")
-    names: set[str] = set()
-    for path in _source_files():
-        if "sandbox" in path.parts:  # the emulator stands in for the outside world; not configuration
-            continue
-        if worker_only and (path.name in ("cli.py", "devstack.py") or "commands" in path.parts):
-            continue
-        code = _code_without_docstrings(path)
-        names |= set(literal.findall(code))
-        for _, suffix in pattern.findall(code):
-            names |= {f"TIKFLOW_{provider.upper()}_{suffix}" for provider in PROVIDERS}
+    names = {
+        name
+        for variable in EngineConfig.variables()
+        if not (worker_only and variable.cli_only)
+        for name in variable.names()
+        if name.startswith("TIKFLOW_")
+    }
     # Credential overrides: TIKFLOW_<PROVIDER>_<FIELD> (activities.credentials._env_name).
     names |= {f"TIKFLOW_{p.upper()}_{f.upper()}" for p, fields in PROVIDER_FIELDS.items() for f in fields}
     return names
@@ -289,15 +262,38 @@ def test_health_check_script(tmp_path):
     assert check() == 1
 
 
-def test_every_variable_the_worker_reads_is_documented_in_the_worker_module():
+def test_every_variable_is_documented_by_its_config_field():
+    fields = {f.name for f in dataclasses.fields(EngineConfig)}
+    variables = EngineConfig.variables()
+    assert {v.field_name for v in variables} == fields  # every field is set from a variable
+    assert len({v.name for v in variables}) == len(variables)
+    for variable in variables:
+        assert variable.name.startswith(("TIKFLOW_", "TEMPORAL_")), variable.name
+        assert len(variable.description) > 30, variable.name
+        assert variable.expected, variable.name
+    names = {v.name for v in variables}
+    for family in ("TIKFLOW_<PROVIDER>_URL", "TIKFLOW_<PROVIDER>_QUEUE_RPS"):
+        assert family in names
+    # What is not a field is named in the config module's docstring: Temporal's own connection
+    # variables and the credential store's.
+    doc = activities.config.__doc__ or ""
+    for name in (
+        "TEMPORAL_API_KEY",
+        "TEMPORAL_TLS_CLIENT_CERT_PATH",
+        "TEMPORAL_TLS_CLIENT_KEY_PATH",
+        "TIKFLOW_<PROVIDER>_<FIELD>",
+        "TIKFLOW_<PROVIDER>__<ACCOUNT>__<FIELD>",
+        "TIKFLOW_WEBHOOK_URL",
+    ):
+        assert name in doc, name
+    assert {v.name for v in variables if v.name.startswith("TEMPORAL_")} <= temporal_variables_read()
+
+
+def test_the_worker_module_points_at_the_config_for_every_variable():
     import ast
 
     doc = ast.get_docstring(ast.parse((ROOT / "tikflow" / "worker.py").read_text())) or ""
-    for name in tikflow_variables_read(worker_only=True):
-        providers = "|".join(p.upper() for p in PROVIDERS)
-        if re.fullmatch(rf"TIKFLOW_(?:{providers})_\w+", name):
-            continue  # per-provider families, documented as TIKFLOW_<PROVIDER>_...
-        assert name in doc, f"{name} is not documented in tikflow/worker.py"
+    assert "EngineConfig" in doc
     for family in ("TIKFLOW_<PROVIDER>_URL", "TIKFLOW_<PROVIDER>_QUEUE_RPS", "TIKFLOW_<PROVIDER>_<FIELD>"):
         assert family in doc
     for name in (
@@ -307,6 +303,46 @@ def test_every_variable_the_worker_reads_is_documented_in_the_worker_module():
         "TEMPORAL_TLS_CLIENT_KEY_PATH",
     ):
         assert name in doc
+
+
+def test_no_module_but_the_config_reads_the_environment():
+    """The config is the whole list: nothing else in the engine reads `os.environ` or `getenv`.
+
+    The credential store reads credential variables from the environment it is given (default
+    `os.environ`): credential data, not configuration (see `activities.config`). The provider
+    emulator stands in for the outside world and is not configuration either.
+    """
+    import ast
+
+    allowed = {ROOT / "activities" / "config.py", ROOT / "activities" / "credentials.py"}
+    files = [ROOT / "worker.py"]
+    for package in ("tikflow", "activities", "workflows"):
+        files += sorted((ROOT / package).rglob("*.py"))
+    readers = []
+    for path in files:
+        if path in allowed or "emulator" in path.relative_to(ROOT).parts:
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Attribute) and node.attr in ("environ", "getenv", "environb"):
+                readers.append(f"{path.relative_to(ROOT)}:{node.lineno}")
+            if isinstance(node, ast.alias) and node.name in ("environ", "getenv"):
+                readers.append(f"{path.relative_to(ROOT)}:{node.lineno}")
+    assert readers == []
+
+
+def test_every_value_compose_gives_the_worker_is_one_the_config_accepts():
+    env = {name: _default(value) for name, value in WORKER["environment"].items()}
+    try:
+        config = EngineConfig.from_env({k: v for k, v in env.items() if v is not None})
+    except ConfigError as exc:
+        pytest.fail(f"docker-compose.yml: {exc}")
+    # Where compose spells out the code's default, it is the code's default.
+    defaults = EngineConfig()
+    assert config.task_queue == defaults.task_queue
+    assert config.max_concurrent_activities == defaults.max_concurrent_activities
+    assert config.max_concurrent_workflow_tasks == defaults.max_concurrent_workflow_tasks
+    assert config.graceful_shutdown_s == defaults.graceful_shutdown_s
+    assert config.log_json is True
 
 
 # -- the setup job, for real -------------------------------------------------------------------------

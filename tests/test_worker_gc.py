@@ -10,7 +10,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from tikflow.worker import DEFAULT_GC_THRESHOLD, WorkerConfigError, tune_gc
+from activities.config import DEFAULT_GC_THRESHOLD, ConfigError, EngineConfig
+from tikflow.worker import tune_gc
 
 
 @pytest.fixture
@@ -23,26 +24,26 @@ def restored_gc() -> Iterator[None]:
 
 
 def test_a_worker_collects_less_often_and_freezes_its_code(restored_gc):
-    assert tune_gc({}) == DEFAULT_GC_THRESHOLD
+    assert tune_gc(EngineConfig.from_env({})) == DEFAULT_GC_THRESHOLD
     assert gc.get_threshold() == DEFAULT_GC_THRESHOLD
     # The objects alive at startup (this test session's modules among them) are frozen out.
     assert gc.get_freeze_count() > 10_000
 
 
 def test_the_thresholds_can_be_set_or_left_to_python(restored_gc):
-    assert tune_gc({"TIKFLOW_GC_THRESHOLD": " 5000, 15,30 "}) == (5000, 15, 30)
+    assert tune_gc(EngineConfig.from_env({"TIKFLOW_GC_THRESHOLD": " 5000, 15,30 "})) == (5000, 15, 30)
     assert gc.get_threshold() == (5000, 15, 30)
     gc.set_threshold(700, 10, 10)
     gc.unfreeze()
-    assert tune_gc({"TIKFLOW_GC_THRESHOLD": "python"}) == (700, 10, 10)
+    assert tune_gc(EngineConfig.from_env({"TIKFLOW_GC_THRESHOLD": "python"})) == (700, 10, 10)
     assert gc.get_freeze_count() == 0
 
 
 @pytest.mark.parametrize("value", ["20000,20", "a,b,c", "0,10,10", "-1,10,10", "1,2,3,4"])
 def test_a_bad_threshold_is_refused_and_changes_nothing(value, restored_gc):
     before = gc.get_threshold()
-    with pytest.raises(WorkerConfigError, match=r"^TIKFLOW_GC_THRESHOLD=.*expected three positive integers"):
-        tune_gc({"TIKFLOW_GC_THRESHOLD": value})
+    with pytest.raises(ConfigError, match=r"^TIKFLOW_GC_THRESHOLD=.*expected three positive integers"):
+        tune_gc(EngineConfig.from_env({"TIKFLOW_GC_THRESHOLD": value}))
     assert gc.get_threshold() == before
     assert gc.get_freeze_count() == 0
 

@@ -14,7 +14,10 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, ClassVar, NoReturn
+from typing import TYPE_CHECKING, Any, ClassVar, NoReturn
+
+if TYPE_CHECKING:
+    from activities.config import EngineConfig
 
 __all__ = ["main"]
 
@@ -118,6 +121,16 @@ def _parse_inputs(pairs: Sequence[str]) -> dict[str, Any]:
     return given
 
 
+def engine_config() -> EngineConfig:
+    """The environment's `activities.config.EngineConfig`; a value it refuses is a `UserError` (exit 2)."""
+    from activities.config import ConfigError, EngineConfig
+
+    try:
+        return EngineConfig.from_env()
+    except ConfigError as exc:
+        raise UserError(str(exc), EXIT_INVALID) from None
+
+
 #: Set once a command has made a Temporal client: its runtime's threads outlive the command.
 _made_temporal_client = False
 
@@ -126,11 +139,11 @@ async def _client() -> Any:
     from tikflow.connect import connect
 
     global _made_temporal_client
+    address = engine_config().temporal_address
     _made_temporal_client = True
     try:
         return await connect()
     except RuntimeError as exc:
-        address = os.environ.get("TEMPORAL_ADDRESS", "localhost:7233")
         raise UserError(
             f"cannot reach Temporal at {address} ({' '.join(str(exc).split())[:120]}); "
             "start one with `tikflow dev` or set TEMPORAL_ADDRESS"
@@ -139,7 +152,6 @@ async def _client() -> Any:
 
 def cmd_run(args: argparse.Namespace) -> int:
     """`tikflow run FILE`: validate, then start the recipe (and optionally wait for its result)."""
-    from tikflow.connect import task_queue
     from tikflow.loader import RecipeError, load_recipe, resolve_inputs
     from tikflow.runs import AlreadyRunning, start_recipe
 
@@ -168,7 +180,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         client = await _client()
         try:
             run_id, handle = await start_recipe(
-                client, loaded, given, task_queue=args.task_queue or task_queue(), workflow_id=args.id
+                client,
+                loaded,
+                given,
+                task_queue=args.task_queue or engine_config().task_queue,
+                workflow_id=args.id,
             )
         except AlreadyRunning as exc:
             raise UserError(str(exc)) from None
@@ -212,8 +228,9 @@ def ui_link(object_id: str, *, schedule: bool = False) -> str:
     """
     from urllib.parse import quote
 
-    base = os.environ.get("TIKFLOW_UI_URL", "http://localhost:8233").rstrip("/")
-    namespace = quote(os.environ.get("TEMPORAL_NAMESPACE", "default"), safe="")
+    config = engine_config()
+    base = config.ui_url
+    namespace = quote(config.temporal_namespace, safe="")
     kind = "schedules" if schedule else "workflows"
     return f"{base}/namespaces/{namespace}/{kind}/{quote(object_id, safe='')}"
 
@@ -314,21 +331,17 @@ def cmd_dev(args: argparse.Namespace) -> int:
     """`tikflow dev`: the embedded stack (Temporal + UI + sandbox + worker) until Ctrl-C or SIGTERM."""
     from tikflow.devstack import DevStack, run_until_stopped
     from tikflow.logging import configure_logging
-    from tikflow.worker import WorkerConfigError, tune_gc
+    from tikflow.worker import tune_gc
 
+    config = engine_config()  # this process runs the worker
     configure_logging()
-    try:
-        tune_gc()  # this process runs the worker
-    except WorkerConfigError as exc:
-        raise UserError(str(exc), code=2) from None
+    tune_gc(config)
 
-    from activities.credentials import default_path
-
-    # The environment another shell in this folder has: the stack points this process at its store.
-    shell_env = dict(os.environ)
+    from activities.credentials import resolve_path
 
     async def go() -> int:
         stack = DevStack(
+            config=config,
             home=Path(args.home),
             temporal_port=args.port,
             ui_port=args.ui_port,
@@ -341,7 +354,8 @@ def cmd_dev(args: argparse.Namespace) -> int:
                 if stack.sandbox_url:
                     print(f"sandbox: {stack.sandbox_url}")
                 print(f"credentials: {stack.credentials_path}")
-                elsewhere = default_path(shell_env)
+                # What another shell in this folder finds (the stack's worker may use another).
+                elsewhere, _ = resolve_path(config.credentials_file)
                 if elsewhere.absolute() != stack.credentials_path:
                     print(
                         f"  (commands in other shells use {elsewhere} instead; "

@@ -2,7 +2,8 @@
 
 `TEMPORAL_ADDRESS` (default `localhost:7233`), `TEMPORAL_NAMESPACE`, `TEMPORAL_TLS_*`,
 `TEMPORAL_API_KEY` and the Temporal config-file profile are read by Temporal's own `envconfig`,
-so a deployment only sets environment variables.
+so a deployment only sets environment variables. Everything else tikflow reads from the
+environment is `activities.config.EngineConfig`.
 """
 
 from __future__ import annotations
@@ -13,14 +14,7 @@ from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.envconfig import ClientConfig
 
-__all__ = ["connect", "task_queue"]
-
-
-def task_queue() -> str:
-    """The base task queue (`TIKFLOW_TASK_QUEUE`, default `tikflow`)."""
-    import os
-
-    return os.environ.get("TIKFLOW_TASK_QUEUE", "tikflow")
+__all__ = ["connect"]
 
 
 async def connect(**overrides: Any) -> Client:

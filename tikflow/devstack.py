@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import os
 import shutil
 import signal
@@ -29,6 +30,8 @@ from typing import Any, TypeVar
 import structlog
 from temporalio.client import Client
 
+from activities.config import EngineConfig
+from activities.contracts import DEFAULT_TASK_QUEUE
 from tikflow.connect import connect
 from workflows.recipe import SEARCH_ATTRIBUTES
 
@@ -40,6 +43,7 @@ __all__ = [
     "find_binary",
     "run_until_stopped",
     "sandbox_credentials",
+    "sandbox_worker_config",
 ]
 
 T = TypeVar("T")
@@ -149,6 +153,9 @@ class DevStack:
         sandbox_port: Port of the provider sandbox (0 = no sandbox).
         with_worker: Run a worker in this process.
         task_queue: Base task queue of the worker.
+        config: The worker's configuration (None: `EngineConfig.from_env()` when the stack
+            starts); with the sandbox, its provider URLs and credentials file are replaced by
+            the sandbox's and `<home>/credentials.json`.
     """
 
     home: Path = field(default_factory=lambda: Path(".tikflow"))
@@ -156,7 +163,8 @@ class DevStack:
     ui_port: int = 8233
     sandbox_port: int = 8400
     with_worker: bool = True
-    task_queue: str = "tikflow"
+    task_queue: str = DEFAULT_TASK_QUEUE
+    config: EngineConfig | None = None
     sandbox_config: Any = None
     client: Client | None = None
     sandbox_url: str | None = None
@@ -176,9 +184,14 @@ class DevStack:
         """
         if self.sandbox_port is not None and self.sandbox_port >= 0:
             return (self.home / "credentials.json").absolute()
-        from activities.credentials import default_path
+        from activities.credentials import resolve_path
 
-        return default_path().absolute()
+        return resolve_path(self._config().credentials_file)[0].absolute()
+
+    def _config(self) -> EngineConfig:
+        if self.config is None:
+            self.config = EngineConfig.from_env()
+        return self.config
 
     @property
     def address(self) -> str:
@@ -262,13 +275,13 @@ class DevStack:
 
         with running_sandbox(port=self.sandbox_port, config=self.sandbox_config) as base:
             self.sandbox_url = base
-            env = sandbox_environment(base, self.home / "credentials.json")
-            with _environment(env):
-                store = CredentialStore(Path(env["TIKFLOW_CREDENTIALS"]))
-                for provider, accounts in sandbox_credentials(base).items():
-                    for account, fields in accounts.items():
-                        store.update(provider, account, fields)
-                yield
+            self.config = sandbox_worker_config(self._config(), base, self.home / "credentials.json")
+            assert self.config.credentials_file is not None
+            store = CredentialStore(self.config.credentials_file)
+            for provider, accounts in sandbox_credentials(base).items():
+                for account, fields in accounts.items():
+                    store.update(provider, account, fields)
+            yield
 
     @contextlib.asynccontextmanager
     async def _worker(self) -> AsyncIterator[None]:
@@ -277,8 +290,16 @@ class DevStack:
         assert self.client is not None
         stop = asyncio.Event()
         ready = asyncio.Event()
+        config = self._config()
         task = asyncio.create_task(
-            run_workers(self.client, build_services(), base_queue=self.task_queue, stop=stop, ready=ready)
+            run_workers(
+                self.client,
+                build_services(config),
+                config=config,
+                base_queue=self.task_queue,
+                stop=stop,
+                ready=ready,
+            )
         )
         ready_wait = asyncio.create_task(ready.wait())
         await asyncio.wait({task, ready_wait}, return_when=asyncio.FIRST_COMPLETED)
@@ -292,28 +313,13 @@ class DevStack:
             await task
 
 
-@contextlib.contextmanager
-def _environment(env: dict[str, str]) -> Any:
-    """Set `env` in this process for the block, then restore what was there."""
-    previous = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    try:
-        yield
-    finally:
-        for key, value in previous.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-
-
-def sandbox_environment(base_url: str, credentials_file: Path) -> dict[str, str]:
-    """Environment that points every provider at the sandbox and credentials at `credentials_file`."""
+def sandbox_worker_config(config: EngineConfig, base_url: str, credentials_file: Path) -> EngineConfig:
+    """`config` with every provider pointed at the sandbox and credentials at `credentials_file`."""
     from tikflow.emulator.server import provider_base_urls
 
-    env = {f"TIKFLOW_{p.upper()}_URL": url for p, url in provider_base_urls(base_url).items()}
-    env["TIKFLOW_CREDENTIALS"] = str(credentials_file.resolve())
-    return env
+    return dataclasses.replace(
+        config, provider_urls=provider_base_urls(base_url), credentials_file=credentials_file.resolve()
+    )
 
 
 async def _stop_process_group(process: asyncio.subprocess.Process, grace_s: float = 15) -> None:

@@ -6,48 +6,18 @@ quota can be enforced across every worker with Temporal's task-queue rate limit
 (`TIKFLOW_<PROVIDER>_QUEUE_RPS`). All of them share one pooled HTTP client, one credential store
 and one rate-limit tracker. Scale out by running more processes: Temporal hands each task to one.
 
-Environment (all optional; `tikflow worker` needs nothing else to reach `localhost:7233`):
-
-Temporal connection, read by Temporal's own `envconfig` (see `tikflow.connect`):
-    `TEMPORAL_ADDRESS` (default `localhost:7233`), `TEMPORAL_NAMESPACE` (default `default`),
-    `TEMPORAL_API_KEY`, `TEMPORAL_TLS` (`true` to force TLS), `TEMPORAL_TLS_CLIENT_CERT_PATH` /
-    `TEMPORAL_TLS_CLIENT_KEY_PATH` (mTLS, e.g. Temporal Cloud), `TEMPORAL_TLS_SERVER_CA_CERT_PATH`,
-    `TEMPORAL_TLS_SERVER_NAME`, `TEMPORAL_TLS_DISABLE_HOST_VERIFICATION` (and the `*_DATA` twins of
-    the `*_PATH` variables), `TEMPORAL_PROFILE` / `TEMPORAL_CONFIG_FILE`, `TEMPORAL_GRPC_META_*`.
-
-What runs where:
-    `TIKFLOW_TASK_QUEUE`: the base task queue (default `tikflow`); providers get `<base>.<provider>`.
-    `TIKFLOW_<PROVIDER>_URL`: a provider's base URL (default: the real service; see
-        `activities.settings`), e.g. the sandbox's in a trial deployment.
-    `TIKFLOW_HTTP_TIMEOUT`, `TIKFLOW_HTTP_MAX_CONNECTIONS`: the shared HTTP client.
-    `TIKFLOW_CREDENTIALS`: the credentials file (default `.tikflow/credentials.json` when the
-        current directory has `.tikflow/`, else the user config dir; see `activities.credentials`;
-        `TIKFLOW_<PROVIDER>_<FIELD>` variables override it, `TIKFLOW_WEBHOOK_URL` and
-        `TIKFLOW_WEBHOOK__<NAME>__URL` give webhook credentials), written when tokens rotate; the
-        worker's first log line names it; `TIKFLOW_CREDENTIALS_SEED`: a
-        read-only file under it (a Docker secret); `TIKFLOW_LEDGER`: the side-effect ledger
-        (default beside the credentials file, which must then be writable).
-
-Capacity and shutdown:
-    `TIKFLOW_MAX_CONCURRENT_ACTIVITIES` (default 100 per task queue),
-    `TIKFLOW_MAX_CONCURRENT_WORKFLOW_TASKS` (default 100), `TIKFLOW_MAX_CACHED_WORKFLOWS` (runs
-    kept in memory, default 1000; keep it above the number of monitors a worker serves, or each
-    evicted run replays its history at its next poll), `TIKFLOW_<PROVIDER>_QUEUE_RPS` (a
-    provider queue's activities per second across all workers; each worker also spaces its own
-    requests to that provider, per credential, to the same rate), `TIKFLOW_GRACEFUL_SHUTDOWN_S`
-    (default 30: on SIGTERM, polling stops at once and running activities get this long to
-    finish; any still running are then cancelled and Temporal retries them on another worker).
-
-Operations:
-    `TIKFLOW_HEALTH_FILE`: a file touched every `TIKFLOW_HEALTH_INTERVAL_S` seconds (default 10)
-        while every worker polls, removed on shutdown (`deploy/healthcheck.py` checks its age).
-    `TIKFLOW_HEALTH_PORT` (and `TIKFLOW_HEALTH_HOST`, default `0.0.0.0`): an HTTP endpoint that
-        answers any GET with 200 while every worker polls, 503 otherwise (for Kubernetes probes).
-    `TIKFLOW_METRICS_ADDRESS`: `host:port` where the Temporal SDK serves Prometheus metrics at
-        `/metrics` (e.g. `0.0.0.0:9464`); unset, no metrics endpoint.
-    `TIKFLOW_LOG_JSON`: `1` for JSON logs, `0` for the console renderer (default: JSON unless a TTY).
-    `TIKFLOW_GC_THRESHOLD`: the garbage collector's thresholds for a worker process, three
-        integers (default `20000,20,20`; `python` keeps Python's own `700,10,10`); see `tune_gc`.
+Configuration comes from the environment, parsed once by `activities.config.EngineConfig` in
+`main` and passed down (all optional; `tikflow worker` needs nothing else to reach
+`localhost:7233`). The fields of `EngineConfig` document every variable: the Temporal connection
+(`TEMPORAL_ADDRESS`, `TEMPORAL_NAMESPACE`, `TEMPORAL_API_KEY`, `TEMPORAL_TLS_CLIENT_CERT_PATH` /
+`TEMPORAL_TLS_CLIENT_KEY_PATH` and the rest, read by Temporal's own `envconfig`, see
+`tikflow.connect`), what runs where (`TIKFLOW_TASK_QUEUE`, `TIKFLOW_<PROVIDER>_URL`, the HTTP
+client's tunables, the credentials file, its seed and the side-effect ledger), capacity and
+shutdown (`TIKFLOW_<PROVIDER>_QUEUE_RPS`, the concurrency and cache limits, the graceful shutdown,
+the garbage collector) and operations (health file and endpoint, metrics, JSON logs). Credentials
+given as `TIKFLOW_<PROVIDER>_<FIELD>` variables are credential data, read by the credential store
+(the `activities.config` docstring says why). A value that cannot be used ends `tikflow worker` with
+a one-line message naming the variable and exit code 2.
 """
 
 from __future__ import annotations
@@ -55,11 +25,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
-import os
 import signal
 import sys
 import time
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from datetime import timedelta
@@ -70,12 +39,13 @@ from temporalio.client import Client
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.worker import Worker
 
+from activities.config import ConfigError, EngineConfig
 from activities.http import make_http_client
 from activities.ratelimit import Quota, RateLimiter
 from activities.registry import Services
 from activities.runner import ProviderActivities
-from activities.settings import PROVIDERS, Settings
-from tikflow.connect import connect, task_queue
+from activities.settings import PROVIDERS
+from tikflow.connect import connect
 from workflows.recipe import RecipeWorkflow, workflow_runner
 
 __all__ = [
@@ -88,26 +58,24 @@ __all__ = [
     "run_workers",
 ]
 
-DEFAULT_CACHED_WORKFLOWS = 1000
-"""Workflow runs a worker keeps in memory (the SDK's default; `TIKFLOW_MAX_CACHED_WORKFLOWS`)."""
-
 log = structlog.get_logger("tikflow.worker")
 
 
-def build_services(settings: Settings | None = None, env: Mapping[str, str] | None = None) -> Services:
+def build_services(config: EngineConfig) -> Services:
     """The dependencies every action shares in this process."""
-    from activities.credentials import CredentialStore
+    from activities.credentials import CredentialStore, resolve_path
 
-    settings = settings or Settings.from_env(env)
+    settings = config.settings()
+    path, _ = resolve_path(config.credentials_file)
     return Services(
         http=make_http_client(settings),
-        credentials=CredentialStore(env=env),
+        credentials=CredentialStore(path, seed=config.credentials_seed),
         settings=settings,
-        limiter=RateLimiter(quotas=provider_quotas(env)),
+        limiter=RateLimiter(quotas=provider_quotas(config)),
     )
 
 
-def provider_quotas(env: Mapping[str, str] | None = None) -> dict[str, Quota]:
+def provider_quotas(config: EngineConfig) -> dict[str, Quota]:
     """`TIKFLOW_<PROVIDER>_QUEUE_RPS` as the in-process pace of each provider's requests.
 
     Temporal's task-queue limit is a token bucket: it lets a burst of a second's worth of
@@ -116,24 +84,14 @@ def provider_quotas(env: Mapping[str, str] | None = None) -> dict[str, Quota]:
     evenly at the same rate keeps a single worker under the quota; the queue limit still caps
     the total across workers.
     """
-    env = os.environ if env is None else env
-    quotas: dict[str, Quota] = {}
-    for provider in PROVIDERS:
-        rps = env.get(f"TIKFLOW_{provider.upper()}_QUEUE_RPS")
-        if rps and float(rps) > 0:
-            quotas[provider] = Quota(requests=1, per_seconds=1 / float(rps))
-    return quotas
+    return {
+        provider: Quota(requests=1, per_seconds=1 / rps)
+        for provider, rps in config.queue_rps.items()
+        if rps > 0
+    }
 
 
-#: `gc.set_threshold` of a worker process (`TIKFLOW_GC_THRESHOLD`).
-DEFAULT_GC_THRESHOLD = (20_000, 20, 20)
-
-
-class WorkerConfigError(ValueError):
-    """A worker setting from the environment that cannot be used (the message names it)."""
-
-
-def tune_gc(env: Mapping[str, str] | None = None) -> tuple[int, int, int]:
+def tune_gc(config: EngineConfig) -> tuple[int, int, int]:
     """Fit Python's garbage collector to a long-running worker; returns the thresholds set.
 
     A worker keeps every cached run in memory (hundreds of MiB at 1,000 monitors), and a full
@@ -144,61 +102,48 @@ def tune_gc(env: Mapping[str, str] | None = None) -> tuple[int, int, int]:
     (`bench/monitors.py`). Objects that exist
     when it is called (modules, classes: the worker's code) are frozen out of every collection.
     Call it once per worker process, before the workers start (`tikflow worker` and `tikflow
-    dev` do).
-
-    Raises:
-        WorkerConfigError: `TIKFLOW_GC_THRESHOLD` is not `python` or three positive integers.
+    dev` do), with the thresholds of `config.gc_threshold` (`TIKFLOW_GC_THRESHOLD`).
     """
-    env = os.environ if env is None else env
-    value = env.get("TIKFLOW_GC_THRESHOLD", "").strip()
-    if value.lower() == "python":
+    threshold = config.gc_threshold
+    if threshold == "python":
         return gc.get_threshold()
-    threshold = DEFAULT_GC_THRESHOLD
-    if value:
-        parts = value.replace(" ", "").split(",")
-        if len(parts) != 3 or not all(p.isdigit() and int(p) > 0 for p in parts):
-            raise WorkerConfigError(
-                f"TIKFLOW_GC_THRESHOLD={value!r}: expected three positive integers like "
-                f"{','.join(map(str, DEFAULT_GC_THRESHOLD))}, or 'python'"
-            )
-        threshold = (int(parts[0]), int(parts[1]), int(parts[2]))
     gc.collect()
     gc.freeze()
     gc.set_threshold(*threshold)
     return threshold
 
 
-def _env_int(env: Mapping[str, str], name: str, default: int) -> int:
-    value = env.get(name)
-    return int(value) if value else default
-
-
-def build_runtime(env: Mapping[str, str] | None = None) -> Runtime | None:
+def build_runtime(config: EngineConfig) -> Runtime | None:
     """A Temporal runtime serving Prometheus metrics at `TIKFLOW_METRICS_ADDRESS`, if it is set.
 
     The metrics are the SDK's own (poll latencies, task slots in use, activity and workflow task
     outcomes), labelled by namespace and task queue, so a dashboard shows whether workers keep up.
     """
-    env = os.environ if env is None else env
-    address = env.get("TIKFLOW_METRICS_ADDRESS")
-    if not address:
+    if not config.metrics_address:
         return None
-    return Runtime(telemetry=TelemetryConfig(metrics=PrometheusConfig(bind_address=address)))
+    return Runtime(telemetry=TelemetryConfig(metrics=PrometheusConfig(bind_address=config.metrics_address)))
 
 
 def build_workers(
     client: Client,
     services: Services,
     *,
+    config: EngineConfig | None = None,
     base_queue: str | None = None,
-    env: Mapping[str, str] | None = None,
 ) -> list[Worker]:
-    """One `Worker` per task queue: workflows + built-ins on the base queue, one per provider."""
-    env = os.environ if env is None else env
-    base = base_queue or task_queue()
+    """One `Worker` per task queue: workflows + built-ins on the base queue, one per provider.
+
+    Args:
+        client: The Temporal client.
+        services: What the actions share.
+        config: Limits and queue names (default: `EngineConfig()`'s defaults).
+        base_queue: The base task queue instead of `config.task_queue`.
+    """
+    config = config or EngineConfig()
+    base = base_queue or config.task_queue
     grouped = ProviderActivities(services).activities(base)
-    max_activities = _env_int(env, "TIKFLOW_MAX_CONCURRENT_ACTIVITIES", 100)
-    graceful = timedelta(seconds=_env_int(env, "TIKFLOW_GRACEFUL_SHUTDOWN_S", 30))
+    max_activities = config.max_concurrent_activities
+    graceful = timedelta(seconds=config.graceful_shutdown_s)
     workers = [
         Worker(
             client,
@@ -207,22 +152,21 @@ def build_workers(
             workflow_runner=workflow_runner(),
             activities=grouped.pop(base),
             max_concurrent_activities=max_activities,
-            max_concurrent_workflow_tasks=_env_int(env, "TIKFLOW_MAX_CONCURRENT_WORKFLOW_TASKS", 100),
+            max_concurrent_workflow_tasks=config.max_concurrent_workflow_tasks,
             # Runs kept in memory between their tasks; one evicted replays its whole history next time.
-            max_cached_workflows=_env_int(env, "TIKFLOW_MAX_CACHED_WORKFLOWS", DEFAULT_CACHED_WORKFLOWS),
+            max_cached_workflows=config.max_cached_workflows,
             graceful_shutdown_timeout=graceful,
         )
     ]
     for queue, activities in sorted(grouped.items()):
         provider = queue.rsplit(".", 1)[-1]
-        rps = env.get(f"TIKFLOW_{provider.upper()}_QUEUE_RPS")
         workers.append(
             Worker(
                 client,
                 task_queue=queue,
                 activities=activities,
                 max_concurrent_activities=max_activities,
-                max_task_queue_activities_per_second=float(rps) if rps else None,
+                max_task_queue_activities_per_second=config.queue_rps.get(provider),
                 graceful_shutdown_timeout=graceful,
             )
         )
@@ -247,16 +191,13 @@ class Health:
     interval_s: float = 10.0
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> Health:
-        """Read the `TIKFLOW_HEALTH_*` variables (see the module docstring)."""
-        env = os.environ if env is None else env
-        file = env.get("TIKFLOW_HEALTH_FILE")
-        port = env.get("TIKFLOW_HEALTH_PORT")
+    def from_config(cls, config: EngineConfig) -> Health:
+        """The `TIKFLOW_HEALTH_*` settings of `config`."""
         return cls(
-            file=Path(file) if file else None,
-            port=int(port) if port else None,
-            host=env.get("TIKFLOW_HEALTH_HOST") or "0.0.0.0",
-            interval_s=float(env.get("TIKFLOW_HEALTH_INTERVAL_S") or 10),
+            file=config.health_file,
+            port=config.health_port,
+            host=config.health_host,
+            interval_s=config.health_interval_s,
         )
 
     @contextlib.asynccontextmanager
@@ -331,6 +272,7 @@ async def run_workers(
     client: Client,
     services: Services,
     *,
+    config: EngineConfig | None = None,
     base_queue: str | None = None,
     stop: asyncio.Event | None = None,
     ready: asyncio.Event | None = None,
@@ -340,10 +282,11 @@ async def run_workers(
 
     Shutdown stops every worker's polling at once and gives running activities the graceful
     timeout to finish, all workers in parallel (one after another, the wait would multiply by the
-    number of task queues and outlast the orchestrator's kill deadline).
+    number of task queues and outlast the orchestrator's kill deadline). `config` and
+    `base_queue` are `build_workers`'.
     """
     stop = stop or asyncio.Event()
-    workers = build_workers(client, services, base_queue=base_queue)
+    workers = build_workers(client, services, config=config, base_queue=base_queue)
     async with AsyncExitStack() as stack:
         stack.push_async_callback(services.http.aclose)
         for worker in workers:
@@ -364,23 +307,23 @@ async def run_workers(
         log.info("worker stopped", seconds=round(time.monotonic() - started, 3))
 
 
-async def _main() -> None:
-    from activities.credentials import path_origin
+async def _main(config: EngineConfig) -> None:
+    from activities.credentials import resolve_path
 
-    services = build_services()
+    services = build_services(config)
     # First, so an operator sees which store (and so which keys) this worker uses before anything fails.
     log.info(
         "worker starting",
         credentials_file=str(services.credentials.path),
-        credentials_file_from=path_origin(),
+        credentials_file_from=resolve_path(config.credentials_file)[1],
         credentials_seed_file=str(services.credentials.seed) if services.credentials.seed else None,
     )
-    client = await connect(runtime=build_runtime())
+    client = await connect(runtime=build_runtime(config))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    await run_workers(client, services, stop=stop, health=Health.from_env())
+    await run_workers(client, services, config=config, stop=stop, health=Health.from_config(config))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -388,14 +331,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     from tikflow.logging import configure_logging
 
     del argv
-    json_env = os.environ.get("TIKFLOW_LOG_JSON")
-    configure_logging(json=None if json_env is None else json_env not in ("0", "false", ""))
     try:
-        tune_gc()
-    except WorkerConfigError as exc:
+        config = EngineConfig.from_env()
+    except ConfigError as exc:
         print(f"tikflow worker: {exc}", file=sys.stderr)
         return 2
-    asyncio.run(_main())
+    configure_logging(json=config.log_json)
+    tune_gc(config)
+    asyncio.run(_main(config))
     return 0
 
 

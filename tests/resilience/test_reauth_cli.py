@@ -107,8 +107,11 @@ async def test_a_second_shell_in_the_dev_folder_reauthorizes_the_run_the_dev_wor
         task_queue=f"dev-{uuid.uuid4().hex[:8]}",
         sandbox_config=SandboxConfig(seed=7),
     )
+    environment = dict(os.environ)
     async with stack, httpx.AsyncClient(base_url=stack.sandbox_url, timeout=10) as sandbox:
         assert stack.client is not None
+        # The stack configures its worker with a config of its own, not through this process's environment.
+        assert dict(os.environ) == environment
         state = (await sandbox.get("/_admin/state")).json()
         video = next(v["id"] for v in state["tikapi"]["videos"] if v["author"] == "nina_art")
         (await sandbox.post("/_admin/tick", json={"comments": 3, "video_id": video})).raise_for_status()

@@ -14,9 +14,12 @@ import argparse
 import asyncio
 import struct
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
+
+if TYPE_CHECKING:
+    from activities.config import EngineConfig
 
 __all__ = ["add_parser", "cmd_demo", "sample_mp4"]
 
@@ -46,12 +49,14 @@ def _definitions() -> Path:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     """Run the demo; exit 0 when both recipes did what they should."""
+    from tikflow.cli import engine_config
     from tikflow.devstack import run_until_stopped
     from tikflow.logging import configure_logging
 
+    config = engine_config()  # this process runs the worker
     configure_logging(level="WARNING")
     outcome: list[int] = []
-    code = run_until_stopped(lambda: _demo(Path(args.home), args.polls, args.keep, outcome))
+    code = run_until_stopped(lambda: _demo(Path(args.home), args.polls, args.keep, outcome, config))
     if code is None:  # Ctrl-C or SIGTERM: the stack has stopped what it started
         print("stopped everything the demo started")
         # With --keep, the demo was done and only its UI was being kept up.
@@ -59,7 +64,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return code
 
 
-async def _demo(home: Path, polls: int, keep: bool, outcome: list[int]) -> int:
+async def _demo(home: Path, polls: int, keep: bool, outcome: list[int], config: EngineConfig) -> int:
     from tikflow.cli import UserError
     from tikflow.devstack import DevStack, free_port, port_in_use
     from tikflow.emulator import SandboxConfig
@@ -69,6 +74,7 @@ async def _demo(home: Path, polls: int, keep: bool, outcome: list[int]) -> int:
 
     await asyncio.to_thread(home.mkdir, parents=True, exist_ok=True)
     stack = DevStack(
+        config=config,
         home=home,
         temporal_port=7233 if not port_in_use(7233) else free_port(),
         ui_port=8233 if not port_in_use(8233) else free_port(),
