@@ -29,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
+import functools
 import json
 import os
 import re
@@ -37,7 +38,7 @@ import threading
 from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import platformdirs
 
@@ -59,28 +60,44 @@ __all__ = [
     "seed_path",
 ]
 
-#: The documented fields of each kind of credential (`credentials set` refuses others, as typos).
+if TYPE_CHECKING:
+    #: The documented fields of each kind of credential (`credentials set` refuses others, as
+    #: typos): each provider's `Provider.fields`, then `webhook` (see `_WEBHOOK_FIELDS`).
+    PROVIDER_FIELDS: dict[str, tuple[str, ...]]
+    #: What a credential needs before it is any use (each provider's `Provider.required`): a
+    #: strict write that would leave one without these is refused.
+    REQUIRED_FIELDS: dict[str, tuple[str, ...]]
+
 #: Besides the providers, `webhook` credentials hold a notification URL (`url`), which often
 #: carries a token of its own, so a recipe names it (`webhook: {credential: alerts}`) instead.
-PROVIDER_FIELDS: dict[str, tuple[str, ...]] = {
-    "tikapi": ("api_key", "account_key"),
-    "tiktok": ("client_key", "client_secret", "access_token", "refresh_token", "expires_at", "open_id"),
-    "highlevel": ("token", "location_id", "user_id"),
-    "dumpling": ("api_key",),
-    "socialapi": ("api_key",),
-    "webhook": ("url",),
-}
+_WEBHOOK_FIELDS = ("url",)
 
-#: What a credential needs before it is any use: a strict write that would leave one without
-#: these is refused. (TikAPI's `account_key` and TikTok's tokens come later, by authorization.)
-REQUIRED_FIELDS: dict[str, tuple[str, ...]] = {
-    "tikapi": ("api_key",),
-    "tiktok": ("client_key", "client_secret"),
-    "highlevel": ("token",),
-    "dumpling": ("api_key",),
-    "socialapi": ("api_key",),
-    "webhook": ("url",),
-}
+
+@functools.cache
+def _provider_fields() -> dict[str, tuple[str, ...]]:
+    from activities.provider import providers
+
+    return {**{p.name: p.fields for p in providers()}, "webhook": _WEBHOOK_FIELDS}
+
+
+@functools.cache
+def _required_fields() -> dict[str, tuple[str, ...]]:
+    from activities.provider import providers
+
+    return {**{p.name: p.required for p in providers()}, "webhook": _WEBHOOK_FIELDS}
+
+
+def __getattr__(name: str) -> Any:
+    """`PROVIDER_FIELDS` and `REQUIRED_FIELDS`, derived from the provider declarations on first use.
+
+    Lazy because the provider packages import the modules that import this one.
+    """
+    if name == "PROVIDER_FIELDS":
+        return _provider_fields()
+    if name == "REQUIRED_FIELDS":
+        return _required_fields()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 #: A credential name as the command line accepts it (it is also spelled in environment names).
 ACCOUNT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
@@ -243,7 +260,7 @@ class CredentialStore:
         fields = {**stored, **self._env_fields(provider, account)}
         missing = [name for name in required if not fields.get(name)]
         if not fields or missing:
-            wanted = missing or list(PROVIDER_FIELDS.get(provider, ("api_key",)))[:1]
+            wanted = missing or list(_provider_fields().get(provider, ("api_key",)))[:1]
             what = "no credential" if not fields else f"credential without {', '.join(missing)}"
             example = " ".join(f"{name}=…" for name in wanted)
             raise CredentialsRejected(
@@ -289,7 +306,7 @@ class CredentialStore:
         """
         self._check_fields(provider, fields)
         new = {name: str(value) for name, value in fields.items()}
-        wanted = list(dict.fromkeys([*REQUIRED_FIELDS[provider], *require]))
+        wanted = list(dict.fromkeys([*_required_fields()[provider], *require]))
         if strict:
             check_values(provider, account, fields)
             # Checked before the lock too, so a refused write creates no directory or lock file.
@@ -397,8 +414,9 @@ class CredentialStore:
         return infos
 
     def _check_fields(self, provider: str, fields: Mapping[str, str]) -> None:
-        if provider not in PROVIDER_FIELDS:
-            raise ValueError(f"unknown provider {provider!r}; known: {', '.join(PROVIDER_FIELDS)}")
+        known = _provider_fields()
+        if provider not in known:
+            raise ValueError(f"unknown provider {provider!r}; known: {', '.join(known)}")
         # Beyond the documented fields a client may keep more (a token's scope, its refresh
         # expiry); names stay identifier-like so they can be spelled as environment variables.
         bad = sorted(name for name in fields if not _FIELD_NAME.fullmatch(name))
@@ -407,7 +425,7 @@ class CredentialStore:
 
     def _env_fields(self, provider: str, account: str) -> dict[str, str]:
         fields: dict[str, str] = {}
-        for name in PROVIDER_FIELDS.get(provider, ()):
+        for name in _provider_fields().get(provider, ()):
             value = self._env.get(_env_name(provider, account, name))
             if value:
                 fields[name] = value
@@ -415,7 +433,7 @@ class CredentialStore:
 
     def _env_accounts(self) -> Iterator[tuple[str, str]]:
         """(provider, account) pairs that have at least one environment variable."""
-        for provider, names in PROVIDER_FIELDS.items():
+        for provider, names in _provider_fields().items():
             prefix = f"TIKFLOW_{provider.upper()}"
             for key, value in self._env.items():
                 if not value or not key.startswith(prefix):

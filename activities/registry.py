@@ -170,15 +170,25 @@ class Action(Generic[InputT]):
 
 ACTIONS: dict[str, Action[Any]] = {}
 
-#: Modules whose import registers actions; `load_actions` imports them all.
-PROVIDER_MODULES = (
-    "activities.builtin",
-    "activities.tikapi",
-    "activities.tiktok",
-    "activities.highlevel",
-    "activities.dumpling",
-    "activities.socialapi",
-)
+if TYPE_CHECKING:
+    #: Modules whose import registers actions: the built-ins, then each provider's package.
+    PROVIDER_MODULES: tuple[str, ...]
+
+
+def _provider_modules() -> tuple[str, ...]:
+    from activities.provider import providers
+
+    return ("activities.builtin", *(f"activities.{p.name}" for p in providers()))
+
+
+def __getattr__(name: str) -> Any:
+    """`PROVIDER_MODULES`, derived from the provider declarations on first use.
+
+    Lazy because the provider packages import this module to register their actions.
+    """
+    if name == "PROVIDER_MODULES":
+        return _provider_modules()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def action(
@@ -211,7 +221,7 @@ def action(
 
 def load_actions() -> dict[str, Action[Any]]:
     """Import every provider module (registering its actions) and return the registry."""
-    for module in PROVIDER_MODULES:
+    for module in _provider_modules():
         try:
             importlib.import_module(module)
         except ModuleNotFoundError as exc:

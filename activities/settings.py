@@ -9,19 +9,38 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 __all__ = ["DEFAULT_BASE_URLS", "PROVIDERS", "Settings"]
 
-PROVIDERS = ("tikapi", "tiktok", "highlevel", "dumpling", "socialapi")
+if TYPE_CHECKING:
+    #: The provider keys, in listing order (derived from the `Provider` declarations).
+    PROVIDERS: tuple[str, ...]
+    #: The real services' base URLs (each provider's `Provider.base_url`).
+    DEFAULT_BASE_URLS: dict[str, str]
 
-#: The real services' base URLs (from the providers' own docs and clients; see shared/reference).
-DEFAULT_BASE_URLS: dict[str, str] = {
-    "tikapi": "https://api.tikapi.io",
-    "tiktok": "https://open.tiktokapis.com",
-    "highlevel": "https://services.leadconnectorhq.com",
-    "dumpling": "https://app.dumplingai.com",
-    "socialapi": "https://api.social-api.ai/v1",
-}
+
+def __getattr__(name: str) -> Any:
+    """`PROVIDERS` and `DEFAULT_BASE_URLS`, derived from the declarations on first use.
+
+    Lazy because the provider packages import the modules that import this one.
+    """
+    if name == "PROVIDERS":
+        from activities.provider import providers
+
+        value: Any = tuple(p.name for p in providers())
+    elif name == "DEFAULT_BASE_URLS":
+        value = _default_base_urls()
+    else:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    globals()[name] = value
+    return value
+
+
+def _default_base_urls() -> dict[str, str]:
+    from activities.provider import providers
+
+    return {p.name: p.base_url for p in providers()}
 
 
 @dataclass(frozen=True)
@@ -34,7 +53,7 @@ class Settings:
         max_connections: Size of the shared connection pool.
     """
 
-    base_urls: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_BASE_URLS))
+    base_urls: dict[str, str] = field(default_factory=_default_base_urls)
     http_timeout_s: float = 30.0
     max_connections: int = 100
 
@@ -42,7 +61,9 @@ class Settings:
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         """Read `TIKFLOW_<PROVIDER>_URL`, `TIKFLOW_HTTP_TIMEOUT` and `TIKFLOW_HTTP_MAX_CONNECTIONS`."""
         env = os.environ if env is None else env
-        urls = {p: env.get(f"TIKFLOW_{p.upper()}_URL", DEFAULT_BASE_URLS[p]).rstrip("/") for p in PROVIDERS}
+        from activities.provider import providers
+
+        urls = {p.name: env.get(p.url_env, p.base_url).rstrip("/") for p in providers()}
         return cls(
             base_urls=urls,
             http_timeout_s=float(env.get("TIKFLOW_HTTP_TIMEOUT", "30")),

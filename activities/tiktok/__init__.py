@@ -5,8 +5,9 @@ before expiry, refresh once and redo on `access_token_invalid`, rotated refresh 
 The rooms:
 
 - `errors`: how the API, the token endpoint and the upload URL say no (`classify*`);
-- `oauth`: the token endpoint (`refresh_access_token`, `exchange_code`);
-- `client`: one authorized API call, answering its `data` object;
+- `client`: the provider declaration (`PROVIDER`) every request goes through;
+- `oauth`: the token endpoint (`refresh_access_token`, `exchange_code`) and `api`, one call
+  with the account's fresh access token, answering its `data` object;
 - `display`: `tiktok.user_info`, `tiktok.videos`;
 - `chunks` and `upload`: how a file is cut, and its chunks sent to the `upload_url`;
 - `publish`: `tiktok.creator_info`, `tiktok.publish_video`, `tiktok.upload_draft`,
@@ -18,8 +19,9 @@ Importing the package registers all six actions.
 from __future__ import annotations
 
 from activities.tiktok.chunks import MAX_CHUNK_BYTES, MIN_CHUNK_BYTES, ChunkPlan, plan_chunks
+from activities.tiktok.client import PROVIDER
 from activities.tiktok.display import UserInfoInput, VideoListInput
-from activities.tiktok.errors import PROVIDER, classify, classify_oauth, classify_upload
+from activities.tiktok.errors import NAME, classify, classify_oauth, classify_upload
 from activities.tiktok.oauth import exchange_code, refresh_access_token
 from activities.tiktok.publish import (
     CreatorInfoInput,
@@ -32,6 +34,7 @@ from activities.tiktok.publish import (
 __all__ = [
     "MAX_CHUNK_BYTES",
     "MIN_CHUNK_BYTES",
+    "NAME",
     "PROVIDER",
     "ChunkPlan",
     "CreatorInfoInput",

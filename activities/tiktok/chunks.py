@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from activities.errors import ProviderRejected
-from activities.tiktok.errors import PROVIDER
+from activities.tiktok.errors import NAME
 
 __all__ = [
     "DEFAULT_CHUNK_BYTES",
@@ -53,7 +53,7 @@ def plan_chunks(video_size: int, chunk_size: int) -> ChunkPlan:
         ProviderRejected: The file is empty or would need more than 1000 chunks.
     """
     if video_size <= 0:
-        raise ProviderRejected("the video file is empty", provider=PROVIDER)
+        raise ProviderRejected("the video file is empty", provider=NAME)
     if video_size <= chunk_size:
         return ChunkPlan(video_size, video_size, 1)
     count = video_size // chunk_size
@@ -61,6 +61,6 @@ def plan_chunks(video_size: int, chunk_size: int) -> ChunkPlan:
         raise ProviderRejected(
             f"a {video_size} byte file in {chunk_size} byte chunks needs {count} chunks; "
             f"TikTok takes at most {MAX_CHUNKS}: raise chunk_size",
-            provider=PROVIDER,
+            provider=NAME,
         )
     return ChunkPlan(video_size, chunk_size, count)

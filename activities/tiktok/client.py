@@ -1,46 +1,29 @@
-"""One authorized call to TikTok's API: the account's fresh access token, the answer's `data` object."""
+"""TikTok's official APIs as a provider: the declaration every call goes through, and its numbers."""
 
 from __future__ import annotations
 
 import re
 from typing import Any
 
-from activities.http import Reply, malformed, send
+from activities.provider import Provider, bearer
 from activities.registry import ActionContext
-from activities.tiktok.errors import PROVIDER, classify
-from activities.tiktok.oauth import refresh_access_token
-from activities.tokens import with_access_token
+from activities.tiktok.errors import NAME, classify
 
-__all__ = ["api", "number"]
+__all__ = ["PROVIDER", "number"]
 
-
-async def api(
-    ctx: ActionContext,
-    method: str,
-    path: str,
-    *,
-    params: dict[str, Any] | None = None,
-    json_body: Any = None,
-) -> dict[str, Any]:
-    """One authorized API call; returns the answer's `data` object."""
-
-    async def call(token: str) -> Reply:
-        return await send(
-            ctx,
-            PROVIDER,
-            method,
-            ctx.services.settings.base_url(PROVIDER) + path,
-            classify=classify,
-            params=params,
-            json_body=json_body,
-            headers={"Authorization": f"Bearer {token}"},
-        )
-
-    reply = await with_access_token(ctx, PROVIDER, refresh_access_token, call)
-    data = reply.body.get("data")
-    if not isinstance(data, dict):
-        raise malformed(PROVIDER, f"{method} {path} has no `data` object", account=ctx.account)
-    return data
+#: TikTok's official APIs as a provider (payloads come in `data`; tokens are kept fresh by
+#: `activities.tokens`, so actions pass the access token as the credential).
+PROVIDER = Provider(
+    name=NAME,
+    base_url="https://open.tiktokapis.com",
+    fields=("client_key", "client_secret", "access_token", "refresh_token", "expires_at", "open_id"),
+    required=("client_key", "client_secret"),
+    classify=classify,
+    auth=bearer("access_token"),
+    reauth=("access_token", "refresh_token"),
+    envelope="data",
+    order=20,
+)
 
 
 def number(ctx: ActionContext, value: Any, what: str) -> int | None:
@@ -52,5 +35,5 @@ def number(ctx: ActionContext, value: Any, what: str) -> int | None:
     if isinstance(value, float) and value.is_integer():
         return int(value)
     if isinstance(value, bool) or not isinstance(value, int):
-        raise malformed(PROVIDER, f"`{what}` {value!r} is not a number", account=ctx.account)
+        raise PROVIDER.malformed(ctx, f"`{what}` {value!r} is not a number")
     return value

@@ -6,11 +6,11 @@ from typing import Any
 
 from pydantic import Field
 
-from activities.http import listed
 from activities.pagination import collect_pages
+from activities.provider import obj
 from activities.registry import ActionContext, ActionInput, PagedInput, action
-from activities.tiktok.client import api, number
-from activities.tiktok.errors import PROVIDER, json_object
+from activities.tiktok.client import PROVIDER, number
+from activities.tiktok.oauth import api
 
 __all__ = ["DEFAULT_USER_FIELDS", "DEFAULT_VIDEO_FIELDS", "UserInfoInput", "VideoListInput"]
 
@@ -44,7 +44,7 @@ class UserInfoInput(ActionInput):
 async def user_info(ctx: ActionContext, params: UserInfoInput) -> dict[str, Any]:
     """The authorized TikTok user's profile: each requested field at the top level (None if absent)."""
     data = await api(ctx, "GET", "/v2/user/info/", params={"fields": ",".join(params.fields)})
-    user = json_object(data.get("user"))
+    user = obj(data.get("user"))
     return {name: user.get(name) for name in params.fields}
 
 
@@ -80,7 +80,6 @@ async def videos(ctx: ActionContext, params: VideoListInput) -> dict[str, Any]:
     items = [
         {name: video.get(name) for name in params.fields}
         for data in pages.bodies
-        for video in listed(data.get("videos"), "data.videos", PROVIDER, ctx.account)
-        if isinstance(video, dict)
+        for video in PROVIDER.items(ctx, data, "videos", what="data.videos", strict=False)
     ]
     return {"items": items, "cursor": pages.cursor, "has_more": pages.has_more}

@@ -18,16 +18,12 @@ from activities.errors import (
     TokenExpired,
 )
 from activities.http import Reply
+from activities.provider import obj
 from activities.ratelimit import parse_retry_after
 
-__all__ = ["PROVIDER", "api_message", "classify", "classify_oauth", "classify_upload", "json_object"]
+__all__ = ["NAME", "api_message", "classify", "classify_oauth", "classify_upload"]
 
-PROVIDER = "tiktok"
-
-
-def json_object(value: Any) -> dict[str, Any]:
-    """`value` if it is a JSON object, else an empty one (providers omit or null fields)."""
-    return value if isinstance(value, dict) else {}
+NAME = "tiktok"
 
 
 def api_message(error: dict[str, Any], status: int) -> str:
@@ -39,13 +35,13 @@ def api_message(error: dict[str, Any], status: int) -> str:
 
 def classify(reply: Reply, account: str) -> ProviderError | None:
     """Map a TikTok API answer (`{"data", "error": {"code", "message", "log_id"}}`) to an error."""
-    body = json_object(reply.body)
-    error = json_object(body.get("error"))
+    body = obj(reply.body)
+    error = obj(body.get("error"))
     code = str(error.get("code") or "")
     if reply.status < 400 and code in ("", "ok"):
         return None
     message = api_message(error, reply.status)
-    where: dict[str, Any] = {"provider": PROVIDER, "status": reply.status, "code": code or None}
+    where: dict[str, Any] = {"provider": NAME, "status": reply.status, "code": code or None}
     if code == "access_token_invalid":
         return TokenExpired(message, **where)
     if code in ("scope_not_authorized", "scope_permission_missed"):
@@ -67,7 +63,7 @@ def classify(reply: Reply, account: str) -> ProviderError | None:
 
 def classify_oauth(reply: Reply, account: str) -> ProviderError | None:
     """Map a token endpoint answer (flat `{"error", "error_description", "log_id"}`) to an error."""
-    body = json_object(reply.body)
+    body = obj(reply.body)
     if isinstance(body.get("error"), dict):
         return classify(reply, account)
     code = str(body.get("error") or "")
@@ -75,12 +71,12 @@ def classify_oauth(reply: Reply, account: str) -> ProviderError | None:
         if body.get("access_token"):
             return None
         return ProviderUnavailable(
-            "the token endpoint answered without an access_token", provider=PROVIDER, status=reply.status
+            "the token endpoint answered without an access_token", provider=NAME, status=reply.status
         )
     message = str(body.get("error_description") or code or f"HTTP {reply.status}")
     if body.get("log_id"):
         message += f" (log_id {body['log_id']})"
-    where: dict[str, Any] = {"provider": PROVIDER, "status": reply.status, "code": code or None}
+    where: dict[str, Any] = {"provider": NAME, "status": reply.status, "code": code or None}
     if reply.status >= 500:
         return ProviderUnavailable(message, **where)
     if reply.status == 429 or code == "rate_limit_exceeded":
@@ -97,10 +93,10 @@ def classify_upload(reply: Reply, account: str) -> ProviderError | None:
     """Map the answer to one chunk `PUT` (206 while incomplete, 201 at the end) to an error."""
     if reply.status < 400:
         return None
-    body = json_object(reply.body)
-    error = json_object(body.get("error"))
+    body = obj(reply.body)
+    error = obj(body.get("error"))
     message = f"chunk upload refused: {api_message(error, reply.status)}"
-    where: dict[str, Any] = {"provider": PROVIDER, "status": reply.status, "code": error.get("code")}
+    where: dict[str, Any] = {"provider": NAME, "status": reply.status, "code": error.get("code")}
     if reply.status == 429:
         return RateLimited(message, retry_after=parse_retry_after(reply.headers), **where)
     if reply.status >= 500:

@@ -1,6 +1,7 @@
-"""TikTok's OAuth v2 token endpoint: the first token pair for an authorization code, and refreshes.
+"""TikTok's OAuth v2: the token endpoint, and the API calls that carry the account's access token.
 
-Refresh tokens rotate: every refresh issues a new one and retires the old, so the answer's
+The token endpoint trades an authorization code for the first token pair, and a refresh token
+for the next. Refresh tokens rotate: every refresh issues a new one and retires the old, so the answer's
 `refresh_token` always replaces the stored one (`activities.tokens` makes sure a refresh happens
 once per account however many calls find the token stale).
 """
@@ -13,11 +14,12 @@ import time
 from typing import Any
 
 from activities.errors import CredentialsRejected, SessionExpired
-from activities.http import malformed, send
 from activities.registry import ActionContext, Services
-from activities.tiktok.errors import PROVIDER, classify_oauth
+from activities.tiktok.client import PROVIDER
+from activities.tiktok.errors import NAME, classify_oauth
+from activities.tokens import with_access_token
 
-__all__ = ["TOKEN_PATH", "exchange_code", "refresh_access_token"]
+__all__ = ["TOKEN_PATH", "api", "exchange_code", "refresh_access_token"]
 
 TOKEN_PATH = "/v2/oauth/token/"
 
@@ -34,8 +36,8 @@ def _token_fields(body: dict[str, Any]) -> dict[str, str]:
         with contextlib.suppress(ValueError):
             seconds = float(expires_in)
     if not math.isfinite(seconds):
-        raise malformed(
-            PROVIDER, f"the token endpoint's expires_in {expires_in!r} is not a number of seconds"
+        raise PROVIDER.malformed(
+            None, f"the token endpoint's expires_in {expires_in!r} is not a number of seconds"
         )
     fields = {
         "access_token": str(body["access_token"]),
@@ -50,17 +52,16 @@ def _token_fields(body: dict[str, Any]) -> dict[str, str]:
 
 
 async def _token_request(ctx: ActionContext, form: dict[str, str]) -> dict[str, Any]:
-    reply = await send(
+    return await PROVIDER.request(
         ctx,
-        PROVIDER,
         "POST",
-        ctx.services.settings.base_url(PROVIDER) + TOKEN_PATH,
+        TOKEN_PATH,
+        signed=False,
         classify=classify_oauth,
         form=form,
         headers={"Cache-Control": "no-cache"},
+        unwrap=False,
     )
-    body: dict[str, Any] = reply.body
-    return body
 
 
 async def refresh_access_token(ctx: ActionContext, credential: dict[str, str]) -> dict[str, str]:
@@ -77,14 +78,14 @@ async def refresh_access_token(ctx: ActionContext, credential: dict[str, str]) -
             f"the tiktok credential {ctx.account!r} lacks {', '.join(missing)}, needed to refresh "
             f"its access token; set it with `tikflow credentials set tiktok {ctx.account} "
             f"{' '.join(name + '=…' for name in missing)}`",
-            provider=PROVIDER,
+            provider=NAME,
             account=ctx.account,
         )
     if not credential.get("refresh_token"):
         raise SessionExpired(
             f"the tiktok credential {ctx.account!r} has no usable access token and no refresh token; "
             "authorize the account and store its tokens",
-            provider=PROVIDER,
+            provider=NAME,
             account=ctx.account,
         )
     body = await _token_request(
@@ -124,7 +125,7 @@ async def exchange_code(
         The non-secret facts: `open_id`, `scope` and `expires_at`.
     """
     ctx = ActionContext(services=services, account=account, idempotency_key="", action="tiktok.oauth")
-    credential = services.credentials.get(PROVIDER, account, required=("client_key", "client_secret"))
+    credential = PROVIDER.credential(ctx)
     form = {
         "client_key": credential["client_key"],
         "client_secret": credential["client_secret"],
@@ -136,9 +137,27 @@ async def exchange_code(
         form["code_verifier"] = code_verifier
     body = await _token_request(ctx, form)
     fields = _token_fields(body)
-    services.credentials.update(PROVIDER, account, fields)
+    services.credentials.update(NAME, account, fields)
     return {
         "open_id": fields.get("open_id", ""),
         "scope": str(body.get("scope", "")),
         "expires_at": fields["expires_at"],
     }
+
+
+async def api(
+    ctx: ActionContext,
+    method: str,
+    path: str,
+    *,
+    params: dict[str, Any] | None = None,
+    json_body: Any = None,
+) -> dict[str, Any]:
+    """One API call with the account's fresh access token; returns the answer's `data` object."""
+
+    async def call(token: str) -> dict[str, Any]:
+        return await PROVIDER.request(
+            ctx, method, path, credential={"access_token": token}, params=params, json_body=json_body
+        )
+
+    return await with_access_token(ctx, NAME, refresh_access_token, call)

@@ -28,12 +28,13 @@ from typing import Any, Literal
 from pydantic import Field, model_validator
 
 from activities.errors import ProviderError, ProviderRejected, ProviderUnavailable
-from activities.http import listed, malformed
+from activities.http import listed
 from activities.ledger import EffectLedger, ledger_for
 from activities.registry import ActionContext, ActionInput, action
 from activities.tiktok.chunks import DEFAULT_CHUNK_BYTES, MAX_CHUNK_BYTES, ChunkPlan, plan_chunks
-from activities.tiktok.client import api
-from activities.tiktok.errors import PROVIDER
+from activities.tiktok.client import PROVIDER
+from activities.tiktok.errors import NAME
+from activities.tiktok.oauth import api
 from activities.tiktok.upload import UPLOAD_URL_SAFE_S, file_size, upload_chunks
 
 __all__ = [
@@ -60,9 +61,7 @@ async def _creator_info(ctx: ActionContext) -> dict[str, Any]:
     options = data.get("privacy_level_options")
     # Never empty in TikTok's answer; garbage here must not read as "the creator may post nothing".
     if not isinstance(options, list) or not all(isinstance(o, str) for o in options):
-        raise malformed(
-            PROVIDER, "creator_info has no `privacy_level_options` list of strings", account=ctx.account
-        )
+        raise PROVIDER.malformed(ctx, "creator_info has no `privacy_level_options` list of strings")
     return {
         "creator_username": data.get("creator_username"),
         "creator_nickname": data.get("creator_nickname"),
@@ -171,7 +170,7 @@ async def _publish_status(ctx: ActionContext, publish_id: str) -> dict[str, Any]
     post_ids = listed(
         data.get("publicaly_available_post_id") or data.get("publicly_available_post_id"),
         "data.publicaly_available_post_id",
-        PROVIDER,
+        NAME,
         ctx.account,
     )
     return {
@@ -243,7 +242,7 @@ async def _init_and_upload(
         raise
     publish_id = data.get("publish_id")
     if not publish_id or not isinstance(publish_id, str | int) or isinstance(publish_id, bool):
-        raise ProviderUnavailable(f"POST {path} answered without a publish_id", provider=PROVIDER)
+        raise ProviderUnavailable(f"POST {path} answered without a publish_id", provider=NAME)
     entry: dict[str, Any] = {
         "publish_id": str(publish_id),
         "mode": mode,
@@ -254,7 +253,7 @@ async def _init_and_upload(
     if plan is not None:
         upload_url = data.get("upload_url")
         if not isinstance(upload_url, str) or not upload_url.startswith(("https://", "http://")):
-            raise ProviderUnavailable(f"POST {path} answered without an upload_url", provider=PROVIDER)
+            raise ProviderUnavailable(f"POST {path} answered without an upload_url", provider=NAME)
         entry.update(
             upload_url=str(upload_url),
             video_size=plan.video_size,
@@ -280,7 +279,7 @@ async def _recorded(ctx: ActionContext, mode: str, params: VideoSourceInput) -> 
             f"an earlier attempt of this step sent a {entry.get('source')} {mode} post to TikTok and "
             "never got its answer, so TikTok may already have the video; check the account's "
             "posts (and inbox) before running the step again",
-            provider=PROVIDER,
+            provider=NAME,
             code="publish_outcome_unknown",
         )
     return await _continue_recorded(ctx, ledger, key, entry, params)
@@ -309,7 +308,7 @@ async def publish_video(ctx: ActionContext, params: PublishVideoInput) -> dict[s
         raise ProviderRejected(
             f"privacy_level {params.privacy_level} is not allowed for @{creator['creator_username']}; "
             f"choose one of {', '.join(creator['privacy_level_options']) or '(none offered)'}",
-            provider=PROVIDER,
+            provider=NAME,
             code="privacy_level_option_mismatch",
         )
     post_info: dict[str, Any] = {

@@ -8,11 +8,11 @@ from pathlib import Path
 from typing import Any
 
 from activities.errors import ProviderRejected
-from activities.http import send
 from activities.ledger import EffectLedger
 from activities.registry import ActionContext
 from activities.tiktok.chunks import ChunkPlan
-from activities.tiktok.errors import PROVIDER, classify_upload
+from activities.tiktok.client import PROVIDER
+from activities.tiktok.errors import NAME, classify_upload
 
 __all__ = ["UPLOAD_URL_SAFE_S", "UPLOAD_URL_TTL_S", "file_size", "upload_chunks"]
 
@@ -33,9 +33,7 @@ def file_size(path: str) -> int:
     try:
         return os.stat(path).st_size
     except OSError as exc:
-        raise ProviderRejected(
-            f"cannot read the video file {path}: {exc.strerror}", provider=PROVIDER
-        ) from None
+        raise ProviderRejected(f"cannot read the video file {path}: {exc.strerror}", provider=NAME) from None
 
 
 def _read_range(path: str, first: int, length: int) -> bytes:
@@ -54,12 +52,13 @@ async def upload_chunks(
         first, last = plan.byte_range(index)
         chunk = await asyncio.to_thread(_read_range, path, first, last - first + 1)
         if len(chunk) != last - first + 1:
-            raise ProviderRejected(f"the video file {path} changed during the upload", provider=PROVIDER)
-        await send(
+            raise ProviderRejected(f"the video file {path} changed during the upload", provider=NAME)
+        await PROVIDER.send(
             ctx,
-            PROVIDER,
             "PUT",
-            entry["upload_url"],
+            "",
+            url=entry["upload_url"],
+            signed=False,
             classify=classify_upload,
             content=chunk,
             headers={

@@ -38,6 +38,7 @@ from activities.errors import (
 from activities.http import Reply, send
 from activities.ledger import ledger_for
 from activities.pagination import Pages, collect_pages
+from activities.provider import Provider
 from activities.ratelimit import parse_retry_after
 from activities.redact import redact
 from activities.registry import ActionContext, ActionInput, PagedInput, action
@@ -52,7 +53,7 @@ __all__ = [
     "video_item",
 ]
 
-PROVIDER = "tikapi"
+NAME = "tikapi"
 
 log = structlog.get_logger()
 
@@ -97,7 +98,7 @@ def classify(reply: Reply, account: str) -> ProviderError | None:
         return None
     message = _error_message(body, status)
     code = _tiktok_code(body)
-    facts: dict[str, Any] = {"provider": PROVIDER, "status": status, "code": code, "account": account}
+    facts: dict[str, Any] = {"provider": NAME, "status": status, "code": code, "account": account}
     if status == 428 or code == SESSION_EXPIRED_CODE:
         return SessionExpired(message, **facts)
     # Rate limit before the key check: TikAPI's limit message names the key ("API Key Rate-Limit").
@@ -146,7 +147,7 @@ async def _request(
     """One TikAPI call with the account's keys; returns the JSON object it answered."""
     user_scoped = _needs_account_key(path)
     creds = ctx.services.credentials.get(
-        PROVIDER, ctx.account, required=("api_key", "account_key") if user_scoped else ("api_key",)
+        NAME, ctx.account, required=("api_key", "account_key") if user_scoped else ("api_key",)
     )
     headers = {"X-API-KEY": creds["api_key"]}
     if user_scoped:
@@ -154,9 +155,9 @@ async def _request(
     declared = {k: v for k, v in (params or {}).items() if v is not None}
     reply = await send(
         ctx,
-        PROVIDER,
+        NAME,
         method,
-        ctx.services.settings.base_url(PROVIDER) + path,
+        ctx.services.settings.base_url(NAME) + path,
         classify=classify,
         params=declared if method == "GET" else None,
         json_body=declared if method == "POST" else None,
@@ -167,8 +168,33 @@ async def _request(
     return reply.body
 
 
+def _auth(ctx: ActionContext, path: str, credential: Mapping[str, str]) -> dict[str, str]:
+    headers = {"X-API-KEY": credential["api_key"]}
+    if _needs_account_key(path):
+        headers["X-ACCOUNT-KEY"] = credential["account_key"]
+    return headers
+
+
+def _needs(path: str) -> tuple[str, ...]:
+    return ("api_key", "account_key") if _needs_account_key(path) else ("api_key",)
+
+
+#: TikAPI as a provider: `X-API-KEY` always, `X-ACCOUNT-KEY` on `/user/*` and `/creator/*`.
+PROVIDER = Provider(
+    name=NAME,
+    base_url="https://api.tikapi.io",
+    fields=("api_key", "account_key"),
+    required=("api_key",),
+    classify=classify,
+    auth=_auth,
+    needs=_needs,
+    reauth=("account_key",),
+    order=10,
+)
+
+
 def _malformed(ctx: ActionContext, detail: str) -> ProviderUnavailable:
-    return ProviderUnavailable(f"malformed answer: {detail}", provider=PROVIDER, account=ctx.account)
+    return ProviderUnavailable(f"malformed answer: {detail}", provider=NAME, account=ctx.account)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -428,7 +454,7 @@ async def _me(ctx: ActionContext) -> _Me:
     Cached by account name and a fingerprint of the key, so re-authorizing the name as a
     different TikTok user is noticed.
     """
-    creds = ctx.services.credentials.get(PROVIDER, ctx.account, required=("api_key", "account_key"))
+    creds = ctx.services.credentials.get(NAME, ctx.account, required=("api_key", "account_key"))
     fingerprint = hashlib.sha256(creds["account_key"].encode()).hexdigest()[:16]
     cache: dict[tuple[str, str], _Me] = ctx.services.state.setdefault("tikapi.me", {})
     key = (ctx.account, fingerprint)

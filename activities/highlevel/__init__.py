@@ -17,6 +17,7 @@ it). Without such a note nothing is looked up: a new run, even with the same tex
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
@@ -32,6 +33,7 @@ from activities.errors import (
 from activities.http import Reply, listed, malformed, send
 from activities.ledger import ledger_for
 from activities.pagination import collect_pages
+from activities.provider import Provider
 from activities.ratelimit import parse_retry_after
 from activities.registry import ActionContext, ActionInput, PagedInput, action
 
@@ -47,7 +49,7 @@ __all__ = [
     "classify",
 ]
 
-PROVIDER = "highlevel"
+NAME = "highlevel"
 API_VERSION = "2021-07-28"
 
 #: How much earlier than an unfinished attempt's note HighLevel's clock may date the post it made.
@@ -68,7 +70,7 @@ def classify(reply: Reply, account: str) -> ProviderError | None:
     raw_message = body.get("message") or body.get("error") or f"HTTP {reply.status}"
     # 422 answers carry a list of validation messages.
     message = "; ".join(map(str, raw_message)) if isinstance(raw_message, list) else str(raw_message)
-    where: dict[str, Any] = {"provider": PROVIDER, "status": reply.status, "code": reply.status}
+    where: dict[str, Any] = {"provider": NAME, "status": reply.status, "code": reply.status}
     if reply.status == 401:
         return CredentialsRejected(
             f"{message}; the location token was refused: set a valid one with "
@@ -78,23 +80,45 @@ def classify(reply: Reply, account: str) -> ProviderError | None:
     if reply.status == 403:
         return CredentialsRejected(f"{message}; the token has no access to this location or scope", **where)
     if reply.status == 429:
-        return RateLimited(message, retry_after=_retry_after(reply), **where)
+        return RateLimited(message, retry_after=_retry_after(reply.headers), **where)
     if reply.status >= 500:
         return ProviderUnavailable(message, **where)
     # 400, 404, 422: the request itself was refused.
     return ProviderRejected(message, **where)
 
 
-def _retry_after(reply: Reply) -> float | None:
+def _retry_after(headers: Mapping[str, str]) -> float | None:
     """`Retry-After` if sent, else the burst window (`X-RateLimit-Interval-Milliseconds`)."""
-    seconds = parse_retry_after(reply.headers)
+    seconds = parse_retry_after(headers)
     if seconds is not None:
         return seconds
-    interval_ms = reply.headers.get("x-ratelimit-interval-milliseconds")
+    interval_ms = headers.get("x-ratelimit-interval-milliseconds")
     try:
         return float(interval_ms) / 1000 if interval_ms is not None else None
     except ValueError:
         return None
+
+
+def _auth(ctx: ActionContext, path: str, credential: Mapping[str, str]) -> dict[str, str]:
+    return {
+        "Authorization": f"Bearer {credential['token']}",
+        "Version": API_VERSION,
+        "Accept": "application/json",
+    }
+
+
+#: HighLevel as a provider (payloads come in `results`).
+PROVIDER = Provider(
+    name=NAME,
+    base_url="https://services.leadconnectorhq.com",
+    fields=("token", "location_id", "user_id"),
+    required=("token",),
+    classify=classify,
+    auth=_auth,
+    envelope="results",
+    retry_after=_retry_after,
+    order=30,
+)
 
 
 def _credential(ctx: ActionContext, location_id: str | None, *, user: bool = False) -> dict[str, str]:
@@ -103,7 +127,7 @@ def _credential(ctx: ActionContext, location_id: str | None, *, user: bool = Fal
         required.append("location_id")
     if user:
         required.append("user_id")
-    return ctx.services.credentials.get(PROVIDER, ctx.account, required=required)
+    return ctx.services.credentials.get(NAME, ctx.account, required=required)
 
 
 async def _call(
@@ -111,16 +135,16 @@ async def _call(
 ) -> dict[str, Any]:
     reply = await send(
         ctx,
-        PROVIDER,
+        NAME,
         method,
-        ctx.services.settings.base_url(PROVIDER) + path,
+        ctx.services.settings.base_url(NAME) + path,
         classify=classify,
         json_body=json_body,
         headers={"Authorization": f"Bearer {token}", "Version": API_VERSION, "Accept": "application/json"},
     )
     results = reply.body.get("results")
     if not isinstance(results, dict):
-        raise malformed(PROVIDER, f"{method} {path} has no `results` object", account=ctx.account)
+        raise malformed(NAME, f"{method} {path} has no `results` object", account=ctx.account)
     return results
 
 
@@ -128,7 +152,7 @@ def _objects(results: dict[str, Any], key: str, ctx: ActionContext) -> list[dict
     """The objects listed under `results.<key>` (absent = none); a non-list is a malformed answer."""
     return [
         item
-        for item in listed(results.get(key), f"results.{key}", PROVIDER, ctx.account)
+        for item in listed(results.get(key), f"results.{key}", NAME, ctx.account)
         if isinstance(item, dict)
     ]
 
@@ -154,10 +178,10 @@ def _post(post: dict[str, Any]) -> dict[str, Any]:
     Raises:
         ProviderUnavailable: `accountIds` or `media` is not a list.
     """
-    account_ids = listed(post.get("accountIds"), "post.accountIds", PROVIDER) or (
+    account_ids = listed(post.get("accountIds"), "post.accountIds", NAME) or (
         [post["accountId"]] if post.get("accountId") else []
     )
-    media = listed(post.get("media"), "post.media", PROVIDER)
+    media = listed(post.get("media"), "post.media", NAME)
     return {
         "post_id": post.get("_id") or post.get("id"),
         "status": post.get("status"),
@@ -204,7 +228,7 @@ async def accounts(ctx: ActionContext, params: AccountsInput) -> dict[str, Any]:
         }
         for a in _objects(results, "accounts", ctx)
     ]
-    return {"items": items, "groups": listed(results.get("groups"), "results.groups", PROVIDER, ctx.account)}
+    return {"items": items, "groups": listed(results.get("groups"), "results.groups", NAME, ctx.account)}
 
 
 class TiktokProfileInput(ActionInput):
@@ -400,7 +424,7 @@ async def create_post(ctx: ActionContext, params: CreatePostInput) -> dict[str, 
     post = _object(results.get("post"))
     result = {"post_id": _post(post)["post_id"], "status": post.get("status")}
     if not result["post_id"]:
-        raise ProviderUnavailable("HighLevel created a post but answered without its id", provider=PROVIDER)
+        raise ProviderUnavailable("HighLevel created a post but answered without its id", provider=NAME)
     ledger.put(key, result, run=ctx.run)
     return {**result, "already_done": False}
 
@@ -425,7 +449,7 @@ async def get_post(ctx: ActionContext, params: GetPostInput) -> dict[str, Any]:
     post = results.get("post")
     if not isinstance(post, dict):
         raise malformed(
-            PROVIDER,
+            NAME,
             f"the answer about post {params.post_id} has no `results.post` object",
             account=ctx.account,
         )
@@ -490,7 +514,7 @@ async def list_posts(ctx: ActionContext, params: ListPostsInput) -> dict[str, An
 
     def next_skip(page: tuple[int, dict[str, Any]]) -> int | None:
         start, results = page
-        posts = listed(results.get("posts"), "results.posts", PROVIDER, ctx.account)
+        posts = listed(results.get("posts"), "results.posts", NAME, ctx.account)
         count = results.get("count")
         following = start + len(posts)
         ends = len(posts) < params.limit or (isinstance(count, int | float) and following >= count)

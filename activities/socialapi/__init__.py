@@ -15,6 +15,7 @@ id alphabet) as `Idempotency-Key` as well, for a server that deduplicates by it.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from typing import Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
@@ -30,6 +31,7 @@ from activities.errors import (
 from activities.http import Reply, listed, malformed, send
 from activities.ledger import ledger_for
 from activities.pagination import collect_pages
+from activities.provider import Provider
 from activities.ratelimit import parse_retry_after
 from activities.registry import ActionContext, ActionInput, PagedInput, action
 
@@ -43,7 +45,7 @@ __all__ = [
     "request_id",
 ]
 
-PROVIDER = "socialapi"
+NAME = "socialapi"
 
 PostStatus = Literal["draft", "scheduled", "publishing", "published", "partial", "failed", "cancelled"]
 
@@ -74,7 +76,7 @@ def classify(reply: Reply, account: str) -> ProviderError | None:
         message += f" (request_id {rid})"
     # `auth.invalid_token` and the older `invalid_token` name the same condition.
     short = code.rsplit(".", 1)[-1]
-    where: dict[str, Any] = {"provider": PROVIDER, "status": reply.status, "code": code or None}
+    where: dict[str, Any] = {"provider": NAME, "status": reply.status, "code": code or None}
     if short == "invalid_token":
         return SessionExpired(
             f"{message}; the connected account's platform authorization expired: reconnect it in "
@@ -96,6 +98,26 @@ def classify(reply: Reply, account: str) -> ProviderError | None:
     return ProviderRejected(message, **where)
 
 
+def _auth(ctx: ActionContext, path: str, credential: Mapping[str, str]) -> dict[str, str]:
+    return {
+        "Authorization": f"Bearer {credential['api_key']}",
+        "X-Request-ID": request_id(ctx.idempotency_key),
+    }
+
+
+#: SocialAPI as a provider: the key as a bearer token, the step's request id on every call.
+PROVIDER = Provider(
+    name=NAME,
+    base_url="https://api.social-api.ai/v1",
+    fields=("api_key",),
+    required=("api_key",),
+    classify=classify,
+    auth=_auth,
+    reauth=(),
+    order=50,
+)
+
+
 async def _call(
     ctx: ActionContext,
     method: str,
@@ -106,12 +128,12 @@ async def _call(
     headers: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """One SocialAPI call; returns the JSON object it answered."""
-    credential = ctx.services.credentials.get(PROVIDER, ctx.account, required=("api_key",))
+    credential = ctx.services.credentials.get(NAME, ctx.account, required=("api_key",))
     reply = await send(
         ctx,
-        PROVIDER,
+        NAME,
         method,
-        ctx.services.settings.base_url(PROVIDER) + path,
+        ctx.services.settings.base_url(NAME) + path,
         classify=classify,
         params=params,
         json_body=json_body,
@@ -135,7 +157,7 @@ def _next_cursor(body: Any) -> str | None:
 
 def _data(body: dict[str, Any]) -> list[dict[str, Any]]:
     """The objects of a listing's `data` (absent = none); a `data` that is not a list is malformed."""
-    return [item for item in listed(body.get("data"), "data", PROVIDER) if isinstance(item, dict)]
+    return [item for item in listed(body.get("data"), "data", NAME) if isinstance(item, dict)]
 
 
 def _target(target: dict[str, Any]) -> dict[str, Any]:
@@ -159,9 +181,7 @@ def _post(post: dict[str, Any]) -> dict[str, Any]:
         "created_at": post.get("created_at"),
         "scheduled_at": post.get("scheduled_at"),
         "published_at": post.get("published_at"),
-        "targets": [
-            _target(t) for t in listed(post.get("targets"), "targets", PROVIDER) if isinstance(t, dict)
-        ],
+        "targets": [_target(t) for t in listed(post.get("targets"), "targets", NAME) if isinstance(t, dict)],
     }
 
 
@@ -253,7 +273,7 @@ async def create_post(ctx: ActionContext, params: CreatePostInput) -> dict[str, 
     post = answer.get("data", answer)
     normalized = _post(post if isinstance(post, dict) else {})
     if not normalized["post_id"]:
-        raise ProviderUnavailable("SocialAPI created a post but answered without its id", provider=PROVIDER)
+        raise ProviderUnavailable("SocialAPI created a post but answered without its id", provider=NAME)
     ledger.put(key, normalized, run=ctx.run)
     return {**normalized, "already_done": False}
 
@@ -270,7 +290,7 @@ async def get_post(ctx: ActionContext, params: GetPostInput) -> dict[str, Any]:
     answer = await _call(ctx, "GET", f"/posts/{params.post_id}")
     post = answer.get("data", answer)
     if not isinstance(post, dict) or not post.get("id"):
-        raise malformed(PROVIDER, f"GET /posts/{params.post_id} answered no post", account=ctx.account)
+        raise malformed(NAME, f"GET /posts/{params.post_id} answered no post", account=ctx.account)
     return {**_post(post), "raw": post}
 
 

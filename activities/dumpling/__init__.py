@@ -23,6 +23,7 @@ from activities.errors import (
 )
 from activities.http import Reply, send
 from activities.pagination import collect_pages
+from activities.provider import Provider, bearer
 from activities.ratelimit import parse_retry_after
 from activities.redact import redact
 from activities.registry import ActionContext, ActionInput, PagedInput, action
@@ -30,7 +31,7 @@ from activities.tikapi import comment_item, user_item, video_item
 
 __all__ = ["aweme_item", "classify"]
 
-PROVIDER = "dumpling"
+NAME = "dumpling"
 
 
 def classify(reply: Reply, account: str) -> ProviderError | None:
@@ -45,7 +46,7 @@ def classify(reply: Reply, account: str) -> ProviderError | None:
     if status < 400 and "error" not in body:
         return None
     message, code = _error(body, status)
-    facts: dict[str, Any] = {"provider": PROVIDER, "status": status, "code": code, "account": account}
+    facts: dict[str, Any] = {"provider": NAME, "status": status, "code": code, "account": account}
     lowered = message.lower()
     if status in (401, 403) or (status < 400 and "credit" in lowered):
         return CredentialsRejected(message, **facts)
@@ -66,13 +67,25 @@ def _error(body: Mapping[str, Any], status: int) -> tuple[str, str | None]:
     return redact(text)[:500], code if isinstance(code, str) else None
 
 
+#: DumplingAI as a provider.
+PROVIDER = Provider(
+    name=NAME,
+    base_url="https://app.dumplingai.com",
+    fields=("api_key",),
+    required=("api_key",),
+    classify=classify,
+    auth=bearer("api_key"),
+    order=40,
+)
+
+
 async def _request(ctx: ActionContext, path: str, body: Mapping[str, Any]) -> dict[str, Any]:
-    creds = ctx.services.credentials.get(PROVIDER, ctx.account, required=("api_key",))
+    creds = ctx.services.credentials.get(NAME, ctx.account, required=("api_key",))
     reply = await send(
         ctx,
-        PROVIDER,
+        NAME,
         "POST",
-        ctx.services.settings.base_url(PROVIDER) + path,
+        ctx.services.settings.base_url(NAME) + path,
         classify=classify,
         json_body={k: v for k, v in body.items() if v is not None},
         headers={"Authorization": f"Bearer {creds['api_key']}"},
@@ -83,7 +96,7 @@ async def _request(ctx: ActionContext, path: str, body: Mapping[str, Any]) -> di
 
 
 def _malformed(ctx: ActionContext, detail: str) -> ProviderUnavailable:
-    return ProviderUnavailable(f"malformed answer: {detail}", provider=PROVIDER, account=ctx.account)
+    return ProviderUnavailable(f"malformed answer: {detail}", provider=NAME, account=ctx.account)
 
 
 def _list(ctx: ActionContext, body: Mapping[str, Any], key: str) -> list[dict[str, Any]]:
