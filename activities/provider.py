@@ -46,12 +46,13 @@ from typing import TYPE_CHECKING, Any
 
 from activities.http import Classifier, Reply, listed, malformed, send
 from activities.ratelimit import parse_retry_after
+from activities.shapes import obj
 
 if TYPE_CHECKING:
     from activities.errors import ProviderUnavailable
     from activities.registry import ActionContext
 
-__all__ = ["Auth", "Provider", "bearer", "obj", "provider_named", "providers"]
+__all__ = ["Auth", "Provider", "bearer", "declared", "obj", "provider_named", "providers"]
 
 #: Builds one request's auth headers from the action invocation, the path and the credential.
 Auth = Callable[["ActionContext", str, Mapping[str, str]], dict[str, str]]
@@ -66,9 +67,9 @@ def bearer(field: str) -> Auth:
     return headers
 
 
-def obj(value: Any) -> dict[str, Any]:
-    """`value` if it is a JSON object, else an empty one (providers omit or null fields)."""
-    return value if isinstance(value, dict) else {}
+def declared(params: Mapping[str, Any]) -> dict[str, Any]:
+    """The parameters that are set: a JSON body without its None values (only declared ones sent)."""
+    return {key: value for key, value in params.items() if value is not None}
 
 
 @dataclass(frozen=True)

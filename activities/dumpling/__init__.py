@@ -3,8 +3,8 @@
 Every endpoint is a POST with a JSON body and `Authorization: Bearer <key>`. Errors come as
 `{"error": "<message>"}` (the seed) or `{"error": {"code", "message"}, "status": "error"}` (the
 current API reference); both are read. The limiter reads `X-RateLimit-Limit/Remaining` from every
-answer (see `activities.ratelimit`). Results reuse TikAPI's normalized shapes, so a recipe can
-swap the provider of a read without changing what it reads.
+answer (see `activities.ratelimit`). Results use the TikTok item shapes of `activities.shapes`, as
+TikAPI's do, so a recipe can swap the provider of a read without changing what it reads.
 """
 
 from __future__ import annotations
@@ -21,13 +21,13 @@ from activities.errors import (
     ProviderUnavailable,
     RateLimited,
 )
-from activities.http import Reply, send
+from activities.http import Reply
 from activities.pagination import collect_pages
-from activities.provider import Provider, bearer
+from activities.provider import Provider, bearer, declared
 from activities.ratelimit import parse_retry_after
 from activities.redact import redact
 from activities.registry import ActionContext, ActionInput, PagedInput, action
-from activities.tikapi import comment_item, user_item, video_item
+from activities.shapes import comment_item, user_item, video_item
 
 __all__ = ["aweme_item", "classify"]
 
@@ -79,35 +79,6 @@ PROVIDER = Provider(
 )
 
 
-async def _request(ctx: ActionContext, path: str, body: Mapping[str, Any]) -> dict[str, Any]:
-    creds = ctx.services.credentials.get(NAME, ctx.account, required=("api_key",))
-    reply = await send(
-        ctx,
-        NAME,
-        "POST",
-        ctx.services.settings.base_url(NAME) + path,
-        classify=classify,
-        json_body={k: v for k, v in body.items() if v is not None},
-        headers={"Authorization": f"Bearer {creds['api_key']}"},
-    )
-    if not isinstance(reply.body, dict):
-        raise _malformed(ctx, f"POST {path} answered {type(reply.body).__name__}, not an object")
-    return reply.body
-
-
-def _malformed(ctx: ActionContext, detail: str) -> ProviderUnavailable:
-    return ProviderUnavailable(f"malformed answer: {detail}", provider=NAME, account=ctx.account)
-
-
-def _list(ctx: ActionContext, body: Mapping[str, Any], key: str) -> list[dict[str, Any]]:
-    value = body.get(key)
-    if value is None:
-        return []
-    if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
-        raise _malformed(ctx, f"`{key}` is not a list of objects")
-    return value
-
-
 def _cursor(ctx: ActionContext, value: Any) -> int | None:
     """A numeric cursor (DumplingAI sends numbers; digit strings are accepted too); 0/absent = end."""
     if value is None or isinstance(value, bool):
@@ -115,12 +86,12 @@ def _cursor(ctx: ActionContext, value: Any) -> int | None:
     if isinstance(value, str) and value.isdigit():
         value = int(value)
     if not isinstance(value, int):
-        raise _malformed(ctx, f"cursor {value!r} is not a number")
+        raise PROVIDER.malformed(ctx, f"cursor {value!r} is not a number")
     return value or None
 
 
 def aweme_item(raw: Mapping[str, Any]) -> dict[str, Any]:
-    """A video in TikTok's app (`aweme`) format, in the same shape as `activities.tikapi.video_item`."""
+    """A video in TikTok's app (`aweme`) format, in the same shape as `activities.shapes.video_item`."""
     author = raw.get("author")
     author_obj = author if isinstance(author, dict) else {}
     stats = raw.get("statistics")
@@ -182,10 +153,12 @@ class TranscriptInput(ActionInput):
 @action("dumpling.profile", ProfileInput, endpoint="POST /api/v1/get-tiktok-profile")
 async def profile(ctx: ActionContext, params: ProfileInput) -> dict[str, Any]:
     """A profile: `user`, `stats`, and its latest videos as `items`."""
-    body = await _request(ctx, "/api/v1/get-tiktok-profile", {"handle": params.handle.lstrip("@")})
+    body = await PROVIDER.request(
+        ctx, "POST", "/api/v1/get-tiktok-profile", json_body=declared({"handle": params.handle.lstrip("@")})
+    )
     user = body.get("user")
     if not isinstance(user, dict):
-        raise _malformed(ctx, "get-tiktok-profile has no `user`")
+        raise PROVIDER.malformed(ctx, "get-tiktok-profile has no `user`")
     stats = body.get("stats")
     stats_obj = stats if isinstance(stats, dict) else {}
     return {
@@ -197,7 +170,7 @@ async def profile(ctx: ActionContext, params: ProfileInput) -> dict[str, Any]:
             "video_count": stats_obj.get("videoCount"),
             "digg_count": stats_obj.get("diggCount"),
         },
-        "items": [video_item(raw) for raw in _list(ctx, body, "itemList")],
+        "items": [video_item(raw) for raw in PROVIDER.items(ctx, body, "itemList")],
     }
 
 
@@ -206,17 +179,18 @@ async def profile_videos(ctx: ActionContext, params: ProfileVideosInput) -> dict
     """A profile's videos, paged by `max_cursor`."""
 
     async def fetch(cursor: int | None) -> dict[str, Any]:
-        return await _request(
+        return await PROVIDER.request(
             ctx,
+            "POST",
             "/api/v1/get-tiktok-profile-videos",
-            {"handle": params.handle.lstrip("@"), "maxCursor": cursor},
+            json_body=declared({"handle": params.handle.lstrip("@"), "maxCursor": cursor}),
         )
 
     def following(body: dict[str, Any]) -> int | None:
         return _cursor(ctx, body.get("max_cursor")) if body.get("has_more") else None
 
     pages = await collect_pages(fetch, following, start=params.cursor, pages=params.pages)
-    items = [aweme_item(raw) for body in pages.bodies for raw in _list(ctx, body, "aweme_list")]
+    items = [aweme_item(raw) for body in pages.bodies for raw in PROVIDER.items(ctx, body, "aweme_list")]
     return {"items": [i for i in items if i["id"]], "cursor": pages.cursor, "has_more": pages.has_more}
 
 
@@ -225,31 +199,33 @@ async def video_comments(ctx: ActionContext, params: VideoCommentsInput) -> dict
     """A video's comments, in the same shape as `tikapi.comments`."""
 
     async def fetch(cursor: int | None) -> dict[str, Any]:
-        return await _request(
+        return await PROVIDER.request(
             ctx,
+            "POST",
             "/api/v1/get-tiktok-video-comments",
-            {"url": params.url, "cursor": cursor, "count": params.count},
+            json_body=declared({"url": params.url, "cursor": cursor, "count": params.count}),
         )
 
     def following(body: dict[str, Any]) -> int | None:
         return _cursor(ctx, body.get("cursor")) if body.get("hasMore") or body.get("has_more") else None
 
     pages = await collect_pages(fetch, following, start=params.cursor, pages=params.pages)
-    items = [comment_item(raw) for body in pages.bodies for raw in _list(ctx, body, "comments")]
+    items = [comment_item(raw) for body in pages.bodies for raw in PROVIDER.items(ctx, body, "comments")]
     return {"items": [i for i in items if i["cid"]], "cursor": pages.cursor, "has_more": pages.has_more}
 
 
 @action("dumpling.transcript", TranscriptInput, endpoint="POST /api/v1/get-tiktok-transcript")
 async def transcript(ctx: ActionContext, params: TranscriptInput) -> dict[str, Any]:
     """A video's transcript (WebVTT text) and its language."""
-    body = await _request(
+    body = await PROVIDER.request(
         ctx,
+        "POST",
         "/api/v1/get-tiktok-transcript",
-        {"videoUrl": params.url, "preferredLanguage": params.preferred_language},
+        json_body=declared({"videoUrl": params.url, "preferredLanguage": params.preferred_language}),
     )
     text = body.get("transcript")
     if not isinstance(text, str):
-        raise _malformed(ctx, "get-tiktok-transcript has no `transcript` text")
+        raise PROVIDER.malformed(ctx, "get-tiktok-transcript has no `transcript` text")
     return {
         "transcript": text,
         "language": body.get("language") if isinstance(body.get("language"), str) else None,

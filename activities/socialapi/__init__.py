@@ -28,7 +28,7 @@ from activities.errors import (
     RateLimited,
     SessionExpired,
 )
-from activities.http import Reply, listed, malformed, send
+from activities.http import Reply
 from activities.ledger import ledger_for
 from activities.pagination import collect_pages
 from activities.provider import Provider
@@ -118,46 +118,12 @@ PROVIDER = Provider(
 )
 
 
-async def _call(
-    ctx: ActionContext,
-    method: str,
-    path: str,
-    *,
-    params: dict[str, Any] | None = None,
-    json_body: Any = None,
-    headers: dict[str, str] | None = None,
-) -> dict[str, Any]:
-    """One SocialAPI call; returns the JSON object it answered."""
-    credential = ctx.services.credentials.get(NAME, ctx.account, required=("api_key",))
-    reply = await send(
-        ctx,
-        NAME,
-        method,
-        ctx.services.settings.base_url(NAME) + path,
-        classify=classify,
-        params=params,
-        json_body=json_body,
-        headers={
-            "Authorization": f"Bearer {credential['api_key']}",
-            "X-Request-ID": request_id(ctx.idempotency_key),
-            **(headers or {}),
-        },
-    )
-    body: dict[str, Any] = reply.body
-    return body
-
-
 def _next_cursor(body: Any) -> str | None:
     pagination = body.get("pagination") if isinstance(body, dict) else None
     if not isinstance(pagination, dict) or not pagination.get("has_more"):
         return None
     cursor = pagination.get("next_cursor")
     return str(cursor) if cursor else None
-
-
-def _data(body: dict[str, Any]) -> list[dict[str, Any]]:
-    """The objects of a listing's `data` (absent = none); a `data` that is not a list is malformed."""
-    return [item for item in listed(body.get("data"), "data", NAME) if isinstance(item, dict)]
 
 
 def _target(target: dict[str, Any]) -> dict[str, Any]:
@@ -181,7 +147,7 @@ def _post(post: dict[str, Any]) -> dict[str, Any]:
         "created_at": post.get("created_at"),
         "scheduled_at": post.get("scheduled_at"),
         "published_at": post.get("published_at"),
-        "targets": [_target(t) for t in listed(post.get("targets"), "targets", NAME) if isinstance(t, dict)],
+        "targets": [_target(t) for t in PROVIDER.items(None, post, "targets", strict=False)],
     }
 
 
@@ -204,7 +170,7 @@ async def accounts(ctx: ActionContext, params: AccountsInput) -> dict[str, Any]:
 
     async def fetch(cursor: str | None) -> dict[str, Any]:
         query = {"platform": params.platform, "limit": params.limit, "cursor": cursor}
-        return await _call(ctx, "GET", "/accounts", params=query)
+        return await PROVIDER.request(ctx, "GET", "/accounts", params=query)
 
     pages = await collect_pages(fetch, _next_cursor, start=params.cursor, pages=params.pages)
     items = [
@@ -216,7 +182,7 @@ async def accounts(ctx: ActionContext, params: AccountsInput) -> dict[str, Any]:
             "metadata": a.get("metadata") or {},
         }
         for body in pages.bodies
-        for a in _data(body)
+        for a in PROVIDER.items(None, body, "data", strict=False)
     ]
     return {"items": items, "cursor": pages.cursor, "has_more": pages.has_more}
 
@@ -267,7 +233,7 @@ async def create_post(ctx: ActionContext, params: CreatePostInput) -> dict[str, 
         body["platform_data"] = {"tiktok": params.tiktok.model_dump(exclude_none=True)}
     if params.scheduled_at is not None:
         body["scheduled_at"] = params.scheduled_at.isoformat()
-    answer = await _call(
+    answer = await PROVIDER.request(
         ctx, "POST", "/posts", json_body=body, headers={"Idempotency-Key": request_id(ctx.idempotency_key)}
     )
     post = answer.get("data", answer)
@@ -287,10 +253,10 @@ class GetPostInput(ActionInput):
 @action("socialapi.get_post", GetPostInput, endpoint="GET /posts/{id}")
 async def get_post(ctx: ActionContext, params: GetPostInput) -> dict[str, Any]:
     """One post: its overall `status` and each target's status, platform post id and error."""
-    answer = await _call(ctx, "GET", f"/posts/{params.post_id}")
+    answer = await PROVIDER.request(ctx, "GET", f"/posts/{params.post_id}")
     post = answer.get("data", answer)
     if not isinstance(post, dict) or not post.get("id"):
-        raise malformed(NAME, f"GET /posts/{params.post_id} answered no post", account=ctx.account)
+        raise PROVIDER.malformed(ctx, f"GET /posts/{params.post_id} answered no post")
     return {**_post(post), "raw": post}
 
 
@@ -318,8 +284,8 @@ async def list_posts(ctx: ActionContext, params: ListPostsInput) -> dict[str, An
             "limit": params.limit,
             "cursor": cursor,
         }
-        return await _call(ctx, "GET", "/posts", params=query)
+        return await PROVIDER.request(ctx, "GET", "/posts", params=query)
 
     pages = await collect_pages(fetch, _next_cursor, start=params.cursor, pages=params.pages)
-    items = [_post(p) for body in pages.bodies for p in _data(body)]
+    items = [_post(p) for body in pages.bodies for p in PROVIDER.items(None, body, "data", strict=False)]
     return {"items": items, "cursor": pages.cursor, "has_more": pages.has_more}
