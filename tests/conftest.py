@@ -143,10 +143,10 @@ class Stack:
 @pytest.fixture(scope="session")
 def sandbox_url() -> Iterator[str]:
     """One sandbox for the session; tests reset it through the admin API."""
-    from tikflow.emulator.server import running_sandbox
-    from tikflow.emulator.state import SandboxConfig
+    from tikflow.emulator.server import running_emulator
+    from tikflow.emulator.state import EmulatorConfig
 
-    with running_sandbox(port=0, config=SandboxConfig(seed=7)) as url:
+    with running_emulator(port=0, config=EmulatorConfig(seed=7)) as url:
         yield url
 
 

@@ -21,16 +21,20 @@ import signal
 import socket
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import structlog
 from temporalio.client import Client
 
 from tikflow.connect import connect
 from workflows.recipe import SEARCH_ATTRIBUTES
+
+if TYPE_CHECKING:
+    from activities.credentials import CredentialStore
+    from activities.registry import Services
 
 __all__ = [
     "DEV_SERVER_DYNAMIC_CONFIG",
@@ -39,7 +43,9 @@ __all__ = [
     "dev_server_args",
     "find_binary",
     "run_until_stopped",
+    "running_workers",
     "sandbox_credentials",
+    "store_credentials",
 ]
 
 T = TypeVar("T")
@@ -136,6 +142,15 @@ def sandbox_credentials(base_url: str) -> dict[str, dict[str, dict[str, str]]]:
         open_id=tokens["open_id"],
     )
     return credentials
+
+
+def store_credentials(
+    store: CredentialStore, credentials: Mapping[str, Mapping[str, Mapping[str, str]]]
+) -> None:
+    """Write every `provider -> account -> fields` of `credentials` into `store`."""
+    for provider, accounts in credentials.items():
+        for account, fields in accounts.items():
+            store.update(provider, account, dict(fields))
 
 
 @dataclass
@@ -258,38 +273,48 @@ class DevStack:
     @contextlib.contextmanager
     def _sandbox(self) -> Any:
         from activities.credentials import CredentialStore
-        from tikflow.emulator.server import running_sandbox
+        from tikflow.emulator.server import running_emulator
 
-        with running_sandbox(port=self.sandbox_port, config=self.sandbox_config) as base:
+        with running_emulator(port=self.sandbox_port, config=self.sandbox_config) as base:
             self.sandbox_url = base
             env = sandbox_environment(base, self.home / "credentials.json")
             with _environment(env):
-                store = CredentialStore(Path(env["TIKFLOW_CREDENTIALS"]))
-                for provider, accounts in sandbox_credentials(base).items():
-                    for account, fields in accounts.items():
-                        store.update(provider, account, fields)
+                store_credentials(
+                    CredentialStore(Path(env["TIKFLOW_CREDENTIALS"])), sandbox_credentials(base)
+                )
                 yield
 
     @contextlib.asynccontextmanager
     async def _worker(self) -> AsyncIterator[None]:
-        from tikflow.worker import build_services, run_workers
+        from tikflow.worker import build_services
 
         assert self.client is not None
-        stop = asyncio.Event()
-        ready = asyncio.Event()
-        task = asyncio.create_task(
-            run_workers(self.client, build_services(), base_queue=self.task_queue, stop=stop, ready=ready)
-        )
-        ready_wait = asyncio.create_task(ready.wait())
-        await asyncio.wait({task, ready_wait}, return_when=asyncio.FIRST_COMPLETED)
-        if task.done():
-            ready_wait.cancel()
-            task.result()
-        try:
+        async with running_workers(self.client, build_services(), self.task_queue):
             yield
-        finally:
-            stop.set()
-            await task
+
+
+@contextlib.asynccontextmanager
+async def running_workers(client: Client, services: Services, task_queue: str) -> AsyncIterator[None]:
+    """The workers (`tikflow.worker.run_workers` on base queue `task_queue`) as a task of this event loop.
+
+    The block starts once they poll; a worker that fails to start raises here instead. Leaving the
+    block stops them gracefully (in-flight activities finish).
+    """
+    from tikflow.worker import run_workers
+
+    stop = asyncio.Event()
+    ready = asyncio.Event()
+    task = asyncio.create_task(run_workers(client, services, base_queue=task_queue, stop=stop, ready=ready))
+    ready_wait = asyncio.create_task(ready.wait())
+    await asyncio.wait({task, ready_wait}, return_when=asyncio.FIRST_COMPLETED)
+    if task.done():
+        ready_wait.cancel()
+        task.result()
+    try:
+        yield
+    finally:
+        stop.set()
+        await task
 
 
 @contextlib.contextmanager

@@ -9,7 +9,7 @@ import pytest
 
 from tests.emulator.support import FakeClock
 from tikflow.emulator.app import create_app
-from tikflow.emulator.state import SandboxConfig
+from tikflow.emulator.state import EmulatorConfig
 
 
 @pytest.fixture
@@ -18,12 +18,12 @@ def fake_clock() -> FakeClock:
 
 
 @pytest.fixture
-def config(fake_clock: FakeClock) -> SandboxConfig:
-    return SandboxConfig(seed=7, clock=fake_clock)
+def config(fake_clock: FakeClock) -> EmulatorConfig:
+    return EmulatorConfig(seed=7, clock=fake_clock)
 
 
 @pytest.fixture
-async def sandbox(config: SandboxConfig) -> AsyncIterator[httpx.AsyncClient]:
+async def sandbox(config: EmulatorConfig) -> AsyncIterator[httpx.AsyncClient]:
     """An HTTP client talking to a fresh sandbox app in-process."""
     transport = httpx.ASGITransport(app=create_app(config))
     async with httpx.AsyncClient(transport=transport, base_url="http://sandbox") as client:

@@ -7,7 +7,7 @@ import pytest
 
 from tests.emulator.support import ACCOUNT, DOC_VIDEO, TIKAPI, admin, state
 from tikflow.emulator.app import create_app
-from tikflow.emulator.state import HIGHLEVEL_LOCATION, HIGHLEVEL_TOKEN, SOCIALAPI_KEY, SandboxConfig
+from tikflow.emulator.state import HIGHLEVEL_LOCATION, HIGHLEVEL_TOKEN, SOCIALAPI_KEY, EmulatorConfig
 
 HL = {"Authorization": f"Bearer {HIGHLEVEL_TOKEN}", "Version": "2021-07-28"}
 
@@ -50,7 +50,7 @@ async def test_state_holds_every_provider_tokens_and_traffic(sandbox):
 
 async def test_the_world_is_deterministic_for_a_seed(fake_clock):
     async def snapshot(seed: int) -> dict:
-        app = create_app(SandboxConfig(seed=seed, clock=fake_clock))
+        app = create_app(EmulatorConfig(seed=seed, clock=fake_clock))
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://s") as client:
             return (await state(client))["tikapi"]
 
@@ -194,7 +194,7 @@ async def test_socialapi_faults_still_echo_the_request_id(sandbox):
 
 async def test_probability_is_reproducible_with_the_seed(fake_clock):
     async def run(seed: int) -> list[int]:
-        app = create_app(SandboxConfig(seed=seed, clock=fake_clock))
+        app = create_app(EmulatorConfig(seed=seed, clock=fake_clock))
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://s") as client:
             await admin(
                 client,

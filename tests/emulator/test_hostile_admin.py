@@ -20,8 +20,8 @@ import pytest
 
 from tikflow.emulator import demo_credentials
 from tikflow.emulator.payloads import MAX_DEPTH, MAX_TICK, ConfigUpdate, FaultRuleInput
-from tikflow.emulator.server import running_sandbox
-from tikflow.emulator.state import SandboxConfig
+from tikflow.emulator.server import running_emulator
+from tikflow.emulator.state import EmulatorConfig
 
 CREDENTIALS = demo_credentials()
 TIKAPI = {"X-API-KEY": CREDENTIALS["tikapi"]["main"]["api_key"]}
@@ -43,7 +43,7 @@ def served() -> Iterator[tuple[httpx.Client, Collected]]:
     """A sandbox of this module's own on loopback, and what its server logs."""
     logs = Collected()
     loggers = [logging.getLogger(name) for name in ("uvicorn", "uvicorn.error", "uvicorn.access")]
-    with running_sandbox(port=0, config=SandboxConfig(seed=7)) as url:
+    with running_emulator(port=0, config=EmulatorConfig(seed=7)) as url:
         for logger in loggers:
             logger.addHandler(logs)
         try:
@@ -91,7 +91,7 @@ def _config_cases() -> list[tuple[str, Any]]:
     cases = []
     for name, info in ConfigUpdate.model_fields.items():
         nullable = name == "tikapi_retry_after"
-        default = getattr(SandboxConfig(), name)
+        default = getattr(EmulatorConfig(), name)
         cases += [(name, value) for value in _wrong_values(info.annotation, default, nullable)]
     return cases
 
@@ -287,5 +287,5 @@ def test_a_body_as_deep_as_allowed_is_still_accepted(sandbox):
 def test_every_config_field_but_the_clock_is_validated():
     import dataclasses
 
-    fields = {f.name for f in dataclasses.fields(SandboxConfig)} - {"clock"}
+    fields = {f.name for f in dataclasses.fields(EmulatorConfig)} - {"clock"}
     assert set(ConfigUpdate.model_fields) == fields

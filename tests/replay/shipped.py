@@ -33,7 +33,7 @@ from temporalio.client import WorkflowHandle
 from activities.credentials import CredentialStore
 from tests.replay.history import chain_histories, readable
 from tikflow.devstack import DevStack, free_port, sandbox_credentials
-from tikflow.emulator import SandboxConfig, demo_credentials
+from tikflow.emulator import EmulatorConfig, demo_credentials
 from tikflow.loader import LoadedRecipe, load_recipe
 from tikflow.runs import start_recipe
 from workflows.models import PollTrigger, Trigger
@@ -263,7 +263,7 @@ async def record_recipes(only: set[str] | None = None) -> list[Path]:
             ui_port=free_port(),
             sandbox_port=0,
             task_queue=TASK_QUEUE,
-            sandbox_config=SandboxConfig(seed=7),
+            sandbox_config=EmulatorConfig(seed=7),
         )
         async with stack:
             assert stack.sandbox_url is not None

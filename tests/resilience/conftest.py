@@ -33,8 +33,8 @@ from activities.credentials import CredentialStore
 from activities.registry import Services
 from tests.resilience.worker_process import sandbox_services
 from tikflow.devstack import sandbox_credentials
-from tikflow.emulator.app import Sandbox, create_app
-from tikflow.emulator.state import SandboxConfig
+from tikflow.emulator.app import Emulator, create_app
+from tikflow.emulator.state import EmulatorConfig
 from tikflow.loader import load_recipe_text
 from tikflow.runs import start_recipe
 from tikflow.worker import run_workers
@@ -108,7 +108,7 @@ class LiveSandbox:
     """The sandbox served on loopback, with its admin API and (same process) its fault counters."""
 
     base: str
-    app_state: Sandbox
+    app_state: Emulator
     http: httpx.AsyncClient
 
     async def admin(self, action: str, body: dict[str, Any] | None = None, method: str = "POST") -> Any:
@@ -163,9 +163,9 @@ class LiveSandbox:
 
 
 @contextlib.contextmanager
-def serve_sandbox(config: SandboxConfig | None = None) -> Iterator[tuple[str, Sandbox]]:
+def serve_sandbox(config: EmulatorConfig | None = None) -> Iterator[tuple[str, Emulator]]:
     """The sandbox app in a uvicorn thread on a free loopback port; yields (base URL, its state)."""
-    app = create_app(config or SandboxConfig())
+    app = create_app(config or EmulatorConfig())
     sock = socket.socket()
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))

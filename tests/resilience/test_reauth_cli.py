@@ -29,7 +29,7 @@ from tests.replay.history import readable
 from tests.resilience.conftest import REPLY_ALL, Rig, eventually, worker_in
 from tikflow.commands.reauth import WAITING_QUERY
 from tikflow.devstack import DevStack, free_port
-from tikflow.emulator.state import DEMO_ACCOUNT_KEY, SandboxConfig
+from tikflow.emulator.state import DEMO_ACCOUNT_KEY, EmulatorConfig
 from tikflow.loader import load_recipe_text
 from tikflow.runs import start_recipe
 from workflows.recipe import RecipeWorkflow, RunResult, RunStatus
@@ -105,7 +105,7 @@ async def test_a_second_shell_in_the_dev_folder_reauthorizes_the_run_the_dev_wor
         ui_port=free_port(),
         sandbox_port=0,
         task_queue=f"dev-{uuid.uuid4().hex[:8]}",
-        sandbox_config=SandboxConfig(seed=7),
+        sandbox_config=EmulatorConfig(seed=7),
     )
     async with stack, httpx.AsyncClient(base_url=stack.sandbox_url, timeout=10) as sandbox:
         assert stack.client is not None
