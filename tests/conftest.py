@@ -14,7 +14,8 @@ from temporalio.testing import WorkflowEnvironment
 from activities.ratelimit import RateLimiter
 from activities.registry import Services
 from activities.settings import Settings
-from tikflow.devstack import DEV_SERVER_DYNAMIC_CONFIG, find_binary
+from tests.support.emulator import AdminClient, emulator_services, store_emulator_credentials
+from tikflow.devstack import DEV_SERVER_DYNAMIC_CONFIG, find_binary, running_workers
 from workflows.recipe import SEARCH_ATTRIBUTES
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -90,24 +91,22 @@ def make_services(
     )
 
 
-class Stack:
-    """A sandbox on loopback plus a worker on a fresh task queue, against the session dev server."""
+@pytest.fixture
+async def workers(dev_env: WorkflowEnvironment, task_queue: str) -> AsyncIterator[str]:
+    """The production workers on a fresh task queue (no provider behind them); yields the queue."""
+    async with running_workers(dev_env.client, make_services(), task_queue):
+        yield task_queue
+
+
+class Stack(AdminClient):
+    """An emulator on loopback plus a worker on a fresh task queue, against the session dev server."""
 
     def __init__(self, client, sandbox_url: str, task_queue: str, credentials: Path) -> None:
+        super().__init__(sandbox_url)
         self.client = client
         self.sandbox_url = sandbox_url
         self.task_queue = task_queue
         self.credentials = credentials
-
-    def admin(self, action: str, body: dict | None = None, method: str = "POST") -> dict:
-        """Call the sandbox's admin API."""
-        response = httpx.request(method, f"{self.sandbox_url}/_admin/{action}", json=body, timeout=30)
-        response.raise_for_status()
-        return response.json()
-
-    def state(self) -> dict:
-        """The sandbox's whole state."""
-        return self.admin("state", method="GET")
 
     async def run(
         self,
@@ -154,42 +153,20 @@ def sandbox_url() -> Iterator[str]:
 async def stack(
     dev_env: WorkflowEnvironment, sandbox_url: str, tmp_path: Path, task_queue: str
 ) -> AsyncIterator[Stack]:
-    """A fresh sandbox world, credentials for it, and a worker polling a fresh task queue."""
+    """A fresh emulator world, credentials for it, and a worker polling a fresh task queue."""
     import asyncio
 
     from activities.credentials import CredentialStore
-    from tikflow.devstack import sandbox_credentials
-    from tikflow.emulator.server import provider_base_urls
-    from tikflow.worker import run_workers
 
     def prepare() -> CredentialStore:
-        httpx.post(f"{sandbox_url}/_admin/reset", timeout=10).raise_for_status()
-        store = CredentialStore(path, env={})
-        for provider, accounts in sandbox_credentials(sandbox_url).items():
-            for account, fields in accounts.items():
-                store.update(provider, account, fields)
-        return store
+        AdminClient(sandbox_url, timeout=10).admin("reset")
+        return store_emulator_credentials(CredentialStore(path, env={}), sandbox_url)
 
     path = tmp_path / "credentials.json"
     store = await asyncio.to_thread(prepare)
-    from activities.registry import Services
-
-    services = Services(
-        http=httpx.AsyncClient(timeout=30),
-        credentials=store,
-        settings=Settings(base_urls=provider_base_urls(sandbox_url)),
-        limiter=RateLimiter(),
-    )
-    stop, ready = asyncio.Event(), asyncio.Event()
-    task = asyncio.create_task(
-        run_workers(dev_env.client, services, base_queue=task_queue, stop=stop, ready=ready)
-    )
-    await asyncio.wait_for(ready.wait(), 30)
-    try:
+    services = emulator_services(sandbox_url, store, http=httpx.AsyncClient(timeout=30))
+    async with running_workers(dev_env.client, services, task_queue):
         yield Stack(dev_env.client, sandbox_url, task_queue, path)
-    finally:
-        stop.set()
-        await task
 
 
 class Webhook:

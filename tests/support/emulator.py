@@ -26,36 +26,36 @@ def _answer(response: httpx.Response) -> Any:
     return response.json()
 
 
-class EmulatorAdmin:
+class AdminClient:
     """The admin API (`/_admin/...`) of an emulator served at `base_url`, called synchronously."""
 
     def __init__(self, base_url: str, timeout: float = 30) -> None:
         self.base_url = base_url
         self.timeout = timeout
 
-    def call(self, action: str, body: dict[str, Any] | None = None, method: str = "POST") -> Any:
+    def admin(self, action: str, body: dict[str, Any] | None = None, method: str = "POST") -> Any:
         """`METHOD /_admin/{action}` with `body`; the JSON answer (anything but 200 fails)."""
         url = f"{self.base_url}/_admin/{action}"
         return _answer(httpx.request(method, url, json=body, timeout=self.timeout))
 
     def state(self) -> dict[str, Any]:
         """The emulator's whole world."""
-        return dict(self.call("state", method="GET"))
+        return dict(self.admin("state", method="GET"))
 
 
-class AsyncEmulatorAdmin:
+class AsyncAdminClient:
     """The admin API of the emulator `http` talks to (its base URL is the emulator's)."""
 
     def __init__(self, http: httpx.AsyncClient) -> None:
         self.http = http
 
-    async def call(self, action: str, body: dict[str, Any] | None = None, method: str = "POST") -> Any:
+    async def admin(self, action: str, body: dict[str, Any] | None = None, method: str = "POST") -> Any:
         """`METHOD /_admin/{action}` with `body`; the JSON answer (anything but 200 fails)."""
         return _answer(await self.http.request(method, f"/_admin/{action}", json=body))
 
     async def state(self) -> dict[str, Any]:
         """The emulator's whole world."""
-        return dict(await self.call("state", method="GET"))
+        return dict(await self.admin("state", method="GET"))
 
 
 @contextlib.contextmanager
