@@ -1,4 +1,4 @@
-"""Fixtures of the sandbox tests: the app on an in-process transport, driven by a fake clock."""
+"""Fixtures of the emulator tests: the app on an in-process transport, driven by a fake clock."""
 
 from __future__ import annotations
 
@@ -23,8 +23,8 @@ def config(fake_clock: FakeClock) -> EmulatorConfig:
 
 
 @pytest.fixture
-async def sandbox(config: EmulatorConfig) -> AsyncIterator[httpx.AsyncClient]:
-    """An HTTP client talking to a fresh sandbox app in-process."""
+async def emulator(config: EmulatorConfig) -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client talking to a fresh emulator app in-process."""
     transport = httpx.ASGITransport(app=create_app(config))
     async with httpx.AsyncClient(transport=transport, base_url="http://sandbox") as client:
         yield client
