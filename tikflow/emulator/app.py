@@ -90,7 +90,7 @@ def _payload(model: type[P], body: dict[str, Any], what: str) -> P:
 
 
 class Emulator:
-    """The sandbox's mutable parts: the world, its faults and quotas (replaced on reset)."""
+    """The emulator's mutable parts: the world, its faults and quotas (replaced on reset)."""
 
     def __init__(self, config: EmulatorConfig) -> None:
         self.config = config
@@ -255,7 +255,7 @@ class Emulator:
 
 
 def create_app(config: EmulatorConfig | None = None) -> Starlette:
-    """The sandbox as an ASGI app; its state is `app.state.emulator` (an `Emulator`)."""
+    """The emulator as an ASGI app; its state is `app.state.emulator` (an `Emulator`)."""
     emulator = Emulator(config or EmulatorConfig())
     app = Starlette(
         routes=[
