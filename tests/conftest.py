@@ -15,6 +15,7 @@ from activities.ratelimit import RateLimiter
 from activities.registry import Services
 from activities.settings import Settings
 from tests.support.emulator import AdminClient, emulator_services, store_emulator_credentials
+from tests.support.webhook import Webhook
 from tikflow.devstack import DEV_SERVER_DYNAMIC_CONFIG, find_binary, running_workers
 from workflows.recipe import SEARCH_ATTRIBUTES
 
@@ -167,39 +168,6 @@ async def stack(
     services = emulator_services(sandbox_url, store, http=httpx.AsyncClient(timeout=30))
     async with running_workers(dev_env.client, services, task_queue):
         yield Stack(dev_env.client, sandbox_url, task_queue, path)
-
-
-class Webhook:
-    """A local webhook receiver: records every POSTed JSON body and its Idempotency-Key."""
-
-    def __init__(self) -> None:
-        import http.server
-        import json
-        import threading
-
-        self.calls: list[tuple[str | None, dict]] = []
-        calls = self.calls
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                length = int(self.headers.get("content-length", 0))
-                calls.append(
-                    (self.headers.get("idempotency-key"), json.loads(self.rfile.read(length) or b"{}"))
-                )
-                self.send_response(204)
-                self.end_headers()
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
 
 @pytest.fixture

@@ -26,7 +26,7 @@ from typing import Any
 import httpx
 import pytest
 import yaml
-from conftest import Stack, Webhook
+from conftest import Stack
 from structlog.testing import capture_logs
 from temporalio.client import WorkflowFailureError
 from temporalio.testing import WorkflowEnvironment
@@ -34,6 +34,7 @@ from temporalio.testing import WorkflowEnvironment
 from activities.credentials import CredentialStore
 from activities.registry import load_actions
 from tests.support.emulator import emulator_services, store_emulator_credentials
+from tests.support.webhook import Webhook
 from tikflow.devstack import running_workers
 from tikflow.emulator.state import HIGHLEVEL_ACCOUNT, ME, SOCIALAPI_ACCOUNT, TIKTOK_OPEN_ID
 from tikflow.loader import load_recipe_text

@@ -28,6 +28,7 @@ from activities.credentials import CredentialStore
 from tests.resilience.conftest import Rig, worker_in
 from tests.support.emulator import emulator_services
 from tests.support.waiting import eventually
+from tests.support.webhook import Webhook
 from tikflow.devstack import running_workers
 from tikflow.emulator.state import DEMO_ACCOUNT_KEY
 from tikflow.loader import LoadedRecipe, load_recipe_text
@@ -98,40 +99,13 @@ async def status_until(handle: WorkflowHandle[Any, Any], check: Any, what: str) 
     return await eventually(lambda: get_status(handle._client, handle.id), until=check, within=60, what=what)
 
 
-class FailingWebhook:
-    """A webhook receiver on loopback that answers every POST with 404 (the hook was deleted)."""
-
-    def __init__(self) -> None:
-        import http.server
-        import threading
-
-        self.posts = 0
-        receiver = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                receiver.posts += 1
-                self.rfile.read(int(self.headers.get("content-length", 0)))
-                self.send_response(404)
-                self.end_headers()
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-
 @pytest.fixture
-def failing_webhook() -> Iterator[FailingWebhook]:
-    hook = FailingWebhook()
+def failing_webhook() -> Iterator[Webhook]:
+    hook = Webhook(status=404)  # the hook was deleted
     try:
         yield hook
     finally:
-        hook.server.shutdown()
-        hook.server.server_close()
+        hook.close()
 
 
 async def history_kinds(handle: WorkflowHandle[Any, Any]) -> list[int]:
@@ -217,7 +191,7 @@ async def test_stop_ends_a_run_waiting_for_reauthorization(rig: Rig) -> None:
 
 
 async def test_an_undeliverable_reauth_notification_does_not_fail_the_run(
-    rig: Rig, failing_webhook: FailingWebhook
+    rig: Rig, failing_webhook: Webhook
 ) -> None:
     async with worker_in(rig):
         handle, parents = await expired_reply_run(rig, f"notify: {{webhook: '{failing_webhook.url}'}}")
@@ -258,7 +232,7 @@ async def test_an_undeliverable_reauth_notification_does_not_fail_the_run(
 
 
 async def test_an_undeliverable_alert_is_counted_and_the_run_goes_on(
-    rig: Rig, failing_webhook: FailingWebhook
+    rig: Rig, failing_webhook: Webhook
 ) -> None:
     async with worker_in(rig):
         handle = await rig.start(ALERT, {"webhook": failing_webhook.url})
