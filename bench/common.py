@@ -28,6 +28,8 @@ import httpx
 from temporalio.client import Client
 from temporalio.worker import Worker
 
+from tests.support.emulator import AdminClient
+
 ROOT = Path(__file__).resolve().parent.parent
 
 __all__ = [
@@ -35,11 +37,11 @@ __all__ = [
     "GcClock",
     "cores_used",
     "cpu_seconds",
+    "emulator_process",
     "engine",
     "machine",
     "peak_rss_mib",
     "percentile",
-    "sandbox_process",
 ]
 
 
@@ -152,7 +154,7 @@ def percentile(values: Sequence[float], q: float) -> float:
 
 
 @contextlib.contextmanager
-def sandbox_process(**config: Any) -> Iterator[str]:
+def emulator_process(**config: Any) -> Iterator[str]:
     """The provider sandbox in a child process on a free port; yields its base URL.
 
     `config` fields are set through `POST /_admin/config` once it answers. Comments only arrive
@@ -176,10 +178,10 @@ def sandbox_process(**config: Any) -> Iterator[str]:
                 break
             except httpx.HTTPError:
                 if process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError("the sandbox did not start") from None
+                    raise RuntimeError("the emulator did not start") from None
                 time.sleep(0.05)
         if config:
-            admin(url, "config", config)
+            AdminClient(url, timeout=60).admin("config", config)
         yield url
     finally:
         process.terminate()
@@ -190,34 +192,26 @@ def sandbox_process(**config: Any) -> Iterator[str]:
             process.wait()
 
 
-def admin(url: str, action: str, body: dict[str, Any] | None = None, method: str = "POST") -> Any:
-    """Call the sandbox's admin API."""
-    response = httpx.request(method, f"{url}/_admin/{action}", json=body, timeout=60)
-    response.raise_for_status()
-    return response.json()
-
-
 @dataclass
 class Engine:
-    """A running dev server, sandbox and worker for one benchmark."""
+    """A running dev server, emulator and worker for one benchmark."""
 
     client: Client
-    sandbox_url: str
+    emulator_url: str
     task_queue: str
     services: Any
     home: Path
 
-    def admin(self, action: str, body: dict[str, Any] | None = None, method: str = "POST") -> Any:
-        return admin(self.sandbox_url, action, body, method)
-
-    def sandbox_state(self) -> dict[str, Any]:
-        return dict(self.admin("state", method="GET"))
+    @property
+    def emulator(self) -> AdminClient:
+        """The emulator's admin API."""
+        return AdminClient(self.emulator_url, timeout=60)
 
 
 @contextlib.asynccontextmanager
 async def engine(
     *,
-    sandbox_config: Mapping[str, Any] | None = None,
+    emulator_config: Mapping[str, Any] | None = None,
     quotas: Mapping[str, Any] | None = None,
     extra_workflows: Sequence[type] = (),
     worker_env: Mapping[str, str] | None = None,
@@ -232,30 +226,22 @@ async def engine(
     """
     from activities.config import EngineConfig
     from activities.credentials import CredentialStore
-    from activities.http import make_http_client
     from activities.ratelimit import RateLimiter
-    from activities.registry import Services
-    from activities.settings import Settings
-    from tikflow.devstack import DevStack, free_port, sandbox_credentials
-    from tikflow.emulator.server import provider_base_urls
+    from tests.support.emulator import emulator_services, store_emulator_credentials
+    from tikflow.devstack import DevStack, free_port
     from tikflow.worker import provider_quotas, tune_gc
 
     config = EngineConfig.from_env({**os.environ, **dict(worker_env or {})})
     tune_gc(config)  # this process is the worker, as in `tikflow worker`
     with (
         tempfile.TemporaryDirectory(prefix="tikflow-bench-") as tmp,
-        sandbox_process(**dict(sandbox_config or {})) as url,
+        emulator_process(**dict(emulator_config or {})) as url,
     ):
         home = Path(tmp)
-        store = CredentialStore(home / "credentials.json", env={})
-        for provider, accounts in sandbox_credentials(url).items():
-            for account, fields in accounts.items():
-                store.update(provider, account, fields)
-        settings = Settings(base_urls=provider_base_urls(url))
-        services = Services(
-            http=make_http_client(settings),
-            credentials=store,
-            settings=settings,
+        store = store_emulator_credentials(CredentialStore(home / "credentials.json", env={}), url)
+        services = emulator_services(
+            url,
+            store,
             # As `build_services` paces them (from `TIKFLOW_<PROVIDER>_QUEUE_RPS`), unless given.
             limiter=RateLimiter(quotas=provider_quotas(config) if quotas is None else dict(quotas)),
         )

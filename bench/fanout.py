@@ -48,7 +48,7 @@ steps:
 
 def fresh_comments(eng: Engine, count: int) -> list[dict[str, Any]]:
     """`count` new comments on the sandbox's videos, as the recipe's items (id, video, text)."""
-    made = eng.admin("tick", {"comments": count})["comments"]
+    made = eng.emulator.admin("tick", {"comments": count})["comments"]
     return [{"cid": c["cid"], "aweme_id": c["aweme_id"], "text": c["text"]} for c in made]
 
 
@@ -110,7 +110,7 @@ async def main(quick: bool = False) -> dict[str, Any]:
                 else:
                     seconds, events["baseline"] = await run_baseline(eng, comments)
                     baseline_s.append(seconds)
-        posted = eng.sandbox_state()["requests"].get("tikapi POST /user/comment", 0)
+        posted = eng.emulator.state()["requests"].get("tikapi POST /user/comment", 0)
 
     recipe_rps = round(COMMENTS / statistics.median(recipe_s), 1)
     baseline_rps = round(COMMENTS / statistics.median(baseline_s), 1)

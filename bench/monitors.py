@@ -175,7 +175,7 @@ async def main(quick: bool = False) -> dict[str, Any]:
                 lags_by_minute.setdefault(int((began + EVERY_S - wall0) // 60), []).append(lag)
             polls_in_window += sum(1 for _, started in polls if all_started + EVERY_S <= started <= wall_end)
         window_s = wall_end - (all_started + EVERY_S)
-        state = eng.sandbox_state()
+        state = eng.emulator.state()
 
     polls_per_s = polls_in_window / window_s if window_s > 0 else 0.0
     p50, p99 = percentile(lags, 50), percentile(lags, 99)

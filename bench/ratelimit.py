@@ -75,9 +75,9 @@ async def measure(mode: str, warmup_s: float, window_s: float) -> dict[str, Any]
         "reactive": {},
     }[mode]
     async with engine(
-        sandbox_config={"tikapi_per_second": QUOTA_RPS}, worker_env=worker_env, quotas=quotas
+        emulator_config={"tikapi_per_second": QUOTA_RPS}, worker_env=worker_env, quotas=quotas
     ) as eng:
-        video = eng.sandbox_state()["tikapi"]["videos"][0]["id"]
+        video = eng.emulator.state()["tikapi"]["videos"][0]["id"]
         loaded = load_recipe_text(RECIPE, "bench-ratelimit.yaml")
         # More calls than the window can serve, so no recipe finishes while it is measured.
         calls = list(range(int(QUOTA_RPS * (warmup_s + window_s) * 2 / RECIPES) + 10))
@@ -92,10 +92,10 @@ async def measure(mode: str, warmup_s: float, window_s: float) -> dict[str, Any]
             )
             handles.append(handle)
         await asyncio.sleep(warmup_s)
-        ok_before, refused_before = _counts(eng.sandbox_state())
+        ok_before, refused_before = _counts(eng.emulator.state())
         started = time.monotonic()
         await asyncio.sleep(window_s)
-        ok_after, refused_after = _counts(eng.sandbox_state())
+        ok_after, refused_after = _counts(eng.emulator.state())
         elapsed = time.monotonic() - started
         for handle in handles:
             assert handle is not None

@@ -14,7 +14,9 @@ from temporalio.testing import WorkflowEnvironment
 from activities.ratelimit import RateLimiter
 from activities.registry import Services
 from activities.settings import Settings
-from tikflow.devstack import DEV_SERVER_DYNAMIC_CONFIG, find_binary
+from tests.support.emulator import AdminClient, emulator_services, store_emulator_credentials
+from tests.support.webhook import Webhook
+from tikflow.devstack import DEV_SERVER_DYNAMIC_CONFIG, find_binary, running_workers
 from workflows.recipe import SEARCH_ATTRIBUTES
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -90,24 +92,22 @@ def make_services(
     )
 
 
-class Stack:
-    """A sandbox on loopback plus a worker on a fresh task queue, against the session dev server."""
+@pytest.fixture
+async def workers(dev_env: WorkflowEnvironment, task_queue: str) -> AsyncIterator[str]:
+    """The production workers on a fresh task queue (no provider behind them); yields the queue."""
+    async with running_workers(dev_env.client, make_services(), task_queue):
+        yield task_queue
+
+
+class Stack(AdminClient):
+    """An emulator on loopback plus a worker on a fresh task queue, against the session dev server."""
 
     def __init__(self, client, sandbox_url: str, task_queue: str, credentials: Path) -> None:
+        super().__init__(sandbox_url)
         self.client = client
         self.sandbox_url = sandbox_url
         self.task_queue = task_queue
         self.credentials = credentials
-
-    def admin(self, action: str, body: dict | None = None, method: str = "POST") -> dict:
-        """Call the sandbox's admin API."""
-        response = httpx.request(method, f"{self.sandbox_url}/_admin/{action}", json=body, timeout=30)
-        response.raise_for_status()
-        return response.json()
-
-    def state(self) -> dict:
-        """The sandbox's whole state."""
-        return self.admin("state", method="GET")
 
     async def run(
         self,
@@ -143,10 +143,10 @@ class Stack:
 @pytest.fixture(scope="session")
 def sandbox_url() -> Iterator[str]:
     """One sandbox for the session; tests reset it through the admin API."""
-    from tikflow.emulator.server import running_sandbox
-    from tikflow.emulator.state import SandboxConfig
+    from tikflow.emulator.server import running_emulator
+    from tikflow.emulator.state import EmulatorConfig
 
-    with running_sandbox(port=0, config=SandboxConfig(seed=7)) as url:
+    with running_emulator(port=0, config=EmulatorConfig(seed=7)) as url:
         yield url
 
 
@@ -154,75 +154,20 @@ def sandbox_url() -> Iterator[str]:
 async def stack(
     dev_env: WorkflowEnvironment, sandbox_url: str, tmp_path: Path, task_queue: str
 ) -> AsyncIterator[Stack]:
-    """A fresh sandbox world, credentials for it, and a worker polling a fresh task queue."""
+    """A fresh emulator world, credentials for it, and a worker polling a fresh task queue."""
     import asyncio
 
     from activities.credentials import CredentialStore
-    from tikflow.devstack import sandbox_credentials
-    from tikflow.emulator.server import provider_base_urls
-    from tikflow.worker import run_workers
 
     def prepare() -> CredentialStore:
-        httpx.post(f"{sandbox_url}/_admin/reset", timeout=10).raise_for_status()
-        store = CredentialStore(path, env={})
-        for provider, accounts in sandbox_credentials(sandbox_url).items():
-            for account, fields in accounts.items():
-                store.update(provider, account, fields)
-        return store
+        AdminClient(sandbox_url, timeout=10).admin("reset")
+        return store_emulator_credentials(CredentialStore(path, env={}), sandbox_url)
 
     path = tmp_path / "credentials.json"
     store = await asyncio.to_thread(prepare)
-    from activities.registry import Services
-
-    services = Services(
-        http=httpx.AsyncClient(timeout=30),
-        credentials=store,
-        settings=Settings(base_urls=provider_base_urls(sandbox_url)),
-        limiter=RateLimiter(),
-    )
-    stop, ready = asyncio.Event(), asyncio.Event()
-    task = asyncio.create_task(
-        run_workers(dev_env.client, services, base_queue=task_queue, stop=stop, ready=ready)
-    )
-    await asyncio.wait_for(ready.wait(), 30)
-    try:
+    services = emulator_services(sandbox_url, store, http=httpx.AsyncClient(timeout=30))
+    async with running_workers(dev_env.client, services, task_queue):
         yield Stack(dev_env.client, sandbox_url, task_queue, path)
-    finally:
-        stop.set()
-        await task
-
-
-class Webhook:
-    """A local webhook receiver: records every POSTed JSON body and its Idempotency-Key."""
-
-    def __init__(self) -> None:
-        import http.server
-        import json
-        import threading
-
-        self.calls: list[tuple[str | None, dict]] = []
-        calls = self.calls
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                length = int(self.headers.get("content-length", 0))
-                calls.append(
-                    (self.headers.get("idempotency-key"), json.loads(self.rfile.read(length) or b"{}"))
-                )
-                self.send_response(204)
-                self.end_headers()
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
 
 @pytest.fixture

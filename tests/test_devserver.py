@@ -10,20 +10,18 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import make_services
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
 from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Replayer
 
+from tests.support.waiting import eventually
 from tikflow.loader import load_recipe_text
 from tikflow.runs import AlreadyRunning, describe_schedule, get_status, run_id_for, start_recipe
-from tikflow.worker import run_workers
 from workflows.recipe import RECIPE_KEY, RecipeWorkflow, RunResult, RunStatus, workflow_runner
 
 pytestmark = pytest.mark.devserver
@@ -49,21 +47,6 @@ steps:
 """
 
 
-@pytest.fixture
-async def workers(dev_env: WorkflowEnvironment, task_queue: str) -> AsyncIterator[str]:
-    """The production workers on a fresh task queue; yields the queue."""
-    stop, ready = asyncio.Event(), asyncio.Event()
-    task = asyncio.create_task(
-        run_workers(dev_env.client, make_services(), base_queue=task_queue, stop=stop, ready=ready)
-    )
-    await asyncio.wait_for(ready.wait(), 30)
-    try:
-        yield task_queue
-    finally:
-        stop.set()
-        await task
-
-
 async def tikflow(client: Client, *args: str) -> subprocess.CompletedProcess[str]:
     """The CLI as a user runs it, against the dev server (asynchronously: the workers share this loop)."""
     process = await asyncio.create_subprocess_exec(
@@ -82,13 +65,10 @@ async def tikflow(client: Client, *args: str) -> subprocess.CompletedProcess[str
 
 
 async def until_status(handle: WorkflowHandle[Any, Any], check: Callable[[RunStatus], bool]) -> RunStatus:
-    status = await handle.query(RecipeWorkflow.status)
-    for _ in range(200):
-        if check(status):
-            return status
-        await asyncio.sleep(0.05)
-        status = await handle.query(RecipeWorkflow.status)
-    raise AssertionError(f"status never matched: {status}")
+    async def status() -> RunStatus:
+        return await handle.query(RecipeWorkflow.status)
+
+    return await eventually(status, until=check, within=10, every=0.05, what="the status checked")
 
 
 async def listed_phase(client: Client, recipe: str, phase: str) -> list[str]:

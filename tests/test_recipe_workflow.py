@@ -22,6 +22,7 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from activities.contracts import ActionRequest, task_queue_for
+from tests.support.waiting import eventually
 from tikflow.loader import LoadedRecipe, load_recipe_text
 from tikflow.runs import build_run
 from workflows.recipe import POLLS_PER_RUN, RecipeWorkflow, RunResult, RunStatus, workflow_runner
@@ -99,15 +100,13 @@ async def start(
     )
 
 
-async def eventually(handle: WorkflowHandle[Any, Any], check: Callable[[RunStatus], bool]) -> RunStatus:
+async def status_when(handle: WorkflowHandle[Any, Any], check: Callable[[RunStatus], bool]) -> RunStatus:
     """Query `status` until `check` holds (the signal or timer it waits for is processed)."""
-    status = await handle.query(RecipeWorkflow.status)
-    for _ in range(400):
-        if check(status):
-            return status
-        await asyncio.sleep(0.025)
-        status = await handle.query(RecipeWorkflow.status)
-    raise AssertionError(f"status never matched: {status}")
+
+    async def status() -> RunStatus:
+        return await handle.query(RecipeWorkflow.status)
+
+    return await eventually(status, until=check, within=10, every=0.025, what="the status checked")
 
 
 async def failure_message(handle: WorkflowHandle[Any, Any]) -> str:
@@ -616,7 +615,7 @@ async def test_pause_holds_calls_until_resume_and_stop_ends_gracefully(time_env,
         handle = await start(time_env, task_queue, MONITOR)
         await actions.next_call()
         await handle.signal(RecipeWorkflow.pause)
-        status = await eventually(handle, lambda s: s.paused)
+        status = await status_when(handle, lambda s: s.paused)
         assert status.phase == "paused"
         calls_when_paused = len(actions.calls)
 
@@ -642,7 +641,7 @@ async def test_stop_while_sleeping_ends_without_another_poll(time_env, task_queu
     async with workers(time_env.client, task_queue, actions):
         handle = await start(time_env, task_queue, MONITOR)
         await actions.next_call()
-        status = await eventually(handle, lambda s: s.phase == "sleeping")
+        status = await status_when(handle, lambda s: s.phase == "sleeping")
         assert status.iteration == 1
         assert status.next_poll_at is not None
         assert status.last_poll_at is not None
@@ -673,7 +672,7 @@ steps:
 """
     async with workers(time_env.client, task_queue, actions):
         handle = await start(time_env, task_queue, text)
-        status = await eventually(handle, lambda s: s.phase == "awaiting_reauth")
+        status = await status_when(handle, lambda s: s.phase == "awaiting_reauth")
         assert status.waiting_for == "re-authorization of tikapi account 'shop'"
         assert status.last_error == "steps.videos: session expired"
         [notice] = actions.of("notify.send")
@@ -719,7 +718,7 @@ async def test_long_rate_limit_backs_off_in_one_timer_then_completes(time_env, t
     text = "recipe: limited\nsteps:\n  - {id: videos, call: tikapi.hashtag_posts, with: {name: cats}}\n"
     async with workers(time_env.client, task_queue, actions):
         handle = await start(time_env, task_queue, text)
-        status = await eventually(handle, lambda s: s.phase == "backing_off")
+        status = await status_when(handle, lambda s: s.phase == "backing_off")
         assert status.waiting_for == "rate limit of tikapi to reset"
         assert status.backoff_until is not None
         assert len(actions.calls) == 1
@@ -753,11 +752,11 @@ async def test_pause_and_resume_while_sleeping_show_in_the_phase(time_env, task_
     text = MONITOR.replace("every: 1m", "every: 1h")
     async with workers(time_env.client, task_queue, actions):
         handle = await start(time_env, task_queue, text)
-        await eventually(handle, lambda s: s.phase == "sleeping")
+        await status_when(handle, lambda s: s.phase == "sleeping")
         await handle.signal(RecipeWorkflow.pause)
-        assert (await eventually(handle, lambda s: s.paused)).phase == "paused"
+        assert (await status_when(handle, lambda s: s.paused)).phase == "paused"
         await handle.signal(RecipeWorkflow.resume)
-        status = await eventually(handle, lambda s: not s.paused)
+        status = await status_when(handle, lambda s: not s.paused)
         assert (status.phase, len(actions.calls)) == ("sleeping", 1)
         await handle.signal(RecipeWorkflow.stop)
         assert (await handle.result()).outcome == "stopped"
@@ -817,7 +816,7 @@ steps:
 """
     async with workers(time_env.client, task_queue, actions):
         handle = await start(time_env, task_queue, text)
-        status = await eventually(handle, lambda s: len(s.calls) == 3 and len(actions.calls) >= 3)
+        status = await status_when(handle, lambda s: len(s.calls) == 3 and len(actions.calls) >= 3)
         assert sorted(call.path for call in status.calls) == [f"steps.0[{i}].0" for i in range(3)]
         await handle.signal(RecipeWorkflow.stop)
         result = await handle.result()
@@ -835,9 +834,9 @@ async def test_stop_while_paused_in_the_middle_of_a_run_ends_it_without_another_
     text = "recipe: two\nsteps:\n  - {wait: 1h}\n  - {call: log, with: {message: second}}\n"
     async with workers(time_env.client, task_queue, actions):
         handle = await start(time_env, task_queue, text)
-        await eventually(handle, lambda s: s.phase == "running")
+        await status_when(handle, lambda s: s.phase == "running")
         await handle.signal(RecipeWorkflow.pause)
-        await eventually(handle, lambda s: s.paused)
+        await status_when(handle, lambda s: s.paused)
         await handle.signal(RecipeWorkflow.stop)
         result = await handle.result()  # the time-skipping server jumps the hour
     assert (result.outcome, actions.calls) == ("stopped", [])

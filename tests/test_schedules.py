@@ -12,21 +12,17 @@ import os
 import re
 import subprocess
 import sys
-from collections.abc import AsyncIterator
 from functools import cache
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
-from conftest import make_services
 from temporalio.client import Client
-from temporalio.testing import WorkflowEnvironment
 from test_devserver import ROOT, SCHEDULED, tikflow
 
 from tikflow.devstack import find_binary
 from tikflow.loader import load_recipe_text
 from tikflow.runs import describe_schedule, run_id_for
-from tikflow.worker import run_workers
 
 pytestmark = pytest.mark.devserver
 
@@ -43,21 +39,6 @@ trigger: {{schedule: {{cron: "0 9 * * *"}}}}
 steps:
   - wait: 1h
 """
-
-
-@pytest.fixture
-async def workers(dev_env: WorkflowEnvironment, task_queue: str) -> AsyncIterator[str]:
-    """The production workers on a fresh task queue; yields the queue."""
-    stop, ready = asyncio.Event(), asyncio.Event()
-    task = asyncio.create_task(
-        run_workers(dev_env.client, make_services(), base_queue=task_queue, stop=stop, ready=ready)
-    )
-    await asyncio.wait_for(ready.wait(), 30)
-    try:
-        yield task_queue
-    finally:
-        stop.set()
-        await task
 
 
 @cache

@@ -22,10 +22,10 @@ import signal
 import socket
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import structlog
 from temporalio.client import Client
@@ -35,6 +35,10 @@ from activities.contracts import DEFAULT_TASK_QUEUE
 from tikflow.connect import connect
 from workflows.recipe import SEARCH_ATTRIBUTES
 
+if TYPE_CHECKING:
+    from activities.credentials import CredentialStore
+    from activities.registry import Services
+
 __all__ = [
     "DEV_SERVER_DYNAMIC_CONFIG",
     "DEV_SERVER_SQLITE_PRAGMAS",
@@ -42,8 +46,10 @@ __all__ = [
     "dev_server_args",
     "find_binary",
     "run_until_stopped",
+    "running_workers",
     "sandbox_credentials",
     "sandbox_worker_config",
+    "store_credentials",
 ]
 
 T = TypeVar("T")
@@ -140,6 +146,15 @@ def sandbox_credentials(base_url: str) -> dict[str, dict[str, dict[str, str]]]:
         open_id=tokens["open_id"],
     )
     return credentials
+
+
+def store_credentials(
+    store: CredentialStore, credentials: Mapping[str, Mapping[str, Mapping[str, str]]]
+) -> None:
+    """Write every `provider -> account -> fields` of `credentials` into `store`."""
+    for provider, accounts in credentials.items():
+        for account, fields in accounts.items():
+            store.update(provider, account, dict(fields))
 
 
 @dataclass
@@ -271,46 +286,51 @@ class DevStack:
     @contextlib.contextmanager
     def _sandbox(self) -> Any:
         from activities.credentials import CredentialStore
-        from tikflow.emulator.server import running_sandbox
+        from tikflow.emulator.server import running_emulator
 
-        with running_sandbox(port=self.sandbox_port, config=self.sandbox_config) as base:
+        with running_emulator(port=self.sandbox_port, config=self.sandbox_config) as base:
             self.sandbox_url = base
             self.config = sandbox_worker_config(self._config(), base, self.home / "credentials.json")
             assert self.config.credentials_file is not None
-            store = CredentialStore(self.config.credentials_file)
-            for provider, accounts in sandbox_credentials(base).items():
-                for account, fields in accounts.items():
-                    store.update(provider, account, fields)
+            store_credentials(CredentialStore(self.config.credentials_file), sandbox_credentials(base))
             yield
 
     @contextlib.asynccontextmanager
     async def _worker(self) -> AsyncIterator[None]:
-        from tikflow.worker import build_services, run_workers
+        from tikflow.worker import build_services
 
         assert self.client is not None
-        stop = asyncio.Event()
-        ready = asyncio.Event()
         config = self._config()
-        task = asyncio.create_task(
-            run_workers(
-                self.client,
-                build_services(config),
-                config=config,
-                base_queue=self.task_queue,
-                stop=stop,
-                ready=ready,
-            )
-        )
-        ready_wait = asyncio.create_task(ready.wait())
-        await asyncio.wait({task, ready_wait}, return_when=asyncio.FIRST_COMPLETED)
-        if task.done():
-            ready_wait.cancel()
-            task.result()
-        try:
+        async with running_workers(self.client, build_services(config), self.task_queue, config=config):
             yield
-        finally:
-            stop.set()
-            await task
+
+
+@contextlib.asynccontextmanager
+async def running_workers(
+    client: Client, services: Services, task_queue: str, *, config: EngineConfig | None = None
+) -> AsyncIterator[None]:
+    """The workers (`tikflow.worker.run_workers` on base queue `task_queue`) as a task of this event loop.
+
+    The block starts once they poll; a worker that fails to start raises here instead. Leaving the
+    block stops them gracefully (in-flight activities finish).
+    """
+    from tikflow.worker import run_workers
+
+    stop = asyncio.Event()
+    ready = asyncio.Event()
+    task = asyncio.create_task(
+        run_workers(client, services, config=config, base_queue=task_queue, stop=stop, ready=ready)
+    )
+    ready_wait = asyncio.create_task(ready.wait())
+    await asyncio.wait({task, ready_wait}, return_when=asyncio.FIRST_COMPLETED)
+    if task.done():
+        ready_wait.cancel()
+        task.result()
+    try:
+        yield
+    finally:
+        stop.set()
+        await task
 
 
 def sandbox_worker_config(config: EngineConfig, base_url: str, credentials_file: Path) -> EngineConfig:

@@ -27,7 +27,7 @@ import structlog
 import structlog.tracebacks
 from structlog.typing import EventDict, WrappedLogger
 
-# Imported here, not in the processors: those also run inside the workflow sandbox (for
+# Imported here, not in the processors: those also run inside Temporal's workflow sandbox (for
 # `workflow.logger` records), where a late import is refused.
 from activities.errors import ProviderError
 from activities.redact import redact_secrets

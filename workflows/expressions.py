@@ -366,7 +366,7 @@ def _check_attribute_names(name: str, args: Sequence[Any], kwargs: Mapping[str, 
     for attribute in _attribute_args(name, args, kwargs):
         private = _private(attribute)
         if private is not None:
-            # "unsafe", as the sandbox says for the same access.
+            # "unsafe", as Jinja's sandboxed environment says for the same access.
             raise ExpressionError(
                 f"access to attribute {private!r} is unsafe (names starting with _ are private)"
             )
@@ -470,7 +470,7 @@ def _guarded_filter(
     """A filter that refuses `_`-attributes, runs `check` before the original, pays for its result.
 
     A `_`-attribute in its arguments (`attr('__class__')`) is refused at load time when constant;
-    at run time, when it comes from an input, here (the sandbox would only hand back an
+    at run time, when it comes from an input, here (Jinja's sandboxed environment would only hand back an
     undefined value, which `sort`/`min` on one item never look at).
     """
     kind = getattr(original, "jinja_pass_arg", None)
@@ -723,7 +723,7 @@ def _check_method_call(
 
 
 class _RecipeEnvironment(ImmutableSandboxedEnvironment):
-    """The sandbox recipes run in: immutable, no side channels, bounded arithmetic and calls."""
+    """Jinja's sandboxed environment as recipes get it: immutable, no side channels, bounded."""
 
     intercepted_binops = frozenset({"*", "**", "+", "%", "-", "/", "//"})
 
@@ -1064,7 +1064,8 @@ def _instrument(node: nodes.Node) -> nodes.Node:
 
 @functools.lru_cache(maxsize=4096)
 def _compiled(source: str) -> Any:
-    # The bounds, not the `_`-name check: at run time the sandbox is the second wall against those.
+    # The bounds, not the `_`-name check: at run time Jinja's sandboxed environment is the second wall
+    # against those.
     env = _environment()
     expr = _single_expression(source)
     parsed = _parse(source) if expr is None else None
@@ -1205,5 +1206,5 @@ def truthy(source: str, context: Mapping[str, Any]) -> bool:
     return bool(result)
 
 
-# Built at import (outside any workflow sandbox), so workflow code only ever uses it.
+# Built at import (outside Temporal's workflow sandbox), so workflow code only ever uses it.
 _environment()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -20,64 +20,29 @@ from activities.errors import (
     RateLimited,
 )
 from activities.ratelimit import RateLimiter
-from activities.registry import ACTIONS, ActionContext, Services
-from activities.settings import Settings
+from activities.registry import ActionContext, Services
+from tests.support.actions import action_context, fake_services, no_sleep, run_action
+from tests.support.transport import FakeProvider
 
 KEY = "dumpling_sk_1234567890abcdef1234567890"
 BASE = "https://app.dumplingai.com"
 
-Answer = Callable[[httpx.Request], httpx.Response]
 
-
-class FakeDumpling:
-    """Answers in order (the last repeats) and records requests."""
-
-    def __init__(self) -> None:
-        self.answers: list[Answer] = []
-        self.seen: list[httpx.Request] = []
-
-    def reply(self, *answers: dict[str, Any] | httpx.Response) -> None:
-        self.answers = [self._handler(a) for a in answers]
-
-    @staticmethod
-    def _handler(answer: dict[str, Any] | httpx.Response) -> Answer:
-        response = answer if isinstance(answer, httpx.Response) else httpx.Response(200, json=answer)
-        return lambda _request: response
-
-    def __call__(self, request: httpx.Request) -> httpx.Response:
-        self.seen.append(request)
-        handler = self.answers.pop(0) if len(self.answers) > 1 else self.answers[0]
-        return handler(request)
-
-    def bodies(self) -> list[Any]:
-        return [json.loads(r.content) for r in self.seen]
-
-
-async def _no_sleep(_seconds: float) -> None:
-    return None
+@pytest.fixture
+def fake() -> FakeProvider:
+    return FakeProvider()
 
 
 @pytest.fixture
-def fake() -> FakeDumpling:
-    return FakeDumpling()
-
-
-@pytest.fixture
-async def services(fake: FakeDumpling, tmp_path: Path) -> AsyncIterator[Services]:
-    svc = Services(
-        http=httpx.AsyncClient(transport=httpx.MockTransport(fake)),
-        credentials=CredentialStore(tmp_path / "c.json", env={"TIKFLOW_DUMPLING_API_KEY": KEY}),
-        settings=Settings(),
-        limiter=RateLimiter(sleep=_no_sleep),
-    )
+async def services(fake: FakeProvider, tmp_path: Path) -> AsyncIterator[Services]:
+    store = CredentialStore(tmp_path / "c.json", env={"TIKFLOW_DUMPLING_API_KEY": KEY})
+    svc = fake_services(fake, store, limiter=RateLimiter(sleep=no_sleep))
     async with svc.http:
         yield svc
 
 
-async def run(services: Services, action: str, /, **params: Any) -> dict[str, Any]:
-    act = ACTIONS[action]
-    ctx = ActionContext(services=services, account="main", idempotency_key="wf/1", action=action)
-    return await act.handler(ctx, act.input_model(**params))
+def ctx(services: Services) -> ActionContext:
+    return action_context(services, key="wf/1", action="dumpling")
 
 
 def aweme(n: int) -> dict[str, Any]:
@@ -116,43 +81,43 @@ def aweme(n: int) -> dict[str, Any]:
     ],
 )
 async def test_request_shape(
-    fake: FakeDumpling,
+    fake: FakeProvider,
     services: Services,
     action: str,
     params: dict[str, Any],
     path: str,
     body: dict[str, Any],
 ) -> None:
-    fake.reply({"user": {"id": "1", "uniqueId": "catlover"}, "transcript": "WEBVTT"})
-    await run(services, action, **params)
-    (request,) = fake.seen
+    fake.otherwise({"user": {"id": "1", "uniqueId": "catlover"}, "transcript": "WEBVTT"})
+    await run_action(ctx(services), action, **params)
+    (request,) = fake.requests
     assert request.method == "POST"
     assert str(request.url) == BASE + path
     assert request.headers["Authorization"] == f"Bearer {KEY}"
     assert json.loads(request.content) == body
 
 
-async def test_profile_normalized(fake: FakeDumpling, services: Services) -> None:
-    fake.reply(
+async def test_profile_normalized(fake: FakeProvider, services: Services) -> None:
+    fake.otherwise(
         {
             "user": {"id": "1", "uniqueId": "catlover", "secUid": "MS4w", "nickname": "Cat"},
             "stats": {"followerCount": 10, "heart": 5, "videoCount": 2},
             "itemList": [{"id": "7", "desc": "d", "createTime": 1, "author": {"uniqueId": "catlover"}}],
         }
     )
-    result = await run(services, "dumpling.profile", handle="catlover")
+    result = await run_action(ctx(services), "dumpling.profile", handle="catlover")
     assert result["user"]["unique_id"] == "catlover"
     assert result["stats"]["follower_count"] == 10
     assert result["stats"]["heart_count"] == 5
     assert result["items"][0]["url"] == "https://www.tiktok.com/@catlover/video/7"
 
 
-async def test_profile_videos_pages_by_max_cursor(fake: FakeDumpling, services: Services) -> None:
-    fake.reply(
+async def test_profile_videos_pages_by_max_cursor(fake: FakeProvider, services: Services) -> None:
+    fake.otherwise(
         {"aweme_list": [aweme(1)], "max_cursor": 1700000000000, "has_more": 1},
         {"aweme_list": [aweme(2)], "max_cursor": 1600000000000, "has_more": 0},
     )
-    result = await run(services, "dumpling.profile_videos", handle="catlover", pages=5)
+    result = await run_action(ctx(services), "dumpling.profile_videos", handle="catlover", pages=5)
     assert [b.get("maxCursor") for b in fake.bodies()] == [None, 1700000000000]
     assert [v["id"] for v in result["items"]] == ["7200000000000000001", "7200000000000000002"]
     assert result["items"][0]["stats"] == {
@@ -165,23 +130,25 @@ async def test_profile_videos_pages_by_max_cursor(fake: FakeDumpling, services: 
     assert (result["cursor"], result["has_more"]) == (None, False)
 
 
-async def test_video_comments_pages_cap(fake: FakeDumpling, services: Services) -> None:
+async def test_video_comments_pages_cap(fake: FakeProvider, services: Services) -> None:
     comment = {"cid": "5", "text": "hi", "create_time": 1, "user": {"uid": "2", "unique_id": "fan"}}
-    fake.reply(
+    fake.otherwise(
         {"comments": [comment], "cursor": 20, "hasMore": True, "total": 100},
         {"comments": [comment], "cursor": 40, "hasMore": True, "total": 100},
     )
-    result = await run(services, "dumpling.video_comments", url="https://www.tiktok.com/@a/video/1", pages=2)
+    result = await run_action(
+        ctx(services), "dumpling.video_comments", url="https://www.tiktok.com/@a/video/1", pages=2
+    )
     assert [b.get("cursor") for b in fake.bodies()] == [None, 20]
     assert (result["cursor"], result["has_more"]) == (40, True)
     assert result["items"][0]["author"] == "fan"
 
 
-async def test_transcript(fake: FakeDumpling, services: Services) -> None:
-    fake.reply(
+async def test_transcript(fake: FakeProvider, services: Services) -> None:
+    fake.otherwise(
         {"transcript": "WEBVTT\n\n00:00.000 --> 00:01.000\nhi", "language": "en", "id": 1, "originalUrl": "u"}
     )
-    result = await run(services, "dumpling.transcript", url="https://www.tiktok.com/@a/video/1")
+    result = await run_action(ctx(services), "dumpling.transcript", url="https://www.tiktok.com/@a/video/1")
     assert result == {
         "transcript": "WEBVTT\n\n00:00.000 --> 00:01.000\nhi",
         "language": "en",
@@ -209,11 +176,11 @@ async def test_transcript(fake: FakeDumpling, services: Services) -> None:
     ],
 )
 async def test_errors(
-    fake: FakeDumpling, services: Services, status: int, body: dict[str, Any], error: type[ProviderError]
+    fake: FakeProvider, services: Services, status: int, body: dict[str, Any], error: type[ProviderError]
 ) -> None:
-    fake.reply(httpx.Response(status, json=body))
+    fake.otherwise(httpx.Response(status, json=body))
     with pytest.raises(error) as caught:
-        await run(services, "dumpling.profile", handle="x")
+        await run_action(ctx(services), "dumpling.profile", handle="x")
     assert type(caught.value) is error
     assert caught.value.provider == "dumpling"
     assert caught.value.status == status
@@ -229,17 +196,17 @@ async def test_errors(
     ],
 )
 async def test_garbage_is_provider_unavailable(
-    fake: FakeDumpling, services: Services, answer: httpx.Response
+    fake: FakeProvider, services: Services, answer: httpx.Response
 ) -> None:
-    fake.reply(answer)
+    fake.otherwise(answer)
     with pytest.raises(ProviderUnavailable):
-        await run(services, "dumpling.profile", handle="x")
+        await run_action(ctx(services), "dumpling.profile", handle="x")
 
 
-async def test_zero_remaining_holds_the_next_call(fake: FakeDumpling, services: Services) -> None:
+async def test_zero_remaining_holds_the_next_call(fake: FakeProvider, services: Services) -> None:
     headers = {"X-RateLimit-Limit": "60", "X-RateLimit-Remaining": "0"}
-    fake.reply(httpx.Response(200, json={"transcript": "WEBVTT"}, headers=headers))
-    await run(services, "dumpling.transcript", url="u")
+    fake.otherwise(httpx.Response(200, json={"transcript": "WEBVTT"}, headers=headers))
+    await run_action(ctx(services), "dumpling.transcript", url="u")
     assert services.limiter.wait_time("dumpling", "main") > 0
 
 

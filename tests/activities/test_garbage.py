@@ -49,7 +49,7 @@ from activities.settings import Settings
 from tikflow.emulator import demo_credentials
 from tikflow.emulator.app import create_app
 from tikflow.emulator.server import provider_base_urls
-from tikflow.emulator.state import HIGHLEVEL_ACCOUNT, ME, SOCIALAPI_ACCOUNT, SandboxConfig, Video, World
+from tikflow.emulator.state import HIGHLEVEL_ACCOUNT, ME, SOCIALAPI_ACCOUNT, EmulatorConfig, Video, World
 from tikflow.emulator.tiktok import issue_tokens
 
 SANDBOX = "http://sandbox"
@@ -435,8 +435,8 @@ class Recordings:
         _write(path, self.credentials.read_bytes())
         if patch:
             CredentialStore(path, env={}).update(_provider(name), "main", patch)
-        app = create_app(SandboxConfig(seed=7))
-        world: World = app.state.sandbox.world
+        app = create_app(EmulatorConfig(seed=7))
+        world: World = app.state.emulator.world
         # The seeded world issues the same first token pair the credentials file holds.
         assert issue_tokens(world)["access_token"] in self.secrets
         recorder = Recorder(app)
@@ -468,7 +468,7 @@ def recordings(tmp_path_factory: pytest.TempPathFactory) -> Recordings:
     path = home / "credentials.json"
     store = CredentialStore(path, env={})
     credentials = demo_credentials()
-    tokens = issue_tokens(World(SandboxConfig(seed=7)))
+    tokens = issue_tokens(World(EmulatorConfig(seed=7)))
     credentials["tiktok"]["main"].update(
         access_token=tokens["access_token"],
         refresh_token=tokens["refresh_token"],

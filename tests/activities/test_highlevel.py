@@ -28,10 +28,11 @@ from activities.highlevel import (
     TiktokPostDetails,
     TiktokProfileInput,
 )
-from activities.ledger import LEDGER_STATE_KEY, EffectLedger
+from activities.ledger import EffectLedger
 from activities.ratelimit import RateLimiter
-from activities.registry import ACTIONS, ActionContext, Services
-from activities.settings import Settings
+from activities.registry import ActionContext
+from tests.support.actions import ContextFactory, contexts, run_action
+from tests.support.transport import FakeProvider
 
 BASE = "https://services.leadconnectorhq.com"
 LOCATION = "ve9EPM428h8vShlRW1KT"
@@ -52,22 +53,6 @@ def hl(status: int, results: dict[str, Any], message: str = "OK", **headers: str
     return httpx.Response(status, json=body, headers={**HL_RATE_HEADERS, **headers})
 
 
-class FakeHighLevel:
-    """Records every request; answers from a route table, `(method, path) -> responder`."""
-
-    def __init__(self, routes: dict[tuple[str, str], Responder]) -> None:
-        self.routes = routes
-        self.requests: list[httpx.Request] = []
-
-    def __call__(self, request: httpx.Request) -> httpx.Response:
-        self.requests.append(request)
-        return self.routes[(request.method, request.url.path)](request)
-
-    @property
-    def trail(self) -> list[str]:
-        return [f"{r.method} {r.url.path}" for r in self.requests]
-
-
 @pytest.fixture
 def store(tmp_path: Path) -> CredentialStore:
     store = CredentialStore(tmp_path / "credentials.json", env={})
@@ -76,27 +61,11 @@ def store(tmp_path: Path) -> CredentialStore:
 
 
 @pytest.fixture
-async def make_ctx(tmp_path: Path, store: CredentialStore) -> AsyncIterator[Callable[..., ActionContext]]:
-    clients: list[httpx.AsyncClient] = []
-
-    def build(
-        handler: Responder, key: str = "wf-1/steps/0", limiter: RateLimiter | None = None
-    ) -> ActionContext:
-        http = httpx.AsyncClient(transport=httpx.MockTransport(handler))
-        clients.append(http)
-        services = Services(
-            http=http, credentials=store, settings=Settings(), limiter=limiter or RateLimiter()
-        )
-        services.state[LEDGER_STATE_KEY] = EffectLedger(tmp_path / "effects.json")
-        return ActionContext(services=services, account="main", idempotency_key=key, action="highlevel")
-
-    yield build
-    for http in clients:
-        await http.aclose()
-
-
-async def run(ctx: ActionContext, name: str, params: Any) -> dict[str, Any]:
-    return await ACTIONS[name].handler(ctx, params)
+async def make_ctx(tmp_path: Path, store: CredentialStore) -> AsyncIterator[ContextFactory]:
+    async with contexts(
+        store, ledger=tmp_path / "effects.json", action="highlevel", key="wf-1/steps/0"
+    ) as build:
+        yield build
 
 
 def assert_headers(request: httpx.Request) -> None:
@@ -108,7 +77,7 @@ def assert_headers(request: httpx.Request) -> None:
 
 
 async def test_accounts_lists_the_locations_connected_accounts(
-    make_ctx: Callable[..., ActionContext],
+    make_ctx: ContextFactory,
 ) -> None:
     account = {
         "id": ACCOUNT,
@@ -121,7 +90,7 @@ async def test_accounts_lists_the_locations_connected_accounts(
         "isExpired": False,
         "meta": {"canDelete": True},
     }
-    fake = FakeHighLevel(
+    fake = FakeProvider(
         {
             ("GET", f"/social-media-posting/{LOCATION}/accounts"): lambda r: hl(
                 200, {"accounts": [account], "groups": []}, "Fetched Accounts"
@@ -129,7 +98,7 @@ async def test_accounts_lists_the_locations_connected_accounts(
         }
     )
 
-    result = await run(make_ctx(fake), "highlevel.accounts", AccountsInput())
+    result = await run_action(make_ctx(fake), "highlevel.accounts", AccountsInput())
 
     assert str(fake.requests[0].url) == f"{BASE}/social-media-posting/{LOCATION}/accounts"
     assert_headers(fake.requests[0])
@@ -151,19 +120,19 @@ async def test_accounts_lists_the_locations_connected_accounts(
     }
 
 
-async def test_the_location_can_be_overridden(make_ctx: Callable[..., ActionContext]) -> None:
-    fake = FakeHighLevel(
+async def test_the_location_can_be_overridden(make_ctx: ContextFactory) -> None:
+    fake = FakeProvider(
         {
             ("GET", "/social-media-posting/other-loc/accounts"): lambda r: hl(
                 200, {"accounts": [], "groups": []}
             )
         }
     )
-    result = await run(make_ctx(fake), "highlevel.accounts", AccountsInput(location_id="other-loc"))
+    result = await run_action(make_ctx(fake), "highlevel.accounts", AccountsInput(location_id="other-loc"))
     assert result == {"items": [], "groups": []}
 
 
-async def test_tiktok_profile_reads_the_profile_list(make_ctx: Callable[..., ActionContext]) -> None:
+async def test_tiktok_profile_reads_the_profile_list(make_ctx: ContextFactory) -> None:
     profile = {
         "id": "w37swmmLbA02zgqKPpxITe",
         "name": "Account Name",
@@ -174,9 +143,11 @@ async def test_tiktok_profile_reads_the_profile_list(make_ctx: Callable[..., Act
         "type": "BUSINESS",
     }
     path = f"/social-media-posting/oauth/{LOCATION}/tiktok/accounts/{ACCOUNT}"
-    fake = FakeHighLevel({("GET", path): lambda r: hl(200, {"profile": [profile]}, "Fetched Tiktok Account")})
+    fake = FakeProvider({("GET", path): lambda r: hl(200, {"profile": [profile]}, "Fetched Tiktok Account")})
 
-    result = await run(make_ctx(fake), "highlevel.tiktok_profile", TiktokProfileInput(account_id=ACCOUNT))
+    result = await run_action(
+        make_ctx(fake), "highlevel.tiktok_profile", TiktokProfileInput(account_id=ACCOUNT)
+    )
 
     assert_headers(fake.requests[0])
     assert result["items"] == [
@@ -235,12 +206,12 @@ def lost_attempt(tmp_path: Path, minutes_ago: float = 10, key: str = "wf-1/steps
     )
 
 
-async def test_create_post_creates_without_looking_first(make_ctx: Callable[..., ActionContext]) -> None:
+async def test_create_post_creates_without_looking_first(make_ctx: ContextFactory) -> None:
     # Nothing says an earlier attempt of this step may have posted: a lookalike post (an earlier
     # run with the same text) is not ours, so nothing is listed.
-    fake = FakeHighLevel(post_routes([created_post(_id="earlier-run")]))
+    fake = FakeProvider(post_routes([created_post(_id="earlier-run")]))
 
-    result = await run(make_ctx(fake), "highlevel.create_post", CREATE)
+    result = await run_action(make_ctx(fake), "highlevel.create_post", CREATE)
 
     assert fake.trail == [f"POST {POSTS}"]
     create = fake.requests[0]
@@ -265,13 +236,13 @@ async def test_create_post_creates_without_looking_first(make_ctx: Callable[...,
     assert result == {"post_id": "65fac446d599990d1313c1dd", "status": "in_progress", "already_done": False}
 
 
-async def test_create_post_sends_the_schedule_in_utc(make_ctx: Callable[..., ActionContext]) -> None:
-    fake = FakeHighLevel(post_routes([]))
+async def test_create_post_sends_the_schedule_in_utc(make_ctx: ContextFactory) -> None:
+    fake = FakeProvider(post_routes([]))
     when = datetime(2030, 1, 2, 12, 0, tzinfo=UTC)
     params = CreatePostInput(
         account_ids=[ACCOUNT], summary="Later", status="scheduled", schedule_date=when, user_id="user-2"
     )
-    await run(make_ctx(fake), "highlevel.create_post", params)
+    await run_action(make_ctx(fake), "highlevel.create_post", params)
     body = json.loads(fake.requests[0].content)
     assert (body["scheduleDate"], body["status"], body["userId"]) == (
         "2030-01-02T12:00:00.000Z",
@@ -281,39 +252,39 @@ async def test_create_post_sends_the_schedule_in_utc(make_ctx: Callable[..., Act
 
 
 async def test_a_lost_scheduled_post_is_looked_for_up_to_its_date(
-    make_ctx: Callable[..., ActionContext], tmp_path: Path
+    make_ctx: ContextFactory, tmp_path: Path
 ) -> None:
     lost_attempt(tmp_path)
-    fake = FakeHighLevel(post_routes([]))
+    fake = FakeProvider(post_routes([]))
     when = datetime(2030, 1, 2, 12, 0, tzinfo=UTC)
     params = CreatePostInput(account_ids=[ACCOUNT], summary="Later", status="scheduled", schedule_date=when)
-    await run(make_ctx(fake), "highlevel.create_post", params)
+    await run_action(make_ctx(fake), "highlevel.create_post", params)
     assert fake.trail == [f"POST {LIST}", f"POST {POSTS}"]
     assert json.loads(fake.requests[0].content)["toDate"] >= "2030-01-02"
 
 
-async def test_a_rerun_of_create_post_makes_no_request_at_all(make_ctx: Callable[..., ActionContext]) -> None:
-    fake = FakeHighLevel(post_routes([]))
-    first = await run(make_ctx(fake), "highlevel.create_post", CREATE)
-    second = await run(make_ctx(fake), "highlevel.create_post", CREATE)
+async def test_a_rerun_of_create_post_makes_no_request_at_all(make_ctx: ContextFactory) -> None:
+    fake = FakeProvider(post_routes([]))
+    first = await run_action(make_ctx(fake), "highlevel.create_post", CREATE)
+    second = await run_action(make_ctx(fake), "highlevel.create_post", CREATE)
     assert fake.trail == [f"POST {POSTS}"]
     assert second == {**first, "already_done": True}
 
 
-async def test_a_new_run_posts_again_with_the_same_text(make_ctx: Callable[..., ActionContext]) -> None:
-    fake = FakeHighLevel(post_routes([]))
-    first = await run(make_ctx(fake, key="wf-1@run-a:0:steps.0"), "highlevel.create_post", CREATE)
-    second = await run(make_ctx(fake, key="wf-1@run-b:0:steps.0"), "highlevel.create_post", CREATE)
+async def test_a_new_run_posts_again_with_the_same_text(make_ctx: ContextFactory) -> None:
+    fake = FakeProvider(post_routes([]))
+    first = await run_action(make_ctx(fake, key="wf-1@run-a:0:steps.0"), "highlevel.create_post", CREATE)
+    second = await run_action(make_ctx(fake, key="wf-1@run-b:0:steps.0"), "highlevel.create_post", CREATE)
     assert fake.trail == [f"POST {POSTS}", f"POST {POSTS}"]
     assert (first["already_done"], second["already_done"]) == (False, False)
 
 
 async def test_a_post_created_by_a_lost_attempt_is_found_instead_of_posting_again(
-    make_ctx: Callable[..., ActionContext], tmp_path: Path
+    make_ctx: ContextFactory, tmp_path: Path
 ) -> None:
     lost_attempt(tmp_path, minutes_ago=11)
     ten_minutes_ago = (datetime.now(UTC) - timedelta(minutes=10)).isoformat()
-    fake = FakeHighLevel(
+    fake = FakeProvider(
         post_routes(
             [
                 created_post(_id="other", summary="Something else", createdAt=ten_minutes_ago),
@@ -322,8 +293,8 @@ async def test_a_post_created_by_a_lost_attempt_is_found_instead_of_posting_agai
         )
     )
 
-    result = await run(make_ctx(fake), "highlevel.create_post", CREATE)
-    again = await run(make_ctx(fake), "highlevel.create_post", CREATE)
+    result = await run_action(make_ctx(fake), "highlevel.create_post", CREATE)
+    again = await run_action(make_ctx(fake), "highlevel.create_post", CREATE)
 
     assert fake.trail == [f"POST {LIST}"]
     search = json.loads(fake.requests[0].content)
@@ -346,22 +317,24 @@ async def test_a_post_created_by_a_lost_attempt_is_found_instead_of_posting_agai
     ids=["older-than-the-lost-attempt", "other-account", "other-media"],
 )
 async def test_a_lookalike_post_is_not_taken_for_ours(
-    make_ctx: Callable[..., ActionContext], lookalike: dict[str, Any], tmp_path: Path
+    make_ctx: ContextFactory, lookalike: dict[str, Any], tmp_path: Path
 ) -> None:
     lost_attempt(tmp_path)
-    fake = FakeHighLevel(post_routes([lookalike]))
-    result = await run(make_ctx(fake), "highlevel.create_post", CREATE)
+    fake = FakeProvider(post_routes([lookalike]))
+    result = await run_action(make_ctx(fake), "highlevel.create_post", CREATE)
     assert fake.trail == [f"POST {LIST}", f"POST {POSTS}"]
     assert result["already_done"] is False
 
 
-async def test_get_post_normalizes_the_post(make_ctx: Callable[..., ActionContext]) -> None:
+async def test_get_post_normalizes_the_post(make_ctx: ContextFactory) -> None:
     post = created_post(
         status="failed", error="Failed due to auth token", postId="7291", platform="tiktok", accountId=ACCOUNT
     )
-    fake = FakeHighLevel({("GET", f"{POSTS}/65fac446d599990d1313c1dd"): lambda r: hl(200, {"post": post})})
+    fake = FakeProvider({("GET", f"{POSTS}/65fac446d599990d1313c1dd"): lambda r: hl(200, {"post": post})})
 
-    result = await run(make_ctx(fake), "highlevel.get_post", GetPostInput(post_id="65fac446d599990d1313c1dd"))
+    result = await run_action(
+        make_ctx(fake), "highlevel.get_post", GetPostInput(post_id="65fac446d599990d1313c1dd")
+    )
 
     assert_headers(fake.requests[0])
     assert result["post_id"] == "65fac446d599990d1313c1dd"
@@ -374,7 +347,7 @@ async def test_get_post_normalizes_the_post(make_ctx: Callable[..., ActionContex
 
 
 async def test_list_posts_pages_by_skip_until_the_count_is_reached(
-    make_ctx: Callable[..., ActionContext],
+    make_ctx: ContextFactory,
 ) -> None:
     everything = [created_post(_id=f"p{i}") for i in range(5)]
 
@@ -383,12 +356,12 @@ async def test_list_posts_pages_by_skip_until_the_count_is_reached(
         skip, limit = int(body["skip"]), int(body["limit"])
         return hl(201, {"posts": everything[skip : skip + limit], "count": len(everything)})
 
-    fake = FakeHighLevel({("POST", LIST): page})
+    fake = FakeProvider({("POST", LIST): page})
     params = ListPostsInput(
         limit=2, pages=10, account_ids=[ACCOUNT, "acc2"], type="published", post_type="reel"
     )
 
-    result = await run(make_ctx(fake), "highlevel.list_posts", params)
+    result = await run_action(make_ctx(fake), "highlevel.list_posts", params)
 
     bodies = [json.loads(r.content) for r in fake.requests]
     assert [b["skip"] for b in bodies] == ["0", "2", "4"]
@@ -399,9 +372,11 @@ async def test_list_posts_pages_by_skip_until_the_count_is_reached(
     assert (result["count"], result["next_skip"], result["has_more"]) == (5, None, False)
 
 
-async def test_list_posts_resumes_from_next_skip(make_ctx: Callable[..., ActionContext]) -> None:
-    fake = FakeHighLevel({("POST", LIST): lambda r: hl(201, {"posts": [created_post()] * 2, "count": 9})})
-    result = await run(make_ctx(fake), "highlevel.list_posts", ListPostsInput(limit=2, skip=4, pages=1))
+async def test_list_posts_resumes_from_next_skip(make_ctx: ContextFactory) -> None:
+    fake = FakeProvider({("POST", LIST): lambda r: hl(201, {"posts": [created_post()] * 2, "count": 9})})
+    result = await run_action(
+        make_ctx(fake), "highlevel.list_posts", ListPostsInput(limit=2, skip=4, pages=1)
+    )
     assert json.loads(fake.requests[0].content)["skip"] == "4"
     assert (result["next_skip"], result["has_more"]) == (6, True)
 
@@ -449,14 +424,14 @@ async def test_list_posts_resumes_from_next_skip(make_ctx: Callable[..., ActionC
     ],
 )
 async def test_errors_map_into_the_error_tree(
-    make_ctx: Callable[..., ActionContext],
+    make_ctx: ContextFactory,
     response: httpx.Response,
     error: type[ProviderError],
     retry_after: float | None,
 ) -> None:
-    fake = FakeHighLevel({("GET", f"{POSTS}/x"): lambda r: response})
+    fake = FakeProvider({("GET", f"{POSTS}/x"): lambda r: response})
     with pytest.raises(error) as caught:
-        await run(make_ctx(fake), "highlevel.get_post", GetPostInput(post_id="x"))
+        await run_action(make_ctx(fake), "highlevel.get_post", GetPostInput(post_id="x"))
     assert type(caught.value) is error
     assert (caught.value.provider, caught.value.status, caught.value.account) == (
         "highlevel",
@@ -470,16 +445,16 @@ async def test_errors_map_into_the_error_tree(
 
 
 async def test_a_credential_without_location_is_refused_with_the_fix(
-    make_ctx: Callable[..., ActionContext], store: CredentialStore
+    make_ctx: ContextFactory, store: CredentialStore
 ) -> None:
     store.update("highlevel", "brand2", {"token": "pit-2"})
-    fake = FakeHighLevel({})
+    fake = FakeProvider({})
     ctx = make_ctx(fake)
     other = ActionContext(
         services=ctx.services, account="brand2", idempotency_key="k", action="highlevel.accounts"
     )
     with pytest.raises(CredentialsRejected, match="location_id"):
-        await run(other, "highlevel.accounts", AccountsInput())
+        await run_action(other, "highlevel.accounts", AccountsInput())
     assert fake.requests == []
 
 
@@ -529,14 +504,14 @@ async def test_the_limiter_spaces_the_last_calls_of_a_window() -> None:
     assert slept == [pytest.approx(5.0)]
 
 
-async def test_highlevel_answers_feed_the_limiter(make_ctx: Callable[..., ActionContext]) -> None:
+async def test_highlevel_answers_feed_the_limiter(make_ctx: ContextFactory) -> None:
     limiter = RateLimiter()
-    fake = FakeHighLevel(
+    fake = FakeProvider(
         {
             ("GET", f"/social-media-posting/{LOCATION}/accounts"): lambda r: hl(
                 200, {"accounts": [], "groups": []}, **{"X-RateLimit-Remaining": "0"}
             )
         }
     )
-    await run(make_ctx(fake, limiter=limiter), "highlevel.accounts", AccountsInput())
+    await run_action(make_ctx(fake, limiter=limiter), "highlevel.accounts", AccountsInput())
     assert limiter.wait_time("highlevel", "main") == pytest.approx(10.0, abs=0.5)

@@ -21,10 +21,6 @@ from activities.errors import (
     RateLimited,
     SessionExpired,
 )
-from activities.ledger import LEDGER_STATE_KEY, EffectLedger
-from activities.ratelimit import RateLimiter
-from activities.registry import ACTIONS, ActionContext, Services
-from activities.settings import Settings
 from activities.socialapi import (
     AccountsInput,
     CreatePostInput,
@@ -33,6 +29,8 @@ from activities.socialapi import (
     TiktokOptions,
     request_id,
 )
+from tests.support.actions import ContextFactory, contexts, run_action
+from tests.support.transport import FakeProvider
 
 BASE = "https://api.social-api.ai/v1"
 REQUEST_ID = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
@@ -57,18 +55,6 @@ POST = {
 }
 
 
-class FakeSocialAPI:
-    """Records every request; answers from a route table, `(method, path) -> responder`."""
-
-    def __init__(self, routes: dict[tuple[str, str], Responder]) -> None:
-        self.routes = routes
-        self.requests: list[httpx.Request] = []
-
-    def __call__(self, request: httpx.Request) -> httpx.Response:
-        self.requests.append(request)
-        return self.routes[(request.method, request.url.path)](request)
-
-
 @pytest.fixture
 def store(tmp_path: Path) -> CredentialStore:
     store = CredentialStore(tmp_path / "credentials.json", env={})
@@ -77,23 +63,9 @@ def store(tmp_path: Path) -> CredentialStore:
 
 
 @pytest.fixture
-async def make_ctx(tmp_path: Path, store: CredentialStore) -> AsyncIterator[Callable[..., ActionContext]]:
-    clients: list[httpx.AsyncClient] = []
-
-    def build(handler: Responder, key: str = KEY) -> ActionContext:
-        http = httpx.AsyncClient(transport=httpx.MockTransport(handler))
-        clients.append(http)
-        services = Services(http=http, credentials=store, settings=Settings(), limiter=RateLimiter())
-        services.state[LEDGER_STATE_KEY] = EffectLedger(tmp_path / "effects.json")
-        return ActionContext(services=services, account="main", idempotency_key=key, action="socialapi")
-
-    yield build
-    for http in clients:
-        await http.aclose()
-
-
-async def run(ctx: ActionContext, name: str, params: Any) -> dict[str, Any]:
-    return await ACTIONS[name].handler(ctx, params)
+async def make_ctx(tmp_path: Path, store: CredentialStore) -> AsyncIterator[ContextFactory]:
+    async with contexts(store, ledger=tmp_path / "effects.json", action="socialapi", key=KEY) as build:
+        yield build
 
 
 def assert_headers(request: httpx.Request) -> None:
@@ -108,7 +80,7 @@ def test_request_ids_fit_socialapis_alphabet_and_are_stable(key: str) -> None:
     assert request_id(key) != request_id(key + "!")
 
 
-async def test_accounts_follow_the_cursor(make_ctx: Callable[..., ActionContext]) -> None:
+async def test_accounts_follow_the_cursor(make_ctx: ContextFactory) -> None:
     tiktok = {
         "id": "acc_01HZ9X3Q4R5M6N7P8V2K0W1J",
         "platform": "tiktok",
@@ -126,9 +98,9 @@ async def test_accounts_follow_the_cursor(make_ctx: Callable[..., ActionContext]
             200, json={"data": [{**tiktok, "id": "acc_02"}], "pagination": {"has_more": False}}
         )
 
-    fake = FakeSocialAPI({("GET", "/v1/accounts"): page})
+    fake = FakeProvider({("GET", "/v1/accounts"): page})
 
-    result = await run(make_ctx(fake), "socialapi.accounts", AccountsInput(platform="tiktok", pages=3))
+    result = await run_action(make_ctx(fake), "socialapi.accounts", AccountsInput(platform="tiktok", pages=3))
 
     assert [str(r.url) for r in fake.requests] == [
         f"{BASE}/accounts?platform=tiktok&limit=25",
@@ -141,9 +113,9 @@ async def test_accounts_follow_the_cursor(make_ctx: Callable[..., ActionContext]
 
 
 async def test_create_post_sends_the_body_and_idempotency_headers(
-    make_ctx: Callable[..., ActionContext],
+    make_ctx: ContextFactory,
 ) -> None:
-    fake = FakeSocialAPI({("POST", "/v1/posts"): lambda r: httpx.Response(201, json=POST)})
+    fake = FakeProvider({("POST", "/v1/posts"): lambda r: httpx.Response(201, json=POST)})
     params = CreatePostInput(
         account_ids=["acc_01"],
         text="Check out this video!",
@@ -152,7 +124,7 @@ async def test_create_post_sends_the_body_and_idempotency_headers(
         scheduled_at=datetime(2030, 4, 1, 10, 0, tzinfo=UTC),
     )
 
-    result = await run(make_ctx(fake), "socialapi.create_post", params)
+    result = await run_action(make_ctx(fake), "socialapi.create_post", params)
 
     request = fake.requests[0]
     assert str(request.url) == f"{BASE}/posts"
@@ -175,13 +147,13 @@ async def test_create_post_sends_the_body_and_idempotency_headers(
     assert result["already_done"] is False
 
 
-async def test_a_rerun_of_create_post_makes_no_second_create(make_ctx: Callable[..., ActionContext]) -> None:
-    fake = FakeSocialAPI({("POST", "/v1/posts"): lambda r: httpx.Response(201, json={"data": POST})})
+async def test_a_rerun_of_create_post_makes_no_second_create(make_ctx: ContextFactory) -> None:
+    fake = FakeProvider({("POST", "/v1/posts"): lambda r: httpx.Response(201, json={"data": POST})})
     params = CreatePostInput(account_ids=["acc_01"], text="hi")
 
-    first = await run(make_ctx(fake), "socialapi.create_post", params)
-    second = await run(make_ctx(fake), "socialapi.create_post", params)
-    other_step = await run(make_ctx(fake, key=KEY + "-other"), "socialapi.create_post", params)
+    first = await run_action(make_ctx(fake), "socialapi.create_post", params)
+    second = await run_action(make_ctx(fake), "socialapi.create_post", params)
+    other_step = await run_action(make_ctx(fake, key=KEY + "-other"), "socialapi.create_post", params)
 
     assert len(fake.requests) == 2
     assert second == {**first, "already_done": True}
@@ -189,7 +161,7 @@ async def test_a_rerun_of_create_post_makes_no_second_create(make_ctx: Callable[
     assert json.loads(fake.requests[0].content) == {"account_ids": ["acc_01"], "text": "hi", "media_ids": []}
 
 
-async def test_get_post_normalizes_targets(make_ctx: Callable[..., ActionContext]) -> None:
+async def test_get_post_normalizes_targets(make_ctx: ContextFactory) -> None:
     published = {
         **POST,
         "status": "published",
@@ -205,9 +177,9 @@ async def test_get_post_normalizes_targets(make_ctx: Callable[..., ActionContext
             }
         ],
     }
-    fake = FakeSocialAPI({("GET", f"/v1/posts/{POST['id']}"): lambda r: httpx.Response(200, json=published)})
+    fake = FakeProvider({("GET", f"/v1/posts/{POST['id']}"): lambda r: httpx.Response(200, json=published)})
 
-    result = await run(make_ctx(fake), "socialapi.get_post", GetPostInput(post_id=str(POST["id"])))
+    result = await run_action(make_ctx(fake), "socialapi.get_post", GetPostInput(post_id=str(POST["id"])))
 
     assert_headers(fake.requests[0])
     assert result["status"] == "published"
@@ -226,7 +198,7 @@ async def test_get_post_normalizes_targets(make_ctx: Callable[..., ActionContext
 
 
 async def test_list_posts_sends_filters_and_stops_at_the_page_budget(
-    make_ctx: Callable[..., ActionContext],
+    make_ctx: ContextFactory,
 ) -> None:
     def page(request: httpx.Request) -> httpx.Response:
         following = "n" + str(int(request.url.params.get("cursor", "n1")[1:]) + 1)
@@ -235,12 +207,12 @@ async def test_list_posts_sends_filters_and_stops_at_the_page_budget(
             json={"data": [POST], "pagination": {"has_more": True, "limit": 10, "next_cursor": following}},
         )
 
-    fake = FakeSocialAPI({("GET", "/v1/posts"): page})
+    fake = FakeProvider({("GET", "/v1/posts"): page})
     params = ListPostsInput(
         status="published", platform="tiktok", account_ids=["acc_01", "acc_02"], limit=10, pages=2
     )
 
-    result = await run(make_ctx(fake), "socialapi.list_posts", params)
+    result = await run_action(make_ctx(fake), "socialapi.list_posts", params)
 
     assert [dict(r.url.params) for r in fake.requests] == [
         {"status": "published", "platform": "tiktok", "account_ids": "acc_01,acc_02", "limit": "10"},
@@ -304,17 +276,17 @@ async def test_list_posts_sends_filters_and_stops_at_the_page_budget(
     ],
 )
 async def test_both_error_shapes_map_into_the_error_tree(
-    make_ctx: Callable[..., ActionContext],
+    make_ctx: ContextFactory,
     status: int,
     body: dict[str, Any],
     error: type[ProviderError],
     code: str | None,
 ) -> None:
-    fake = FakeSocialAPI(
+    fake = FakeProvider(
         {("GET", "/v1/posts/p_1"): lambda r: httpx.Response(status, json=body, headers={"Retry-After": "30"})}
     )
     with pytest.raises(error) as caught:
-        await run(make_ctx(fake), "socialapi.get_post", GetPostInput(post_id="p_1"))
+        await run_action(make_ctx(fake), "socialapi.get_post", GetPostInput(post_id="p_1"))
     assert type(caught.value) is error
     assert (caught.value.code, caught.value.status, caught.value.account) == (code, status, "main")
     if isinstance(caught.value, RateLimited):

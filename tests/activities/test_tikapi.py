@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,80 +23,52 @@ from activities.errors import (
 )
 from activities.ratelimit import RateLimiter
 from activities.registry import ACTIONS, ActionContext, Services
-from activities.settings import Settings
+from tests.support.actions import action_context, fake_services, no_sleep, run_action
+from tests.support.transport import FakeProvider
 
 API_KEY = "DemoAPIKeyTokenSeHYGXDfd4SFD320Sc39Asd0Sc39Asd4s"
 ACCOUNT_KEY = "DemoAccountKeyTokenSeHYGXDfd4SFD320Sc39A"
 BASE = "https://api.tikapi.io"
 ME = {"id": "6569595380449902597", "uniqueId": "ourbrand", "secUid": "MS4wLjABAAAAour"}
 
-Handler = Callable[[httpx.Request], httpx.Response]
+
+def tikapi_ok(body: dict[str, Any]) -> httpx.Response:
+    """TikAPI's success envelope around `body`."""
+    return httpx.Response(200, json={"status": "success", **body})
 
 
-@dataclass
-class FakeTikAPI:
-    """Routes (method, path) to canned answers and records every request it saw."""
-
-    routes: dict[tuple[str, str], list[Handler]] = field(default_factory=dict)
-    seen: list[httpx.Request] = field(default_factory=list)
-
-    def on(self, method: str, path: str, *answers: Handler | dict[str, Any] | httpx.Response) -> None:
-        """Answer the next requests to (method, path) in order; the last answer repeats."""
-        self.routes[(method, path)] = [_as_handler(a) for a in answers]
-
-    def __call__(self, request: httpx.Request) -> httpx.Response:
-        self.seen.append(request)
-        handlers = self.routes.get((request.method, request.url.path))
-        if not handlers:
-            return httpx.Response(404, json={"status": "error", "message": f"no route {request.url.path}"})
-        handler = handlers.pop(0) if len(handlers) > 1 else handlers[0]
-        return handler(request)
-
-    def calls(self, method: str, path: str) -> list[httpx.Request]:
-        return [r for r in self.seen if r.method == method and r.url.path == path]
+def no_route(request: httpx.Request) -> httpx.Response:
+    return httpx.Response(404, json={"status": "error", "message": f"no route {request.url.path}"})
 
 
-def _as_handler(answer: Handler | dict[str, Any] | httpx.Response) -> Handler:
-    if isinstance(answer, httpx.Response):
-        return lambda _request: answer
-    if isinstance(answer, dict):
-        body = answer
-        return lambda _request: httpx.Response(200, json={"status": "success", **body})
-    return answer
+def fake_tikapi() -> FakeProvider:
+    """A fake TikAPI: dict answers in its success envelope, unknown paths answered 404."""
+    fake = FakeProvider(ok=tikapi_ok)
+    fake.otherwise(no_route)
+    return fake
 
 
-async def _no_sleep(_seconds: float) -> None:
-    return None
-
-
-def services_for(fake: FakeTikAPI, tmp_path: Path, env: dict[str, str] | None = None) -> Services:
+def services_for(fake: FakeProvider, tmp_path: Path, env: dict[str, str] | None = None) -> Services:
     store = CredentialStore(tmp_path / "credentials.json", env=env or {})
     if env is None:
         store.update("tikapi", "main", {"api_key": API_KEY, "account_key": ACCOUNT_KEY})
-    return Services(
-        http=httpx.AsyncClient(transport=httpx.MockTransport(fake)),
-        credentials=store,
-        settings=Settings(),
-        limiter=RateLimiter(sleep=_no_sleep),
-    )
+    return fake_services(fake, store, limiter=RateLimiter(sleep=no_sleep))
+
+
+def ctx(services: Services) -> ActionContext:
+    return action_context(services, key="wf-1/step-1", action="tikapi")
 
 
 @pytest.fixture
-def fake() -> FakeTikAPI:
-    return FakeTikAPI()
+def fake() -> FakeProvider:
+    return fake_tikapi()
 
 
 @pytest.fixture
-async def services(fake: FakeTikAPI, tmp_path: Path) -> AsyncIterator[Services]:
+async def services(fake: FakeProvider, tmp_path: Path) -> AsyncIterator[Services]:
     svc = services_for(fake, tmp_path)
     async with svc.http:
         yield svc
-
-
-async def run(services: Services, action: str, /, **params: Any) -> dict[str, Any]:
-    act = ACTIONS[action]
-    ctx = ActionContext(services=services, account="main", idempotency_key="wf-1/step-1", action=action)
-    return await act.handler(ctx, act.input_model(**params))
 
 
 def video(n: int) -> dict[str, Any]:
@@ -206,7 +178,7 @@ CANNED: dict[str, dict[str, Any]] = {
 
 @pytest.mark.parametrize(("name", "params", "path", "query", "body"), READS, ids=[r[0] for r in READS])
 async def test_read_request_shape(
-    fake: FakeTikAPI,
+    fake: FakeProvider,
     services: Services,
     name: str,
     params: dict[str, Any],
@@ -215,8 +187,8 @@ async def test_read_request_shape(
     body: dict[str, Any],
 ) -> None:
     fake.on("GET", path, body or CANNED.get(path, {}))
-    await run(services, name, **params)
-    (request,) = fake.seen
+    await run_action(ctx(services), name, **params)
+    (request,) = fake.requests
     assert request.method == "GET"
     assert str(request.url).startswith(BASE + path)
     assert dict(request.url.params) == query
@@ -228,7 +200,7 @@ async def test_read_request_shape(
         assert "X-ACCOUNT-KEY" not in request.headers
 
 
-async def test_hashtag_first_by_name_then_by_id(fake: FakeTikAPI, services: Services) -> None:
+async def test_hashtag_first_by_name_then_by_id(fake: FakeProvider, services: Services) -> None:
     challenge = {"challenge": {"id": "4655293", "title": "cats"}, "stats": {"videoCount": 9, "viewCount": 99}}
     fake.on(
         "GET",
@@ -237,8 +209,8 @@ async def test_hashtag_first_by_name_then_by_id(fake: FakeTikAPI, services: Serv
         {"itemList": [video(2)], "hasMore": True, "cursor": "60"},
         {"itemList": [video(3)], "hasMore": False, "cursor": "90"},
     )
-    result = await run(services, "tikapi.hashtag_posts", name="cats", pages=5, count=30)
-    queries = [dict(r.url.params) for r in fake.seen]
+    result = await run_action(ctx(services), "tikapi.hashtag_posts", name="cats", pages=5, count=30)
+    queries = [dict(r.url.params) for r in fake.requests]
     assert queries == [
         {"name": "cats", "count": "30"},
         {"id": "4655293", "count": "30", "cursor": "30"},
@@ -250,23 +222,23 @@ async def test_hashtag_first_by_name_then_by_id(fake: FakeTikAPI, services: Serv
     assert result["cursor"] is None
 
 
-async def test_hashtag_by_id_directly(fake: FakeTikAPI, services: Services) -> None:
+async def test_hashtag_by_id_directly(fake: FakeProvider, services: Services) -> None:
     fake.on("GET", "/public/hashtag", {"itemList": [video(1)], "hasMore": True, "cursor": "30"})
-    result = await run(services, "tikapi.hashtag_posts", id="4655293")
-    assert [dict(r.url.params) for r in fake.seen] == [{"id": "4655293", "count": "30"}]
+    result = await run_action(ctx(services), "tikapi.hashtag_posts", id="4655293")
+    assert [dict(r.url.params) for r in fake.requests] == [{"id": "4655293", "count": "30"}]
     assert result["cursor"] == "30"
     assert result["has_more"] is True
 
 
-async def test_hashtag_name_with_one_page_keeps_cursor(fake: FakeTikAPI, services: Services) -> None:
+async def test_hashtag_name_with_one_page_keeps_cursor(fake: FakeProvider, services: Services) -> None:
     challenge = {"challenge": {"id": "4655293", "title": "cats"}}
     fake.on(
         "GET",
         "/public/hashtag",
         {"challengeInfo": challenge, "itemList": [video(1)], "hasMore": 1, "cursor": 30},
     )
-    result = await run(services, "tikapi.hashtag_posts", name="cats")
-    assert len(fake.seen) == 1
+    result = await run_action(ctx(services), "tikapi.hashtag_posts", name="cats")
+    assert len(fake.requests) == 1
     assert result["cursor"] == "30"  # a string, as the client's type check wants it back
     assert result["hashtag"]["id"] == "4655293"
 
@@ -297,14 +269,14 @@ POST_PATHS = {
 
 @pytest.mark.parametrize(("name", "params"), POSTS, ids=[p[0] for p in POSTS])
 async def test_post_request_shape(
-    fake: FakeTikAPI, services: Services, name: str, params: dict[str, Any]
+    fake: FakeProvider, services: Services, name: str, params: dict[str, Any]
 ) -> None:
     fake.on("GET", "/user/info", CANNED["/user/info"])
     for listing in ("/user/comment/reply/list", "/user/comment/list", "/user/messages"):
         fake.on("GET", listing, {"comments": [], "messages": []})
     path = POST_PATHS[name]
     fake.on("POST", path, {"comment": comment("1", "Hi", uid=ME["id"])})
-    await run(services, name, **params)
+    await run_action(ctx(services), name, **params)
     (request,) = fake.calls("POST", path)
     assert request.headers["X-API-KEY"] == API_KEY
     assert request.headers["X-ACCOUNT-KEY"] == ACCOUNT_KEY
@@ -313,15 +285,15 @@ async def test_post_request_shape(
     assert json.loads(request.content) == params
 
 
-async def test_accept_request_is_a_get_with_query(fake: FakeTikAPI, services: Services) -> None:
+async def test_accept_request_is_a_get_with_query(fake: FakeProvider, services: Services) -> None:
     fake.on("GET", "/user/conversations/requests/accept", {})
     params = {
         "conversation_id": "0:1:68:69",
         "conversation_short_id": "694",
         "user_id": "6569595380449902597",
     }
-    result = await run(services, "tikapi.accept_request", **params)
-    (request,) = fake.seen
+    result = await run_action(ctx(services), "tikapi.accept_request", **params)
+    (request,) = fake.requests
     assert dict(request.url.params) == params
     assert result == {"accepted": True, "already_done": False}
 
@@ -330,12 +302,12 @@ async def test_accept_request_is_a_get_with_query(fake: FakeTikAPI, services: Se
 # Normalized results.
 
 
-async def test_video_and_comment_items_have_stable_keys(fake: FakeTikAPI, services: Services) -> None:
+async def test_video_and_comment_items_have_stable_keys(fake: FakeProvider, services: Services) -> None:
     fake.on("GET", "/public/posts", {"itemList": [video(1)], "hasMore": False})
     fake.on(
         "GET", "/public/comment/list", {"comments": [comment("77", "price?", reply_to="0")], "has_more": 0}
     )
-    posts = await run(services, "tikapi.user_posts", sec_uid="MS4wLjABAAAAx")
+    posts = await run_action(ctx(services), "tikapi.user_posts", sec_uid="MS4wLjABAAAAx")
     assert posts["items"] == [
         {
             "id": "7109178205151464701",
@@ -349,7 +321,7 @@ async def test_video_and_comment_items_have_stable_keys(fake: FakeTikAPI, servic
             "url": "https://www.tiktok.com/@catlover/video/7109178205151464701",
         }
     ]
-    comments = await run(services, "tikapi.comments", media_id="7109178205151464746")
+    comments = await run_action(ctx(services), "tikapi.comments", media_id="7109178205151464746")
     assert comments["items"] == [
         {
             "cid": "77",
@@ -367,7 +339,7 @@ async def test_video_and_comment_items_have_stable_keys(fake: FakeTikAPI, servic
     assert "raw" not in comments
 
 
-async def test_key_info_keeps_accounts_out_of_the_result(fake: FakeTikAPI, services: Services) -> None:
+async def test_key_info_keeps_accounts_out_of_the_result(fake: FakeProvider, services: Services) -> None:
     fake.on(
         "GET",
         "/key/info",
@@ -378,16 +350,16 @@ async def test_key_info_keeps_accounts_out_of_the_result(fake: FakeTikAPI, servi
             "email": "x@y.z",
         },
     )
-    result = await run(services, "tikapi.key_info")
+    result = await run_action(ctx(services), "tikapi.key_info")
     assert result["credits"] == 779
     assert result["accounts"] == 1
     assert ACCOUNT_KEY not in json.dumps(result)
     assert "x@y.z" not in json.dumps(result)
 
 
-async def test_profile_and_me(fake: FakeTikAPI, services: Services) -> None:
+async def test_profile_and_me(fake: FakeProvider, services: Services) -> None:
     fake.on("GET", "/user/info", CANNED["/user/info"])
-    result = await run(services, "tikapi.me")
+    result = await run_action(ctx(services), "tikapi.me")
     assert result["user"]["unique_id"] == "ourbrand"
     assert result["stats"]["follower_count"] == 7
 
@@ -474,7 +446,7 @@ ERRORS: list[tuple[int, Any, dict[str, str], type[ProviderError], Any]] = [
 
 @pytest.mark.parametrize(("status", "body", "headers", "error", "code"), ERRORS)
 async def test_error_answers_map_to_the_tree(
-    fake: FakeTikAPI,
+    fake: FakeProvider,
     services: Services,
     status: int,
     body: Any,
@@ -484,7 +456,7 @@ async def test_error_answers_map_to_the_tree(
 ) -> None:
     fake.on("GET", "/user/info", httpx.Response(status, json=body, headers=headers))
     with pytest.raises(error) as caught:
-        await run(services, "tikapi.me")
+        await run_action(ctx(services), "tikapi.me")
     assert type(caught.value) is error
     assert caught.value.provider == "tikapi"
     assert caught.value.status == status
@@ -495,7 +467,7 @@ async def test_error_answers_map_to_the_tree(
         assert caught.value.retry_after == (120.0 if headers else None)
 
 
-async def test_missing_fields_are_listed_in_the_message(fake: FakeTikAPI, services: Services) -> None:
+async def test_missing_fields_are_listed_in_the_message(fake: FakeProvider, services: Services) -> None:
     body = {
         "status": "error",
         "message": "Missing fields.",
@@ -503,14 +475,14 @@ async def test_missing_fields_are_listed_in_the_message(fake: FakeTikAPI, servic
     }
     fake.on("GET", "/public/posts", httpx.Response(400, json=body))
     with pytest.raises(ProviderRejected, match="secUid: A valid TikTok secUid is required"):
-        await run(services, "tikapi.user_posts", sec_uid="x")
+        await run_action(ctx(services), "tikapi.user_posts", sec_uid="x")
 
 
-async def test_error_messages_are_redacted(fake: FakeTikAPI, services: Services) -> None:
+async def test_error_messages_are_redacted(fake: FakeProvider, services: Services) -> None:
     body = {"status": "error", "message": f"Invalid X-API-KEY: {API_KEY}"}
     fake.on("GET", "/public/check", httpx.Response(403, json=body))
     with pytest.raises(ProviderRejected) as caught:
-        await run(services, "tikapi.profile", username="x")
+        await run_action(ctx(services), "tikapi.profile", username="x")
     assert API_KEY not in str(caught.value)
 
 
@@ -531,55 +503,57 @@ GARBAGE: list[tuple[str, httpx.Response]] = [
 
 @pytest.mark.parametrize("answer", [g[1] for g in GARBAGE], ids=[g[0] for g in GARBAGE])
 async def test_garbage_is_provider_unavailable(
-    fake: FakeTikAPI, services: Services, answer: httpx.Response
+    fake: FakeProvider, services: Services, answer: httpx.Response
 ) -> None:
     fake.on("GET", "/public/posts", answer)
     with pytest.raises(ProviderUnavailable) as caught:
-        await run(services, "tikapi.user_posts", sec_uid="MS4wLjABAAAAx", pages=2)
+        await run_action(ctx(services), "tikapi.user_posts", sec_uid="MS4wLjABAAAAx", pages=2)
     assert caught.value.account == "main"
 
 
-async def test_comment_cursor_that_is_not_a_number_is_malformed(fake: FakeTikAPI, services: Services) -> None:
+async def test_comment_cursor_that_is_not_a_number_is_malformed(
+    fake: FakeProvider, services: Services
+) -> None:
     fake.on("GET", "/public/comment/list", {"comments": [], "has_more": 1, "cursor": "abc"})
     with pytest.raises(ProviderUnavailable, match="not a number"):
-        await run(services, "tikapi.comments", media_id="1", pages=2)
+        await run_action(ctx(services), "tikapi.comments", media_id="1", pages=2)
 
 
 async def test_transport_failure_is_provider_unavailable(tmp_path: Path) -> None:
     def refuse(request: httpx.Request) -> httpx.Response:
         raise httpx.ConnectError("connection refused", request=request)
 
-    svc = services_for(FakeTikAPI(), tmp_path)
+    svc = services_for(fake_tikapi(), tmp_path)
     svc.http = httpx.AsyncClient(transport=httpx.MockTransport(refuse))
     async with svc.http:
         with pytest.raises(ProviderUnavailable, match="ConnectError"):
-            await run(svc, "tikapi.profile", username="x")
+            await run_action(ctx(svc), "tikapi.profile", username="x")
 
 
-async def test_missing_credentials_fail_before_any_request(fake: FakeTikAPI, tmp_path: Path) -> None:
+async def test_missing_credentials_fail_before_any_request(fake: FakeProvider, tmp_path: Path) -> None:
     svc = services_for(fake, tmp_path, env={})
     async with svc.http:
         with pytest.raises(CredentialsRejected) as caught:
-            await run(svc, "tikapi.profile", username="x")
-    assert fake.seen == []
+            await run_action(ctx(svc), "tikapi.profile", username="x")
+    assert fake.requests == []
     assert "tikflow credentials set tikapi main api_key=" in str(caught.value)
 
 
-async def test_user_endpoints_need_the_account_key(fake: FakeTikAPI, tmp_path: Path) -> None:
+async def test_user_endpoints_need_the_account_key(fake: FakeProvider, tmp_path: Path) -> None:
     svc = services_for(fake, tmp_path, env={"TIKFLOW_TIKAPI_API_KEY": API_KEY})
     fake.on("GET", "/public/check", CANNED["/public/check"])
     async with svc.http:
-        await run(svc, "tikapi.profile", username="x")
+        await run_action(ctx(svc), "tikapi.profile", username="x")
         with pytest.raises(CredentialsRejected, match="account_key"):
-            await run(svc, "tikapi.feed")
-    assert [r.url.path for r in fake.seen] == ["/public/check"]
+            await run_action(ctx(svc), "tikapi.feed")
+    assert [r.url.path for r in fake.requests] == ["/public/check"]
 
 
 # ---------------------------------------------------------------------------------------------
 # Pagination, as the official client walks it.
 
 
-async def test_multi_page_with_string_cursor(fake: FakeTikAPI, services: Services) -> None:
+async def test_multi_page_with_string_cursor(fake: FakeProvider, services: Services) -> None:
     fake.on(
         "GET",
         "/public/posts",
@@ -587,21 +561,21 @@ async def test_multi_page_with_string_cursor(fake: FakeTikAPI, services: Service
         {"itemList": [video(2)], "hasMore": True, "cursor": 1696827000000},
         {"itemList": [video(3)], "hasMore": False, "cursor": "0"},
     )
-    result = await run(services, "tikapi.user_posts", sec_uid="MS4wLjABAAAAx", pages=10)
-    assert [r.url.params.get("cursor") for r in fake.seen] == [None, "1696827055000", "1696827000000"]
+    result = await run_action(ctx(services), "tikapi.user_posts", sec_uid="MS4wLjABAAAAx", pages=10)
+    assert [r.url.params.get("cursor") for r in fake.requests] == [None, "1696827055000", "1696827000000"]
     assert len(result["items"]) == 3
     assert result == {**result, "cursor": None, "has_more": False}
 
 
-async def test_pages_cap_returns_the_resume_cursor(fake: FakeTikAPI, services: Services) -> None:
+async def test_pages_cap_returns_the_resume_cursor(fake: FakeProvider, services: Services) -> None:
     fake.on(
         "GET",
         "/public/posts",
         {"itemList": [video(1)], "hasMore": True, "cursor": "100"},
         {"itemList": [video(2)], "hasMore": True, "cursor": "200"},
     )
-    result = await run(services, "tikapi.user_posts", sec_uid="MS4wLjABAAAAx", pages=2)
-    assert len(fake.seen) == 2
+    result = await run_action(ctx(services), "tikapi.user_posts", sec_uid="MS4wLjABAAAAx", pages=2)
+    assert len(fake.requests) == 2
     assert result["cursor"] == "200"
     assert result["has_more"] is True
 
@@ -618,53 +592,55 @@ async def test_pages_cap_returns_the_resume_cursor(fake: FakeTikAPI, services: S
     ],
 )
 async def test_listing_ends_on_falsy_cursor_or_no_more(
-    fake: FakeTikAPI, services: Services, last: dict[str, Any]
+    fake: FakeProvider, services: Services, last: dict[str, Any]
 ) -> None:
     fake.on("GET", "/public/posts", {"itemList": [video(1)], **last})
-    result = await run(services, "tikapi.user_posts", sec_uid="MS4wLjABAAAAx", pages=5)
-    assert len(fake.seen) == 1
+    result = await run_action(ctx(services), "tikapi.user_posts", sec_uid="MS4wLjABAAAAx", pages=5)
+    assert len(fake.requests) == 1
     assert (result["cursor"], result["has_more"]) == (None, False)
 
 
-async def test_offset_wins_over_cursor_as_in_the_client(fake: FakeTikAPI, services: Services) -> None:
+async def test_offset_wins_over_cursor_as_in_the_client(fake: FakeProvider, services: Services) -> None:
     fake.on(
         "GET",
         "/public/comment/list",
         {"comments": [comment("1", "a")], "has_more": 1, "offset": 40, "cursor": 20},
         {"comments": [comment("2", "b")], "has_more": 0, "cursor": 60},
     )
-    result = await run(services, "tikapi.comments", media_id="1", pages=3)
-    assert [r.url.params.get("cursor") for r in fake.seen] == [None, "40"]
+    result = await run_action(ctx(services), "tikapi.comments", media_id="1", pages=3)
+    assert [r.url.params.get("cursor") for r in fake.requests] == [None, "40"]
     assert [c["cid"] for c in result["items"]] == ["1", "2"]
 
 
-async def test_comment_cursor_comes_back_as_a_number(fake: FakeTikAPI, services: Services) -> None:
+async def test_comment_cursor_comes_back_as_a_number(fake: FakeProvider, services: Services) -> None:
     fake.on("GET", "/public/comment/list", {"comments": [comment("1", "a")], "has_more": 1, "cursor": "20"})
-    result = await run(services, "tikapi.comments", media_id="1")
+    result = await run_action(ctx(services), "tikapi.comments", media_id="1")
     assert result["cursor"] == 20
 
 
-async def test_bare_next_cursor_continues(fake: FakeTikAPI, services: Services) -> None:
+async def test_bare_next_cursor_continues(fake: FakeProvider, services: Services) -> None:
     fake.on(
         "GET",
         "/user/followers",
         {"followers": [ME], "nextCursor": 1615902725060022},
         {"followers": [ME], "nextCursor": 0},
     )
-    result = await run(services, "tikapi.followers", pages=5)
-    assert [r.url.params.get("nextCursor") for r in fake.seen] == [None, "1615902725060022"]
+    result = await run_action(ctx(services), "tikapi.followers", pages=5)
+    assert [r.url.params.get("nextCursor") for r in fake.requests] == [None, "1615902725060022"]
     assert [u["unique_id"] for u in result["items"]] == ["ourbrand", "ourbrand"]
     assert result["has_more"] is False
 
 
-async def test_stuck_cursor_stops(fake: FakeTikAPI, services: Services) -> None:
+async def test_stuck_cursor_stops(fake: FakeProvider, services: Services) -> None:
     fake.on("GET", "/public/posts", {"itemList": [video(1)], "hasMore": True, "cursor": "100"})
-    result = await run(services, "tikapi.user_posts", sec_uid="MS4wLjABAAAAx", cursor="100", pages=5)
-    assert len(fake.seen) == 1
+    result = await run_action(
+        ctx(services), "tikapi.user_posts", sec_uid="MS4wLjABAAAAx", cursor="100", pages=5
+    )
+    assert len(fake.requests) == 1
     assert result["has_more"] is False
 
 
-async def test_search_next_cursor_is_a_string(fake: FakeTikAPI, services: Services) -> None:
+async def test_search_next_cursor_is_a_string(fake: FakeProvider, services: Services) -> None:
     fake.on(
         "GET",
         "/public/search/general",
@@ -675,20 +651,20 @@ async def test_search_next_cursor_is_a_string(fake: FakeTikAPI, services: Servic
         },
         {"data": [], "has_more": 0},
     )
-    result = await run(services, "tikapi.search", query="cats", category="general", pages=3)
-    assert [r.url.params.get("nextCursor") for r in fake.seen] == [None, "MTItLS1zcGxpdA"]
+    result = await run_action(ctx(services), "tikapi.search", query="cats", category="general", pages=3)
+    assert [r.url.params.get("nextCursor") for r in fake.requests] == [None, "MTItLS1zcGxpdA"]
     assert [i["type"] for i in result["items"]] == ["video", "user"]
 
 
-async def test_notifications_page_by_min_and_max_time(fake: FakeTikAPI, services: Services) -> None:
+async def test_notifications_page_by_min_and_max_time(fake: FakeProvider, services: Services) -> None:
     fake.on(
         "GET",
         "/user/notifications",
         {"notice_lists": [{"notice_list": [{"nid": 1}], "has_more": True, "min_time": 10, "max_time": 20}]},
         {"notice_lists": [{"notice_list": [{"nid": 2}], "has_more": False, "min_time": 5, "max_time": 9}]},
     )
-    result = await run(services, "tikapi.notifications", pages=5)
-    assert [dict(r.url.params) for r in fake.seen][1] == {
+    result = await run_action(ctx(services), "tikapi.notifications", pages=5)
+    assert [dict(r.url.params) for r in fake.requests][1] == {
         "filter": "all",
         "count": "30",
         "min_time": "10",
@@ -706,7 +682,7 @@ async def test_notifications_page_by_min_and_max_time(fake: FakeTikAPI, services
 class CommentThread:
     """A fake TikAPI whose comment section remembers what was posted, like the real one."""
 
-    fake: FakeTikAPI
+    fake: FakeProvider
     posted: list[dict[str, Any]] = field(default_factory=list)
 
     def install(self) -> None:
@@ -741,16 +717,16 @@ REPLY = {
 }
 
 
-async def test_reply_twice_posts_once_even_on_a_fresh_worker(fake: FakeTikAPI, tmp_path: Path) -> None:
+async def test_reply_twice_posts_once_even_on_a_fresh_worker(fake: FakeProvider, tmp_path: Path) -> None:
     thread = CommentThread(fake)
     thread.install()
     first_worker = services_for(fake, tmp_path / "a")
     async with first_worker.http:
-        first = await run(first_worker, "tikapi.reply", **REPLY)
+        first = await run_action(ctx(first_worker), "tikapi.reply", **REPLY)
     # The retry lands on another worker: no memory of the first attempt, only the listing.
     second_worker = services_for(fake, tmp_path / "b")
     async with second_worker.http:
-        second = await run(second_worker, "tikapi.reply", **REPLY)
+        second = await run_action(ctx(second_worker), "tikapi.reply", **REPLY)
     assert len(fake.calls("POST", "/user/comment")) == 1
     assert first["already_done"] is False
     assert second["already_done"] is True
@@ -763,31 +739,33 @@ async def test_reply_twice_posts_once_even_on_a_fresh_worker(fake: FakeTikAPI, t
     }
 
 
-async def test_reply_retry_on_the_same_worker_uses_its_memory(fake: FakeTikAPI, services: Services) -> None:
+async def test_reply_retry_on_the_same_worker_uses_its_memory(fake: FakeProvider, services: Services) -> None:
     thread = CommentThread(fake)
     thread.install()
-    await run(services, "tikapi.reply", **REPLY)
+    await run_action(ctx(services), "tikapi.reply", **REPLY)
     thread.posted.clear()  # the listing lags behind: only the worker's memory knows
-    again = await run(services, "tikapi.reply", **REPLY)
+    again = await run_action(ctx(services), "tikapi.reply", **REPLY)
     assert again["already_done"] is True
     assert len(fake.calls("POST", "/user/comment")) == 1
     assert len(fake.calls("GET", "/user/info")) == 1  # who we are is learned once per account
 
 
-async def test_same_text_by_someone_else_does_not_count(fake: FakeTikAPI, services: Services) -> None:
+async def test_same_text_by_someone_else_does_not_count(fake: FakeProvider, services: Services) -> None:
     CommentThread(fake).install()
-    result = await run(services, "tikapi.reply", **{**REPLY, "text": "Hi"})  # "Hi" exists, by someone else
+    result = await run_action(
+        ctx(services), "tikapi.reply", **{**REPLY, "text": "Hi"}
+    )  # "Hi" exists, by someone else
     assert result["already_done"] is False
     assert len(fake.calls("POST", "/user/comment")) == 1
 
 
-async def test_comment_twice_posts_once(fake: FakeTikAPI, tmp_path: Path) -> None:
+async def test_comment_twice_posts_once(fake: FakeProvider, tmp_path: Path) -> None:
     CommentThread(fake).install()
     params = {"media_id": "7109178205151464746", "text": "Love it"}
     for sub in ("a", "b"):
         svc = services_for(fake, tmp_path / sub)
         async with svc.http:
-            result = await run(svc, "tikapi.comment", **params)
+            result = await run_action(ctx(svc), "tikapi.comment", **params)
     assert result["already_done"] is True
     assert len(fake.calls("POST", "/user/comment")) == 1
     assert "reply_comment_id" not in json.loads(fake.calls("POST", "/user/comment")[0].content)
@@ -801,28 +779,28 @@ async def test_comment_twice_posts_once(fake: FakeTikAPI, tmp_path: Path) -> Non
     ],
 )
 async def test_delete_of_a_gone_comment_succeeds(
-    fake: FakeTikAPI, services: Services, gone: httpx.Response
+    fake: FakeProvider, services: Services, gone: httpx.Response
 ) -> None:
     fake.on("POST", "/user/comment/delete", gone)
-    result = await run(services, "tikapi.delete_comment", comment_id="7109185042560680750")
+    result = await run_action(ctx(services), "tikapi.delete_comment", comment_id="7109185042560680750")
     assert result == {"deleted": True, "already_done": True}
 
 
-async def test_delete_refused_for_another_reason_still_fails(fake: FakeTikAPI, services: Services) -> None:
+async def test_delete_refused_for_another_reason_still_fails(fake: FakeProvider, services: Services) -> None:
     fake.on(
         "POST",
         "/user/comment/delete",
         httpx.Response(403, json={"status": "error", "message": "Not allowed"}),
     )
     with pytest.raises(ProviderRejected):
-        await run(services, "tikapi.delete_comment", comment_id="7109185042560680750")
+        await run_action(ctx(services), "tikapi.delete_comment", comment_id="7109185042560680750")
 
 
 @dataclass
 class Conversation:
     """One DM conversation: the listing shows what was sent; a send may fail after delivering."""
 
-    fake: FakeTikAPI
+    fake: FakeProvider
     messages: list[dict[str, Any]] = field(default_factory=list)
     fail_after_delivering: int = 0
 
@@ -868,7 +846,7 @@ async def send(services: Services, key: str) -> dict[str, Any]:
 
 
 async def test_send_message_sends_a_text_we_sent_before_for_another_step(
-    fake: FakeTikAPI, services: Services
+    fake: FakeProvider, services: Services
 ) -> None:
     # A template auto-reply: the same text, for the second message of the conversation.
     conversation = Conversation(fake)
@@ -883,7 +861,7 @@ async def test_send_message_sends_a_text_we_sent_before_for_another_step(
 
 
 async def test_a_send_delivered_by_a_failed_attempt_is_not_sent_again(
-    fake: FakeTikAPI, tmp_path: Path
+    fake: FakeProvider, tmp_path: Path
 ) -> None:
     conversation = Conversation(fake, fail_after_delivering=1)
     conversation.install()
@@ -905,7 +883,7 @@ async def test_a_send_delivered_by_a_failed_attempt_is_not_sent_again(
 
 
 async def test_a_send_that_failed_before_delivering_is_sent_by_the_retry(
-    fake: FakeTikAPI, services: Services
+    fake: FakeProvider, services: Services
 ) -> None:
     conversation = Conversation(fake)
     conversation.install()
@@ -923,7 +901,7 @@ async def test_a_send_that_failed_before_delivering_is_sent_by_the_retry(
     assert conversation.ours() == ["Thanks!", "Thanks!"]
 
 
-async def test_a_send_recorded_by_another_worker_makes_no_request(fake: FakeTikAPI, tmp_path: Path) -> None:
+async def test_a_send_recorded_by_another_worker_makes_no_request(fake: FakeProvider, tmp_path: Path) -> None:
     Conversation(fake).install()
     for _ in range(2):
         worker = services_for(fake, tmp_path)
@@ -934,19 +912,19 @@ async def test_a_send_recorded_by_another_worker_makes_no_request(fake: FakeTikA
     assert len(fake.calls("GET", "/user/messages")) == 1
 
 
-async def test_messages_leave_out_our_own_unless_asked(fake: FakeTikAPI, services: Services) -> None:
+async def test_messages_leave_out_our_own_unless_asked(fake: FakeProvider, services: Services) -> None:
     conversation = Conversation(fake)
     conversation.install()
     conversation.add("222", "what's the price?")
     conversation.add(ME["id"], "The price is $5")
     ref = {"conversation_id": DM["conversation_id"], "conversation_short_id": DM["conversation_short_id"]}
-    theirs = await run(services, "tikapi.messages", **ref)
-    both = await run(services, "tikapi.messages", **ref, exclude_own=False)
+    theirs = await run_action(ctx(services), "tikapi.messages", **ref)
+    both = await run_action(ctx(services), "tikapi.messages", **ref, exclude_own=False)
     assert [(m["text"], m["sender_id"]) for m in theirs["items"]] == [("what's the price?", "222")]
     assert [m["sender_id"] for m in both["items"]] == [ME["id"], "222"]
 
 
-async def test_accept_request_already_accepted(fake: FakeTikAPI, services: Services) -> None:
+async def test_accept_request_already_accepted(fake: FakeProvider, services: Services) -> None:
     fake.on(
         "GET",
         "/user/conversations/requests/accept",
@@ -958,10 +936,13 @@ async def test_accept_request_already_accepted(fake: FakeTikAPI, services: Servi
         "conversation_short_id": "694",
         "user_id": "6569595380449902597",
     }
-    assert await run(services, "tikapi.accept_request", **params) == {"accepted": True, "already_done": True}
+    assert await run_action(ctx(services), "tikapi.accept_request", **params) == {
+        "accepted": True,
+        "already_done": True,
+    }
 
 
-async def test_accept_request_refused_and_not_in_inbox_fails(fake: FakeTikAPI, services: Services) -> None:
+async def test_accept_request_refused_and_not_in_inbox_fails(fake: FakeProvider, services: Services) -> None:
     fake.on(
         "GET",
         "/user/conversations/requests/accept",
@@ -974,7 +955,7 @@ async def test_accept_request_refused_and_not_in_inbox_fails(fake: FakeTikAPI, s
         "user_id": "6569595380449902597",
     }
     with pytest.raises(ProviderRejected):
-        await run(services, "tikapi.accept_request", **params)
+        await run_action(ctx(services), "tikapi.accept_request", **params)
 
 
 def test_every_side_effect_documents_its_idempotency() -> None:

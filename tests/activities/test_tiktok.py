@@ -21,10 +21,6 @@ from activities.errors import (
     ProviderUnavailable,
     RateLimited,
 )
-from activities.ledger import LEDGER_STATE_KEY, EffectLedger
-from activities.ratelimit import RateLimiter
-from activities.registry import ACTIONS, ActionContext, Services
-from activities.settings import Settings
 from activities.tiktok import (
     MIN_CHUNK_BYTES,
     ChunkPlan,
@@ -37,6 +33,8 @@ from activities.tiktok import (
     exchange_code,
     plan_chunks,
 )
+from tests.support.actions import ContextFactory, contexts, run_action
+from tests.support.transport import FakeProvider
 
 BASE = "https://open.tiktokapis.com"
 UPLOAD_URL = "https://open-upload.tiktokapis.com/upload/?upload_id=U1&upload_token=T1"
@@ -72,25 +70,6 @@ CREATOR = {
 }
 
 
-class FakeTikTok:
-    """Records every request; answers from a route table, `(method, path) -> responder`."""
-
-    def __init__(self, routes: dict[tuple[str, str], Responder]) -> None:
-        self.routes = routes
-        self.requests: list[httpx.Request] = []
-
-    def __call__(self, request: httpx.Request) -> httpx.Response:
-        self.requests.append(request)
-        return self.routes[(request.method, request.url.path)](request)
-
-    def calls(self, method: str, path: str) -> list[httpx.Request]:
-        return [r for r in self.requests if (r.method, r.url.path) == (method, path)]
-
-    @property
-    def trail(self) -> list[str]:
-        return [f"{r.method} {r.url.path}" for r in self.requests]
-
-
 def posting_routes(
     upload: Responder | None = None, status: Responder | None = None
 ) -> dict[tuple[str, str], Responder]:
@@ -113,19 +92,11 @@ def store(tmp_path: Path) -> CredentialStore:
 
 
 @pytest.fixture
-async def make_ctx(tmp_path: Path, store: CredentialStore) -> AsyncIterator[Callable[..., ActionContext]]:
-    clients: list[httpx.AsyncClient] = []
-
-    def build(handler: Callable[[httpx.Request], httpx.Response], key: str = "wf-1/steps/0") -> ActionContext:
-        http = httpx.AsyncClient(transport=httpx.MockTransport(handler))
-        clients.append(http)
-        services = Services(http=http, credentials=store, settings=Settings(), limiter=RateLimiter())
-        services.state[LEDGER_STATE_KEY] = EffectLedger(tmp_path / "effects.json")
-        return ActionContext(services=services, account="main", idempotency_key=key, action="tiktok")
-
-    yield build
-    for http in clients:
-        await http.aclose()
+async def make_ctx(tmp_path: Path, store: CredentialStore) -> AsyncIterator[ContextFactory]:
+    async with contexts(
+        store, ledger=tmp_path / "effects.json", action="tiktok", key="wf-1/steps/0"
+    ) as build:
+        yield build
 
 
 @pytest.fixture
@@ -135,18 +106,14 @@ def video(tmp_path: Path) -> Path:
     return path
 
 
-async def run(ctx: ActionContext, name: str, params: Any) -> dict[str, Any]:
-    return await ACTIONS[name].handler(ctx, params)
-
-
 # --------------------------------------------------------------------------- Display API
 
 
-async def test_user_info_sends_the_fields_and_bearer_token(make_ctx: Callable[..., ActionContext]) -> None:
-    fake = FakeTikTok(
+async def test_user_info_sends_the_fields_and_bearer_token(make_ctx: ContextFactory) -> None:
+    fake = FakeProvider(
         {("GET", "/v2/user/info/"): lambda r: api_ok({"user": {"open_id": "open-1", "display_name": "Cat"}})}
     )
-    result = await run(
+    result = await run_action(
         make_ctx(fake),
         "tiktok.user_info",
         UserInfoInput(fields=["open_id", "display_name", "bio_description"]),
@@ -159,7 +126,7 @@ async def test_user_info_sends_the_fields_and_bearer_token(make_ctx: Callable[..
     assert result == {"open_id": "open-1", "display_name": "Cat", "bio_description": None}
 
 
-async def test_videos_follow_the_cursor_while_has_more(make_ctx: Callable[..., ActionContext]) -> None:
+async def test_videos_follow_the_cursor_while_has_more(make_ctx: ContextFactory) -> None:
     pages = {
         None: api_ok(
             {
@@ -172,9 +139,9 @@ async def test_videos_follow_the_cursor_while_has_more(make_ctx: Callable[..., A
             {"videos": [{"id": "3", "title": "c"}], "cursor": 1690000000000, "has_more": False}
         ),
     }
-    fake = FakeTikTok({("POST", "/v2/video/list/"): lambda r: pages[json.loads(r.content).get("cursor")]})
+    fake = FakeProvider({("POST", "/v2/video/list/"): lambda r: pages[json.loads(r.content).get("cursor")]})
 
-    result = await run(
+    result = await run_action(
         make_ctx(fake), "tiktok.videos", VideoListInput(fields=["id", "title"], max_count=2, pages=5)
     )
 
@@ -191,16 +158,18 @@ async def test_videos_follow_the_cursor_while_has_more(make_ctx: Callable[..., A
 
 
 async def test_videos_stop_at_the_page_budget_and_return_the_cursor(
-    make_ctx: Callable[..., ActionContext],
+    make_ctx: ContextFactory,
 ) -> None:
-    fake = FakeTikTok(
+    fake = FakeProvider(
         {
             ("POST", "/v2/video/list/"): lambda r: api_ok(
                 {"videos": [{"id": "1"}], "cursor": 99, "has_more": True}
             )
         }
     )
-    result = await run(make_ctx(fake), "tiktok.videos", VideoListInput(fields=["id"], pages=1, cursor=7))
+    result = await run_action(
+        make_ctx(fake), "tiktok.videos", VideoListInput(fields=["id"], pages=1, cursor=7)
+    )
     assert json.loads(fake.requests[0].content) == {"max_count": 20, "cursor": 7}
     assert result["cursor"] == 99
     assert result["has_more"] is True
@@ -214,9 +183,9 @@ def test_video_list_max_count_is_bounded_by_tiktok() -> None:
 # --------------------------------------------------------------------------- Content Posting API
 
 
-async def test_creator_info_is_normalized(make_ctx: Callable[..., ActionContext]) -> None:
-    fake = FakeTikTok(posting_routes())
-    result = await run(make_ctx(fake), "tiktok.creator_info", CreatorInfoInput())
+async def test_creator_info_is_normalized(make_ctx: ContextFactory) -> None:
+    fake = FakeProvider(posting_routes())
+    result = await run_action(make_ctx(fake), "tiktok.creator_info", CreatorInfoInput())
     assert fake.trail == ["POST /v2/post/publish/creator_info/query/"]
     assert fake.requests[0].headers["authorization"] == "Bearer act.valid"
     assert result["privacy_level_options"] == CREATOR["privacy_level_options"]
@@ -252,9 +221,9 @@ def test_chunk_plan_refuses_empty_files_and_too_many_chunks() -> None:
 
 
 async def test_publish_video_file_upload_checks_the_creator_then_inits_and_puts_every_chunk(
-    make_ctx: Callable[..., ActionContext], video: Path
+    make_ctx: ContextFactory, video: Path
 ) -> None:
-    fake = FakeTikTok(
+    fake = FakeProvider(
         posting_routes(upload=lambda r: httpx.Response(206 if "0-9" in r.headers["content-range"] else 201))
     )
     params = PublishVideoInput(
@@ -265,7 +234,7 @@ async def test_publish_video_file_upload_checks_the_creator_then_inits_and_puts_
         video_cover_timestamp_ms=500,
     )
 
-    result = await run(make_ctx(fake), "tiktok.publish_video", params)
+    result = await run_action(make_ctx(fake), "tiktok.publish_video", params)
 
     assert fake.trail == [
         "POST /v2/post/publish/creator_info/query/",
@@ -304,13 +273,13 @@ async def test_publish_video_file_upload_checks_the_creator_then_inits_and_puts_
 
 
 async def test_publish_video_refuses_a_privacy_level_the_creator_does_not_offer_before_init(
-    make_ctx: Callable[..., ActionContext], video: Path
+    make_ctx: ContextFactory, video: Path
 ) -> None:
-    fake = FakeTikTok(posting_routes())
+    fake = FakeProvider(posting_routes())
     params = PublishVideoInput(file_path=str(video), privacy_level="FOLLOWER_OF_CREATOR")
 
     with pytest.raises(ProviderRejected) as caught:
-        await run(make_ctx(fake), "tiktok.publish_video", params)
+        await run_action(make_ctx(fake), "tiktok.publish_video", params)
 
     assert caught.value.code == "privacy_level_option_mismatch"
     assert "PUBLIC_TO_EVERYONE, MUTUAL_FOLLOW_FRIENDS, SELF_ONLY" in str(caught.value)
@@ -318,16 +287,16 @@ async def test_publish_video_refuses_a_privacy_level_the_creator_does_not_offer_
 
 
 async def test_publish_video_pull_from_url_sends_the_url_and_uploads_nothing(
-    make_ctx: Callable[..., ActionContext],
+    make_ctx: ContextFactory,
 ) -> None:
-    fake = FakeTikTok(posting_routes())
+    fake = FakeProvider(posting_routes())
     params = PublishVideoInput(
         source="PULL_FROM_URL",
         video_url="https://cdn.example.com/cat.mp4",
         privacy_level="PUBLIC_TO_EVERYONE",
     )
 
-    result = await run(make_ctx(fake), "tiktok.publish_video", params)
+    result = await run_action(make_ctx(fake), "tiktok.publish_video", params)
 
     assert fake.trail == ["POST /v2/post/publish/creator_info/query/", "POST /v2/post/publish/video/init/"]
     assert json.loads(fake.requests[1].content)["source_info"] == {
@@ -346,10 +315,10 @@ def test_the_source_must_come_with_its_file_or_url() -> None:
 
 
 async def test_upload_draft_inits_in_the_inbox_without_post_info(
-    make_ctx: Callable[..., ActionContext], video: Path
+    make_ctx: ContextFactory, video: Path
 ) -> None:
-    fake = FakeTikTok(posting_routes())
-    result = await run(make_ctx(fake), "tiktok.upload_draft", UploadDraftInput(file_path=str(video)))
+    fake = FakeProvider(posting_routes())
+    result = await run_action(make_ctx(fake), "tiktok.upload_draft", UploadDraftInput(file_path=str(video)))
 
     assert fake.trail == ["POST /v2/post/publish/inbox/video/init/", "PUT /upload/"]
     assert json.loads(fake.requests[0].content) == {
@@ -359,8 +328,8 @@ async def test_upload_draft_inits_in_the_inbox_without_post_info(
     assert result["mode"] == "inbox"
 
 
-async def test_publish_status_is_normalized(make_ctx: Callable[..., ActionContext]) -> None:
-    fake = FakeTikTok(
+async def test_publish_status_is_normalized(make_ctx: ContextFactory) -> None:
+    fake = FakeProvider(
         {
             ("POST", "/v2/post/publish/status/fetch/"): lambda r: api_ok(
                 {
@@ -372,7 +341,7 @@ async def test_publish_status_is_normalized(make_ctx: Callable[..., ActionContex
             )
         }
     )
-    result = await run(
+    result = await run_action(
         make_ctx(fake), "tiktok.publish_status", PublishStatusInput(publish_id="v_pub_file~v2.123")
     )
 
@@ -391,21 +360,21 @@ async def test_publish_status_is_normalized(make_ctx: Callable[..., ActionContex
 
 
 async def test_a_rerun_of_a_finished_publish_makes_no_second_init(
-    make_ctx: Callable[..., ActionContext], video: Path
+    make_ctx: ContextFactory, video: Path
 ) -> None:
-    fake = FakeTikTok(posting_routes())
+    fake = FakeProvider(posting_routes())
     params = PublishVideoInput(file_path=str(video), chunk_size=10, privacy_level="SELF_ONLY")
-    first = await run(make_ctx(fake), "tiktok.publish_video", params)
+    first = await run_action(make_ctx(fake), "tiktok.publish_video", params)
     requests_after_first = len(fake.requests)
 
-    second = await run(make_ctx(fake), "tiktok.publish_video", params)
+    second = await run_action(make_ctx(fake), "tiktok.publish_video", params)
 
     assert len(fake.requests) == requests_after_first
     assert second == {**first, "already_done": True}
 
 
 async def test_a_rerun_after_a_failed_chunk_resumes_the_same_publish(
-    make_ctx: Callable[..., ActionContext], video: Path
+    make_ctx: ContextFactory, video: Path
 ) -> None:
     attempts: list[str] = []
 
@@ -415,16 +384,16 @@ async def test_a_rerun_after_a_failed_chunk_resumes_the_same_publish(
             return httpx.Response(502, text="<html>bad gateway</html>")
         return httpx.Response(206)
 
-    fake = FakeTikTok(
+    fake = FakeProvider(
         posting_routes(
             upload=upload, status=lambda r: api_ok({"status": "PROCESSING_UPLOAD", "uploaded_bytes": 10})
         )
     )
     params = UploadDraftInput(file_path=str(video), chunk_size=10)
     with pytest.raises(ProviderUnavailable):
-        await run(make_ctx(fake), "tiktok.upload_draft", params)
+        await run_action(make_ctx(fake), "tiktok.upload_draft", params)
 
-    result = await run(make_ctx(fake), "tiktok.upload_draft", params)
+    result = await run_action(make_ctx(fake), "tiktok.upload_draft", params)
 
     assert len(fake.calls("POST", "/v2/post/publish/inbox/video/init/")) == 1
     assert attempts == ["bytes 0-9/25", "bytes 10-24/25", "bytes 10-24/25"]
@@ -433,10 +402,10 @@ async def test_a_rerun_after_a_failed_chunk_resumes_the_same_publish(
 
 
 async def test_a_rerun_trusts_tiktoks_byte_count_over_the_ledger(
-    make_ctx: Callable[..., ActionContext], video: Path
+    make_ctx: ContextFactory, video: Path
 ) -> None:
     # The first attempt died after TikTok took chunk 2 but before the ledger said so.
-    fake = FakeTikTok(
+    fake = FakeProvider(
         posting_routes(
             upload=lambda r: (
                 httpx.Response(502) if r.headers["content-range"] == "bytes 10-19/30" else httpx.Response(206)
@@ -448,10 +417,10 @@ async def test_a_rerun_trusts_tiktoks_byte_count_over_the_ledger(
     path.write_bytes(bytes(30))
     params = UploadDraftInput(file_path=str(path), chunk_size=10)
     with pytest.raises(ProviderUnavailable):
-        await run(make_ctx(fake), "tiktok.upload_draft", params)
-    fake.routes[("PUT", "/upload/")] = lambda r: httpx.Response(201)
+        await run_action(make_ctx(fake), "tiktok.upload_draft", params)
+    fake.on("PUT", "/upload/", lambda r: httpx.Response(201))
 
-    await run(make_ctx(fake), "tiktok.upload_draft", params)
+    await run_action(make_ctx(fake), "tiktok.upload_draft", params)
 
     assert [p.headers["content-range"] for p in fake.calls("PUT", "/upload/")] == [
         "bytes 0-9/30",
@@ -461,9 +430,9 @@ async def test_a_rerun_trusts_tiktoks_byte_count_over_the_ledger(
 
 
 async def test_a_rerun_whose_earlier_publish_failed_starts_a_new_one(
-    make_ctx: Callable[..., ActionContext], video: Path
+    make_ctx: ContextFactory, video: Path
 ) -> None:
-    fake = FakeTikTok(
+    fake = FakeProvider(
         posting_routes(
             upload=lambda r: httpx.Response(500),
             status=lambda r: api_ok({"status": "FAILED", "fail_reason": "internal"}),
@@ -471,22 +440,20 @@ async def test_a_rerun_whose_earlier_publish_failed_starts_a_new_one(
     )
     params = UploadDraftInput(file_path=str(video))
     with pytest.raises(ProviderUnavailable):
-        await run(make_ctx(fake), "tiktok.upload_draft", params)
-    fake.routes[("PUT", "/upload/")] = lambda r: httpx.Response(201)
+        await run_action(make_ctx(fake), "tiktok.upload_draft", params)
+    fake.on("PUT", "/upload/", lambda r: httpx.Response(201))
 
-    result = await run(make_ctx(fake), "tiktok.upload_draft", params)
+    result = await run_action(make_ctx(fake), "tiktok.upload_draft", params)
 
     assert len(fake.calls("POST", "/v2/post/publish/inbox/video/init/")) == 2
     assert result["already_done"] is False
 
 
-async def test_another_step_publishes_its_own_video(
-    make_ctx: Callable[..., ActionContext], video: Path
-) -> None:
-    fake = FakeTikTok(posting_routes())
+async def test_another_step_publishes_its_own_video(make_ctx: ContextFactory, video: Path) -> None:
+    fake = FakeProvider(posting_routes())
     params = UploadDraftInput(file_path=str(video))
-    await run(make_ctx(fake, key="wf-1/steps/0"), "tiktok.upload_draft", params)
-    await run(make_ctx(fake, key="wf-1/steps/1"), "tiktok.upload_draft", params)
+    await run_action(make_ctx(fake, key="wf-1/steps/0"), "tiktok.upload_draft", params)
+    await run_action(make_ctx(fake, key="wf-1/steps/1"), "tiktok.upload_draft", params)
     assert len(fake.calls("POST", "/v2/post/publish/inbox/video/init/")) == 2
 
 
@@ -507,14 +474,14 @@ async def test_another_step_publishes_its_own_video(
     ],
 )
 async def test_api_errors_map_into_the_error_tree(
-    make_ctx: Callable[..., ActionContext],
+    make_ctx: ContextFactory,
     response: httpx.Response,
     error: type[ProviderError],
     code: str | None,
 ) -> None:
-    fake = FakeTikTok({("POST", "/v2/post/publish/status/fetch/"): lambda r: response})
+    fake = FakeProvider({("POST", "/v2/post/publish/status/fetch/"): lambda r: response})
     with pytest.raises(error) as caught:
-        await run(make_ctx(fake), "tiktok.publish_status", PublishStatusInput(publish_id="p1"))
+        await run_action(make_ctx(fake), "tiktok.publish_status", PublishStatusInput(publish_id="p1"))
     assert type(caught.value) is error
     assert caught.value.code == code
     assert caught.value.provider == "tiktok"
@@ -525,18 +492,18 @@ async def test_api_errors_map_into_the_error_tree(
         assert "log_id L2" in str(caught.value)
 
 
-async def test_a_refused_chunk_is_rejected(make_ctx: Callable[..., ActionContext], video: Path) -> None:
-    fake = FakeTikTok(posting_routes(upload=lambda r: httpx.Response(416)))
+async def test_a_refused_chunk_is_rejected(make_ctx: ContextFactory, video: Path) -> None:
+    fake = FakeProvider(posting_routes(upload=lambda r: httpx.Response(416)))
     with pytest.raises(ProviderRejected, match="chunk upload refused"):
-        await run(make_ctx(fake), "tiktok.upload_draft", UploadDraftInput(file_path=str(video)))
+        await run_action(make_ctx(fake), "tiktok.upload_draft", UploadDraftInput(file_path=str(video)))
 
 
 async def test_a_missing_video_file_is_rejected_before_any_request(
-    make_ctx: Callable[..., ActionContext], tmp_path: Path
+    make_ctx: ContextFactory, tmp_path: Path
 ) -> None:
-    fake = FakeTikTok(posting_routes())
+    fake = FakeProvider(posting_routes())
     with pytest.raises(ProviderRejected, match="cannot read the video file"):
-        await run(
+        await run_action(
             make_ctx(fake), "tiktok.upload_draft", UploadDraftInput(file_path=str(tmp_path / "nope.mp4"))
         )
     assert fake.requests == []
@@ -546,9 +513,9 @@ async def test_a_missing_video_file_is_rejected_before_any_request(
 
 
 async def test_exchange_code_stores_the_first_token_pair(
-    make_ctx: Callable[..., ActionContext], store: CredentialStore
+    make_ctx: ContextFactory, store: CredentialStore
 ) -> None:
-    fake = FakeTikTok(
+    fake = FakeProvider(
         {
             ("POST", "/v2/oauth/token/"): lambda r: httpx.Response(
                 200,
@@ -593,9 +560,9 @@ async def test_exchange_code_stores_the_first_token_pair(
 
 
 async def test_exchange_code_refused_with_http_200_is_rejected(
-    make_ctx: Callable[..., ActionContext],
+    make_ctx: ContextFactory,
 ) -> None:
-    fake = FakeTikTok(
+    fake = FakeProvider(
         {
             ("POST", "/v2/oauth/token/"): lambda r: httpx.Response(
                 200,
@@ -634,17 +601,17 @@ def init_failing_once(error: Exception | httpx.Response, **ok: str) -> Responder
 
 
 async def test_a_pull_from_url_init_whose_answer_was_lost_is_never_sent_again(
-    make_ctx: Callable[..., ActionContext],
+    make_ctx: ContextFactory,
 ) -> None:
     """TikTok may have accepted it and will fetch the video itself: the retry refuses, clearly."""
-    fake = FakeTikTok({**posting_routes(), INIT: init_failing_once(httpx.ReadTimeout("lost"))})
+    fake = FakeProvider({**posting_routes(), INIT: init_failing_once(httpx.ReadTimeout("lost"))})
     ctx = make_ctx(fake)
 
     with pytest.raises(ProviderUnavailable) as first:
-        await run(ctx, "tiktok.publish_video", PULL)
+        await run_action(ctx, "tiktok.publish_video", PULL)
     assert first.value.outcome_unknown
     with pytest.raises(ProviderRejected) as retry:
-        await run(ctx, "tiktok.publish_video", PULL)
+        await run_action(ctx, "tiktok.publish_video", PULL)
 
     assert retry.value.code == "publish_outcome_unknown"
     assert "check the account's posts" in str(retry.value)
@@ -657,15 +624,15 @@ async def test_a_pull_from_url_init_whose_answer_was_lost_is_never_sent_again(
     ids=["connection refused", "500 answered", "429 answered"],
 )
 async def test_a_pull_from_url_init_tiktok_provably_did_not_act_on_is_retried(
-    make_ctx: Callable[..., ActionContext], error: Exception | httpx.Response
+    make_ctx: ContextFactory, error: Exception | httpx.Response
 ) -> None:
-    fake = FakeTikTok({**posting_routes(), INIT: init_failing_once(error)})
+    fake = FakeProvider({**posting_routes(), INIT: init_failing_once(error)})
     ctx = make_ctx(fake)
 
     with pytest.raises(ProviderError):
-        await run(ctx, "tiktok.publish_video", PULL)
-    result = await run(ctx, "tiktok.publish_video", PULL)
-    again = await run(ctx, "tiktok.publish_video", PULL)
+        await run_action(ctx, "tiktok.publish_video", PULL)
+    result = await run_action(ctx, "tiktok.publish_video", PULL)
+    again = await run_action(ctx, "tiktok.publish_video", PULL)
 
     assert result["publish_id"] == "v_pub_url~v2.9"
     assert again == {**result, "already_done": True}
@@ -673,17 +640,17 @@ async def test_a_pull_from_url_init_tiktok_provably_did_not_act_on_is_retried(
 
 
 async def test_a_file_upload_init_whose_answer_was_lost_is_simply_redone(
-    make_ctx: Callable[..., ActionContext], video: Path
+    make_ctx: ContextFactory, video: Path
 ) -> None:
     """Nothing was uploaded to the lost init, so it never publishes: a fresh init is safe."""
     lost = init_failing_once(httpx.ReadTimeout("lost"), upload_url=UPLOAD_URL)
-    fake = FakeTikTok({**posting_routes(), INIT: lost})
+    fake = FakeProvider({**posting_routes(), INIT: lost})
     ctx = make_ctx(fake)
     params = PublishVideoInput(file_path=str(video), privacy_level="SELF_ONLY")
 
     with pytest.raises(ProviderUnavailable):
-        await run(ctx, "tiktok.publish_video", params)
-    await run(ctx, "tiktok.publish_video", params)
+        await run_action(ctx, "tiktok.publish_video", params)
+    await run_action(ctx, "tiktok.publish_video", params)
 
     assert len(fake.calls(*INIT)) == 2
 
@@ -699,14 +666,14 @@ async def test_a_file_upload_init_whose_answer_was_lost_is_simply_redone(
     ids=["no publish_id", "no data", "html", "empty"],
 )
 async def test_a_pull_from_url_init_answered_with_garbage_is_not_sent_again(
-    make_ctx: Callable[..., ActionContext], garbage: httpx.Response
+    make_ctx: ContextFactory, garbage: httpx.Response
 ) -> None:
     """A success status means TikTok may have taken the post, whatever came with it."""
-    fake = FakeTikTok({**posting_routes(), INIT: init_failing_once(garbage)})
+    fake = FakeProvider({**posting_routes(), INIT: init_failing_once(garbage)})
     ctx = make_ctx(fake)
 
     with pytest.raises(ProviderUnavailable):
-        await run(ctx, "tiktok.publish_video", PULL)
+        await run_action(ctx, "tiktok.publish_video", PULL)
     with pytest.raises(ProviderRejected, match="check the account"):
-        await run(ctx, "tiktok.publish_video", PULL)
+        await run_action(ctx, "tiktok.publish_video", PULL)
     assert len(fake.calls(*INIT)) == 1

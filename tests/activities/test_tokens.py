@@ -14,11 +14,9 @@ import pytest
 import activities.tiktok  # noqa: F401  (registers the tiktok actions)
 from activities.credentials import CredentialStore
 from activities.errors import CredentialsRejected, ProviderUnavailable, SessionExpired
-from activities.ledger import LEDGER_STATE_KEY, EffectLedger
-from activities.ratelimit import RateLimiter
-from activities.registry import ACTIONS, ActionContext, Services
-from activities.settings import Settings
+from activities.registry import ACTIONS, ActionContext
 from activities.tiktok import UserInfoInput
+from tests.support.actions import ContextFactory, action_context, contexts, fake_services
 
 Handler = Callable[[httpx.Request], Coroutine[None, None, httpx.Response]]
 
@@ -98,23 +96,10 @@ def store(tmp_path: Path) -> CredentialStore:
 
 
 @pytest.fixture
-async def make_ctx(
-    tmp_path: Path, store: CredentialStore
-) -> AsyncIterator[Callable[[Handler], ActionContext]]:
-    clients: list[httpx.AsyncClient] = []
-
-    def build(handler: Handler) -> ActionContext:
-        http = httpx.AsyncClient(transport=httpx.MockTransport(handler))
-        clients.append(http)
-        services = Services(http=http, credentials=store, settings=Settings(), limiter=RateLimiter())
-        services.state[LEDGER_STATE_KEY] = EffectLedger(tmp_path / "effects.json")
-        return ActionContext(
-            services=services, account="main", idempotency_key="wf/step", action="tiktok.user_info"
-        )
-
-    yield build
-    for http in clients:
-        await http.aclose()
+async def make_ctx(tmp_path: Path, store: CredentialStore) -> AsyncIterator[ContextFactory]:
+    ledger = tmp_path / "effects.json"
+    async with contexts(store, ledger=ledger, action="tiktok.user_info", key="wf/step") as build:
+        yield build
 
 
 async def user_info(ctx: ActionContext) -> dict[str, object]:
@@ -122,7 +107,7 @@ async def user_info(ctx: ActionContext) -> dict[str, object]:
 
 
 async def test_an_expired_token_is_refreshed_before_the_call_and_the_rotated_pair_stored(
-    make_ctx: Callable[[Handler], ActionContext], store: CredentialStore
+    make_ctx: ContextFactory, store: CredentialStore
 ) -> None:
     store.update("tiktok", "main", {**OLD, "expires_at": str(int(time.time()) - 10)})
     provider = Provider()
@@ -148,7 +133,7 @@ async def test_an_expired_token_is_refreshed_before_the_call_and_the_rotated_pai
 
 
 async def test_a_token_within_the_margin_is_refreshed_too(
-    make_ctx: Callable[[Handler], ActionContext], store: CredentialStore
+    make_ctx: ContextFactory, store: CredentialStore
 ) -> None:
     store.update("tiktok", "main", {**OLD, "expires_at": str(int(time.time()) + 30)})
     provider = Provider()
@@ -157,7 +142,7 @@ async def test_a_token_within_the_margin_is_refreshed_too(
 
 
 async def test_a_fresh_token_is_used_without_refreshing(
-    make_ctx: Callable[[Handler], ActionContext], store: CredentialStore
+    make_ctx: ContextFactory, store: CredentialStore
 ) -> None:
     store.update("tiktok", "main", {**OLD, "expires_at": str(int(time.time()) + 3600)})
     provider = Provider(valid="act.old")
@@ -166,7 +151,7 @@ async def test_a_fresh_token_is_used_without_refreshing(
 
 
 async def test_twenty_concurrent_calls_with_an_expired_token_refresh_exactly_once(
-    make_ctx: Callable[[Handler], ActionContext], store: CredentialStore
+    make_ctx: ContextFactory, store: CredentialStore
 ) -> None:
     store.update("tiktok", "main", {**OLD, "expires_at": str(int(time.time()) - 10)})
     provider = Provider()
@@ -182,7 +167,7 @@ async def test_twenty_concurrent_calls_with_an_expired_token_refresh_exactly_onc
 
 
 async def test_twenty_concurrent_calls_rejected_with_access_token_invalid_refresh_exactly_once(
-    make_ctx: Callable[[Handler], ActionContext], store: CredentialStore
+    make_ctx: ContextFactory, store: CredentialStore
 ) -> None:
     # The stored expiry looks fine, but TikTok revoked the token early: every call sees a 401.
     store.update("tiktok", "main", {**OLD, "expires_at": str(int(time.time()) + 3600)})
@@ -197,7 +182,7 @@ async def test_twenty_concurrent_calls_rejected_with_access_token_invalid_refres
 
 
 async def test_a_refused_refresh_is_session_expired_with_what_to_do(
-    make_ctx: Callable[[Handler], ActionContext], store: CredentialStore
+    make_ctx: ContextFactory, store: CredentialStore
 ) -> None:
     store.update("tiktok", "main", {**OLD, "expires_at": str(int(time.time()) - 10)})
 
@@ -225,7 +210,7 @@ async def test_a_refused_refresh_is_session_expired_with_what_to_do(
 
 
 async def test_a_refresh_refused_because_another_process_rotated_the_token_uses_the_new_pair(
-    make_ctx: Callable[[Handler], ActionContext], store: CredentialStore
+    make_ctx: ContextFactory, store: CredentialStore
 ) -> None:
     store.update("tiktok", "main", {**OLD, "expires_at": str(int(time.time()) - 10)})
     provider = Provider(
@@ -250,7 +235,7 @@ async def test_a_refresh_refused_because_another_process_rotated_the_token_uses_
 
 
 async def test_a_refresh_that_cannot_be_tried_now_stays_retryable(
-    make_ctx: Callable[[Handler], ActionContext], store: CredentialStore
+    make_ctx: ContextFactory, store: CredentialStore
 ) -> None:
     store.update("tiktok", "main", {**OLD, "expires_at": str(int(time.time()) - 10)})
     provider = Provider(token_answer=lambda: httpx.Response(503, text="upstream down"))
@@ -258,9 +243,7 @@ async def test_a_refresh_that_cannot_be_tried_now_stays_retryable(
         await user_info(make_ctx(provider))
 
 
-async def test_refused_client_credentials_fail_fast(
-    make_ctx: Callable[[Handler], ActionContext], store: CredentialStore
-) -> None:
+async def test_refused_client_credentials_fail_fast(make_ctx: ContextFactory, store: CredentialStore) -> None:
     store.update("tiktok", "main", {**OLD, "expires_at": str(int(time.time()) - 10)})
     provider = Provider(
         token_answer=lambda: httpx.Response(
@@ -271,9 +254,7 @@ async def test_refused_client_credentials_fail_fast(
         await user_info(make_ctx(provider))
 
 
-async def test_no_refresh_token_is_session_expired(
-    make_ctx: Callable[[Handler], ActionContext], store: CredentialStore
-) -> None:
+async def test_no_refresh_token_is_session_expired(make_ctx: ContextFactory, store: CredentialStore) -> None:
     store.update(
         "tiktok",
         "main",
@@ -286,7 +267,7 @@ async def test_no_refresh_token_is_session_expired(
 
 
 async def test_a_just_refreshed_token_that_is_rejected_again_is_session_expired(
-    make_ctx: Callable[[Handler], ActionContext], store: CredentialStore
+    make_ctx: ContextFactory, store: CredentialStore
 ) -> None:
     store.update("tiktok", "main", {**OLD, "expires_at": str(int(time.time()) + 3600)})
     provider = Provider(valid="never")
@@ -300,23 +281,16 @@ async def test_two_worker_processes_sharing_the_file_refresh_once(tmp_path: Path
     path = tmp_path / "credentials.json"
     CredentialStore(path, env={}).update("tiktok", "main", {**OLD, "expires_at": str(int(time.time()) - 10)})
     provider = Provider()
-    contexts = []
+    workers = []
     for n in range(2):
-        http = httpx.AsyncClient(transport=httpx.MockTransport(provider))
-        services = Services(
-            http=http, credentials=CredentialStore(path, env={}), settings=Settings(), limiter=RateLimiter()
-        )
-        services.state[LEDGER_STATE_KEY] = EffectLedger(tmp_path / f"effects-{n}.json")
-        contexts.append(
-            ActionContext(
-                services=services, account="main", idempotency_key="wf/step", action="tiktok.user_info"
-            )
-        )
+        store = CredentialStore(path, env={})
+        services = fake_services(provider, store, ledger=tmp_path / f"effects-{n}.json")
+        workers.append(action_context(services, key="wf/step", action="tiktok.user_info"))
 
-    results = await asyncio.gather(*(user_info(contexts[i % 2]) for i in range(20)))
+    results = await asyncio.gather(*(user_info(workers[i % 2]) for i in range(20)))
 
     assert len(provider.refreshes) == 1
     assert all(r["display_name"] == "Cat" for r in results)
     assert CredentialStore(path, env={}).get("tiktok", "main")["refresh_token"] == "rft.new1"
-    for ctx in contexts:
+    for ctx in workers:
         await ctx.services.http.aclose()

@@ -26,17 +26,16 @@ from typing import Any
 import httpx
 import pytest
 import yaml
-from conftest import Stack, Webhook
+from conftest import Stack
 from structlog.testing import capture_logs
 from temporalio.client import WorkflowFailureError
 from temporalio.testing import WorkflowEnvironment
 
 from activities.credentials import CredentialStore
-from activities.ratelimit import RateLimiter
-from activities.registry import Services, load_actions
-from activities.settings import Settings
-from tikflow.devstack import sandbox_credentials
-from tikflow.emulator.server import provider_base_urls
+from activities.registry import load_actions
+from tests.support.emulator import emulator_services, store_emulator_credentials
+from tests.support.webhook import Webhook
+from tikflow.devstack import running_workers
 from tikflow.emulator.state import HIGHLEVEL_ACCOUNT, ME, SOCIALAPI_ACCOUNT, TIKTOK_OPEN_ID
 from tikflow.loader import load_recipe_text
 from tikflow.runs import start_recipe
@@ -1110,38 +1109,22 @@ async def bench(
     A worker and a webhook receiver per test (the fixtures' scope) take about half a second to
     stop, more than most cases take to run; what a case needs fresh is the sandbox's world.
     """
-    from tikflow.worker import run_workers
-
     path = tmp_path_factory.mktemp("every-action") / "credentials.json"
     store = CredentialStore(path, env={})
-    services = Services(
-        http=httpx.AsyncClient(timeout=30),
-        credentials=store,
-        settings=Settings(base_urls=provider_base_urls(sandbox_url)),
-        limiter=RateLimiter(),
-    )
+    services = emulator_services(sandbox_url, store, http=httpx.AsyncClient(timeout=30))
     queue = f"tq-{uuid.uuid4()}"
-    stop, ready = asyncio.Event(), asyncio.Event()
-    task = asyncio.create_task(
-        run_workers(dev_env.client, services, base_queue=queue, stop=stop, ready=ready)
-    )
-    await asyncio.wait_for(ready.wait(), 30)
-    webhook = Webhook()
-    try:
-        yield Bench(Stack(dev_env.client, sandbox_url, queue, path), store, webhook)
-    finally:
-        webhook.close()
-        stop.set()
-        await task
-        await services.http.aclose()
+    async with services.http, running_workers(dev_env.client, services, queue):
+        webhook = Webhook()
+        try:
+            yield Bench(Stack(dev_env.client, sandbox_url, queue, path), store, webhook)
+        finally:
+            webhook.close()
 
 
 def _fresh_world(bench: Bench) -> dict[str, Any]:
     """Reset the sandbox and store its credentials (a reset forgets the TikTok tokens it issued)."""
     bench.stack.admin("reset")
-    for provider, accounts in sandbox_credentials(bench.stack.sandbox_url).items():
-        for account, fields in accounts.items():
-            bench.store.update(provider, account, fields)
+    store_emulator_credentials(bench.store, bench.stack.sandbox_url)
     bench.webhook.calls.clear()
     return bench.stack.state()
 

@@ -1,4 +1,4 @@
-"""Fixtures of the sandbox tests: the app on an in-process transport, driven by a fake clock."""
+"""Fixtures of the emulator tests: the app on an in-process transport, driven by a fake clock."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 
 from tests.emulator.support import FakeClock
 from tikflow.emulator.app import create_app
-from tikflow.emulator.state import SandboxConfig
+from tikflow.emulator.state import EmulatorConfig
 
 
 @pytest.fixture
@@ -18,13 +18,13 @@ def fake_clock() -> FakeClock:
 
 
 @pytest.fixture
-def config(fake_clock: FakeClock) -> SandboxConfig:
-    return SandboxConfig(seed=7, clock=fake_clock)
+def config(fake_clock: FakeClock) -> EmulatorConfig:
+    return EmulatorConfig(seed=7, clock=fake_clock)
 
 
 @pytest.fixture
-async def sandbox(config: SandboxConfig) -> AsyncIterator[httpx.AsyncClient]:
-    """An HTTP client talking to a fresh sandbox app in-process."""
+async def emulator(config: EmulatorConfig) -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client talking to a fresh emulator app in-process."""
     transport = httpx.ASGITransport(app=create_app(config))
     async with httpx.AsyncClient(transport=transport, base_url="http://sandbox") as client:
         yield client

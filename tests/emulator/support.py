@@ -1,9 +1,10 @@
-"""What the sandbox tests share: demo credentials as headers, a fake clock, admin helpers."""
+"""What the emulator tests share: demo credentials as headers, a fake clock, admin helpers."""
 
 from __future__ import annotations
 
 import httpx
 
+from tests.support.emulator import AsyncAdminClient
 from tikflow.emulator.state import DEMO_ACCOUNT_KEY, DEMO_API_KEY
 
 #: TikAPI's demo keys as headers: public endpoints, and the account's own.
@@ -27,12 +28,8 @@ class FakeClock:
 
 
 async def state(client: httpx.AsyncClient) -> dict:
-    response = await client.get("/_admin/state")
-    assert response.status_code == 200
-    return response.json()
+    return await AsyncAdminClient(client).state()
 
 
 async def admin(client: httpx.AsyncClient, action: str, body: dict | None = None) -> dict:
-    response = await client.post(f"/_admin/{action}", json=body or {})
-    assert response.status_code == 200, response.text
-    return response.json()
+    return await AsyncAdminClient(client).admin(action, body if body is not None else {})

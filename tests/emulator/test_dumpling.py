@@ -8,19 +8,19 @@ from tikflow.emulator.state import DUMPLING_KEY
 AUTH = {"Authorization": f"Bearer {DUMPLING_KEY}"}
 
 
-async def test_unknown_key_and_bad_parameters(sandbox):
-    bad = await sandbox.post(
+async def test_unknown_key_and_bad_parameters(emulator):
+    bad = await emulator.post(
         "/dumpling/api/v1/get-tiktok-profile", json={"handle": "x"}, headers={"Authorization": "Bearer nope"}
     )
     assert (bad.status_code, bad.json()) == (401, {"error": "API key is invalid or missing."})
-    missing = await sandbox.post("/dumpling/api/v1/get-tiktok-profile", json={}, headers=AUTH)
+    missing = await emulator.post("/dumpling/api/v1/get-tiktok-profile", json={}, headers=AUTH)
     assert (missing.status_code, missing.json()) == (
         400,
         {"error": "'handle' parameter is required and must be a non-empty string."},
     )
-    garbled = await sandbox.post("/dumpling/api/v1/get-tiktok-profile", content=b"{", headers=AUTH)
+    garbled = await emulator.post("/dumpling/api/v1/get-tiktok-profile", content=b"{", headers=AUTH)
     assert garbled.json() == {"error": "Invalid JSON in request body"}
-    unknown = await sandbox.post(
+    unknown = await emulator.post(
         "/dumpling/api/v1/get-tiktok-profile", json={"handle": "nobody_here"}, headers=AUTH
     )
     assert (unknown.status_code, unknown.json()) == (
@@ -29,8 +29,8 @@ async def test_unknown_key_and_bad_parameters(sandbox):
     )
 
 
-async def test_the_documented_example_profile(sandbox):
-    response = await sandbox.post(
+async def test_the_documented_example_profile(emulator):
+    response = await emulator.post(
         "/dumpling/api/v1/get-tiktok-profile", json={"handle": "stoolpresidente"}, headers=AUTH
     )
     body = response.json()
@@ -45,11 +45,11 @@ async def test_the_documented_example_profile(sandbox):
     assert response.headers["x-ratelimit-remaining"] == "599"
 
 
-async def test_profile_videos_page_by_max_cursor_to_the_end(sandbox):
+async def test_profile_videos_page_by_max_cursor_to_the_end(emulator):
     seen, cursor = [], 0
     for _ in range(10):
         body = (
-            await sandbox.post(
+            await emulator.post(
                 "/dumpling/api/v1/get-tiktok-profile-videos",
                 json={"handle": "catlover99", "maxCursor": cursor},
                 headers=AUTH,
@@ -60,17 +60,17 @@ async def test_profile_videos_page_by_max_cursor_to_the_end(sandbox):
         if not body["has_more"]:
             break
         cursor = body["max_cursor"]
-    videos = [v for v in (await state(sandbox))["tikapi"]["videos"] if v["author"] == "catlover99"]
+    videos = [v for v in (await state(emulator))["tikapi"]["videos"] if v["author"] == "catlover99"]
     assert sorted(seen) == sorted(v["id"] for v in videos)
 
 
-async def test_video_comments_and_transcript(sandbox):
-    await admin(sandbox, "tick", {"comments": 30, "video_id": DOC_VIDEO})
+async def test_video_comments_and_transcript(emulator):
+    await admin(emulator, "tick", {"comments": 30, "video_id": DOC_VIDEO})
     url = f"https://www.tiktok.com/@lilyachty/video/{DOC_VIDEO}"
     seen, cursor = [], 0
     for _ in range(10):
         body = (
-            await sandbox.post(
+            await emulator.post(
                 "/dumpling/api/v1/get-tiktok-video-comments",
                 json={"url": url, "cursor": cursor, "count": 20},
                 headers=AUTH,
@@ -82,39 +82,39 @@ async def test_video_comments_and_transcript(sandbox):
         cursor = body["cursor"]
     assert len(seen) == len(set(seen)) == 31
     transcript = (
-        await sandbox.post("/dumpling/api/v1/get-tiktok-transcript", json={"videoUrl": url}, headers=AUTH)
+        await emulator.post("/dumpling/api/v1/get-tiktok-transcript", json={"videoUrl": url}, headers=AUTH)
     ).json()
     assert transcript["transcript"].startswith("WEBVTT")
     assert (transcript["id"], transcript["language"]) == (DOC_VIDEO, "en")
 
 
-async def test_credits_run_out_with_a_403(sandbox):
-    await admin(sandbox, "config", {"dumpling_credits": 25})
+async def test_credits_run_out_with_a_403(emulator):
+    await admin(emulator, "config", {"dumpling_credits": 25})
     codes = [
         (
-            await sandbox.post(
+            await emulator.post(
                 "/dumpling/api/v1/get-tiktok-profile", json={"handle": "lilyachty"}, headers=AUTH
             )
         ).status_code
         for _ in range(3)
     ]
     assert codes == [200, 200, 403]
-    out = await sandbox.post(
+    out = await emulator.post(
         "/dumpling/api/v1/get-tiktok-profile", json={"handle": "lilyachty"}, headers=AUTH
     )
     assert out.json() == {"error": "Insufficient credits. Please top up your account."}
-    assert (await state(sandbox))["dumpling"]["credits"] == 5
+    assert (await state(emulator))["dumpling"]["credits"] == 5
 
 
-async def test_rate_limit_headers_count_down_then_429(sandbox, fake_clock):
-    await admin(sandbox, "config", {"dumpling_per_minute": 2})
+async def test_rate_limit_headers_count_down_then_429(emulator, fake_clock):
+    await admin(emulator, "config", {"dumpling_per_minute": 2})
     responses = [
-        await sandbox.post("/dumpling/api/v1/get-tiktok-profile", json={"handle": "lilyachty"}, headers=AUTH)
+        await emulator.post("/dumpling/api/v1/get-tiktok-profile", json={"handle": "lilyachty"}, headers=AUTH)
         for _ in range(3)
     ]
     assert [r.status_code for r in responses] == [200, 200, 429]
     assert [r.headers["x-ratelimit-remaining"] for r in responses] == ["1", "0", "0"]
     fake_clock.advance(60)
     assert (
-        await sandbox.post("/dumpling/api/v1/get-tiktok-profile", json={"handle": "lilyachty"}, headers=AUTH)
+        await emulator.post("/dumpling/api/v1/get-tiktok-profile", json={"handle": "lilyachty"}, headers=AUTH)
     ).status_code == 200

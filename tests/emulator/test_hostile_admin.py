@@ -20,8 +20,8 @@ import pytest
 
 from tikflow.emulator import demo_credentials
 from tikflow.emulator.payloads import MAX_DEPTH, MAX_TICK, ConfigUpdate, FaultRuleInput
-from tikflow.emulator.server import running_sandbox
-from tikflow.emulator.state import SandboxConfig
+from tikflow.emulator.server import running_emulator
+from tikflow.emulator.state import EmulatorConfig
 
 CREDENTIALS = demo_credentials()
 TIKAPI = {"X-API-KEY": CREDENTIALS["tikapi"]["main"]["api_key"]}
@@ -43,7 +43,7 @@ def served() -> Iterator[tuple[httpx.Client, Collected]]:
     """A sandbox of this module's own on loopback, and what its server logs."""
     logs = Collected()
     loggers = [logging.getLogger(name) for name in ("uvicorn", "uvicorn.error", "uvicorn.access")]
-    with running_sandbox(port=0, config=SandboxConfig(seed=7)) as url:
+    with running_emulator(port=0, config=EmulatorConfig(seed=7)) as url:
         for logger in loggers:
             logger.addHandler(logs)
         try:
@@ -55,7 +55,7 @@ def served() -> Iterator[tuple[httpx.Client, Collected]]:
 
 
 @pytest.fixture
-def sandbox(served: tuple[httpx.Client, Collected]) -> Iterator[httpx.Client]:
+def emulator(served: tuple[httpx.Client, Collected]) -> Iterator[httpx.Client]:
     # No reset per test: nothing a refused request did may linger, and the next test would see it.
     client, logs = served
     before = len(logs.records)
@@ -91,7 +91,7 @@ def _config_cases() -> list[tuple[str, Any]]:
     cases = []
     for name, info in ConfigUpdate.model_fields.items():
         nullable = name == "tikapi_retry_after"
-        default = getattr(SandboxConfig(), name)
+        default = getattr(EmulatorConfig(), name)
         cases += [(name, value) for value in _wrong_values(info.annotation, default, nullable)]
     return cases
 
@@ -145,22 +145,22 @@ def _still_serves(client: httpx.Client) -> None:
 
 
 @pytest.mark.parametrize(("field", "value"), _config_cases(), ids=lambda v: repr(v)[:40])
-def test_a_config_value_of_the_wrong_type_or_size_is_refused_and_not_stored(sandbox, field, value):
-    before = sandbox.get("/_admin/config").json()
+def test_a_config_value_of_the_wrong_type_or_size_is_refused_and_not_stored(emulator, field, value):
+    before = emulator.get("/_admin/config").json()
     # A valid field beside it is not stored either: the update is all or nothing.
-    message = _refused(_post(sandbox, "/_admin/config", {"publish_polls": 9, field: value}))
-    assert sandbox.get("/_admin/config").json() == before
+    message = _refused(_post(emulator, "/_admin/config", {"publish_polls": 9, field: value}))
+    assert emulator.get("/_admin/config").json() == before
     assert field in message
-    _still_serves(sandbox)
+    _still_serves(emulator)
 
 
 @pytest.mark.parametrize(("field", "value"), _rule_cases(), ids=lambda v: repr(v)[:40])
-def test_a_fault_rule_of_the_wrong_type_or_size_is_refused_and_not_stored(sandbox, field, value):
+def test_a_fault_rule_of_the_wrong_type_or_size_is_refused_and_not_stored(emulator, field, value):
     good = {"provider": "tikapi", "kind": "status", "path": "/nothing-matches"}
     rule = {**good, field: value}
-    _refused(_post(sandbox, "/_admin/faults", {"rules": [good, rule]}))
-    assert sandbox.get("/_admin/faults").json() == {"rules": []}
-    _still_serves(sandbox)
+    _refused(_post(emulator, "/_admin/faults", {"rules": [good, rule]}))
+    assert emulator.get("/_admin/faults").json() == {"rules": []}
+    _still_serves(emulator)
 
 
 @pytest.mark.parametrize(
@@ -186,22 +186,22 @@ def test_a_fault_rule_of_the_wrong_type_or_size_is_refused_and_not_stored(sandbo
     ],
     ids=repr,
 )
-def test_a_huge_or_mistyped_tick_is_refused_quickly_and_changes_nothing(sandbox, body):
-    before = sandbox.get("/_admin/state").json()["tikapi"]
+def test_a_huge_or_mistyped_tick_is_refused_quickly_and_changes_nothing(emulator, body):
+    before = emulator.get("/_admin/state").json()["tikapi"]
     started = time.monotonic()
-    _refused(sandbox.post("/_admin/tick", json=body))
+    _refused(emulator.post("/_admin/tick", json=body))
     assert time.monotonic() - started < 1
-    assert sandbox.get("/_admin/state").json()["tikapi"] == before
-    _still_serves(sandbox)
+    assert emulator.get("/_admin/state").json()["tikapi"] == before
+    _still_serves(emulator)
 
 
-def test_the_biggest_tick_allowed_is_quick(sandbox):
+def test_the_biggest_tick_allowed_is_quick(emulator):
     started = time.monotonic()
-    made = sandbox.post("/_admin/tick", json={"comments": MAX_TICK, "messages": MAX_TICK})
+    made = emulator.post("/_admin/tick", json={"comments": MAX_TICK, "messages": MAX_TICK})
     assert made.status_code == 200
     assert len(made.json()["comments"]) == MAX_TICK
     assert time.monotonic() - started < 5
-    sandbox.post("/_admin/reset").raise_for_status()
+    emulator.post("/_admin/reset").raise_for_status()
 
 
 @pytest.mark.parametrize(
@@ -222,12 +222,12 @@ def test_the_biggest_tick_allowed_is_quick(sandbox):
     ],
     ids=lambda v: repr(v)[:40],
 )
-def test_other_admin_payloads_of_the_wrong_type_are_refused(sandbox, action, body):
-    before = sandbox.get("/_admin/state").json()
-    _refused(sandbox.post(f"/_admin/{action}", json=body))
-    assert sandbox.get("/_admin/state").json()["tokens"] == before["tokens"]
-    assert sandbox.get("/_admin/faults").json() == {"rules": []}
-    _still_serves(sandbox)
+def test_other_admin_payloads_of_the_wrong_type_are_refused(emulator, action, body):
+    before = emulator.get("/_admin/state").json()
+    _refused(emulator.post(f"/_admin/{action}", json=body))
+    assert emulator.get("/_admin/state").json()["tokens"] == before["tokens"]
+    assert emulator.get("/_admin/faults").json() == {"rules": []}
+    _still_serves(emulator)
 
 
 def _nested(depth: int) -> bytes:
@@ -261,31 +261,31 @@ ROUTES: dict[str, dict[str, str]] = {
 @pytest.mark.parametrize("depth", [MAX_DEPTH + 1, 1_000, 100_000])
 @pytest.mark.parametrize("shape", [_nested, _nested_list], ids=["objects", "lists"])
 @pytest.mark.parametrize("route", ROUTES)
-def test_a_deeply_nested_body_is_a_one_line_4xx_everywhere(sandbox, route, shape, depth):
+def test_a_deeply_nested_body_is_a_one_line_4xx_everywhere(emulator, route, shape, depth):
     headers = {**ROUTES[route], "content-type": "application/json"}
     if route.startswith("/tiktok/"):
-        token = sandbox.post("/_admin/keys", json={"provider": "tiktok"}).json()["access_token"]
+        token = emulator.post("/_admin/keys", json={"provider": "tiktok"}).json()["access_token"]
         headers["Authorization"] = f"Bearer {token}"
     started = time.monotonic()
-    response = sandbox.post(route, content=shape(depth), headers=headers)
+    response = emulator.post(route, content=shape(depth), headers=headers)
     assert time.monotonic() - started < 1
     assert 400 <= response.status_code < 500, (route, response.status_code, response.text[:200])
     assert "\n" not in response.text
     assert "Traceback" not in response.text
-    _still_serves(sandbox)
+    _still_serves(emulator)
 
 
-def test_a_body_as_deep_as_allowed_is_still_accepted(sandbox):
+def test_a_body_as_deep_as_allowed_is_still_accepted(emulator):
     deep: Any = {}
     for _ in range(MAX_DEPTH - 2):
         deep = {"x": deep}
     # An unknown config field, but parsed: the refusal is about the field, not the nesting.
-    message = _refused(sandbox.post("/_admin/config", json={"nonsense": deep}))
+    message = _refused(emulator.post("/_admin/config", json={"nonsense": deep}))
     assert "nonsense" in message
 
 
 def test_every_config_field_but_the_clock_is_validated():
     import dataclasses
 
-    fields = {f.name for f in dataclasses.fields(SandboxConfig)} - {"clock"}
+    fields = {f.name for f in dataclasses.fields(EmulatorConfig)} - {"clock"}
     assert set(ConfigUpdate.model_fields) == fields

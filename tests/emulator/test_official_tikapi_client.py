@@ -7,13 +7,13 @@ from collections.abc import Iterator
 import pytest
 from tikapi import TikAPI
 
-from tikflow.emulator.server import running_sandbox
-from tikflow.emulator.state import DEMO_ACCOUNT_KEY, DEMO_API_KEY, SandboxConfig
+from tikflow.emulator.server import running_emulator
+from tikflow.emulator.state import DEMO_ACCOUNT_KEY, DEMO_API_KEY, EmulatorConfig
 
 
 @pytest.fixture(scope="module")
 def base() -> Iterator[str]:
-    with running_sandbox(port=0, config=SandboxConfig(seed=11)) as url:
+    with running_emulator(port=0, config=EmulatorConfig(seed=11)) as url:
         yield url
 
 

@@ -8,7 +8,7 @@ import sys
 
 import httpx
 
-from tikflow.emulator.server import provider_base_urls, running_sandbox
+from tikflow.emulator.server import provider_base_urls, running_emulator
 from tikflow.emulator.state import DEMO_API_KEY
 
 
@@ -22,8 +22,8 @@ def test_provider_base_urls():
     }
 
 
-def test_running_sandbox_serves_on_an_ephemeral_port_and_stops():
-    with running_sandbox() as base:
+def test_running_emulator_serves_on_an_ephemeral_port_and_stops():
+    with running_emulator() as base:
         assert base.startswith("http://127.0.0.1:")
         response = httpx.get(
             f"{base}/tikapi/public/check",

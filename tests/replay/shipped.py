@@ -27,13 +27,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import httpx
 from temporalio.client import WorkflowHandle
 
 from activities.credentials import CredentialStore
 from tests.replay.history import chain_histories, readable
-from tikflow.devstack import DevStack, free_port, sandbox_credentials
-from tikflow.emulator import SandboxConfig, demo_credentials
+from tests.support.emulator import AdminClient, store_emulator_credentials
+from tikflow.devstack import DevStack, free_port
+from tikflow.emulator import EmulatorConfig, demo_credentials
 from tikflow.loader import LoadedRecipe, load_recipe
 from tikflow.runs import start_recipe
 from workflows.models import PollTrigger, Trigger
@@ -48,26 +48,11 @@ TASK_QUEUE = "replay-recipes"
 ME = "tikflow_demo"
 
 
-class Sandbox:
-    """The sandbox's admin API."""
-
-    def __init__(self, url: str) -> None:
-        self.url = url
-
-    def admin(self, action: str, body: dict[str, Any] | None = None, method: str = "POST") -> Any:
-        response = httpx.request(method, f"{self.url}/_admin/{action}", json=body, timeout=30)
-        response.raise_for_status()
-        return response.json()
-
-    def state(self) -> dict[str, Any]:
-        return dict(self.admin("state", method="GET"))
-
-
 @dataclass
 class Scene:
-    """What a recipe's plan may use: the sandbox, a scratch directory and a webhook URL."""
+    """What a recipe's plan may use: the emulator, a scratch directory and a webhook URL."""
 
-    sandbox: Sandbox
+    emulator: AdminClient
     scratch: Path
     webhook: str
 
@@ -100,15 +85,15 @@ def _mp4(path: Path, size: int = 64 * 1024) -> Path:
 
 def _price_questions(scene: Scene) -> None:
     """Four comments asking for the price under the newest #cats video."""
-    cats = [v["id"] for v in scene.sandbox.state()["tikapi"]["videos"] if "cats" in v["hashtags"]]
-    scene.sandbox.admin("tick", {"comments": 4, "video_id": cats[0], "text": "what's the PRICE of this?"})
+    cats = [v["id"] for v in scene.emulator.state()["tikapi"]["videos"] if "cats" in v["hashtags"]]
+    scene.emulator.admin("tick", {"comments": 4, "video_id": cats[0], "text": "what's the PRICE of this?"})
 
 
 def _spam_and_praise(scene: Scene) -> None:
     """One blocklisted and one friendly comment under our newest video."""
-    mine = [v["id"] for v in scene.sandbox.state()["tikapi"]["videos"] if v["author"] == ME]
-    scene.sandbox.admin("tick", {"comments": 1, "video_id": mine[0], "text": "FREE FOLLOWERS here"})
-    scene.sandbox.admin("tick", {"comments": 1, "video_id": mine[0], "text": "love it"})
+    mine = [v["id"] for v in scene.emulator.state()["tikapi"]["videos"] if v["author"] == ME]
+    scene.emulator.admin("tick", {"comments": 1, "video_id": mine[0], "text": "FREE FOLLOWERS here"})
+    scene.emulator.admin("tick", {"comments": 1, "video_id": mine[0], "text": "love it"})
 
 
 async def _follower_jump(scene: Scene, handle: WorkflowHandle[Any, Any]) -> None:
@@ -122,7 +107,7 @@ async def _follower_jump(scene: Scene, handle: WorkflowHandle[Any, Any]) -> None
     else:
         raise RuntimeError("profile-watch never finished its first poll")
     await asyncio.to_thread(
-        scene.sandbox.admin, "tick", {"followers": {"lilyachty": 50_000, "tikflow_demo": 3}}
+        scene.emulator.admin, "tick", {"followers": {"lilyachty": 50_000, "tikflow_demo": 3}}
     )
 
 
@@ -220,10 +205,8 @@ async def _record_one(stack: DevStack, store: CredentialStore, file: Path, scene
     plan = PLANS.get(name, Plan())
 
     def reset() -> None:
-        scene.sandbox.admin("reset")
-        for provider, accounts in sandbox_credentials(scene.sandbox.url).items():
-            for account, fields in accounts.items():
-                store.update(provider, account, fields)
+        scene.emulator.admin("reset")
+        store_emulator_credentials(store, scene.emulator.base_url)
         plan.prepare(scene)
 
     await asyncio.to_thread(reset)
@@ -263,16 +246,16 @@ async def record_recipes(only: set[str] | None = None) -> list[Path]:
             ui_port=free_port(),
             sandbox_port=0,
             task_queue=TASK_QUEUE,
-            sandbox_config=SandboxConfig(seed=7),
+            sandbox_config=EmulatorConfig(seed=7),
         )
         async with stack:
             assert stack.sandbox_url is not None
             store = CredentialStore(stack.home / "credentials.json")
-            scene = Scene(Sandbox(stack.sandbox_url), home, hook)
+            scene = Scene(AdminClient(stack.sandbox_url), home, hook)
             for file in files:
                 histories.update(await _record_one(stack, store, file, scene))
                 # Issued and rotated TikTok tokens, upload tokens: before the next reset forgets them.
-                secrets |= sandbox_secrets(await asyncio.to_thread(scene.sandbox.state))
+                secrets |= sandbox_secrets(await asyncio.to_thread(scene.emulator.state))
     leaked = {file for file, text in histories.items() if any(s in readable(text) for s in secrets)}
     if leaked:
         raise RuntimeError(f"a credential is in the history of {sorted(leaked)}: not written")

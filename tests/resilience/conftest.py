@@ -11,65 +11,40 @@ import asyncio
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import sys
-import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
 import pytest
-import uvicorn
 from temporalio.client import Client, WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
 from activities.credentials import CredentialStore
 from activities.registry import Services
-from tests.resilience.worker_process import sandbox_services
-from tikflow.devstack import sandbox_credentials
-from tikflow.emulator.app import Sandbox, create_app
-from tikflow.emulator.state import SandboxConfig
+from tests.support.emulator import (
+    AsyncAdminClient,
+    emulator_services,
+    serve_emulator,
+    store_emulator_credentials,
+)
+from tests.support.waiting import eventually
+from tikflow.devstack import running_workers
+from tikflow.emulator.app import Emulator
 from tikflow.loader import load_recipe_text
 from tikflow.runs import start_recipe
-from tikflow.worker import run_workers
 from workflows.recipe import RecipeWorkflow, RunStatus
 
 ROOT = Path(__file__).resolve().parents[2]
 #: Our own account in the sandbox: every reply the engine posts is written by it.
 ME = "tikflow_demo"
 T = TypeVar("T")
-
-
-async def eventually(
-    probe: Callable[[], Awaitable[T]],
-    *,
-    within: float,
-    what: str,
-    every: float = 0.1,
-    until: Callable[[T], bool] = bool,
-) -> T:
-    """The first result of `probe()` that satisfies `until`, polled for at most `within` seconds.
-
-    On timeout the assertion message shows the last result (a run's whole status, say).
-    """
-    deadline = time.monotonic() + within
-    last: Any = None
-    while True:
-        try:
-            last = await probe()
-            if until(last):
-                return last
-        except Exception as exc:
-            last = exc
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {within}s waiting for {what} (last: {last!r})")
-        await asyncio.sleep(every)
 
 
 #: Replies to every comment of one video that is not ours. Short timeouts and retry intervals
@@ -104,20 +79,12 @@ steps:
 
 
 @dataclass
-class LiveSandbox:
-    """The sandbox served on loopback, with its admin API and (same process) its fault counters."""
+class LiveEmulator(AsyncAdminClient):
+    """The emulator served on loopback, with its admin API and (same process) its fault counters."""
 
     base: str
-    app_state: Sandbox
+    app_state: Emulator
     http: httpx.AsyncClient
-
-    async def admin(self, action: str, body: dict[str, Any] | None = None, method: str = "POST") -> Any:
-        response = await self.http.request(method, f"/_admin/{action}", json=body)
-        assert response.status_code == 200, response.text
-        return response.json()
-
-    async def state(self) -> dict[str, Any]:
-        return dict(await self.admin("state", method="GET"))
 
     async def faults(self, *rules: dict[str, Any]) -> None:
         await self.admin("faults", {"rules": list(rules)})
@@ -162,65 +129,22 @@ class LiveSandbox:
         )
 
 
-@contextlib.contextmanager
-def serve_sandbox(config: SandboxConfig | None = None) -> Iterator[tuple[str, Sandbox]]:
-    """The sandbox app in a uvicorn thread on a free loopback port; yields (base URL, its state)."""
-    app = create_app(config or SandboxConfig())
-    sock = socket.socket()
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert thread.is_alive(), "the sandbox did not start"
-        assert time.monotonic() < deadline, "the sandbox did not start in 10 s"
-        time.sleep(0.01)
-    try:
-        yield f"http://127.0.0.1:{sock.getsockname()[1]}", app.state.sandbox
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-        sock.close()
-
-
 @pytest.fixture
-async def sandbox() -> AsyncIterator[LiveSandbox]:
-    with serve_sandbox() as (base, state):
+async def emulator() -> AsyncIterator[LiveEmulator]:
+    with serve_emulator() as (base, state):
         async with httpx.AsyncClient(base_url=base, timeout=10) as http:
-            yield LiveSandbox(base, state, http)
+            yield LiveEmulator(base, state, http)
 
 
 @pytest.fixture
-def credentials_path(sandbox: LiveSandbox, tmp_path: Path) -> Path:
-    """A credentials file holding the sandbox's demo keys as account `main` of every provider."""
+def credentials_path(emulator: LiveEmulator, tmp_path: Path) -> Path:
+    """A credentials file holding the emulator's demo keys as account `main` of every provider."""
     path = tmp_path / "credentials.json"
-    store = CredentialStore(path, env={})
-    for provider, accounts in sandbox_credentials(sandbox.base).items():
-        for account, fields in accounts.items():
-            store.update(provider, account, fields)
+    store_emulator_credentials(CredentialStore(path, env={}), emulator.base)
     return path
 
 
 # -- workers ----------------------------------------------------------------------------------
-
-
-@contextlib.asynccontextmanager
-async def in_process_worker(client: Client, services: Services, task_queue: str) -> AsyncIterator[None]:
-    """`worker.run_workers` as a task of this event loop, stopped (gracefully) on exit."""
-    stop, ready = asyncio.Event(), asyncio.Event()
-    task = asyncio.create_task(run_workers(client, services, base_queue=task_queue, stop=stop, ready=ready))
-    ready_wait = asyncio.create_task(ready.wait())
-    await asyncio.wait({task, ready_wait}, return_when=asyncio.FIRST_COMPLETED)
-    if task.done():
-        ready_wait.cancel()
-        task.result()
-    try:
-        yield
-    finally:
-        stop.set()
-        await task
 
 
 @dataclass
@@ -228,7 +152,7 @@ class Rig:
     """What a test drives: Temporal, the sandbox, the credentials file and a base task queue."""
 
     client: Client
-    sandbox: LiveSandbox
+    emulator: LiveEmulator
     credentials_path: Path
     task_queue: str
     workers: list[WorkerProcess] = field(default_factory=list)
@@ -265,7 +189,7 @@ class Rig:
         process = WorkerProcess.start(
             address=address or self.address,
             task_queue=self.task_queue,
-            sandbox=self.sandbox.base,
+            emulator=self.emulator.base,
             credentials=self.credentials_path,
             extra_env={"TIKFLOW_TEST_HOLD_S": str(hold_s)},
         )
@@ -275,13 +199,13 @@ class Rig:
 
 @pytest.fixture
 async def rig(
-    dev_env: WorkflowEnvironment, sandbox: LiveSandbox, credentials_path: Path
+    dev_env: WorkflowEnvironment, emulator: LiveEmulator, credentials_path: Path
 ) -> AsyncIterator[Rig]:
     """A fresh task queue on the shared dev server, the sandbox and its credentials; no worker yet.
 
     Worker subprocesses a test started are killed at teardown whatever happened.
     """
-    made = Rig(dev_env.client, sandbox, credentials_path, f"resilience-{uuid.uuid4()}")
+    made = Rig(dev_env.client, emulator, credentials_path, f"resilience-{uuid.uuid4()}")
     try:
         yield made
     finally:
@@ -291,8 +215,8 @@ async def rig(
 @contextlib.asynccontextmanager
 async def worker_in(rig: Rig) -> AsyncIterator[Services]:
     """An in-process worker for `rig`; yields its services (their state is inspectable)."""
-    services = sandbox_services(rig.sandbox.base, rig.credentials_path)
-    async with in_process_worker(rig.client, services, rig.task_queue):
+    services = emulator_services(rig.emulator.base, rig.credentials_path)
+    async with running_workers(rig.client, services, rig.task_queue):
         yield services
 
 
@@ -312,7 +236,7 @@ class WorkerProcess:
         *,
         address: str,
         task_queue: str,
-        sandbox: str,
+        emulator: str,
         credentials: Path,
         extra_env: dict[str, str] | None = None,
     ) -> WorkerProcess:
@@ -321,7 +245,7 @@ class WorkerProcess:
             **(extra_env or {}),
             "TEMPORAL_ADDRESS": address,
             "TIKFLOW_TASK_QUEUE": task_queue,
-            "TIKFLOW_SANDBOX_URL": sandbox,
+            "TIKFLOW_SANDBOX_URL": emulator,
             "TIKFLOW_CREDENTIALS": str(credentials),
             "TIKFLOW_LOG_JSON": "1",
         }
@@ -413,7 +337,7 @@ async def reply_run_with_kills(
     import random
 
     rng = random.Random(seed)
-    video, parents = await rig.sandbox.comments_to_answer(comments)
+    video, parents = await rig.emulator.comments_to_answer(comments)
     alive = [rig.spawn_worker(hold_s=hold_s) for _ in range(workers)]
     for process in alive:
         await process.ready()
@@ -422,7 +346,7 @@ async def reply_run_with_kills(
     for point in points:
 
         async def posted(at_least: int = point) -> int:
-            count = sum((await rig.sandbox.replies(parents)).values())
+            count = sum((await rig.emulator.replies(parents)).values())
             return count if count >= at_least else 0
 
         await eventually(posted, within=within, what=f"{point} replies posted", every=0.05)
@@ -433,8 +357,8 @@ async def reply_run_with_kills(
         await replacement.ready()
         alive.append(replacement)
     await asyncio.wait_for(handle.result(), within)
-    replies = await rig.sandbox.replies(parents)
-    state = await rig.sandbox.state()
+    replies = await rig.emulator.replies(parents)
+    state = await rig.emulator.state()
     mine = [c for c in state["tikapi"]["comments"] if c["author"] == ME and c["reply_to"] is not None]
     return KillFigures(
         expected=len(parents),

@@ -26,14 +26,14 @@ from activities.credentials import CredentialStore
 from tests.resilience.conftest import (
     ME,
     REPLY_ALL,
-    LiveSandbox,
+    LiveEmulator,
     Rig,
-    eventually,
     recovered_effects,
     reply_run_with_kills,
     worker_in,
 )
 from tests.resilience.report import record
+from tests.support.waiting import eventually
 from tikflow.connect import connect
 from tikflow.devstack import dev_server_args, find_binary, free_port
 from tikflow.emulator.state import DEMO_ACCOUNT_KEY
@@ -142,13 +142,13 @@ async def own_temporal(tmp_path: Path) -> AsyncIterator[OwnTemporal]:
 
 
 async def _restarts(
-    sandbox: LiveSandbox, credentials_path: Path, tmp_path: Path, name: str, comments: int, restarts: int
+    emulator: LiveEmulator, credentials_path: Path, tmp_path: Path, name: str, comments: int, restarts: int
 ) -> None:
     started = time.monotonic()
     async with own_temporal(tmp_path) as server:
-        rig = Rig(await server.client(), sandbox, credentials_path, f"restart-{uuid.uuid4()}")
+        rig = Rig(await server.client(), emulator, credentials_path, f"restart-{uuid.uuid4()}")
         try:
-            video, parents = await sandbox.comments_to_answer(comments)
+            video, parents = await emulator.comments_to_answer(comments)
             # Two workers that report each reply a little late, so the run is still going when the
             # server goes away and some replies are done but unrecorded at that moment.
             for _ in range(2):
@@ -158,7 +158,7 @@ async def _restarts(
                 point = len(parents) * (n + 1) // (restarts + 2)
 
                 async def posted(at_least: int = point) -> bool:
-                    return sum((await sandbox.replies(parents)).values()) >= at_least
+                    return sum((await emulator.replies(parents)).values()) >= at_least
 
                 await eventually(posted, within=120, what=f"{point} replies", every=0.05)
                 server.stop()
@@ -170,8 +170,8 @@ async def _restarts(
             recovered = await recovered_effects(handle)
         finally:
             rig.stop_workers()
-    replies = await sandbox.replies(parents)
-    state = await sandbox.state()
+    replies = await emulator.replies(parents)
+    state = await emulator.state()
     mine = [c for c in state["tikapi"]["comments"] if c["author"] == ME and c["reply_to"] is not None]
     duplicates = sum(n - 1 for n in replies.values() if n > 1)
     missing = sum(1 for cid in parents if replies[cid] == 0)
@@ -194,12 +194,12 @@ async def _restarts(
 
 
 async def test_chaos_temporal_restart_mid_run(
-    sandbox: LiveSandbox, credentials_path: Path, tmp_path: Path
+    emulator: LiveEmulator, credentials_path: Path, tmp_path: Path
 ) -> None:
     if FULL:
-        await _restarts(sandbox, credentials_path, tmp_path, "chaos_temporal_restart_3x_300_replies", 300, 3)
+        await _restarts(emulator, credentials_path, tmp_path, "chaos_temporal_restart_3x_300_replies", 300, 3)
     else:
-        await _restarts(sandbox, credentials_path, tmp_path, "chaos_temporal_restart_1x_60_replies", 60, 1)
+        await _restarts(emulator, credentials_path, tmp_path, "chaos_temporal_restart_1x_60_replies", 60, 1)
 
 
 # -- 3. a sandbox that answers 20% 5xx, 5% timeouts, 429 bursts, one 428, malformed JSON -------
@@ -227,8 +227,8 @@ def _fault_mix(comments: int) -> list[dict[str, Any]]:
 
 async def _fault_mix_run(rig: Rig, name: str, comments: int) -> None:
     started = time.monotonic()
-    video, parents = await rig.sandbox.comments_to_answer(comments)
-    await rig.sandbox.faults(*_fault_mix(comments))
+    video, parents = await rig.emulator.comments_to_answer(comments)
+    await rig.emulator.faults(*_fault_mix(comments))
     # A 2 s call timeout (the 3 s hangs exceed it); wider batches, since `for_each` waits for the
     # slowest item of each batch and under this much noise some item always needs a few attempts.
     recipe = (
@@ -248,7 +248,7 @@ async def _fault_mix_run(rig: Rig, name: str, comments: int) -> None:
             what="phase awaiting_reauth",
         )
         # Re-authorize the way `tikflow reauth` does: new key into the store, then the signal.
-        fresh = await rig.sandbox.admin(
+        fresh = await rig.emulator.admin(
             "reauthorize", {"provider": "tikapi", "account_key": DEMO_ACCOUNT_KEY}
         )
         CredentialStore(rig.credentials_path, env={}).update(
@@ -257,8 +257,8 @@ async def _fault_mix_run(rig: Rig, name: str, comments: int) -> None:
         await handle.signal(RecipeWorkflow.reauthorized, "main")
         result: RunResult = await asyncio.wait_for(handle.result(), 1500)
         recovered = await recovered_effects(handle)
-    replies = await rig.sandbox.replies(parents)
-    state = await rig.sandbox.state()
+    replies = await rig.emulator.replies(parents)
+    state = await rig.emulator.state()
     mine = [c for c in state["tikapi"]["comments"] if c["author"] == ME and c["reply_to"] is not None]
     duplicates = sum(n - 1 for n in replies.values() if n > 1)
     missing = sum(1 for cid in parents if replies[cid] == 0)
@@ -267,7 +267,7 @@ async def _fault_mix_run(rig: Rig, name: str, comments: int) -> None:
         name,
         kills=0,
         restarts=0,
-        faults=rig.sandbox.faults_fired(),
+        faults=rig.emulator.faults_fired(),
         faults_by_status={k: v for k, v in sorted(statuses.items()) if not k.endswith((" 200", " 302"))},
         expected=len(parents),
         actual=len(mine),

@@ -13,8 +13,8 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from activities.contracts import ActionRequest, task_queue_for
-from tests.resilience.conftest import eventually
 from tests.resilience.report import record
+from tests.support.waiting import eventually
 from tikflow.loader import load_recipe_text
 from tikflow.runs import start_recipe
 from workflows.recipe import RecipeWorkflow, RunResult, workflow_runner

@@ -12,26 +12,27 @@ from collections import Counter
 
 from temporalio.api.enums.v1 import EventType
 
-from tests.resilience.conftest import ME, REPLY_ALL, Rig, eventually, recovered_effects
+from tests.resilience.conftest import ME, REPLY_ALL, Rig, recovered_effects
 from tests.resilience.report import record
+from tests.support.waiting import eventually
 
 
 async def test_two_worker_processes_share_a_run_and_the_survivor_finishes_it(rig: Rig) -> None:
-    video, parents = await rig.sandbox.comments_to_answer(60)
+    video, parents = await rig.emulator.comments_to_answer(60)
     survivor, victim = rig.spawn_worker(hold_s=0.5), rig.spawn_worker(hold_s=0.5)
     await survivor.ready()
     await victim.ready()
     handle = await rig.start(REPLY_ALL, {"video": video})
 
     async def posted() -> int:
-        return sum((await rig.sandbox.replies(parents)).values())
+        return sum((await rig.emulator.replies(parents)).values())
 
     await eventually(posted, within=120, what="20 replies posted", every=0.05, until=lambda n: n >= 20)
     victim.sigkill()
     await asyncio.wait_for(handle.result(), 240)
 
     # Effects: every comment answered exactly once.
-    replies = await rig.sandbox.replies(parents)
+    replies = await rig.emulator.replies(parents)
     record(
         "failover_1_of_2_workers_no_replacement",
         kills=1,
@@ -44,7 +45,7 @@ async def test_two_worker_processes_share_a_run_and_the_survivor_finishes_it(rig
         recovered=await recovered_effects(handle),
     )
     assert {cid: replies[cid] for cid in parents} == dict.fromkeys(parents, 1)
-    state = await rig.sandbox.state()
+    state = await rig.emulator.state()
     mine = [c for c in state["tikapi"]["comments"] if c["author"] == ME and c["reply_to"] is not None]
     assert len(mine) == len(parents)
 

@@ -13,8 +13,9 @@ import sys
 import time
 from pathlib import Path
 
-from tests.resilience.conftest import ME, REPLY_ALL, Rig, eventually, worker_in
+from tests.resilience.conftest import ME, REPLY_ALL, Rig, worker_in
 from tests.resilience.report import record
+from tests.support.waiting import eventually
 from tikflow.emulator.state import DEMO_ACCOUNT_KEY
 from workflows.recipe import RunResult
 
@@ -47,7 +48,7 @@ async def reauth_cli(rig: Rig, workflow_id: str, account_key: str) -> str:
 
 async def test_reply_run_survives_5xx_429_and_428_with_exactly_one_reply_per_comment(rig: Rig) -> None:
     started = time.monotonic()
-    video, parents = await rig.sandbox.comments_to_answer(200)
+    video, parents = await rig.emulator.comments_to_answer(200)
     rules = [
         # A burst of 503s on the very first replies, and more later, on reads and posts alike.
         {"provider": "tikapi", "kind": "status", "status": 503, "count": 6, "path": "/user/comment"},
@@ -60,7 +61,7 @@ async def test_reply_run_survives_5xx_429_and_428_with_exactly_one_reply_per_com
         {"provider": "tikapi", "kind": "session_expired", "path": "/user/comment", "method": "POST"}
         | {"skip": 60},
     ]
-    await rig.sandbox.faults(*rules)
+    await rig.emulator.faults(*rules)
     async with worker_in(rig):
         handle = await rig.start(REPLY_ALL, {"video": video})
 
@@ -73,10 +74,10 @@ async def test_reply_run_survives_5xx_429_and_428_with_exactly_one_reply_per_com
         assert status.waiting_for is not None
         assert "tikapi" in status.waiting_for
         # While it waits nothing moves: the count of replies stays put.
-        before = sum((await rig.sandbox.replies(parents)).values())
+        before = sum((await rig.emulator.replies(parents)).values())
         assert 0 < before < len(parents)
 
-        fresh = await rig.sandbox.admin(
+        fresh = await rig.emulator.admin(
             "reauthorize", {"provider": "tikapi", "account_key": DEMO_ACCOUNT_KEY}
         )
         output = await reauth_cli(rig, handle.id, fresh["account_key"])
@@ -85,8 +86,8 @@ async def test_reply_run_survives_5xx_429_and_428_with_exactly_one_reply_per_com
 
         result: RunResult = await asyncio.wait_for(handle.result(), 120)
 
-    replies = await rig.sandbox.replies(parents)
-    state = await rig.sandbox.state()
+    replies = await rig.emulator.replies(parents)
+    state = await rig.emulator.state()
     mine = [c for c in state["tikapi"]["comments"] if c["author"] == ME and c["reply_to"] is not None]
     duplicates = sum(n - 1 for n in replies.values() if n > 1)
     missing = [cid for cid in parents if replies[cid] == 0]
@@ -94,7 +95,7 @@ async def test_reply_run_survives_5xx_429_and_428_with_exactly_one_reply_per_com
         "faults_5xx_429_428_200_replies",
         kills=0,
         restarts=0,
-        faults=rig.sandbox.faults_fired(),
+        faults=rig.emulator.faults_fired(),
         expected=len(parents),
         actual=len(mine),
         duplicates=duplicates,
@@ -109,6 +110,6 @@ async def test_reply_run_survives_5xx_429_and_428_with_exactly_one_reply_per_com
     # One expiry seen by ten concurrent replies is one wait (and one notification), not ten.
     assert result.counters.reauths == 1
     # Every scripted fault really happened (the 428 among them).
-    assert rig.sandbox.faults_fired() == sum(r["count"] if r.get("count") else 1 for r in rules)
+    assert rig.emulator.faults_fired() == sum(r["count"] if r.get("count") else 1 for r in rules)
     assert state["statuses"].get("tikapi 428", 0) >= 1
     assert state["statuses"].get("tikapi 429", 0) == 8

@@ -26,10 +26,11 @@ from temporalio.testing import WorkflowEnvironment
 
 from activities.credentials import CredentialStore
 from tests.replay.history import readable
-from tests.resilience.conftest import REPLY_ALL, Rig, eventually, worker_in
+from tests.resilience.conftest import REPLY_ALL, Rig, worker_in
+from tests.support.waiting import eventually
 from tikflow.commands.reauth import WAITING_QUERY
 from tikflow.devstack import DevStack, free_port
-from tikflow.emulator.state import DEMO_ACCOUNT_KEY, SandboxConfig
+from tikflow.emulator.state import DEMO_ACCOUNT_KEY, EmulatorConfig
 from tikflow.loader import load_recipe_text
 from tikflow.runs import start_recipe
 from workflows.recipe import RecipeWorkflow, RunResult, RunStatus
@@ -105,22 +106,22 @@ async def test_a_second_shell_in_the_dev_folder_reauthorizes_the_run_the_dev_wor
         ui_port=free_port(),
         sandbox_port=0,
         task_queue=f"dev-{uuid.uuid4().hex[:8]}",
-        sandbox_config=SandboxConfig(seed=7),
+        sandbox_config=EmulatorConfig(seed=7),
     )
     environment = dict(os.environ)
-    async with stack, httpx.AsyncClient(base_url=stack.sandbox_url, timeout=10) as sandbox:
+    async with stack, httpx.AsyncClient(base_url=stack.sandbox_url, timeout=10) as emulator:
         assert stack.client is not None
         # The stack configures its worker with a config of its own, not through this process's environment.
         assert dict(os.environ) == environment
-        state = (await sandbox.get("/_admin/state")).json()
+        state = (await emulator.get("/_admin/state")).json()
         video = next(v["id"] for v in state["tikapi"]["videos"] if v["author"] == "nina_art")
-        (await sandbox.post("/_admin/tick", json={"comments": 3, "video_id": video})).raise_for_status()
+        (await emulator.post("/_admin/tick", json={"comments": 3, "video_id": video})).raise_for_status()
         comments = [
             c
-            for c in (await sandbox.get("/_admin/state")).json()["tikapi"]["comments"]
+            for c in (await emulator.get("/_admin/state")).json()["tikapi"]["comments"]
             if c["aweme_id"] == video and c["reply_to"] is None and c["author"] != "tikflow_demo"
         ]
-        (await sandbox.post("/_admin/faults", json={"rules": [EXPIRE_ON_FIRST_REPLY]})).raise_for_status()
+        (await emulator.post("/_admin/faults", json={"rules": [EXPIRE_ON_FIRST_REPLY]})).raise_for_status()
         _, handle = await start_recipe(
             stack.client, load_recipe_text(REPLY_ALL), {"video": video}, task_queue=stack.task_queue
         )
@@ -139,7 +140,7 @@ async def test_a_second_shell_in_the_dev_folder_reauthorizes_the_run_the_dev_wor
         assert "tikapi" in out
 
         fresh = (
-            await sandbox.post(
+            await emulator.post(
                 "/_admin/reauthorize", json={"provider": "tikapi", "account_key": DEMO_ACCOUNT_KEY}
             )
         ).json()["account_key"]
@@ -173,8 +174,8 @@ async def test_a_second_shell_in_the_dev_folder_reauthorizes_the_run_the_dev_wor
 
 
 async def test_reauth_refuses_what_does_not_wait_for_it_and_changes_nothing(rig: Rig, tmp_path: Path) -> None:
-    video, _ = await rig.sandbox.comments_to_answer(2)
-    await rig.sandbox.faults(EXPIRE_ON_FIRST_REPLY)
+    video, _ = await rig.emulator.comments_to_answer(2)
+    await rig.emulator.faults(EXPIRE_ON_FIRST_REPLY)
     env = clean_env(TEMPORAL_ADDRESS=rig.address, TIKFLOW_CREDENTIALS=str(rig.credentials_path))
     async with worker_in(rig):
         waiting = await rig.start(REPLY_ALL, {"video": video})
@@ -235,9 +236,9 @@ async def _listed(client: Client, ids: set[str]) -> set[str]:
 
 
 async def test_one_reauth_resumes_every_run_waiting_on_the_account(rig: Rig, tmp_path: Path) -> None:
-    first, first_parents = await rig.sandbox.comments_to_answer(2, author="nina_art")
-    second, second_parents = await rig.sandbox.comments_to_answer(2, author=await _other_author(rig))
-    await rig.sandbox.faults(EXPIRE_ON_FIRST_REPLY)
+    first, first_parents = await rig.emulator.comments_to_answer(2, author="nina_art")
+    second, second_parents = await rig.emulator.comments_to_answer(2, author=await _other_author(rig))
+    await rig.emulator.faults(EXPIRE_ON_FIRST_REPLY)
     async with worker_in(rig):
         runs = [await rig.start(REPLY_ALL, {"video": video}) for video in (first, second)]
         for handle in runs:
@@ -249,7 +250,7 @@ async def test_one_reauth_resumes_every_run_waiting_on_the_account(rig: Rig, tmp
         )
 
         fresh = (
-            await rig.sandbox.admin("reauthorize", {"provider": "tikapi", "account_key": DEMO_ACCOUNT_KEY})
+            await rig.emulator.admin("reauthorize", {"provider": "tikapi", "account_key": DEMO_ACCOUNT_KEY})
         )["account_key"]
         env = clean_env(TEMPORAL_ADDRESS=rig.address, TIKFLOW_CREDENTIALS=str(rig.credentials_path))
         code, out = await shell(
@@ -270,12 +271,12 @@ async def test_one_reauth_resumes_every_run_waiting_on_the_account(rig: Rig, tmp
 
     assert [r.outcome for r in results] == ["completed", "completed"]
     assert [r.counters.reauths for r in results] == [1, 1]
-    replies = await rig.sandbox.replies(first_parents + second_parents)
+    replies = await rig.emulator.replies(first_parents + second_parents)
     assert all(replies[cid] == 1 for cid in first_parents + second_parents), replies
 
 
 async def _other_author(rig: Rig) -> str:
-    state = await rig.sandbox.state()
+    state = await rig.emulator.state()
     return next(
         v["author"] for v in state["tikapi"]["videos"] if v["author"] not in ("nina_art", "tikflow_demo")
     )

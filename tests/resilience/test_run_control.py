@@ -25,12 +25,11 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowHandle
 
 from activities.credentials import CredentialStore
-from activities.http import make_http_client
-from activities.ratelimit import RateLimiter
-from activities.registry import Services
-from activities.settings import Settings
-from tests.resilience.conftest import Rig, eventually, in_process_worker, worker_in
-from tikflow.emulator.server import provider_base_urls
+from tests.resilience.conftest import Rig, worker_in
+from tests.support.emulator import emulator_services
+from tests.support.waiting import eventually
+from tests.support.webhook import Webhook
+from tikflow.devstack import running_workers
 from tikflow.emulator.state import DEMO_ACCOUNT_KEY
 from tikflow.loader import LoadedRecipe, load_recipe_text
 from tikflow.runs import get_status, start_recipe
@@ -95,56 +94,18 @@ def refusing_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def services_with(rig: Rig, **base_urls: str) -> Services:
-    """A worker's services against the sandbox, with some providers moved to `base_urls`."""
-    settings = Settings(base_urls={**provider_base_urls(rig.sandbox.base), **base_urls})
-    return Services(
-        http=make_http_client(settings),
-        credentials=CredentialStore(rig.credentials_path, env={}),
-        settings=settings,
-        limiter=RateLimiter(),
-    )
-
-
 async def status_until(handle: WorkflowHandle[Any, Any], check: Any, what: str) -> RunStatus:
     """The first `get_status` (what `tikflow status` shows) that passes `check`."""
     return await eventually(lambda: get_status(handle._client, handle.id), until=check, within=60, what=what)
 
 
-class FailingWebhook:
-    """A webhook receiver on loopback that answers every POST with 404 (the hook was deleted)."""
-
-    def __init__(self) -> None:
-        import http.server
-        import threading
-
-        self.posts = 0
-        receiver = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                receiver.posts += 1
-                self.rfile.read(int(self.headers.get("content-length", 0)))
-                self.send_response(404)
-                self.end_headers()
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-
 @pytest.fixture
-def failing_webhook() -> Iterator[FailingWebhook]:
-    hook = FailingWebhook()
+def failing_webhook() -> Iterator[Webhook]:
+    hook = Webhook(status=404)  # the hook was deleted
     try:
         yield hook
     finally:
-        hook.server.shutdown()
-        hook.server.server_close()
+        hook.close()
 
 
 async def history_kinds(handle: WorkflowHandle[Any, Any]) -> list[int]:
@@ -154,9 +115,9 @@ async def history_kinds(handle: WorkflowHandle[Any, Any]) -> list[int]:
 async def test_a_run_retrying_an_unreachable_provider_shows_its_attempts_and_stops_at_once(rig: Rig) -> None:
     port = refusing_port()
     with structlog.testing.capture_logs() as logs:
-        async with in_process_worker(
-            rig.client, services_with(rig, tikapi=f"http://127.0.0.1:{port}/tikapi"), rig.task_queue
-        ):
+        unreachable = f"http://127.0.0.1:{port}/tikapi"
+        services = emulator_services(rig.emulator.base, rig.credentials_path, tikapi=unreachable)
+        async with running_workers(rig.client, services, rig.task_queue):
             handle = await rig.start(UNREACHABLE)
             await status_until(
                 handle,
@@ -205,8 +166,8 @@ async def test_a_run_retrying_an_unreachable_provider_shows_its_attempts_and_sto
 
 async def expired_reply_run(rig: Rig, notify: str) -> tuple[WorkflowHandle[Any, Any], list[str]]:
     """A one-reply run whose TikAPI session expires on its first call: (handle, parent cids)."""
-    video, parents = await rig.sandbox.comments_to_answer(1)
-    await rig.sandbox.faults({"provider": "tikapi", "kind": "session_expired", "path": "/user/comment"})
+    video, parents = await rig.emulator.comments_to_answer(1)
+    await rig.emulator.faults({"provider": "tikapi", "kind": "session_expired", "path": "/user/comment"})
     recipe = REPLY.replace("NOTIFY", notify)
     handle = await rig.start(recipe, {"video": video, "cid": parents[0]})
     return handle, parents
@@ -226,11 +187,11 @@ async def test_stop_ends_a_run_waiting_for_reauthorization(rig: Rig) -> None:
     assert result.outcome == "stopped"
     assert took < 10, f"stop took {took:.1f} s"  # not the 7 days of the default reauth_deadline
     assert (final.phase, final.waiting_for) == ("stopped", None)
-    assert sum((await rig.sandbox.replies(parents)).values()) == 0
+    assert sum((await rig.emulator.replies(parents)).values()) == 0
 
 
 async def test_an_undeliverable_reauth_notification_does_not_fail_the_run(
-    rig: Rig, failing_webhook: FailingWebhook
+    rig: Rig, failing_webhook: Webhook
 ) -> None:
     async with worker_in(rig):
         handle, parents = await expired_reply_run(rig, f"notify: {{webhook: '{failing_webhook.url}'}}")
@@ -250,7 +211,7 @@ async def test_an_undeliverable_reauth_notification_does_not_fail_the_run(
         assert "session" in expired.lower()
 
         # The operator learned of it from `status` and re-authorizes: the run goes on.
-        fresh = await rig.sandbox.admin(
+        fresh = await rig.emulator.admin(
             "reauthorize", {"provider": "tikapi", "account_key": DEMO_ACCOUNT_KEY}
         )
         CredentialStore(rig.credentials_path, env={}).update(
@@ -262,7 +223,7 @@ async def test_an_undeliverable_reauth_notification_does_not_fail_the_run(
         code, shown = await tikflow(rig, "status", handle.id)
 
     assert result.outcome == "completed"
-    assert (await rig.sandbox.replies(parents))[parents[0]] == 1
+    assert (await rig.emulator.replies(parents))[parents[0]] == 1
     # Recovered: the expiry is no longer the last error, it is what the run recovered from.
     assert (final.last_error, final.recovered_from, final.waiting_for) == (None, expired, None)
     assert code == 0, shown
@@ -271,7 +232,7 @@ async def test_an_undeliverable_reauth_notification_does_not_fail_the_run(
 
 
 async def test_an_undeliverable_alert_is_counted_and_the_run_goes_on(
-    rig: Rig, failing_webhook: FailingWebhook
+    rig: Rig, failing_webhook: Webhook
 ) -> None:
     async with worker_in(rig):
         handle = await rig.start(ALERT, {"webhook": failing_webhook.url})
@@ -304,7 +265,7 @@ async def test_status_after_a_recovery_shows_no_stale_error_or_next_poll(rig: Ri
     # Polls 2 s apart (below what a shipped recipe may ask for, so set past the loader).
     fast = loaded.recipe.model_copy(update={"trigger": Trigger(poll=PollTrigger(every="2s"))})
     # Poll 2 meets a 503 on both its attempts (it fails); poll 3 is clean again.
-    await rig.sandbox.faults(
+    await rig.emulator.faults(
         {"provider": "tikapi", "kind": "status", "status": 503, "count": 2, "skip": 1, "path": "/public/"}
     )
     async with worker_in(rig):

@@ -37,17 +37,17 @@ async def test_twenty_concurrent_calls_on_an_expired_token_refresh_it_once(rig: 
     before = store.get("tiktok", "main")
     # The sandbox expires every access token now; the stored `expires_at` still looks fresh, so
     # all twenty calls go out with the dead token and meet TikTok's 401 at about the same time.
-    expired = await rig.sandbox.admin("expire_token", {"provider": "tiktok"})
+    expired = await rig.emulator.admin("expire_token", {"provider": "tiktok"})
     assert expired["expired"] >= 1
     # A slow token endpoint keeps the refresh going until every call has met its 401, so all
     # twenty really want a refresh at the same time (and nineteen must wait for the first).
-    await rig.sandbox.faults({"provider": "tiktok", "kind": "slow", "path": "/oauth/token", "delay_s": 1.5})
+    await rig.emulator.faults({"provider": "tiktok", "kind": "slow", "path": "/oauth/token", "delay_s": 1.5})
 
     async with worker_in(rig):
         handle = await rig.start(TWENTY_AT_ONCE)
         result: RunResult = await asyncio.wait_for(handle.result(), 60)
 
-    state = await rig.sandbox.state()
+    state = await rig.emulator.state()
     after = store.get("tiktok", "main")
     record(
         "token_refresh_20_concurrent",

@@ -20,26 +20,11 @@ import signal
 from pathlib import Path
 from typing import Any
 
-from activities.credentials import CredentialStore
-from activities.http import make_http_client
-from activities.ratelimit import RateLimiter
-from activities.registry import ActionContext, Services, load_actions
-from activities.settings import Settings
+from activities.registry import ActionContext, load_actions
+from tests.support.emulator import emulator_services
 from tikflow.connect import connect
-from tikflow.emulator.server import provider_base_urls
 from tikflow.logging import configure_logging
 from tikflow.worker import run_workers
-
-
-def sandbox_services(base: str, credentials_path: Path) -> Services:
-    """A worker's services with every provider pointed at the sandbox at `base`."""
-    settings = Settings(base_urls=provider_base_urls(base))
-    return Services(
-        http=make_http_client(settings),
-        credentials=CredentialStore(credentials_path, env={}),
-        settings=settings,
-        limiter=RateLimiter(),
-    )
 
 
 def hold_side_effects(seconds: float) -> None:
@@ -62,7 +47,7 @@ async def main() -> None:
     if hold > 0:
         hold_side_effects(hold)
     client = await connect(target_host=os.environ["TEMPORAL_ADDRESS"])
-    services = sandbox_services(os.environ["TIKFLOW_SANDBOX_URL"], Path(os.environ["TIKFLOW_CREDENTIALS"]))
+    services = emulator_services(os.environ["TIKFLOW_SANDBOX_URL"], Path(os.environ["TIKFLOW_CREDENTIALS"]))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -67,7 +67,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 async def _demo(home: Path, polls: int, keep: bool, outcome: list[int], config: EngineConfig) -> int:
     from tikflow.cli import UserError
     from tikflow.devstack import DevStack, free_port, port_in_use
-    from tikflow.emulator import SandboxConfig
+    from tikflow.emulator import EmulatorConfig
     from tikflow.loader import load_recipe
     from tikflow.runs import start_recipe
     from workflows.models import PollTrigger, Trigger
@@ -81,7 +81,7 @@ async def _demo(home: Path, polls: int, keep: bool, outcome: list[int], config: 
         sandbox_port=8400 if not port_in_use(8400) else free_port(),
         task_queue="tikflow-demo",
         # New comments keep arriving (one a second), so every poll has fresh work.
-        sandbox_config=SandboxConfig(comment_interval_s=1.0),
+        sandbox_config=EmulatorConfig(comment_interval_s=1.0),
     )
     print("starting: Temporal dev server + UI, provider sandbox, worker …", flush=True)
     try:

@@ -15,10 +15,10 @@ from tikflow.emulator.state import (
     SOCIALAPI_KEY,
     TIKTOK_CLIENT_KEY,
     TIKTOK_CLIENT_SECRET,
-    SandboxConfig,
+    EmulatorConfig,
 )
 
-__all__ = ["SandboxConfig", "demo_credentials"]
+__all__ = ["EmulatorConfig", "demo_credentials"]
 
 
 def demo_credentials() -> dict[str, dict[str, dict[str, str]]]:

@@ -17,7 +17,7 @@ the wrong shape, type or size (`tikflow.emulator.payloads`; nothing of it is sto
 - `POST /_admin/tick {"comments": N, "video_id"?, "hashtag"?, "text"?, "messages": N,
   "message_requests": N, "followers": {handle: delta}}`: new activity now; answers what it made.
 - `POST /_admin/reset`: back to the seeded world and the configuration the app started with.
-- `GET /_admin/config`, `POST /_admin/config {field: value, ...}`: read or change `SandboxConfig`
+- `GET /_admin/config`, `POST /_admin/config {field: value, ...}`: read or change `EmulatorConfig`
   (all but `clock`).
 - `POST /_admin/reauthorize {"provider": "tikapi", "account_key": OLD}` → `{"account_key": NEW}`
   (the old key stays invalid); `{"provider": "socialapi"}` reconnects the SocialAPI account.
@@ -56,9 +56,9 @@ from tikflow.emulator.payloads import (
 )
 from tikflow.emulator.ratelimit import Quotas
 from tikflow.emulator.routing import Provider
-from tikflow.emulator.state import SandboxConfig, World
+from tikflow.emulator.state import EmulatorConfig, World
 
-__all__ = ["PROVIDERS", "Sandbox", "create_app"]
+__all__ = ["PROVIDERS", "Emulator", "create_app"]
 
 #: The provider stand-ins, by name.
 PROVIDERS: dict[str, Provider] = {
@@ -89,10 +89,10 @@ def _payload(model: type[P], body: dict[str, Any], what: str) -> P:
         raise InvalidPayload(problems(exc, what)) from None
 
 
-class Sandbox:
-    """The sandbox's mutable parts: the world, its faults and quotas (replaced on reset)."""
+class Emulator:
+    """The emulator's mutable parts: the world, its faults and quotas (replaced on reset)."""
 
-    def __init__(self, config: SandboxConfig) -> None:
+    def __init__(self, config: EmulatorConfig) -> None:
         self.config = config
         self._initial = dataclasses.replace(config, tiktok_per_minute=dict(config.tiktok_per_minute))
         self.reset()
@@ -100,7 +100,7 @@ class Sandbox:
     def reset(self) -> None:
         """Back to the seeded world and the initial configuration, with no faults."""
         # The config object itself stays (callers hold it); its values go back, dicts copied.
-        for f in dataclasses.fields(SandboxConfig):
+        for f in dataclasses.fields(EmulatorConfig):
             value = getattr(self._initial, f.name)
             setattr(self.config, f.name, dict(value) if isinstance(value, dict) else value)
         self.world = World(self.config)
@@ -254,14 +254,14 @@ class Sandbox:
         raise AdminError("provider must be tiktok, tikapi or socialapi")
 
 
-def create_app(config: SandboxConfig | None = None) -> Starlette:
-    """The sandbox as an ASGI app; its state is `app.state.sandbox` (a `Sandbox`)."""
-    sandbox = Sandbox(config or SandboxConfig())
+def create_app(config: EmulatorConfig | None = None) -> Starlette:
+    """The emulator as an ASGI app; its state is `app.state.emulator` (an `Emulator`)."""
+    emulator = Emulator(config or EmulatorConfig())
     app = Starlette(
         routes=[
-            Route("/_admin/{action}", sandbox.admin, methods=_METHODS),
-            Route("/{path:path}", sandbox.provider, methods=_METHODS),
+            Route("/_admin/{action}", emulator.admin, methods=_METHODS),
+            Route("/{path:path}", emulator.provider, methods=_METHODS),
         ]
     )
-    app.state.sandbox = sandbox
+    app.state.emulator = emulator
     return app

@@ -138,7 +138,7 @@ _Seconds = Annotated[int, Field(ge=1, le=10 * 365 * 86_400)]
 
 
 class ConfigUpdate(_Payload):
-    """`POST /_admin/config`: any `SandboxConfig` field but `clock`, typed and bounded.
+    """`POST /_admin/config`: any `EmulatorConfig` field but `clock`, typed and bounded.
 
     Only the fields a request sets are applied (`changes`); the defaults here are never used.
     """

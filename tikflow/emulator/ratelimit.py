@@ -1,7 +1,7 @@
 """Request quotas: sliding windows (per second, per 10 s, per minute) and daily quotas.
 
 Time comes from the sandbox clock, so a test crosses a window by moving its clock, not by sleeping.
-Each provider module decides its limits (from `SandboxConfig`) and how a refusal looks.
+Each provider module decides its limits (from `EmulatorConfig`) and how a refusal looks.
 """
 
 from __future__ import annotations

@@ -10,11 +10,12 @@ import time
 from collections.abc import Iterator, Sequence
 
 import uvicorn
+from starlette.applications import Starlette
 
 from tikflow.emulator.app import PROVIDERS, create_app
-from tikflow.emulator.state import SandboxConfig
+from tikflow.emulator.state import EmulatorConfig
 
-__all__ = ["main", "provider_base_urls", "running_sandbox", "serve"]
+__all__ = ["main", "provider_base_urls", "running_emulator", "serve"]
 
 
 def provider_base_urls(base_url: str) -> dict[str, str]:
@@ -22,29 +23,31 @@ def provider_base_urls(base_url: str) -> dict[str, str]:
     return {name: base_url.rstrip("/") + provider.prefix for name, provider in PROVIDERS.items()}
 
 
-def _server(host: str, port: int, config: SandboxConfig | None) -> uvicorn.Server:
-    return uvicorn.Server(
-        uvicorn.Config(create_app(config), host=host, port=port, log_level="warning", lifespan="off")
-    )
+def _server(app: Starlette, host: str, port: int) -> uvicorn.Server:
+    return uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="off"))
 
 
-def serve(host: str = "127.0.0.1", port: int = 8400, config: SandboxConfig | None = None) -> None:
+def serve(host: str = "127.0.0.1", port: int = 8400, config: EmulatorConfig | None = None) -> None:
     """Serve until interrupted; prints one `PROVIDER: BASE_URL` line per provider first."""
     for name, url in provider_base_urls(f"http://{host}:{port}").items():
         print(f"{name}: {url}", flush=True)
-    _server(host, port, config).run()
+    _server(create_app(config), host, port).run()
 
 
 @contextlib.contextmanager
-def running_sandbox(
-    port: int = 0, config: SandboxConfig | None = None, host: str = "127.0.0.1"
+def running_emulator(
+    port: int = 0, config: EmulatorConfig | None = None, host: str = "127.0.0.1", app: Starlette | None = None
 ) -> Iterator[str]:
-    """Serve the sandbox in a background thread; yields its base URL (port 0 = any free port)."""
+    """Serve the emulator in a background thread; yields its base URL (port 0 = any free port).
+
+    `app` (from `create_app`) is served instead of a new one from `config`: the caller keeps its
+    state at hand (`app.state.emulator`).
+    """
     sock = socket.socket()
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, port))
     bound = sock.getsockname()[1]
-    server = _server(host, bound, config)
+    server = _server(app or create_app(config), host, bound)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     deadline = time.monotonic() + 10
@@ -77,5 +80,5 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     with contextlib.suppress(KeyboardInterrupt):
-        serve(args.host, args.port, SandboxConfig(seed=args.seed, comment_interval_s=args.comment_interval))
+        serve(args.host, args.port, EmulatorConfig(seed=args.seed, comment_interval_s=args.comment_interval))
     return 0

@@ -34,9 +34,9 @@ __all__ = [
     "TIKTOK_UNION_ID",
     "Comment",
     "Conversation",
+    "EmulatorConfig",
     "Message",
     "Publish",
-    "SandboxConfig",
     "User",
     "Video",
     "World",
@@ -98,7 +98,7 @@ _STARS = ("lilyachty", "stoolpresidente")
 
 
 @dataclass
-class SandboxConfig:
+class EmulatorConfig:
     """How the sandbox behaves; change at runtime with `POST /_admin/config`.
 
     Rate limits follow each provider's documented quotas; 0 turns a limit off.
@@ -270,7 +270,7 @@ class Publish:
 class World:
     """All sandbox state, seeded from `config.seed`."""
 
-    def __init__(self, config: SandboxConfig) -> None:
+    def __init__(self, config: EmulatorConfig) -> None:
         self.config = config
         self.rng = random.Random(config.seed)
         self._next_id = 7_300_000_000_000_000_000

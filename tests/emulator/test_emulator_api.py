@@ -7,7 +7,7 @@ import pytest
 
 from tikflow.emulator import demo_credentials
 from tikflow.emulator.app import create_app
-from tikflow.emulator.state import SandboxConfig
+from tikflow.emulator.state import EmulatorConfig
 
 CREDS = demo_credentials()
 TIKAPI = {"X-API-KEY": CREDS["tikapi"]["main"]["api_key"]}
@@ -34,7 +34,7 @@ async def _bearer(c) -> dict[str, str]:
 
 @pytest.fixture
 async def sync_client(clock):
-    app = create_app(SandboxConfig(seed=3, clock=clock, publish_polls=1))
+    app = create_app(EmulatorConfig(seed=3, clock=clock, publish_polls=1))
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://sandbox") as c:
         yield c
 
@@ -215,7 +215,7 @@ async def test_tikapi_quota_answers_429_with_and_without_reset_header(sync_clien
 
 async def test_fault_rules_count_skip_and_probability_are_deterministic(clock):
     async def run() -> list[int]:
-        app = create_app(SandboxConfig(seed=5, clock=clock))
+        app = create_app(EmulatorConfig(seed=5, clock=clock))
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://sandbox") as c:
             await c.post(
                 "/_admin/faults",
