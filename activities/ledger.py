@@ -32,10 +32,7 @@ if TYPE_CHECKING:
     from activities.contracts import RunScope
     from activities.registry import Services
 
-__all__ = ["LEDGER_STATE_KEY", "EffectLedger", "EffectLedgerError", "default_ledger_path", "ledger_for"]
-
-#: Key of the worker's ledger in `Services.state`; tests put their own ledger there.
-LEDGER_STATE_KEY = "effects.ledger"
+__all__ = ["EffectLedger", "EffectLedgerError", "default_ledger_path", "ledger_for"]
 
 #: Thirty days: far longer than any activity retry or workflow reset window.
 DEFAULT_KEEP_S = 30 * 24 * 3600.0
@@ -65,11 +62,9 @@ def default_ledger_path(credentials_path: Path, env: Mapping[str, str] | None = 
 
 def ledger_for(services: Services) -> EffectLedger:
     """The worker's ledger, created on first use from the credential store's location."""
-    ledger = services.state.get(LEDGER_STATE_KEY)
-    if not isinstance(ledger, EffectLedger):
-        ledger = EffectLedger(default_ledger_path(services.credentials.path))
-        services.state[LEDGER_STATE_KEY] = ledger
-    return ledger
+    if services.ledger is None:
+        services.ledger = EffectLedger(default_ledger_path(services.credentials.path))
+    return services.ledger
 
 
 class EffectLedger:

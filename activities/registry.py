@@ -7,13 +7,14 @@ into one Temporal activity named after the action (so the Temporal UI shows `tik
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import importlib
 import types
 import typing
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -23,6 +24,7 @@ if TYPE_CHECKING:
     import httpx
 
     from activities.credentials import CredentialStore
+    from activities.ledger import EffectLedger
     from activities.ratelimit import RateLimiter
     from activities.settings import Settings
 
@@ -96,6 +98,9 @@ class PagedInput(ActionInput):
     pages: int = Field(default=1, ge=1, le=50, description="Fetch up to this many pages.")
 
 
+LocalT = TypeVar("LocalT")
+
+
 @dataclass
 class Services:
     """What every action shares inside one worker process: one pooled HTTP client and the stores.
@@ -105,14 +110,31 @@ class Services:
         credentials: Where named credentials are resolved and refreshed tokens written back.
         settings: Provider base URLs and tunables.
         limiter: The per-(provider, credential) rate-limit tracker.
-        state: Per-worker coordination (e.g. token-refresh locks), keyed by its owner.
+        ledger: The effect ledger; None until first use, when `activities.ledger.ledger_for`
+            opens it beside the credentials file (tests and the worker may set it up front).
+        refresh_locks: One `asyncio.Lock` per (provider, account), so concurrent activities
+            refresh an OAuth token once (`activities.tokens`).
     """
 
     http: httpx.AsyncClient
     credentials: CredentialStore
     settings: Settings
     limiter: RateLimiter
-    state: dict[str, Any] = field(default_factory=dict)
+    ledger: EffectLedger | None = None
+    refresh_locks: dict[tuple[str, str], asyncio.Lock] = field(default_factory=dict)
+    _locals: dict[type[Any], Any] = field(default_factory=dict, repr=False)
+
+    def local(self, kind: type[LocalT]) -> LocalT:
+        """This worker's one `kind` instance, made with `kind()` on first use.
+
+        A provider package keeps what it remembers per worker (TikAPI: who each account is, the
+        results it already returned) in a class of its own, so `Services` needs no field per
+        provider and no string keys.
+        """
+        found = self._locals.get(kind)
+        if found is None:
+            found = self._locals[kind] = kind()
+        return cast("LocalT", found)
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ The flow around every call (`with_access_token`):
 2. make the call with the access token;
 3. if the provider still says `TokenExpired` (revoked early, clock skew), refresh once and redo it.
 
-A refresh takes an `asyncio.Lock` per (provider, account) kept in `Services.state` and the
+A refresh takes an `asyncio.Lock` per (provider, account) kept in `Services.refresh_locks` and the
 credential store's file lock (other worker processes sharing the file), re-reads the credential
 under them, and refreshes only if the token it holds is still the stale one. A refresh the
 provider refuses ends in `SessionExpired`: only a human re-authorizing the account can cure it.
@@ -46,8 +46,6 @@ Refresher = Callable[[ActionContext, dict[str, str]], Awaitable[dict[str, str]]]
 
 ResultT = TypeVar("ResultT")
 
-_LOCKS_STATE_KEY = "tokens.refresh_locks"
-
 
 def _is_stale(credential: dict[str, str], margin_s: float = REFRESH_MARGIN_S) -> bool:
     """True when the access token is missing or expires within `margin_s`."""
@@ -64,8 +62,7 @@ def _is_stale(credential: dict[str, str], margin_s: float = REFRESH_MARGIN_S) ->
 
 
 def _refresh_lock(services: Services, provider: str, account: str) -> asyncio.Lock:
-    locks: dict[tuple[str, str], asyncio.Lock] = services.state.setdefault(_LOCKS_STATE_KEY, {})
-    return locks.setdefault((provider, account), asyncio.Lock())
+    return services.refresh_locks.setdefault((provider, account), asyncio.Lock())
 
 
 async def fresh_credential(ctx: ActionContext, provider: str, refresh: Refresher) -> dict[str, str]:

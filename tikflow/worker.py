@@ -64,6 +64,7 @@ log = structlog.get_logger("tikflow.worker")
 def build_services(config: EngineConfig) -> Services:
     """The dependencies every action shares in this process."""
     from activities.credentials import CredentialStore, resolve_path
+    from activities.ledger import EffectLedger
 
     settings = config.settings()
     path, _ = resolve_path(config.credentials_file)
@@ -72,6 +73,7 @@ def build_services(config: EngineConfig) -> Services:
         credentials=CredentialStore(path, seed=config.credentials_seed),
         settings=settings,
         limiter=RateLimiter(quotas=provider_quotas(config)),
+        ledger=EffectLedger(config.ledger_file or path.with_name("effects.json")),
     )
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 from collections import OrderedDict
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from activities.provider import obj
@@ -15,10 +15,23 @@ from activities.tikapi.client import CHECK_PAGES, PAGE_SIZE, PROVIDER
 from activities.tikapi.paging import Listing, walk
 from activities.tikapi.shapes import comment_items
 
-__all__ = ["Me", "done_before", "find_own", "remember", "whoami"]
+__all__ = ["Me", "Memory", "done_before", "find_own", "remember", "whoami"]
 
 #: Idempotency keys remembered per worker (the fast path before the listing check).
 _REMEMBERED = 2048
+
+
+@dataclass
+class Memory:
+    """What this worker remembers for TikAPI (`Services.local(Memory)`).
+
+    Attributes:
+        me: Who each account is, by (account name, key fingerprint).
+        done: Results already returned, by idempotency key (the newest `_REMEMBERED`).
+    """
+
+    me: dict[tuple[str, str], Me] = field(default_factory=dict)
+    done: OrderedDict[str, dict[str, Any]] = field(default_factory=OrderedDict)
 
 
 @dataclass(frozen=True)
@@ -41,7 +54,7 @@ async def whoami(ctx: ActionContext) -> Me:
     """
     creds = PROVIDER.credential(ctx, "/user/info")
     fingerprint = hashlib.sha256(creds["account_key"].encode()).hexdigest()[:16]
-    cache: dict[tuple[str, str], Me] = ctx.services.state.setdefault("tikapi.me", {})
+    cache = ctx.services.local(Memory).me
     key = (ctx.account, fingerprint)
     if key not in cache:
         body = await PROVIDER.request(ctx, "GET", "/user/info")
@@ -54,14 +67,14 @@ async def whoami(ctx: ActionContext) -> Me:
 
 def done_before(ctx: ActionContext) -> dict[str, Any] | None:
     """The result this worker already returned for this idempotency key, if any."""
-    done: OrderedDict[str, dict[str, Any]] = ctx.services.state.setdefault("tikapi.done", OrderedDict())
+    done = ctx.services.local(Memory).done
     result = done.get(ctx.idempotency_key)
     return None if result is None else {**result, "already_done": True}
 
 
 def remember(ctx: ActionContext, result: dict[str, Any]) -> dict[str, Any]:
     """Remember `result` under this call's idempotency key (for a retry on this worker)."""
-    done: OrderedDict[str, dict[str, Any]] = ctx.services.state.setdefault("tikapi.done", OrderedDict())
+    done = ctx.services.local(Memory).done
     done[ctx.idempotency_key] = result
     while len(done) > _REMEMBERED:
         done.popitem(last=False)

@@ -41,7 +41,7 @@ from temporalio.testing import ActivityEnvironment
 from activities.contracts import ActionRequest
 from activities.credentials import CredentialStore
 from activities.http import MAX_BODY_BYTES
-from activities.ledger import LEDGER_STATE_KEY, EffectLedger
+from activities.ledger import EffectLedger
 from activities.ratelimit import RateLimiter
 from activities.registry import Services, load_actions
 from activities.runner import ProviderActivities
@@ -357,7 +357,7 @@ def _services(transport: httpx.AsyncBaseTransport, credentials: Path) -> Service
         settings=Settings(base_urls=provider_base_urls(SANDBOX)),
         limiter=RateLimiter(sleep=_no_sleep),
     )
-    services.state[LEDGER_STATE_KEY] = MemoryLedger()
+    services.ledger = MemoryLedger()
     return services
 
 

@@ -12,7 +12,6 @@ import pytest
 
 from activities.credentials import CredentialStore
 from activities.ledger import (
-    LEDGER_STATE_KEY,
     EffectLedger,
     EffectLedgerError,
     default_ledger_path,
@@ -133,4 +132,4 @@ async def test_services_share_one_ledger_beside_their_credential_store(
         ledger = ledger_for(services)
         assert ledger.path == tmp_path / "effects.json"
         assert ledger_for(services) is ledger
-        assert services.state[LEDGER_STATE_KEY] is ledger
+        assert services.ledger is ledger

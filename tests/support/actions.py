@@ -15,7 +15,7 @@ from typing import Any, Protocol
 import httpx
 
 from activities.credentials import CredentialStore
-from activities.ledger import LEDGER_STATE_KEY, EffectLedger
+from activities.ledger import EffectLedger
 from activities.ratelimit import RateLimiter
 from activities.registry import ACTIONS, ActionContext, ActionInput, Services
 from activities.settings import Settings
@@ -44,7 +44,7 @@ def fake_services(
         limiter=limiter or RateLimiter(),
     )
     if ledger is not None:
-        services.state[LEDGER_STATE_KEY] = EffectLedger(ledger)
+        services.ledger = EffectLedger(ledger)
     return services
 
 
