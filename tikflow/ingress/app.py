@@ -33,7 +33,7 @@ import structlog
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
 
 from activities.credentials import CredentialStore
 from activities.errors import CredentialsRejected
@@ -63,7 +63,6 @@ _SECURITY_HEADERS = (
 _SECRET_NAME = re.compile(r"signature|token|secret|auth|cookie|key|session|password|credential", re.I)
 _DROPPED = {"content-length", "connection", "transfer-encoding", "host", "expect", "keep-alive"}
 _PRINTABLE = re.compile(r"[\x20-\x7e]*")
-_ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 _MAX_KEPT_HEADERS = 32
 _MAX_HEADER_VALUE = 1024
 
@@ -126,7 +125,10 @@ def create_app(config: IngressConfig | None = None, *, connect: Callable[[], Any
     )
     metrics = IngressMetrics()
     ingress = _Ingress(config, credentials, delivery, metrics)
-    app = Starlette(routes=[Route("/{path:path}", ingress.handle, methods=_ALL_METHODS)])
+    app = Starlette()
+    # Every request reaches `handle`, which routes by itself: so that an unknown path or a wrong
+    # method is refused with a reason, a log line and a count like every other rejection.
+    app.router.default = ingress.asgi
     app.state.metrics = metrics
     app.state.delivery = delivery
     return app
@@ -140,6 +142,10 @@ class _Ingress:
         self.credentials = credentials
         self.delivery = delivery
         self.metrics = metrics
+
+    async def asgi(self, scope: Scope, receive: Receive, send: Send) -> None:
+        response = await self.handle(Request(scope, receive))
+        await response(scope, receive, send)
 
     async def handle(self, request: Request) -> Response:
         path = request.url.path
@@ -234,8 +240,12 @@ class _Ingress:
         return await self._deliver(_Verified(source=name, event=event, route=name), label, request)
 
     async def _tiktok(self, request: Request, account: str, label: str) -> Response:
+        try:
+            credential = self.credentials.get("tiktok", account, required=("client_secret",))["client_secret"]
+        except CredentialsRejected:
+            # The TikTok app is named in the path: no such credential, no such route.
+            raise Rejected(404, "unknown_route", "no such route") from None
         body = await self._body(request)
-        credential = self._secret("tiktok", account, "client_secret")
         verify_tiktok(
             request.headers.get("tiktok-signature"),
             body,
