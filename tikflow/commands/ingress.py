@@ -28,6 +28,7 @@ def add_parser(subparsers: Any) -> None:
 def cmd_ingress(args: argparse.Namespace) -> int:
     """Run the ingress in the foreground; SIGTERM stops it as Ctrl-C does (exit status 0)."""
     import contextlib
+    import signal
 
     from tikflow.connect import task_queue
     from tikflow.ingress import IngressConfig, serve
@@ -39,6 +40,16 @@ def cmd_ingress(args: argparse.Namespace) -> int:
     )
     print(f"ingress: http://{args.host}:{args.port}", flush=True)
     print("  TikTok callback URL: <public https base>/events/tiktok   generic: /hooks/<route>", flush=True)
-    with contextlib.suppress(KeyboardInterrupt):
-        serve(args.host, args.port, config)
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    # uvicorn drains the requests in flight on SIGTERM and then re-raises the signal to the handler
+    # it found: this one, so SIGTERM ends the command like Ctrl-C, with status 0.
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        with contextlib.suppress(KeyboardInterrupt):
+            serve(args.host, args.port, config)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     return 0
