@@ -420,7 +420,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sandbox-port", type=int, default=8400)
     p.set_defaults(func=cmd_dev)
 
-    for module in ("credentials", "actions", "sandbox", "demo", "reauth", "graph", "trigger"):
+    for module in ("credentials", "actions", "sandbox", "demo", "reauth", "graph", "trigger", "ingress"):
         _add_optional_command(sub, module)
     return parser
 
