@@ -46,6 +46,7 @@ from activities.registry import Services
 from activities.runner import ProviderActivities
 from activities.settings import PROVIDERS
 from tikflow.connect import connect
+from workflows.events import event_workflows
 from workflows.recipe import RecipeWorkflow, workflow_runner
 
 __all__ = [
@@ -150,7 +151,7 @@ def build_workers(
         Worker(
             client,
             task_queue=base,
-            workflows=[RecipeWorkflow],
+            workflows=[RecipeWorkflow, *event_workflows()],
             workflow_runner=workflow_runner(),
             activities=grouped.pop(base),
             max_concurrent_activities=max_activities,

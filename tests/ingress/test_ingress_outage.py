@@ -21,8 +21,8 @@ from tests.ingress.conftest import (
     tiktok_signature,
     write_credentials,
 )
-from tests.resilience.conftest import eventually
 from tests.resilience.test_chaos import own_temporal
+from tests.support.waiting import eventually
 from tikflow.devstack import free_port
 from tikflow.ingress import register_route, running_ingress
 from workflows.events import (

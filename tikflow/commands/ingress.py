@@ -30,13 +30,13 @@ def cmd_ingress(args: argparse.Namespace) -> int:
     import contextlib
     import signal
 
-    from tikflow.connect import task_queue
+    from tikflow.cli import engine_config
     from tikflow.ingress import IngressConfig, serve
     from tikflow.logging import configure_logging
 
     configure_logging()
     config = IngressConfig(
-        max_body=args.max_body, window_s=args.window, task_queue=args.task_queue or task_queue()
+        max_body=args.max_body, window_s=args.window, task_queue=args.task_queue or engine_config().task_queue
     )
     print(f"ingress: http://{args.host}:{args.port}", flush=True)
     print("  TikTok callback URL: <public https base>/events/tiktok   generic: /hooks/<route>", flush=True)
