@@ -8,6 +8,7 @@ per figure, the baseline measured in the same run, their ratio, the goal and whe
 
 from __future__ import annotations
 
+import argparse
 import json
 import subprocess
 import sys
@@ -163,8 +164,13 @@ def table(results: list[dict[str, Any]]) -> str:
 
 
 def main(argv: list[str]) -> int:
-    quick = "--quick" in argv
-    names = [a for a in argv if not a.startswith("-")] or list(BENCHMARKS)
+    """Run the named benchmarks (all by default), then write and print the results."""
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--quick", action="store_true", help="the short runs (about a minute each)")
+    parser.add_argument("names", nargs="*", metavar="NAME", help=f"any of: {', '.join(BENCHMARKS)}")
+    args = parser.parse_args(argv)
+    quick: bool = args.quick
+    names: list[str] = args.names or list(BENCHMARKS)
     unknown = set(names) - set(BENCHMARKS)
     if unknown:
         print(f"unknown benchmark(s): {', '.join(sorted(unknown))}; choose from {', '.join(BENCHMARKS)}")
