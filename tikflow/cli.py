@@ -164,6 +164,9 @@ def cmd_run(args: argparse.Namespace) -> int:
             print(problem, file=sys.stderr)
         return EXIT_INVALID
 
+    if args.dry_run:
+        return _dry_run(loaded, given, as_json=args.json)
+
     trigger = loaded.recipe.trigger
     if args.wait and trigger is not None and trigger.schedule is not None:
         # A Schedule never finishes, and its first run may be hours away: waiting would hang.
@@ -204,6 +207,25 @@ def cmd_run(args: argparse.Namespace) -> int:
         return await print_result(handle, run_id)
 
     return asyncio.run(go())
+
+
+def _dry_run(loaded: Any, given: dict[str, Any], *, as_json: bool) -> int:
+    """`tikflow run FILE --dry-run`: the plan of what the recipe would do; exit 1 if the run failed."""
+    from tikflow.dryrun import dry_run, format_plan
+    from tikflow.worker import build_services
+
+    global _made_temporal_client
+    services = build_services(engine_config())
+    _made_temporal_client = True  # the in-process test server's client
+    try:
+        report = asyncio.run(dry_run(loaded, given, services))
+    except FileNotFoundError as exc:
+        raise UserError(str(exc)) from None
+    if as_json:
+        print(json.dumps(report.as_json(), indent=2, default=str))
+    else:
+        print("\n".join(format_plan(report)))
+    return 0 if report.error is None else 1
 
 
 async def print_result(handle: Any, run_id: str) -> int:
@@ -394,6 +416,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--id", help="workflow id (default: recipe-<name>-<hash of inputs>)")
     p.add_argument("--wait", action="store_true", help="wait for the run to finish and print its result")
     p.add_argument("--task-queue", help="task queue (default: TIKFLOW_TASK_QUEUE or tikflow)")
+    p.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="run once here with every side effect held back; print what it would have done",
+    )
+    p.add_argument("--json", action="store_true", help="with --dry-run: the plan as JSON")
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("status", help="show a run's phase and counters")
