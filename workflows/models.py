@@ -575,6 +575,11 @@ Step = Annotated[
 ]
 
 
+#: A label's key (`client`) and value (`acme`): stored as `key=value` in `TikflowLabels`.
+LabelKey = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_.-]{0,62}$")]
+LabelValue = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:/@-]{0,127}$")]
+
+
 class Recipe(_Strict):
     """A tikflow recipe: inputs, an optional trigger, and the steps to run."""
 
@@ -588,6 +593,11 @@ class Recipe(_Strict):
     )
     trigger: Trigger | None = Field(default=None, description="When it runs (omit to run once).")
     account: str = Field(default="main", description="Default credential name for calls.")
+    labels: dict[LabelKey, LabelValue] = Field(
+        default_factory=dict,
+        description="Labels of its runs (`client: acme`): searchable in the Temporal UI as "
+        "`TikflowLabels = 'client=acme'`, and by `tikflow list --label client=acme`.",
+    )
     retry: RetryPolicy | None = Field(default=None, description="Default retry policy for every call.")
     timeout: LongDuration | None = Field(
         default=None, description="Default limit on one call attempt (default 2m)."
