@@ -210,6 +210,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"watch it: {ui_link(run_id, schedule=handle is None)}")
         if handle is None or not args.wait:
             return 0
+        from tikflow.progress import show_progress
+
+        await show_progress(client, handle, sys.stderr)
         return await print_result(handle, run_id)
 
     return asyncio.run(go())

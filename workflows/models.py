@@ -22,10 +22,12 @@ from pydantic import (
     ConfigDict,
     Discriminator,
     Field,
+    SerializerFunctionWrapHandler,
     Strict,
     Tag,
     TypeAdapter,
     field_validator,
+    model_serializer,
     model_validator,
 )
 
@@ -612,6 +614,15 @@ class Recipe(_Strict):
         default="7d", description="How long a run waits for an expired account to be re-authorized."
     )
     steps: list[Step] = Field(min_length=1, description="The steps, run in order.")
+
+    @model_serializer(mode="wrap")
+    def _without_empty_labels(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # A recipe without labels serializes as it did before labels existed: the workflow input
+        # in history (and the committed replay histories) keeps its shape.
+        data: dict[str, Any] = handler(self)
+        if not self.labels:
+            data.pop("labels", None)
+        return data
 
 
 #: The kind of each step model: the key that names it in YAML (`workflows.steps.step_kind`).

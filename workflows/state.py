@@ -94,8 +94,9 @@ class MonitorState(BaseModel):
 class RecipeRun(BaseModel):
     """The workflow's input: a validated recipe, its resolved inputs and carried-over state."""
 
-    recipe: Recipe = Field(description="The validated recipe.")
+    # The inputs come first, so the Temporal UI's input pane shows them above the recipe body.
     inputs: dict[str, Any] = Field(default_factory=dict, description="Resolved inputs (never secrets).")
+    recipe: Recipe = Field(description="The validated recipe.")
     source: str = Field(default="", description="The recipe file it came from.")
     side_effects: list[str] = Field(
         default_factory=list, description="Action names that change the outside world (counted as effects)."
