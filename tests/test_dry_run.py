@@ -252,3 +252,45 @@ async def test_a_dry_run_changes_nothing_and_lists_what_a_real_run_does(file, tm
     assert lines[0].endswith("nothing was sent")
     if planned:
         assert any(line.startswith(f"  effects: {len(planned)} (") for line in lines)
+
+
+def test_the_command_line_prints_the_plan_and_sends_nothing(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    from tikflow.emulator.server import provider_base_urls
+
+    with serve_emulator(EmulatorConfig(seed=7)) as (url, _):
+        admin = AdminClient(url)
+        _scene(admin, "hashtag-reply", tmp_path)
+        store_emulator_credentials(CredentialStore(tmp_path / "credentials.json", env={}), url)
+        before = _world(admin)
+        env = {
+            **os.environ,
+            "TIKFLOW_CREDENTIALS": str(tmp_path / "credentials.json"),
+            "TIKFLOW_LOG_JSON": "1",
+            **{f"TIKFLOW_{p.upper()}_URL": u for p, u in provider_base_urls(url).items()},
+        }
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "tikflow.cli",
+                "run",
+                str(DEFINITIONS / "hashtag-reply.yaml"),
+                "--dry-run",
+            ],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert _world(admin) == before
+    assert done.returncode == 0, done.stderr
+    plan = [line for line in done.stdout.splitlines() if line.startswith("  ")]
+    replies = [line for line in plan if line.strip()[0].isdigit() and "reply to comment" in line]
+    assert replies
+    assert f"  effects: {len(replies)} ({len(replies)} tikapi.reply)" in plan
