@@ -2,7 +2,8 @@
 
 `ProviderActivities(services)` holds the worker's shared dependencies (the pooled HTTP client,
 the credential store, the rate limiter); `activities()` returns one activity per action, named
-after the action, grouped by the task queue it runs on.
+after the action, grouped by the task queue it runs on. Made with `dry_run=DryRun()`, the
+activities hold back every side effect (`activities.dryrun`): the one place that decides it.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.contracts import ActionRequest, run_scope, task_queue_for
+from activities.dryrun import DryRun, is_side_effect
 from activities.errors import ProviderError, to_application_error
 from activities.registry import Action, ActionContext, Services, load_actions
 
@@ -26,10 +28,14 @@ log = structlog.get_logger("tikflow.activities")
 
 
 class ProviderActivities:
-    """The activities of one worker: every registered action, sharing `services`."""
+    """The activities of one worker: every registered action, sharing `services`.
 
-    def __init__(self, services: Services) -> None:
+    With `dry_run`, side-effecting calls are recorded there and never reach their handler.
+    """
+
+    def __init__(self, services: Services, *, dry_run: DryRun | None = None) -> None:
         self.services = services
+        self.dry_run = dry_run
 
     async def execute(self, act: Action[Any], request: ActionRequest) -> dict[str, Any]:
         """Run one action: validate its input, call its handler, map provider errors once."""
@@ -47,6 +53,14 @@ class ProviderActivities:
                 raise ApplicationError(
                     f"{act.name}: invalid input: {problems}", type="InvalidActionInput", non_retryable=True
                 ) from None
+            if self.dry_run is not None:
+                if is_side_effect(act, params):
+                    log.info("dry run: side effect held back")
+                    return self.dry_run.record(act, request, params)
+                settled = self.dry_run.settled(act, request)
+                if settled is not None:
+                    return settled
+                self.dry_run.read(act)
             ctx = ActionContext(
                 services=self.services,
                 account=request.account,

