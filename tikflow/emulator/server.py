@@ -41,7 +41,10 @@ def running_emulator(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """`python -m tikflow.emulator [--host H] [--port N] [--seed N] [--comment-interval S] [--webhook-url URL]`."""
+    """`python -m tikflow.emulator [--host H] [--port N] [--seed N] [--comment-interval S] [--webhook-url U]`.
+
+    The options are `EmulatorConfig` fields; the rest of it is set through `POST /_admin/config`.
+    """
     parser = argparse.ArgumentParser(
         prog="tikflow sandbox", description="Local stand-ins of the five provider APIs."
     )
