@@ -325,6 +325,9 @@ def test_a_strict_write_never_leaves_half_a_credential(tmp_path: Path) -> None:
         ("tiktok", {"client_key": "ck", "client_secret": SECRET, "expires_at": "soon"}, "epoch seconds"),
         ("webhook", {"url": f"ftp://hooks.example.com/{SECRET}"}, "http"),
         ("webhook", {"url": SECRET}, "http"),
+        ("ingress", {"signing_secret": SECRET}, "Standard Webhooks secret"),
+        ("ingress", {"signing_secret": "whsec_" + SECRET[8:]}, "Standard Webhooks secret"),
+        ("ingress", {}, "signing_secret=… .* or token=…"),
     ],
 )
 def test_a_strict_write_refuses_malformed_values_without_showing_them(
