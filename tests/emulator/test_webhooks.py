@@ -167,7 +167,8 @@ async def test_a_callback_that_cannot_be_reached_is_retried(emulator, config):
     config.webhook_url = "http://127.0.0.1:9/events/tiktok"  # discard port: refused
     await _upload(emulator, await _bearer(emulator), privacy="SELF_ONLY")
     (found,) = await _deliveries(emulator, 1)
-    assert found["gave_up"] and len(found["attempts"]) == 4
+    assert found["gave_up"]
+    assert len(found["attempts"]) == 4
     assert all(isinstance(a, str) for a in found["attempts"])
 
 
@@ -182,7 +183,8 @@ async def test_duplicates_and_out_of_order_on_request(emulator, receiver):
 async def test_deauthorize_revokes_the_tokens_and_sends_authorization_removed(emulator, receiver):
     bearer = await _bearer(emulator)
     answer = await admin(emulator, "deauthorize", {"reason": 5})
-    assert answer["events"] == ["authorization.removed"] and answer["revoked"] >= 2
+    assert answer["events"] == ["authorization.removed"]
+    assert answer["revoked"] >= 2
     info = await emulator.get("/tiktok/v2/user/info/", params={"fields": "open_id"}, headers=bearer)
     assert info.status_code == 401
     (found,) = await _deliveries(emulator, 1)
@@ -190,7 +192,8 @@ async def test_deauthorize_revokes_the_tokens_and_sends_authorization_removed(em
     assert (envelope["event"], envelope["user_openid"]) == ("authorization.removed", TIKTOK_OPEN_ID)
     assert json.loads(envelope["content"]) == {"reason": 5}
     bad = await emulator.post("/_admin/deauthorize", json={"reason": 9})
-    assert bad.status_code == 400 and "0-5" in bad.json()["error"]
+    assert bad.status_code == 400
+    assert "0-5" in bad.json()["error"]
 
 
 async def test_take_down_sends_no_longer_publicaly_available(emulator, receiver):
@@ -216,7 +219,8 @@ async def test_without_a_callback_url_nothing_is_sent_and_polls_finish_the_publi
             "/tiktok/v2/post/publish/status/fetch/", json={"publish_id": publish_id}, headers=bearer
         )
         statuses.append(fetched.json()["data"]["status"])
-    assert statuses[-1] == "PUBLISH_COMPLETE" and statuses[0] == "PROCESSING_UPLOAD"
+    assert statuses[-1] == "PUBLISH_COMPLETE"
+    assert statuses[0] == "PROCESSING_UPLOAD"
     assert (await _webhooks(emulator))["deliveries"] == []
     assert receiver.received == []
 
