@@ -3,8 +3,9 @@
 It starts the embedded stack (a real Temporal dev server and UI, the provider sandbox, a worker),
 runs `upload-and-confirm` to completion (the sandbox's TikTok sends its signed
 `post.publish.complete` to the in-process ingress, which hands it to Temporal) and `hashtag-reply`
-for a few polls in sandbox time, prints what each did (read back from the sandbox's own state, not from the engine's claims) and
-the Temporal UI address, then stops everything it started and exits 0. Its last lines say where
+for a few polls in sandbox time, prints what each did (read back from the sandbox's own state,
+not from the engine's claims) and the Temporal UI address, then stops everything it started and
+exits 0. Its last lines say where
 the runs' histories stay (the dev server's SQLite file) and the command that shows them in the UI
 again; `--keep` keeps the UI up instead, until Ctrl-C. SIGTERM stops it as Ctrl-C does.
 """
