@@ -20,7 +20,7 @@ from typing import Any
 from bench.common import machine
 
 RESULTS = Path(__file__).resolve().parent / "results"
-BENCHMARKS = ("step_overhead", "fanout", "monitors", "ratelimit", "validate")
+BENCHMARKS = ("step_overhead", "fanout", "monitors", "ratelimit", "validate", "ingress")
 #: A benchmark that runs longer than this has hung (the full monitors run takes about 11 minutes).
 TIMEOUT_S = {"monitors": 1500}
 DEFAULT_TIMEOUT_S = 900
@@ -147,6 +147,19 @@ def rows(result: dict[str, Any]) -> list[tuple[str, str, str, str, str, str]]:
                 f"YAML parse only {r['yaml_parse_only_s']} s",
                 f"{r['ratio_vs_yaml_parse']}x",
                 "< 2 s",
+                _yes(r["goal_met"]),
+            )
+        ]
+    if name == "ingress":
+        return [
+            (
+                f"ingress ({r['events']} signed TikTok events offered at {r['offered_per_s']:g}/s)",
+                f"{r['ingress_per_s']} accepted/s, p50 {r['ingress_p50_ms']} ms, "
+                f"p99 {r['ingress_p99_ms']} ms",
+                f"bare signal-with-start loop {r['bare_per_s']}/s, p50 {r['bare_p50_ms']} ms, "
+                f"p99 {r['bare_p99_ms']} ms",
+                f"{r['share_of_bare']:.3f}",
+                ">= 0.90, p99 < 250 ms",
                 _yes(r["goal_met"]),
             )
         ]

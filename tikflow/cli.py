@@ -403,7 +403,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 
 def cmd_dev(args: argparse.Namespace) -> int:
-    """`tikflow dev`: the embedded stack (Temporal + UI + sandbox + worker) until Ctrl-C or SIGTERM."""
+    """`tikflow dev`: Temporal + UI, sandbox, ingress and a worker, until Ctrl-C or SIGTERM."""
     from tikflow.devstack import DevStack, run_until_stopped
     from tikflow.logging import configure_logging
     from tikflow.worker import tune_gc
@@ -421,6 +421,7 @@ def cmd_dev(args: argparse.Namespace) -> int:
             temporal_port=args.port,
             ui_port=args.ui_port,
             sandbox_port=args.sandbox_port,
+            ingress_port=None if args.ingress_port < 0 else args.ingress_port,
         )
         try:
             async with stack:
@@ -428,6 +429,10 @@ def cmd_dev(args: argparse.Namespace) -> int:
                 print(f"Temporal UI: {stack.ui_url}")
                 if stack.sandbox_url:
                     print(f"sandbox: {stack.sandbox_url}")
+                if stack.ingress_url:
+                    print(f"ingress: {stack.ingress_url}  (TikTok events: {stack.ingress_url}/events/tiktok)")
+                    if stack.sandbox_url:
+                        print("  the sandbox's TikTok sends its signed webhook events there")
                 print(f"credentials: {stack.credentials_path}")
                 # What another shell in this folder finds (the stack's worker may use another).
                 elsewhere, _ = resolve_path(config.credentials_file)
@@ -506,6 +511,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=7233, help="Temporal's gRPC port (default 7233)")
     p.add_argument("--ui-port", type=int, default=8233, help="the Temporal UI's port (default 8233)")
     p.add_argument("--sandbox-port", type=int, default=8400)
+    p.add_argument(
+        "--ingress-port", type=int, default=8500, help="the webhook ingress's port (default 8500; -1: none)"
+    )
     p.set_defaults(func=cmd_dev)
 
     for module in (

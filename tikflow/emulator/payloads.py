@@ -160,6 +160,13 @@ class ConfigUpdate(_Payload):
     dumpling_per_minute: _PerMinute = 0
     dumpling_credits: Annotated[int, Field(ge=0, le=10**12)] = 0
     socialapi_per_minute: _PerMinute = 0
+    webhook_url: Annotated[str, Field(max_length=2_000, pattern=r"^https?://[^\s/]+(/\S*)?$")] | None = None
+    webhook_retry_delays_s: Annotated[
+        tuple[Annotated[float, Field(ge=0, le=72 * 3_600)], ...], Field(max_length=100)
+    ] = ()
+    webhook_delay_s: Annotated[float, Field(ge=0, le=3_600)] = 0.0
+    webhook_duplicates: Annotated[int, Field(ge=0, le=10)] = 0
+    webhook_out_of_order: bool = False
 
     def changes(self) -> dict[str, Any]:
         """The fields the request set (`tikapi_retry_after: null` included: it means no header)."""

@@ -130,6 +130,16 @@ class EmulatorConfig:
         dumpling_credits: DumplingAI credits of the sandbox key (10 per profile request, 1 for
             other requests); 403 when they run out.
         socialapi_per_minute: SocialAPI requests per minute per key (its plan quota).
+        webhook_url: The TikTok app's webhook callback URL: signed events about publishes and
+            authorizations are POSTed there (`tikflow.emulator.webhooks`), and a publish finishes
+            as soon as its bytes are in instead of after `publish_polls` status fetches. None:
+            no events.
+        webhook_retry_delays_s: Seconds before each retry of a delivery that got no 2xx (TikTok
+            retries with exponential backoff for up to 72 hours); after the last, it is dropped.
+        webhook_delay_s: Seconds between an event and its first delivery attempt.
+        webhook_duplicates: Extra deliveries of every event (TikTok delivers at least once).
+        webhook_out_of_order: Deliver the events of one change last first (a publish's
+            `post.publish.publicly_available` before its `post.publish.complete`).
         clock: Time source (seconds since the epoch) for windows, token expiry and arrivals.
     """
 
@@ -157,6 +167,11 @@ class EmulatorConfig:
     dumpling_per_minute: int = 600
     dumpling_credits: int = 100_000
     socialapi_per_minute: int = 600
+    webhook_url: str | None = None
+    webhook_retry_delays_s: tuple[float, ...] = tuple(5.0 * 2**i for i in range(15))
+    webhook_delay_s: float = 0.0
+    webhook_duplicates: int = 0
+    webhook_out_of_order: bool = False
     clock: Callable[[], float] = field(default=time.time, repr=False)
 
     def public(self) -> dict[str, Any]:

@@ -10,7 +10,9 @@
   offset 4 → FAILED `file_format_check_failed`). `status/fetch` moves through PROCESSING_UPLOAD
   (or PROCESSING_DOWNLOAD) for `publish_polls` fetches, then PUBLISH_COMPLETE (the video joins
   the account's videos; `publicaly_available_post_id` lists it when it is PUBLIC_TO_EVERYONE),
-  SEND_TO_USER_INBOX or FAILED (`video_pull_failed` for a URL that is not an .mp4).
+  SEND_TO_USER_INBOX or FAILED (`video_pull_failed` for a URL that is not an .mp4). With a
+  webhook callback URL configured, processing ends as soon as the bytes are in (or the URL is
+  given) and the outcome is POSTed as signed events (`tikflow.emulator.webhooks`).
 - Per-minute limits per token and endpoint, sliding windows (429 `rate_limit_exceeded`).
 
 Not documented, chosen here: a malformed `Content-Range` is a 400 and a range that does not fit
@@ -30,6 +32,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 
+from tikflow.emulator import webhooks
 from tikflow.emulator.payloads import json_body
 from tikflow.emulator.ratelimit import Quotas
 from tikflow.emulator.routing import Provider, Router
@@ -325,6 +328,7 @@ async def _init(world: World, request: Request, open_id: str) -> Response:
             raise ApiError(400, "invalid_params", "video_url must be an https URL.")
         publish.video_url, publish.status = url, "PROCESSING_DOWNLOAD"
         world.publishes[publish.publish_id] = publish
+        _processing(world, request, publish)
         return _ok(world, {"publish_id": publish.publish_id})
     raise ApiError(400, "invalid_params", "source_info.source must be FILE_UPLOAD or PULL_FROM_URL.")
 
@@ -368,6 +372,8 @@ async def _upload(world: World, request: Request) -> Response:
     publish.received_ranges.append((first, last))
     publish.chunks_received += 1
     publish.uploaded_bytes = last + 1
+    if final:
+        _processing(world, request, publish)
     return Response(status_code=201 if final else 206)
 
 
@@ -381,6 +387,7 @@ async def _status(world: World, request: Request, open_id: str) -> Response:
         publish.polls += 1
         if publish.polls >= world.config.publish_polls:
             _finish(world, publish)
+            webhooks.sender(request).publish_progress(world, publish)
     public = publish.post_id is not None and publish.privacy_level == "PUBLIC_TO_EVERYONE"
     data = {
         "status": publish.status,
@@ -391,6 +398,18 @@ async def _status(world: World, request: Request, open_id: str) -> Response:
     if publish.fail_reason:
         data["fail_reason"] = publish.fail_reason
     return _ok(world, data)
+
+
+def _processing(world: World, request: Request, publish: Publish) -> None:
+    """The bytes are in (or the URL is known): with a webhook callback, processing ends now.
+
+    Without one, it ends after `publish_polls` status fetches; with one, the app learns the
+    outcome from the events (`tikflow.emulator.webhooks`) and needs no fetch at all.
+    """
+    events = webhooks.sender(request)
+    if events.enabled:
+        _finish(world, publish)
+        events.publish_progress(world, publish)
 
 
 def _finish(world: World, publish: Publish) -> None:
