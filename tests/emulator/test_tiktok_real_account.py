@@ -69,6 +69,12 @@ async def make_ctx(served: tuple[str, Emulator], clock: FakeClock, tmp_path: Pat
         await services.http.aclose()
 
 
+async def _post_self_only(ctx: ActionContext) -> dict[str, Any]:
+    return await run_action(
+        ctx, "tiktok.publish_video", source="PULL_FROM_URL", video_url=VIDEO_URL, privacy_level="SELF_ONLY"
+    )
+
+
 def _statuses(admin: AdminClient) -> dict[str, int]:
     return dict(admin.admin("state", method="GET")["statuses"])
 
@@ -95,13 +101,7 @@ async def test_an_unaudited_app_offers_self_only_and_refuses_public_posts_saying
 async def test_an_unaudited_app_posting_from_a_public_account_gets_tiktoks_403_with_advice(make_ctx, admin):
     admin.admin("config", {"tiktok_account_private": False})
     with pytest.raises(ProviderRejected) as refused:
-        await run_action(
-            make_ctx("p"),
-            "tiktok.publish_video",
-            source="PULL_FROM_URL",
-            video_url=VIDEO_URL,
-            privacy_level="SELF_ONLY",
-        )
+        await _post_self_only(make_ctx("p"))
     assert (refused.value.status, refused.value.code) == (
         403,
         "unaudited_client_can_only_post_to_private_accounts",
@@ -113,25 +113,13 @@ async def test_an_unaudited_app_posting_from_a_public_account_gets_tiktoks_403_w
 async def test_an_unaudited_app_caps_the_creators_posting_per_day(make_ctx, admin):
     admin.admin("config", {"tiktok_unaudited_daily_creators": 0})
     with pytest.raises(ProviderRejected) as refused:
-        await run_action(
-            make_ctx("cap"),
-            "tiktok.publish_video",
-            source="PULL_FROM_URL",
-            video_url=VIDEO_URL,
-            privacy_level="SELF_ONLY",
-        )
+        await _post_self_only(make_ctx("cap"))
     assert (refused.value.status, refused.value.code) == (403, "reached_active_user_cap")
     assert "5 creators" in str(refused.value)
 
 
 async def test_an_unaudited_app_may_post_self_only_from_a_private_account(make_ctx):
-    posted = await run_action(
-        make_ctx("ok"),
-        "tiktok.publish_video",
-        source="PULL_FROM_URL",
-        video_url=VIDEO_URL,
-        privacy_level="SELF_ONLY",
-    )
+    posted = await _post_self_only(make_ctx("ok"))
     assert posted["publish_id"]
 
 
@@ -154,16 +142,7 @@ async def test_a_burst_of_posts_against_the_init_window_completes_without_a_429(
     start = clock.now
     # One after another: the fake clock jumps when the limiter waits, which would leave requests
     # sent concurrently before the jump arriving after it.
-    posted = [
-        await run_action(
-            make_ctx(f"burst-{i}"),
-            "tiktok.publish_video",
-            source="PULL_FROM_URL",
-            video_url=VIDEO_URL,
-            privacy_level="SELF_ONLY",
-        )
-        for i in range(10)
-    ]
+    posted = [await _post_self_only(make_ctx(f"burst-{i}")) for i in range(10)]
 
     assert len({p["publish_id"] for p in posted}) == 10
     assert _statuses(admin).get("tiktok 429", 0) == 0
@@ -186,23 +165,11 @@ async def test_a_429_from_a_window_spent_elsewhere_is_answered_once_then_waited_
         await ctx.services.http.post(init, json=body, headers={"Authorization": f"Bearer {token}"})
 
     with pytest.raises(RateLimited) as limited:
-        await run_action(
-            ctx,
-            "tiktok.publish_video",
-            source="PULL_FROM_URL",
-            video_url=VIDEO_URL,
-            privacy_level="SELF_ONLY",
-        )
+        await _post_self_only(ctx)
     assert limited.value.retry_after == pytest.approx(61)
     # The retry is held back here until the window slid, not sent for a second 429.
     before = clock.now
-    posted = await run_action(
-        make_ctx("elsewhere-2"),
-        "tiktok.publish_video",
-        source="PULL_FROM_URL",
-        video_url=VIDEO_URL,
-        privacy_level="SELF_ONLY",
-    )
+    posted = await _post_self_only(make_ctx("elsewhere-2"))
     assert posted["publish_id"]
     assert clock.now - before >= 60
     assert _statuses(admin)["tiktok 429"] == 1
