@@ -147,7 +147,10 @@ def sandbox_url() -> Iterator[str]:
     from tikflow.emulator.server import running_emulator
     from tikflow.emulator.state import EmulatorConfig
 
-    with running_emulator(port=0, config=EmulatorConfig(seed=7)) as url:
+    # An audited TikTok app with instant moderation (the sandbox default is a new, unaudited app).
+    with running_emulator(
+        port=0, config=EmulatorConfig(seed=7, tiktok_app_audited=True, tiktok_moderation_s=0)
+    ) as url:
         yield url
 
 

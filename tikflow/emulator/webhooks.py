@@ -70,6 +70,18 @@ class WebhookDelivery:
     gave_up: bool = False
 
 
+def moderation_left_s(world: World, publish: Publish) -> float | None:
+    """Seconds until a public post's id is handed out (0 once it is); None for a post never public.
+
+    TikTok fills `publicaly_available_post_id` (and sends `post.publish.publicly_available`) only
+    after moderation, `tiktok_moderation_s` after PUBLISH_COMPLETE here.
+    """
+    if publish.post_id is None or publish.privacy_level != "PUBLIC_TO_EVERYONE":
+        return None
+    due = (publish.completed_at or 0.0) + world.config.tiktok_moderation_s
+    return max(0.0, due - world.now())
+
+
 class WebhookSender:
     """Sends the sandbox app's webhook events to `config.webhook_url`, in tasks of the serving loop."""
 
@@ -78,6 +90,7 @@ class WebhookSender:
         self.deliveries: list[WebhookDelivery] = []
         self._sent: dict[str, set[str]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        self._timers: set[asyncio.TimerHandle] = set()
         self._next_id = 0
 
     @property
@@ -90,6 +103,9 @@ class WebhookSender:
         for task in list(self._tasks):
             task.get_loop().call_soon_threadsafe(task.cancel)
         self._tasks.clear()
+        for timer in list(self._timers):
+            timer.cancel()
+        self._timers.clear()
         self.deliveries.clear()
         self._sent.clear()
 
@@ -112,8 +128,13 @@ class WebhookSender:
         due: list[tuple[str, dict[str, Any]]] = []
         if publish.status == "PUBLISH_COMPLETE":
             due.append(("post.publish.complete", base))
-            if publish.post_id is not None and publish.privacy_level == "PUBLIC_TO_EVERYONE":
+            left = moderation_left_s(world, publish)
+            if left == 0:
                 due.append(("post.publish.publicly_available", {**base, "post_id": publish.post_id}))
+            elif left is not None:
+                # The id comes out of moderation later: look again then (a status fetch may too).
+                timer = asyncio.get_running_loop().call_later(left, self.publish_progress, world, publish)
+                self._timers.add(timer)
         elif publish.status == "SEND_TO_USER_INBOX":
             due.append(("post.publish.inbox_delivered", base))
         elif publish.status == "FAILED":
