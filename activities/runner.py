@@ -41,7 +41,8 @@ class ProviderActivities:
     def validate(act: Action[Any], request: ActionRequest) -> ActionInput:
         """The call's `with:` as `act`'s input model; a non-retryable `InvalidActionInput` otherwise."""
         try:
-            return act.input_model.model_validate(request.params)
+            params: ActionInput = act.input_model.model_validate(request.params)
+            return params
         except ValidationError as exc:
             problems = "; ".join(
                 f"{'.'.join(map(str, e['loc'])) or 'with'}: {e['msg']}" for e in exc.errors(include_url=False)

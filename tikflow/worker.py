@@ -150,7 +150,8 @@ def build_workers(
     """
     config = config or EngineConfig()
     base = base_queue or config.task_queue
-    grouped = (activities or ProviderActivities(services, dry_run=dry_run)).activities(base)
+    actions = activities or ProviderActivities(services, dry_run=dry_run)
+    grouped = actions.activities(base)
     max_activities = config.max_concurrent_activities
     graceful = timedelta(seconds=config.graceful_shutdown_s)
     workers = [
@@ -167,13 +168,13 @@ def build_workers(
             graceful_shutdown_timeout=graceful,
         )
     ]
-    for queue, activities in sorted(grouped.items()):
+    for queue, on_queue in sorted(grouped.items()):
         provider = queue.rsplit(".", 1)[-1]
         workers.append(
             Worker(
                 client,
                 task_queue=queue,
-                activities=activities,
+                activities=on_queue,
                 max_concurrent_activities=max_activities,
                 max_task_queue_activities_per_second=config.queue_rps.get(provider),
                 graceful_shutdown_timeout=graceful,

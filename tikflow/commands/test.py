@@ -82,7 +82,7 @@ def cmd_test(args: argparse.Namespace) -> int:
     import tikflow.cli
     from tikflow.logging import configure_logging
 
-    configure_logging(level="WARNING")
+    configure_logging(level="ERROR")  # what failed is in the report
     tikflow.cli._made_temporal_client = True  # the in-process test server's client
     try:
         reports = asyncio.run(run_test_files(loaded, only=args.only))

@@ -25,6 +25,9 @@ from activities.runner import ProviderActivities
 
 __all__ = ["CannedActivities", "RecordedCall", "step_name"]
 
+#: Actions that reach nothing outside the worker: without a canned result they run for real.
+_LOCAL = frozenset({"log"})
+
 _ITEM_KEY = re.compile(r"\[[^\]]*\]")
 _UNNAMED = re.compile(r"^(\d+|then|else|parallel\d+)$")
 
@@ -48,7 +51,7 @@ class RecordedCall:
         step: The innermost named step (`replies`).
         params: Its validated arguments (JSON-able).
         effect: Whether it is a side effect.
-        answered_by: `canned`, `stand-in`, `sandbox` or `none`.
+        answered_by: `canned`, `stand-in`, `sandbox`, `local` (run for real: `log`) or `none`.
     """
 
     action: str
@@ -61,7 +64,12 @@ class RecordedCall:
 
 @dataclass
 class CannedActivities(ProviderActivities):
-    """Every action answered from `canned` (by step id or action name), every call recorded."""
+    """Every action answered from `canned` (by step id or action name), every call recorded.
+
+    A canned value is a result (every call), or a list: entries with `with:` answer the calls
+    whose arguments hold those values (`{with: {media_id: "7301"}, result: {...}}`), the other
+    entries answer the remaining calls in turn, the last one repeating.
+    """
 
     services: Services
     canned: dict[str, dict[str, Any] | list[dict[str, Any]]]
@@ -73,15 +81,19 @@ class CannedActivities(ProviderActivities):
     def __post_init__(self) -> None:
         super().__init__(self.services)
 
-    def _canned(self, key: str) -> dict[str, Any] | None:
+    def _canned(self, key: str, params: dict[str, Any]) -> dict[str, Any] | None:
         results = self.canned.get(key)
-        if results is None:
-            return None
-        if isinstance(results, dict):
+        if results is None or isinstance(results, dict):
             return results
+        for entry in results:
+            if "with" in entry and _holds(params, entry["with"]):
+                return dict(entry.get("result") or {})
+        in_turn = [entry for entry in results if "with" not in entry]
+        if not in_turn:
+            return None
         turn = self._used.get(key, 0)
         self._used[key] = turn + 1
-        return results[min(turn, len(results) - 1)]
+        return in_turn[min(turn, len(in_turn) - 1)]
 
     async def execute(self, act: Action[Any], request: ActionRequest) -> dict[str, Any]:
         """Answer one call as the module docstring says; record it first."""
@@ -90,18 +102,25 @@ class CannedActivities(ProviderActivities):
         step = step_name(path)
         effect = is_side_effect(act, params)
         values = params.model_dump(mode="json", by_alias=True)
-        answer = self._canned(step) if step in self.canned else self._canned(act.name)
+        answer = self._canned(step if step in self.canned else act.name, values)
         by = "canned"
-        if answer is None and self.sandbox:
-            by = "sandbox"
+        if answer is None and (self.sandbox or act.name in _LOCAL):
+            by = "sandbox" if self.sandbox else "local"
         elif answer is None and effect:
             answer, by = self.plan.record(act, request, params), "stand-in"
         elif answer is None:
             answer, by = self.plan.settled(act, request), "stand-in"
         self.calls.append(
-            RecordedCall(act.name, path, step, values, effect, by if answer or self.sandbox else "none")
+            RecordedCall(
+                act.name,
+                path,
+                step,
+                values,
+                effect,
+                "none" if answer is None and by in ("canned", "stand-in") else by,
+            )
         )
-        if by == "sandbox":
+        if by in ("sandbox", "local"):
             return await super().execute(act, request)
         if answer is not None:
             return dict(answer)
@@ -111,3 +130,10 @@ class CannedActivities(ProviderActivities):
             type="NoCannedResult",
             non_retryable=True,
         )
+
+
+def _holds(params: dict[str, Any], wanted: Any) -> bool:
+    """Whether a call's arguments hold every key of `wanted` with its value."""
+    return isinstance(wanted, dict) and all(
+        key in params and params[key] == value for key, value in wanted.items()
+    )

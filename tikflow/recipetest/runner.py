@@ -37,9 +37,10 @@ from tikflow.devstack import find_binary, running_workers, store_credentials
 from tikflow.dryrun import dry_run_recipe
 from tikflow.loader import LoadedRecipe
 from tikflow.recipetest.fake import CannedActivities, RecordedCall
-from tikflow.recipetest.spec import Case, LoadedTestFile
+from tikflow.recipetest.spec import Case, EffectExpectation, LoadedTestFile
 from tikflow.runs import start_recipe
 from workflows.models import PollTrigger, Recipe, Trigger
+from workflows.recipe import RecipeWorkflow
 
 __all__ = ["CASE_TIMEOUT_S", "CaseReport", "Difference", "compare", "run_test_files", "test_recipe"]
 
@@ -157,6 +158,10 @@ async def _run_case(env: WorkflowEnvironment, test: LoadedTestFile, index: int) 
             try:
                 run = await asyncio.wait_for(handle.result(), CASE_TIMEOUT_S)
                 result = run.model_dump(mode="json")
+                if run.counters.errors:
+                    # A monitor's failed poll does not end the run: what failed is in its status.
+                    status = await handle.query(RecipeWorkflow.status)
+                    error = status.last_error or f"{run.counters.errors} step(s) failed"
             except WorkflowFailureError as exc:
                 error = getattr(exc.cause, "message", None) or str(exc.cause)
             except TimeoutError:
@@ -234,10 +239,10 @@ def compare(
     for call in missing[:1]:
         found.append(Difference(f"step {call.step}", f"{call.action} has no canned result ({call.path})"))
     if expect.error is None and error is not None and not missing:
-        found.append(Difference("run", f"expected it to complete, it failed: {error}"))
+        found.append(Difference("run", f"expected no failure, got: {error}"))
     elif expect.error is not None:
         if error is None:
-            found.append(Difference("run", f"expected it to fail with {expect.error!r}, it completed"))
+            found.append(Difference("run", f"expected a failure with {expect.error!r}, nothing failed"))
         elif expect.error not in error:
             found.append(Difference("run", f"expected a failure with {expect.error!r}, got: {error}"))
     if expect.calls is not None:
@@ -249,7 +254,9 @@ def compare(
                 found.append(
                     Difference(f"calls {action}", f"expected {count} call(s), got {made[action]}{at}")
                 )
-    if expect.effects is not None:
+    if expect.effects is not None and expect.any_order:
+        found += _unordered_effects(expect.effects, [c for c in calls if c.effect])
+    elif expect.effects is not None:
         effects = [c for c in calls if c.effect]
         for number, wanted in enumerate(expect.effects, 1):
             label = f"step {wanted.step or '?'}, effect {number} {wanted.action}"
@@ -281,6 +288,38 @@ def compare(
             for problem in _subset(expect.result, result, ""):
                 step = _outputs_step(problem)
                 found.append(Difference(f"result (step {step})" if step else "result", problem))
+    return found
+
+
+def _matches(wanted: EffectExpectation, call: RecordedCall) -> bool:
+    return (
+        call.action == wanted.action
+        and wanted.step in (None, call.step)
+        and not _subset(wanted.with_, call.params, "with")
+    )
+
+
+def _unordered_effects(wanted: Sequence[EffectExpectation], made: Sequence[RecordedCall]) -> list[Difference]:
+    left = list(made)
+    found: list[Difference] = []
+    for number, expected in enumerate(wanted, 1):
+        match = next((call for call in left if _matches(expected, call)), None)
+        if match is not None:
+            left.remove(match)
+            continue
+        near = next(
+            (c for c in left if c.action == expected.action and expected.step in (None, c.step)), None
+        )
+        label = f"step {expected.step or (near.step if near else '?')}, effect {number} {expected.action}"
+        if near is None:
+            found.append(Difference(label, "expected, but the run made no such effect"))
+        else:
+            found += [Difference(label, p) for p in _subset(expected.with_, near.params, "with")]
+            left.remove(near)
+    found += [
+        Difference(f"step {c.step}, effect {c.action}", f"not expected ({c.path}, with {_show(c.params)})")
+        for c in left
+    ]
     return found
 
 

@@ -72,6 +72,9 @@ class Expectations(_Strict):
     effects: list[EffectExpectation] | None = Field(
         default=None, description="Exactly these side effects, in order (absent: not checked)."
     )
+    any_order: bool = Field(
+        default=False, description="The effects may come in any order (parallel branches, concurrency)."
+    )
     result: dict[str, Any] | None = Field(
         default=None, description="Parts of the run's result (`outcome`, `polls`, `counters`, `outputs`)."
     )
@@ -87,7 +90,9 @@ class Case(_Strict):
     canned: dict[str, dict[str, Any] | list[dict[str, Any]]] = Field(
         default_factory=dict,
         description=(
-            "Results by step id or action name (a step id wins); a list is used in turn, its last repeats."
+            "Results by step id or action name (a step id wins). A list: entries "
+            "`{with: {...}, result: {...}}` answer calls with those arguments, "
+            "the others are used in turn, the last repeating."
         ),
     )
     sandbox: SandboxSeed | None = Field(
@@ -103,6 +108,14 @@ class Case(_Strict):
         for key, results in value.items():
             if isinstance(results, list) and not results:
                 raise ValueError(f"canned results of {key!r} are an empty list")
+            for entry in results if isinstance(results, list) else []:
+                if "with" in entry and (
+                    set(entry) - {"with", "result"} or not isinstance(entry["with"], dict)
+                ):
+                    raise ValueError(
+                        f"canned results of {key!r}: an entry with `with:` (a mapping of arguments) "
+                        "holds only `with:` and `result:`"
+                    )
         return value
 
 
