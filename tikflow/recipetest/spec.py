@@ -16,10 +16,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from activities.registry import load_actions
 from tikflow.loader import LoadedRecipe, RecipeError, load_recipe
-from tikflow.loader.files import check_characters, decode, read_file
+from tikflow.loader.files import read_file
+from tikflow.loader.load import parse_document
 from tikflow.loader.model_errors import report_validation_error
-from tikflow.loader.problems import Document
-from tikflow.loader.yaml_positions import parse_yaml
 from workflows.steps import iter_steps
 
 __all__ = [
@@ -147,12 +146,7 @@ def load_test_file(path: str | Path) -> LoadedTestFile:
         RecipeError: every problem of the test file (FILE:LINE:COL), or of the recipe it names.
     """
     name = str(path)
-    text = decode(read_file(path, name), name)
-    check_characters(text, name)
-    doc = Document(name)
-    data = parse_yaml(text, doc)
-    if doc.problems:
-        raise RecipeError(doc.problems)
+    doc, data = parse_document(read_file(path, name), name)
     if not isinstance(data, dict):
         doc.at((), "a recipe test file is a mapping with `recipe:` and `tests:`")
         raise RecipeError(doc.problems)
