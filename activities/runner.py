@@ -20,7 +20,7 @@ from temporalio.exceptions import ApplicationError
 from activities.contracts import ActionRequest, run_scope, task_queue_for
 from activities.dryrun import DryRun, is_side_effect
 from activities.errors import ProviderError, to_application_error
-from activities.registry import Action, ActionContext, Services, load_actions
+from activities.registry import Action, ActionContext, ActionInput, Services, load_actions
 
 __all__ = ["ProviderActivities"]
 
@@ -37,22 +37,27 @@ class ProviderActivities:
         self.services = services
         self.dry_run = dry_run
 
+    @staticmethod
+    def validate(act: Action[Any], request: ActionRequest) -> ActionInput:
+        """The call's `with:` as `act`'s input model; a non-retryable `InvalidActionInput` otherwise."""
+        try:
+            params: ActionInput = act.input_model.model_validate(request.params)
+            return params
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(map(str, e['loc'])) or 'with'}: {e['msg']}" for e in exc.errors(include_url=False)
+            )
+            raise ApplicationError(
+                f"{act.name}: invalid input: {problems}", type="InvalidActionInput", non_retryable=True
+            ) from None
+
     async def execute(self, act: Action[Any], request: ActionRequest) -> dict[str, Any]:
         """Run one action: validate its input, call its handler, map provider errors once."""
         info = activity.info()
         with structlog.contextvars.bound_contextvars(
             workflow_id=info.workflow_id, activity=act.name, attempt=info.attempt, account=request.account
         ):
-            try:
-                params = act.input_model.model_validate(request.params)
-            except ValidationError as exc:
-                problems = "; ".join(
-                    f"{'.'.join(map(str, e['loc'])) or 'with'}: {e['msg']}"
-                    for e in exc.errors(include_url=False)
-                )
-                raise ApplicationError(
-                    f"{act.name}: invalid input: {problems}", type="InvalidActionInput", non_retryable=True
-                ) from None
+            params = self.validate(act, request)
             if self.dry_run is not None:
                 if is_side_effect(act, params):
                     log.info("dry run: side effect held back")

@@ -73,7 +73,12 @@ def _recipe_files(paths: Sequence[str]) -> list[Path]:
     for raw in paths:
         path = Path(raw)
         if path.is_dir():
-            files += sorted(p for p in path.rglob("*") if p.suffix in (".yaml", ".yml"))
+            # Recipe tests (`*.test.yaml`, `tikflow test`) are not recipes.
+            files += sorted(
+                p
+                for p in path.rglob("*")
+                if p.suffix in (".yaml", ".yml") and not p.name.endswith((".test.yaml", ".test.yml"))
+            )
         else:
             files.append(path)
     return files
@@ -526,6 +531,7 @@ def build_parser() -> argparse.ArgumentParser:
         "trigger",
         "ingress",
         "list",
+        "test",
     ):
         _add_optional_command(sub, module)
     return parser

@@ -41,6 +41,7 @@ if TYPE_CHECKING:
     from activities.credentials import CredentialStore
     from activities.dryrun import DryRun
     from activities.registry import Services
+    from activities.runner import ProviderActivities
 
 __all__ = [
     "DEV_SERVER_DYNAMIC_CONFIG",
@@ -347,12 +348,13 @@ async def running_workers(
     *,
     config: EngineConfig | None = None,
     dry_run: DryRun | None = None,
+    activities: ProviderActivities | None = None,
 ) -> AsyncIterator[None]:
     """The workers (`tikflow.worker.run_workers` on base queue `task_queue`) as a task of this event loop.
 
     The block starts once they poll; a worker that fails to start raises here instead. Leaving the
     block stops them gracefully (in-flight activities finish). With `dry_run`, they hold back
-    every side effect there.
+    every side effect there; with `activities`, those answer the actions instead.
     """
     from tikflow.worker import run_workers
 
@@ -360,7 +362,14 @@ async def running_workers(
     ready = asyncio.Event()
     task = asyncio.create_task(
         run_workers(
-            client, services, config=config, base_queue=task_queue, stop=stop, ready=ready, dry_run=dry_run
+            client,
+            services,
+            config=config,
+            base_queue=task_queue,
+            stop=stop,
+            ready=ready,
+            dry_run=dry_run,
+            activities=activities,
         )
     )
     ready_wait = asyncio.create_task(ready.wait())
