@@ -74,6 +74,9 @@ async def test_a_sandbox_publish_reaches_the_waiting_run_through_the_ingress_onc
     async with Worker(dev_env.client, task_queue=task_queue, workflows=[*event_workflows(), EventWaiter]):
         with running_ingress(config, connect=connect_to(target)) as ingress:
             sandbox_config = EmulatorConfig(
+                # An audited app with instant moderation: the post is public and its id out at once.
+                tiktok_app_audited=True,
+                tiktok_moderation_s=0,
                 webhook_url=f"{ingress}/events/tiktok",
                 webhook_duplicates=2,  # TikTok delivers at least once: three copies of each event
                 webhook_out_of_order=True,
@@ -112,7 +115,10 @@ async def test_events_sent_while_the_ingress_is_down_arrive_by_the_sandbox_retri
             port = int(ingress.rsplit(":", 1)[1])
         # The ingress is gone: deliveries fail until it is back on the same port.
         sandbox_config = EmulatorConfig(
-            webhook_url=f"{ingress}/events/tiktok", webhook_retry_delays_s=(0.2,) * 100
+            tiktok_app_audited=True,
+            tiktok_moderation_s=0,
+            webhook_url=f"{ingress}/events/tiktok",
+            webhook_retry_delays_s=(0.2,) * 100,
         )
         with serve_emulator(sandbox_config) as (sandbox, _):
             AdminClient(sandbox).admin("deauthorize", {"open_id": open_id, "reason": 1})
