@@ -243,7 +243,10 @@ async def engine(
             url,
             store,
             # As `build_services` paces them (from `TIKFLOW_<PROVIDER>_QUEUE_RPS`), unless given.
-            limiter=RateLimiter(quotas=provider_quotas(config) if quotas is None else dict(quotas)),
+            limiter=RateLimiter(
+                quotas=provider_quotas(config) if quotas is None else dict(quotas),
+                local_share=1 / config.quota_workers,
+            ),
         )
         stack = DevStack(
             home=home,

@@ -167,7 +167,8 @@ class RecipeWorkflow(Interpreter):
             self._set_phase("stopping")
             for call in self._calls.values():
                 call.cancelled = True
-                call.handle.cancel()
+                if call.handle is not None:  # a local call between attempts has none
+                    call.handle.cancel()
 
     @workflow.signal
     def reauthorized(self, account: str) -> None:
@@ -191,6 +192,16 @@ class RecipeWorkflow(Interpreter):
             recovered_from=self._state.recovered_from,
             calls=[
                 CallStatus(path=call.path, action=call.action, started_at=call.started_at)
+                if not call.local
+                else CallStatus(
+                    path=call.path,
+                    action=call.action,
+                    started_at=call.started_at,
+                    attempt=call.attempt,
+                    max_attempts=call.max_attempts,
+                    last_failure=call.last_failure,
+                    next_attempt_at=call.next_attempt_at,
+                )
                 for call in self._calls.values()
             ],
             counters=self._state.counters,
