@@ -9,7 +9,8 @@ keep those that contain a keyword (none do). Each of N monitors is one n8n workf
 Trigger (a cron of two seconds a minute, 30 s apart, offset by the monitor's index so the N
 workflows are spread over the interval as tikflow's monitors are), two HTTP Request nodes against
 the same sandbox, a Split Out and a Filter node. The workflows are imported with `n8n
-import:workflow` and activated with n8n's own CLI, then `n8n start` runs them (SQLite, default
+import:workflow` and activated with `n8n publish:workflow` (one command per workflow: n8n 2.x
+has no `--all` any more; the setup time is reported), then `n8n start` runs them (SQLite, default
 execution saving, one process).
 
 Figures, measured as `bench.monitors` measures them: polls per second sustained (executions that
@@ -28,6 +29,7 @@ import sqlite3
 import subprocess
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -125,7 +127,7 @@ def workflow_json(index: int, tikapi_url: str, api_key: str) -> dict[str, Any]:
     ]
     names = [n["name"] for n in nodes]
     return {
-        "id": f"benchmon{index:08d}",
+        "id": workflow_id(index),
         "name": f"monitor {index}",
         "active": False,
         "nodes": nodes,
@@ -134,6 +136,11 @@ def workflow_json(index: int, tikapi_url: str, api_key: str) -> dict[str, Any]:
         },
         "settings": {"executionOrder": "v1"},
     }
+
+
+def workflow_id(index: int) -> str:
+    """The n8n workflow id of monitor `index` (n8n ids are 16 characters)."""
+    return f"benchmon{index:08d}"
 
 
 def n8n_env(home: Path, port: int) -> dict[str, str]:
@@ -217,7 +224,10 @@ def measure(quick: bool) -> dict[str, Any]:
         env = n8n_env(home, free_port())
         setup_started = time.monotonic()
         _n8n(env, "import:workflow", "--separate", f"--input={flows}")
-        _n8n(env, "update:workflow", "--all", "--active=true")
+        # n8n 2.x activates ("publishes") one workflow per command (`--all` is no longer supported);
+        # each command boots n8n (~2 s of a core), so two run at a time.
+        with ThreadPoolExecutor(2) as pool:
+            list(pool.map(lambda i: _n8n(env, "publish:workflow", f"--id={workflow_id(i)}"), range(monitors)))
         setup_s = time.monotonic() - setup_started
         process = subprocess.Popen(
             [str(N8N), "start"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
@@ -247,12 +257,12 @@ def measure(quick: bool) -> dict[str, Any]:
     # Each execution is due at the last of its workflow's two cron seconds at or before it began.
     lags = []
     first_seen: dict[str, float] = {}
-    for workflow_id, at, _ in sorted(executions, key=lambda e: e[1]):
-        second = int(workflow_id.removeprefix("benchmon")) % EVERY_S
+    for flow, at, _ in sorted(executions, key=lambda e: e[1]):
+        second = int(flow.removeprefix("benchmon")) % EVERY_S
         due = at - ((at - second) % EVERY_S)
-        if workflow_id in first_seen:
+        if flow in first_seen:
             lags.append(at - due)
-        first_seen.setdefault(workflow_id, at)
+        first_seen.setdefault(flow, at)
     all_ran = max(first_seen.values(), default=ended)
     window = [at for _, at, _ in executions if all_ran + EVERY_S <= at <= ended]
     window_s = ended - (all_ran + EVERY_S)
