@@ -184,12 +184,17 @@ def emulator_process(**config: Any) -> Iterator[str]:
             AdminClient(url, timeout=60).admin("config", config)
         yield url
     finally:
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_process(process, 10)
+
+
+def stop_process(process: subprocess.Popen[Any], grace_s: float) -> None:
+    """Terminate `process`, and kill it if it has not ended after `grace_s` seconds."""
+    process.terminate()
+    try:
+        process.wait(grace_s)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 @dataclass

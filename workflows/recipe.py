@@ -190,20 +190,7 @@ class RecipeWorkflow(Interpreter):
             waiting_for=self._waiting_for,
             last_error=self._state.last_error,
             recovered_from=self._state.recovered_from,
-            calls=[
-                CallStatus(path=call.path, action=call.action, started_at=call.started_at)
-                if not call.local
-                else CallStatus(
-                    path=call.path,
-                    action=call.action,
-                    started_at=call.started_at,
-                    attempt=call.attempt,
-                    max_attempts=call.max_attempts,
-                    last_failure=call.last_failure,
-                    next_attempt_at=call.next_attempt_at,
-                )
-                for call in self._calls.values()
-            ],
+            calls=[call.shown() for call in self._calls.values()],
             counters=self._state.counters,
             awaiting_reauth={a: self._reauth_providers.get(a, "") for a in sorted(self._awaiting_reauth)},
         )
