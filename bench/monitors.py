@@ -17,7 +17,11 @@ Figures, from the run histories (server timestamps):
   `POLLS_PER_RUN` polls, so a run's history is bounded by that many polls' events.
 
 The baseline is the schedule itself: a poll that starts on time has lag 0, and N monitors every
-30 s are N/30 polls per second.
+30 s are N/30 polls per second. Beside tikflow, measured the same way in the same run (`VARIANTS`,
+each in its own process with its own dev server): tikflow with `reads: activity`, and a
+hand-written Temporal monitor (`bench.baseline.MonitorBaseline`) with regular and with local
+activities. `history_events_per_idle_poll` counts one poll's events once a run is past its
+first workflow task (goal: <= 7).
 
 Goals (issue 6): p99 lag under 5 s, peak RSS under 1 GiB, history per run bounded.
 `--quick`: 200 monitors for 2 minutes (the output says so).

@@ -96,13 +96,15 @@ _PAUSABLE_PHASES = frozenset({"starting", "running", "sleeping", "backing_off", 
 
 
 def workflow_runner() -> SandboxedWorkflowRunner:
-    """Temporal's workflow sandbox, with the template engine passed through.
+    """Temporal's workflow sandbox, with the template engine and tikflow's workflow code passed through.
 
     Jinja2 is deterministic and stateless here; re-importing it per run would cost time and trip
-    the sandbox's lock checks.
+    the sandbox's lock checks. `workflows` (this module included) keeps no module-level state,
+    and every module of it but this one was already imported passed through: importing this one
+    once instead of once per run saves each cached monitor its own copy (bench/memory.py).
     """
     return SandboxedWorkflowRunner(
-        restrictions=SandboxRestrictions.default.with_passthrough_modules("jinja2", "markupsafe")
+        restrictions=SandboxRestrictions.default.with_passthrough_modules("jinja2", "markupsafe", "workflows")
     )
 
 
