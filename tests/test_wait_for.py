@@ -221,8 +221,12 @@ async def test_a_webhook_recipe_starts_one_run_per_new_event(time_env: WorkflowE
             await listener.signal(DELIVER_SIGNAL, event)
         await listener.signal("stop")  # `tikflow stop`: events taken are still dispatched
         state = await listener.result()
-        first = await client.get_workflow_handle(route_child_id("form-a", "s1"), result_type=RunResult).result()
-        second = await client.get_workflow_handle(route_child_id("form-a", "d4"), result_type=RunResult).result()
+        first = await client.get_workflow_handle(
+            route_child_id("form-a", "s1"), result_type=RunResult
+        ).result()
+        second = await client.get_workflow_handle(
+            route_child_id("form-a", "d4"), result_type=RunResult
+        ).result()
     assert first.outputs["echo"] == {"url": "https://v/1.mp4", "caption": "one", "tag": "given"}
     assert second.outputs["echo"] == {"url": "https://v/2.mp4", "caption": "none", "tag": "given"}
     # d1 twice: the listener's own de-dup; d2: the same submission, one run; d3: filtered.

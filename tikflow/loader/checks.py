@@ -410,6 +410,8 @@ class Checker:
             only_event = event_only and name in GLOBAL_NAMES
             where = " (a trigger's expression reads only `event`)" if only_event else ""
             self.doc.at(path, f"unknown name {name!r} in expression{where} (known: {known})")
+        if event_only:
+            return value  # `steps` and `inputs` were refused above, as names
         for ref in sorted(referenced_steps(tree)):
             if ref not in visible:
                 later = " (it runs later)" if ref in self.all_ids else ""
