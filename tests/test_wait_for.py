@@ -143,10 +143,7 @@ async def test_on_timeout_continue_and_a_zero_wait_subscribes_to_nothing(
     text = WAITER.replace(
         'timeout: "{{ inputs.wait }}"', 'timeout: "{{ inputs.wait }}"\n    on_timeout: continue'
     )
-    text = text.replace(
-        '  - id: after\n    set: {type: "{{ steps.done.type }}", publish_id: "{{ steps.done.body.content.publish_id }}"}\n',
-        "",
-    )
+    text = text[: text.index("  - id: after")]
     async with worker(time_env.client, task_queue):
         run = build_run(load_recipe_text(text, "w.yaml"), {"key": "pub-zero", "wait": "0s"})
         result = await time_env.client.execute_workflow(
@@ -274,7 +271,8 @@ steps:
             within=20,
             what="both waits",
         )
-        assert "'ka'" in (status.waiting_for or "") and "'kb'" in (status.waiting_for or "")
+        assert "'ka'" in (status.waiting_for or "")
+        assert "'kb'" in (status.waiting_for or "")
         await asyncio.gather(
             deliver(time_env.client, task_queue, tiktok_event("ea", "ka")),
             deliver(time_env.client, task_queue, tiktok_event("eb", "kb")),

@@ -42,7 +42,10 @@ async def no_mailbox_left(stack: Stack) -> AsyncIterator[None]:
     """End the mailboxes a test started: the seeded sandbox hands out the same publish_ids again,
     and a mailbox left on a finished test's task queue has no worker any more."""
     yield
-    query = f"WorkflowType = 'TikflowEventMailbox' AND TaskQueue = '{stack.task_queue}' AND ExecutionStatus = 'Running'"
+    query = (
+        f"WorkflowType = 'TikflowEventMailbox' AND TaskQueue = '{stack.task_queue}' "
+        "AND ExecutionStatus = 'Running'"
+    )
     async for listed in stack.client.list_workflows(query):
         await stack.client.get_workflow_handle(listed.id).terminate("test over")
 

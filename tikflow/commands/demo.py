@@ -98,7 +98,13 @@ async def _demo(home: Path, polls: int, keep: bool, outcome: list[int], config: 
             run_id, handle = await start_recipe(
                 stack.client,
                 upload,
-                {"file": str(video.resolve()), "title": "tikflow demo upload #tikflowdemo"},
+                # The demo stack has no ingress (yet): poll the publish status without waiting
+                # for TikTok's event (a stack whose sandbox sends events can drop this).
+                {
+                    "file": str(video.resolve()),
+                    "title": "tikflow demo upload #tikflowdemo",
+                    "event_wait": "0s",
+                },
                 task_queue=stack.task_queue,
                 workflow_id=f"demo-upload-{video.stat().st_mtime_ns}",
             )
