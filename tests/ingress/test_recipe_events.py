@@ -208,3 +208,40 @@ async def test_form_posts_start_the_shipped_webhook_recipe(stack: Stack, ingress
     assert posts[0]["summary"] == "From the form #tikflow"
     publishes = stack.state()["tiktok"]["publishes"]
     assert [(p["source"], p["title"]) for p in publishes] == [("PULL_FROM_URL", "From the form #tikflow")]
+
+
+async def test_a_route_signed_like_tiktok_starts_its_recipe_once(stack: Stack, ingress: str):
+    route = f"tt-{stack.task_queue[-8:]}"
+    text = f"""
+recipe: tiktok-hook
+inputs: {{publish_id: {{type: string}}}}
+trigger:
+  webhook:
+    route: {route}
+    auth: tiktok
+    credential: main
+    filter: "{{{{ event.type == 'post.publish.publicly_available' }}}}"
+    inputs: {{publish_id: "{{{{ event.body.content.publish_id }}}}"}}
+steps:
+  - id: got
+    set: {{publish_id: "{{{{ inputs.publish_id }}}}"}}
+"""
+    route_id, _ = await start_recipe(
+        stack.client, load_recipe_text(text, "tt.yaml"), {}, task_queue=stack.task_queue
+    )
+    try:
+        body, headers = tiktok_event(stack, "v_pub_public", "post.publish.publicly_available")
+        other, other_headers = tiktok_event(stack, "v_pub_other", "post.publish.complete")
+        forged = {**headers, "tiktok-signature": tiktok_signature(body, secret="not-the-app-secret")}
+        assert (await post(ingress, f"/hooks/{route}", body, forged)).status_code == 401
+        for _ in range(3):
+            assert (await post(ingress, f"/hooks/{route}", body, headers)).status_code == 200
+        assert (await post(ingress, f"/hooks/{route}", other, other_headers)).status_code == 200
+    finally:
+        await stack.client.get_workflow_handle(route_id).signal("stop")
+    state = await stack.client.get_workflow_handle(route_id).result()
+    assert (state["accepted"], state["filtered"]) == (1, 1)
+    listed = [w async for w in stack.client.list_workflows(f"WorkflowId STARTS_WITH '{route_id}-'")]
+    assert len(listed) == 1
+    result = await stack.client.get_workflow_handle(listed[0].id, result_type=RunResult).result()
+    assert result.outputs["got"] == {"publish_id": "v_pub_public"}
