@@ -279,3 +279,75 @@ steps:
         )
         result = await handle.result()
     assert (result.outputs["a"]["id"], result.outputs["b"]["id"]) == ("ea", "eb")
+
+
+REVOKED = """
+recipe: revoked
+steps:
+  - id: info
+    call: tiktok.creator_info
+  - wait: 1h
+  - id: again
+    call: tiktok.creator_info
+"""
+
+
+async def test_authorization_removed_parks_the_run_at_once_with_its_notice(
+    time_env: WorkflowEnvironment, task_queue: str
+):
+    from activities.contracts import task_queue_for
+    from tests.test_recipe_workflow import Actions
+
+    actions = Actions(
+        tiktok__creator_info=lambda r: {"creator_username": "me"}, notify__send=lambda r: {"sent": True}
+    )
+    client = time_env.client
+    async with (
+        worker(client, task_queue),
+        Worker(
+            client,
+            task_queue=task_queue_for("tiktok.creator_info", task_queue),
+            activities=[actions.activity_for("tiktok.creator_info")],
+        ),
+    ):
+        notify_worker = Worker(
+            client, task_queue=task_queue, activities=[actions.activity_for("notify.send")]
+        )
+        async with notify_worker:
+            run = build_run(load_recipe_text(REVOKED, "revoked.yaml"), {})
+            handle = await client.start_workflow(RecipeWorkflow.run, run, id="revoked", task_queue=task_queue)
+            mailbox = client.get_workflow_handle(mailbox_id("tiktok", "account:main"))
+
+            async def subscribers() -> int:
+                return int((await mailbox.query(EventMailboxWorkflow.counts))["subscribers"])
+
+            await eventually(subscribers, within=20, what="the run to watch its account")
+            removed = Event(
+                id="rm1",
+                source="tiktok",
+                type="authorization.removed",
+                key="account:main",
+                received_at="2025-01-01T00:00:00+00:00",
+                body={"event": "authorization.removed", "content": {"reason": 1}},
+            )
+            for _ in range(2):
+                await deliver(client, task_queue, removed)
+            status = await eventually(
+                lambda: handle.query(RecipeWorkflow.status),
+                until=lambda s: s.phase == "awaiting_reauth",
+                within=20,
+                what="awaiting_reauth",
+            )
+            assert status.awaiting_reauth == {"main": "tiktok"}
+            assert "re-authorization of tiktok account 'main'" in (status.waiting_for or "")
+            await eventually(
+                lambda: asyncio.sleep(0, len(actions.of("notify.send"))), within=20, what="the notice"
+            )
+            await handle.signal(RecipeWorkflow.reauthorized, "main")
+            result = await handle.result()
+    assert result.outcome == "completed"
+    assert len(actions.of("tiktok.creator_info")) == 2
+    notices = actions.of("notify.send")
+    assert len(notices) == 1
+    assert notices[0].params["data"] == {"event": "awaiting_reauth", "account": "main", "provider": "tiktok"}
+    assert result.counters.reauths == 1

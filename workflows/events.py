@@ -66,6 +66,9 @@ EVENT_SIGNAL = "tikflow_event"
 SUBSCRIBE_SIGNAL = "tikflow_subscribe"
 #: How many event ids a listener or mailbox remembers for de-duplication.
 MAX_SEEN = 2000
+#: How many runs a mailbox keeps subscribed (the most recent; a long-running run re-subscribes
+#: after each continue-as-new), so an account's mailbox stays small however many runs used it.
+MAX_SUBSCRIBERS = 1000
 #: Memo keys the ingress reads from a route listener.
 MEMO_AUTH = "tikflow_auth"
 MEMO_CREDENTIAL = "tikflow_credential"
@@ -377,7 +380,7 @@ class EventMailboxWorkflow:
         """Add (or replace) a waiting run; it is sent every kept event it has not had yet."""
         self._touched = True
         others = [s for s in self._state.subscribers if s.workflow_id != subscription.workflow_id]
-        self._state.subscribers = [*others, subscription]
+        self._state.subscribers = [*others, subscription][-MAX_SUBSCRIBERS:]
 
     @workflow.query(name="events")
     def events(self) -> list[Event]:

@@ -149,6 +149,9 @@ class RecipeWorkflow(Interpreter):
         self._consumed: set[str] = set()
         self._subscribed: set[str] = set()
         self._event_waits: dict[int, str] = {}
+        self._watched: set[str] = set()
+        self._revoked: set[str] = set()
+        self._background: set[asyncio.Task[None]] = set()
 
     # -- signals and queries ---------------------------------------------------------------
 
@@ -189,6 +192,16 @@ class RecipeWorkflow(Interpreter):
     def event(self, event: Event) -> None:
         """A provider event from a mailbox this run subscribed to (`wait_for`); a repeat is dropped."""
         if event.id in self._inbox_ids:
+            return
+        account = event.key.removeprefix("account:")
+        if event.type == "authorization.removed" and event.key != account and account in self._watched:
+            self._inbox_ids.add(event.id)
+            if account not in self._revoked:
+                self._revoked.add(account)
+                # The workflow's own event loop: deterministic like the rest of the run.
+                task = asyncio.get_running_loop().create_task(self._authorization_removed(account))
+                self._background.add(task)
+                task.add_done_callback(self._background.discard)
             return
         self._inbox_ids.add(event.id)
         self._inbox = [*self._inbox, event][-MAX_INBOX:]

@@ -63,7 +63,9 @@ def ingress(stack: Stack) -> Iterator[str]:
         yield url
 
 
-def tiktok_event(stack: Stack, publish_id: str, event: str = "post.publish.complete") -> tuple[bytes, dict]:
+def tiktok_event(
+    stack: Stack, publish_id: str, event: str = "post.publish.complete", user: str = "act.sandbox-user"
+) -> tuple[bytes, dict]:
     """A TikTok posting event, signed with the sandbox app's client secret."""
     app = CredentialStore(stack.credentials, env={}).get("tiktok", "main")
     body = json.dumps(
@@ -71,7 +73,7 @@ def tiktok_event(stack: Stack, publish_id: str, event: str = "post.publish.compl
             "client_key": app["client_key"],
             "event": event,
             "create_time": int(time.time()),
-            "user_openid": "act.sandbox-user",
+            "user_openid": user,
             "content": json.dumps({"publish_id": publish_id, "publish_type": "PULL_FROM_URL"}),
         }
     ).encode()
@@ -245,3 +247,26 @@ steps:
     assert len(listed) == 1
     result = await stack.client.get_workflow_handle(listed[0].id, result_type=RunResult).result()
     assert result.outputs["got"] == {"publish_id": "v_pub_public"}
+
+
+async def test_authorization_removed_moves_a_run_using_the_account_to_awaiting_reauth(
+    stack: Stack, ingress: str
+):
+    open_id = CredentialStore(stack.credentials, env={}).get("tiktok", "main").get("open_id")
+    assert open_id, "the sandbox's TikTok credential names its user"
+    handle = await stack.run(
+        DEFINITIONS / "upload-from-url.yaml", {"url": "https://cdn.example.com/v/a.mp4", "event_wait": "10m"}
+    )
+    await waiting_for_event(handle)
+    body, headers = tiktok_event(stack, "", "authorization.removed", user=open_id)
+    answer = await post(ingress, "/events/tiktok", body, headers)
+    assert answer.status_code == 200, answer.text
+    status = await eventually(
+        lambda: handle.query(RecipeWorkflow.status),
+        until=lambda s: s.phase == "awaiting_reauth",
+        within=10,
+        what="the run to park",
+    )
+    assert status.awaiting_reauth == {"main": "tiktok"}
+    await handle.signal(RecipeWorkflow.stop)
+    assert (await handle.result()).outcome == "stopped"

@@ -304,7 +304,30 @@ class _Ingress:
             headers=_kept(request.headers),
             body={**envelope, "content": content},
         )
+        if event.type == "authorization.removed":
+            # Runs know their accounts by name, not by open_id: the event also goes to the
+            # `account:<name>` mailbox of each TikTok credential of that user (runs using the
+            # account subscribe to it). Before the main delivery, so a 503 retries them all.
+            for name in self._tiktok_accounts_of(envelope.get("user_openid")):
+                await self.delivery.to_mailbox(
+                    "tiktok", f"account:{name}", event.model_copy(update={"key": f"account:{name}"})
+                )
         return await self._deliver(_Verified(source="tiktok", event=event, provider_key=key), label, request)
+
+    def _tiktok_accounts_of(self, open_id: Any) -> list[str]:
+        """Names of the stored TikTok credentials whose `open_id` is `open_id`."""
+        if not isinstance(open_id, str) or not open_id:
+            return []
+        names = []
+        for info in self.credentials.list():
+            if info.provider != "tiktok" or "open_id" not in info.fields:
+                continue
+            try:
+                if self.credentials.get("tiktok", info.account).get("open_id") == open_id:
+                    names.append(info.account)
+            except CredentialsRejected:
+                continue
+        return names
 
     def _tiktok_client_key(self, account: str) -> str | None:
         try:
