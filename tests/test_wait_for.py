@@ -203,10 +203,12 @@ async def test_a_webhook_recipe_starts_one_run_per_new_event(time_env: WorkflowE
     loaded = load_recipe_text(HOOK.replace("ROUTE", "form-a"), "hooked.yaml")
     client = time_env.client
     async with worker(client, task_queue):
-        route_id, handle = await start_recipe(client, loaded, {"tag": "given"}, task_queue=task_queue)
+        route_id, handle = await start_recipe(
+            client, loaded, {"tag": "given"}, task_queue=task_queue, search_attributes=False
+        )
         assert (route_id, handle) == (route_workflow_id("form-a"), None)
         with pytest.raises(AlreadyRunning):
-            await start_recipe(client, loaded, {}, task_queue=task_queue)
+            await start_recipe(client, loaded, {}, task_queue=task_queue, search_attributes=False)
         listener = client.get_workflow_handle(route_id, result_type=RouteState)
         events = [
             form_event("d1", {"video_url": "https://v/1.mp4", "caption": "one", "submission": "s1"}),
@@ -239,7 +241,9 @@ async def test_an_event_without_a_required_input_fails_its_run(
     )
     client = time_env.client
     async with worker(client, task_queue):
-        route_id, _ = await start_recipe(client, load_recipe_text(text, "h.yaml"), {}, task_queue=task_queue)
+        route_id, _ = await start_recipe(
+            client, load_recipe_text(text, "h.yaml"), {}, task_queue=task_queue, search_attributes=False
+        )
         await client.get_workflow_handle(route_id).signal(DELIVER_SIGNAL, form_event("x", {"video_url": 5}))
         await client.get_workflow_handle(route_id).signal("stop")
         await client.get_workflow_handle(route_id).result()

@@ -127,7 +127,10 @@ async def start_recipe(
     memo = {"recipe": loaded.recipe.recipe, "source": loaded.source}
     trigger = loaded.recipe.trigger
     if trigger is not None and trigger.webhook is not None:
-        return await _register_webhook(client, run, memo, task_queue=task_queue), None
+        searchable = (
+            {RECIPE_KEY.name: loaded.recipe.recipe, PHASE_KEY.name: "starting"} if search_attributes else {}
+        )
+        return await _register_webhook(client, run, memo, searchable, task_queue=task_queue), None
     if trigger is not None and trigger.schedule is not None:
         try:
             await client.create_schedule(
@@ -171,7 +174,9 @@ async def start_recipe(
     return run_id, handle
 
 
-async def _register_webhook(client: Client, run: RecipeRun, memo: dict[str, Any], *, task_queue: str) -> str:
+async def _register_webhook(
+    client: Client, run: RecipeRun, memo: dict[str, Any], searchable: dict[str, str], *, task_queue: str
+) -> str:
     """Start the route listener of a webhook recipe: each event it accepts starts one run.
 
     The listener (`tikflow-route-<route>`) holds the validated recipe and its inputs, so the route
@@ -210,6 +215,7 @@ async def _register_webhook(client: Client, run: RecipeRun, memo: dict[str, Any]
             filter=webhook.filter,
             event_id=webhook.event_id,
             memo=memo,
+            search_attributes=searchable,
             event_field="event",
         ),
     )

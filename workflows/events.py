@@ -30,7 +30,12 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 from temporalio import workflow
-from temporalio.common import WorkflowIDReusePolicy
+from temporalio.common import (
+    SearchAttributeKey,
+    SearchAttributePair,
+    TypedSearchAttributes,
+    WorkflowIDReusePolicy,
+)
 from temporalio.exceptions import FailureError, WorkflowAlreadyStartedError
 
 with workflow.unsafe.imports_passed_through():
@@ -121,6 +126,9 @@ class RouteTarget(BaseModel):
     filter: str | None = Field(default=None, description="Start a run only when this is true.")
     event_id: str | None = Field(default=None, description="The id that de-duplicates runs.")
     memo: dict[str, Any] = Field(default_factory=dict, description="Memo of each started run.")
+    search_attributes: dict[str, str] = Field(
+        default_factory=dict, description="Keyword search attributes of each started run (name → value)."
+    )
     event_field: str | None = Field(
         default=None,
         description="Put the event into this field of the last argument (a mapping) instead of "
@@ -271,6 +279,14 @@ class RouteListenerWorkflow:
                 # Also after that run ended (for the namespace's retention), not only while it runs.
                 id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
                 memo=target.memo or None,
+                search_attributes=TypedSearchAttributes(
+                    [
+                        SearchAttributePair(SearchAttributeKey.for_keyword(name), value)
+                        for name, value in target.search_attributes.items()
+                    ]
+                )
+                if target.search_attributes
+                else None,
             )
             self._state.accepted += 1
         except WorkflowAlreadyStartedError:

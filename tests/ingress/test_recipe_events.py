@@ -30,7 +30,7 @@ from tikflow.ingress import running_ingress
 from tikflow.loader import load_recipe, load_recipe_text
 from tikflow.runs import start_recipe
 from workflows.events import route_child_id, route_workflow_id
-from workflows.recipe import RecipeWorkflow, RunResult
+from workflows.recipe import RECIPE_KEY, RecipeWorkflow, RunResult
 
 pytestmark = pytest.mark.devserver
 
@@ -205,6 +205,10 @@ async def test_form_posts_start_the_shipped_webhook_recipe(stack: Stack, ingress
     state = await stack.client.get_workflow_handle(route_id).result()
     assert (state["accepted"], state["duplicates"], state["filtered"]) == (1, 1, 1)
     assert result.outputs["tiktok"]["confirmed_by"] == "event"
+    # Found in the Temporal UI like any run: the recipe's search attribute and memo.
+    described = await run.describe()
+    assert described.typed_search_attributes.get(RECIPE_KEY) == "form-to-tiktok"
+    assert (await described.memo())["recipe"] == "form-to-tiktok"
     posts = stack.state()["highlevel"]["posts"]
     assert len(posts) == 1
     assert posts[0]["summary"] == "From the form #tikflow"
