@@ -7,6 +7,7 @@ sender is another branch's); everything after the POST is the production path.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -15,6 +16,7 @@ from typing import Any
 
 import httpx
 import pytest
+from temporalio.service import RPCError
 
 from activities.credentials import CredentialStore
 from tests.conftest import Stack
@@ -39,15 +41,23 @@ DEFINITIONS = Path(__file__).resolve().parents[2] / "definitions"
 
 @pytest.fixture(autouse=True)
 async def no_mailbox_left(stack: Stack) -> AsyncIterator[None]:
-    """End the mailboxes a test started: the seeded sandbox hands out the same publish_ids again,
-    and a mailbox left on a finished test's task queue has no worker any more."""
+    """End the mailboxes of other tests before and this test's after it.
+
+    Every test has its own task queue, but the seeded sandbox hands out the same publish_ids (and
+    every run watches `account:main`): a mailbox an earlier test started on its queue, which no
+    worker polls any more, would take this test's subscriptions and never forward them. In a
+    deployment all of them share one task queue.
+    """
+
+    async def end(query: str) -> None:
+        running = "WorkflowType = 'TikflowEventMailbox' AND ExecutionStatus = 'Running'"
+        async for listed in stack.client.list_workflows(f"{running} AND {query}"):
+            with contextlib.suppress(RPCError):
+                await stack.client.get_workflow_handle(listed.id).terminate("left by another test")
+
+    await end(f"TaskQueue != '{stack.task_queue}'")
     yield
-    query = (
-        f"WorkflowType = 'TikflowEventMailbox' AND TaskQueue = '{stack.task_queue}' "
-        "AND ExecutionStatus = 'Running'"
-    )
-    async for listed in stack.client.list_workflows(query):
-        await stack.client.get_workflow_handle(listed.id).terminate("test over")
+    await end(f"TaskQueue = '{stack.task_queue}'")
 
 
 @pytest.fixture
