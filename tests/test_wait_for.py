@@ -18,6 +18,7 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from tests.support.waiting import eventually
+from tests.test_recipe_workflow import status_when
 from tikflow.loader import load_recipe_text
 from tikflow.runs import AlreadyRunning, build_run, start_recipe
 from workflows.events import (
@@ -336,12 +337,7 @@ async def test_authorization_removed_parks_the_run_at_once_with_its_notice(
             )
             for _ in range(2):
                 await deliver(client, task_queue, removed)
-            status = await eventually(
-                lambda: handle.query(RecipeWorkflow.status),
-                until=lambda s: s.phase == "awaiting_reauth",
-                within=20,
-                what="awaiting_reauth",
-            )
+            status = await status_when(handle, lambda s: s.phase == "awaiting_reauth")
             assert status.awaiting_reauth == {"main": "tiktok"}
             assert "re-authorization of tiktok account 'main'" in (status.waiting_for or "")
             await eventually(

@@ -28,6 +28,7 @@ from tests.ingress.conftest import (
     tiktok_signature,
 )
 from tests.support.waiting import eventually
+from tests.test_recipe_workflow import status_when
 from tikflow.ingress import running_ingress
 from tikflow.loader import load_recipe, load_recipe_text
 from tikflow.runs import start_recipe
@@ -275,12 +276,7 @@ async def test_authorization_removed_moves_a_run_using_the_account_to_awaiting_r
     body, headers = tiktok_event(stack, "", "authorization.removed", user=open_id)
     answer = await post(ingress, "/events/tiktok", body, headers)
     assert answer.status_code == 200, answer.text
-    status = await eventually(
-        lambda: handle.query(RecipeWorkflow.status),
-        until=lambda s: s.phase == "awaiting_reauth",
-        within=10,
-        what="the run to park",
-    )
+    status = await status_when(handle, lambda s: s.phase == "awaiting_reauth")
     assert status.awaiting_reauth == {"main": "tiktok"}
     await handle.signal(RecipeWorkflow.stop)
     assert (await handle.result()).outcome == "stopped"
