@@ -66,7 +66,7 @@ __all__ = [
 
 if TYPE_CHECKING:
     #: The documented fields of each kind of credential (`credentials set` refuses others, as
-    #: typos): each provider's `Provider.fields`, then `webhook` (see `_WEBHOOK_FIELDS`).
+    #: typos): each provider's `Provider.fields`, then `webhook` and `links` (see `_WEBHOOK_FIELDS`).
     PROVIDER_FIELDS: dict[str, tuple[str, ...]]
     #: What a credential needs before it is any use (each provider's `Provider.required`): a
     #: strict write that would leave one without these is refused.
@@ -75,20 +75,23 @@ if TYPE_CHECKING:
 #: Besides the providers, `webhook` credentials hold a notification URL (`url`), which often
 #: carries a token of its own, so a recipe names it (`webhook: {credential: alerts}`) instead.
 _WEBHOOK_FIELDS = ("url",)
+#: And one `links` credential (`main`) holds the key that signs OAuth states and re-authorization
+#: links (`activities.links`).
+_LINKS_FIELDS = ("signing_key",)
 
 
 @functools.cache
 def _provider_fields() -> dict[str, tuple[str, ...]]:
     from activities.provider import providers
 
-    return {**{p.name: p.fields for p in providers()}, "webhook": _WEBHOOK_FIELDS}
+    return {**{p.name: p.fields for p in providers()}, "webhook": _WEBHOOK_FIELDS, "links": _LINKS_FIELDS}
 
 
 @functools.cache
 def _required_fields() -> dict[str, tuple[str, ...]]:
     from activities.provider import providers
 
-    return {**{p.name: p.required for p in providers()}, "webhook": _WEBHOOK_FIELDS}
+    return {**{p.name: p.required for p in providers()}, "webhook": _WEBHOOK_FIELDS, "links": _LINKS_FIELDS}
 
 
 def __getattr__(name: str) -> Any:

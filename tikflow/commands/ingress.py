@@ -35,11 +35,17 @@ def cmd_ingress(args: argparse.Namespace) -> int:
     from tikflow.logging import configure_logging
 
     configure_logging()
+    engine = engine_config()
     config = IngressConfig(
-        max_body=args.max_body, window_s=args.window, task_queue=args.task_queue or engine_config().task_queue
+        max_body=args.max_body,
+        window_s=args.window,
+        task_queue=args.task_queue or engine.task_queue,
+        settings=engine.settings(),
     )
+    base = engine.public_url or "<public https base>"
     print(f"ingress: http://{args.host}:{args.port}", flush=True)
-    print("  TikTok callback URL: <public https base>/events/tiktok   generic: /hooks/<route>", flush=True)
+    print(f"  TikTok callback URL: {base}/events/tiktok   generic: /hooks/<route>", flush=True)
+    print(f"  OAuth redirect URIs: {base}/oauth/<tikapi|tiktok|highlevel>/callback", flush=True)
 
     def interrupt(signum: int, frame: object) -> None:
         raise KeyboardInterrupt
