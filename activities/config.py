@@ -249,9 +249,10 @@ class EngineConfig:
         default=None,
         metadata=_env(
             "TIKFLOW_PUBLIC_URL",
-            "The ingress's public base URL (e.g. `https://hooks.example.com`): re-authorization links in "
-            "notifications (`<base>/reauth/…`) and the OAuth redirect URIs (`<base>/oauth/<provider>/callback`) "
-            "are built on it. Unset, notifications carry no link and `tikflow connect` uses paste-back.",
+            "The ingress's public base URL (e.g. `https://hooks.example.com`): re-authorization links "
+            "in notifications (`<base>/reauth/…`) and the OAuth redirect URIs "
+            "(`<base>/oauth/<provider>/callback`) are built on it. Unset, notifications carry no link "
+            "and `tikflow connect` uses paste-back.",
             _url,
             "a URL",
         ),

@@ -48,6 +48,7 @@ __all__ = [
     "LinkRefused",
     "LinkSigner",
     "reauth_link",
+    "reauth_link_for",
     "signing_key",
 ]
 
@@ -197,3 +198,20 @@ def signing_key(store: CredentialStore, *, create: bool = False) -> str | None:
 def reauth_link(public_url: str, token: str) -> str:
     """The address a person opens to re-authorize: the ingress's `/reauth/<token>`."""
     return f"{public_url.rstrip('/')}/reauth/{token}"
+
+
+def reauth_link_for(
+    store: CredentialStore, public_url: str | None, provider: str, account: str, workflow_id: str = ""
+) -> str | None:
+    """A fresh re-authorization link for `account` of `provider`, for the run `workflow_id`.
+
+    None when links are not set up: no public URL (`TIKFLOW_PUBLIC_URL`) or no signing key, or a
+    provider `tikflow connect` cannot authorize by link.
+    """
+    if not public_url or provider not in ("tikapi", "tiktok", "highlevel"):
+        return None
+    key = signing_key(store)
+    if key is None:
+        return None
+    token = LinkSigner(key).issue("reauth", provider, account, workflow_id=workflow_id)
+    return reauth_link(public_url, token)

@@ -1,7 +1,8 @@
 """OAuth access tokens kept fresh for every call, refreshed once per account however many ask.
 
-TikTok's (and HighLevel's marketplace apps') access tokens live hours, its refresh tokens months, and every refresh *rotates* the
-refresh token: the old one stops working the moment the new pair is issued. So a refresh must
+TikTok's (and HighLevel's marketplace apps') access tokens live hours, their refresh tokens
+months, and every refresh *rotates* the refresh token: the old one stops working the moment the
+new pair is issued. So a refresh must
 happen once per (provider, account), store the new pair before anyone else uses it, and every other
 activity that found the token stale must pick up that new pair instead of refreshing again (which
 would spend the refresh token a second time and fail with `invalid_grant`).

@@ -7,8 +7,8 @@ from typing import Any
 from pydantic import Field
 
 from activities.highlevel.client import PROVIDER, LocationId, location_credential
-from activities.highlevel.oauth import request
 from activities.highlevel.errors import NAME
+from activities.highlevel.oauth import request
 from activities.http import listed
 from activities.registry import ActionContext, ActionInput, action
 

@@ -18,8 +18,8 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from activities.errors import ProviderUnavailable
 from activities.highlevel.client import PROVIDER, LocationId, location_credential
-from activities.highlevel.oauth import request
 from activities.highlevel.errors import NAME
+from activities.highlevel.oauth import request
 from activities.http import listed
 from activities.ledger import ledger_for
 from activities.pagination import collect_pages

@@ -60,7 +60,7 @@ class Completed:
 
 
 def check_state(signer: LinkSigner, query: Mapping[str, str], provider: str, mode: str) -> LinkClaim:
-    """The claim of the redirect's `state`, checked for this provider and completer (steps 1–2)."""
+    """The claim of the redirect's `state`, checked for this provider and completer (steps 1 and 2)."""
     claim = signer.check(query.get("state", ""), "state")
     if claim.provider != provider:
         raise LinkRefused("wrong_provider", f"this state is for {claim.provider}, not {provider}")
@@ -83,7 +83,7 @@ async def complete(
     redirect: str,
     spender: Spender,
 ) -> None:
-    """Spend the state, then store what the provider sent (steps 3–4).
+    """Spend the state, then store what the provider sent (steps 3 and 4).
 
     Raises:
         LinkRefused: Replayed (`replayed`), the redirect lacks what the flow returns

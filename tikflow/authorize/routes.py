@@ -71,7 +71,7 @@ class LinkRoutes:
     @staticmethod
     def serves(path: str) -> bool:
         """Whether `path` is one of the link routes."""
-        return path.startswith("/reauth/") or path.startswith("/oauth/")
+        return path.startswith(("/reauth/", "/oauth/"))
 
     async def handle(self, request: Request) -> Response:
         """Answer a link route (GET only)."""
