@@ -40,7 +40,8 @@ def sandbox() -> Iterator[str]:
 
 @pytest.fixture
 async def services(sandbox: str, tmp_path: Path) -> AsyncIterator[Services]:
-    httpx.post(f"{sandbox}/_admin/reset", timeout=10)
+    async with httpx.AsyncClient(timeout=10) as admin:
+        await admin.post(f"{sandbox}/_admin/reset")
     store = store_emulator_credentials(CredentialStore(tmp_path / "credentials.json", env={}), sandbox)
     for provider, fields in APPS.items():
         store.update(provider, "main", fields)
@@ -129,7 +130,9 @@ def test_the_signing_key_is_made_once_and_kept_in_the_store(tmp_path: Path) -> N
     store = CredentialStore(tmp_path / "c.json", env={})
     assert signing_key(store) is None
     key = signing_key(store, create=True)
-    assert key and len(key) >= 32 and signing_key(store, create=True) == key
+    assert key
+    assert len(key) >= 32
+    assert signing_key(store, create=True) == key
     assert (tmp_path / "c.json").stat().st_mode & 0o777 == 0o600
 
 
@@ -148,7 +151,8 @@ async def test_tikapi_implicit_flow_stores_the_account_key_under_the_states_acco
     )
     stored = services.credentials.get("tikapi", "brand-a")
     assert stored["account_key"] == query["access_token"]
-    assert stored["api_key"] and stored["client_id"] == APPS["tikapi"]["client_id"]
+    assert stored["api_key"]
+    assert stored["client_id"] == APPS["tikapi"]["client_id"]
     with pytest.raises(Exception, match="no credential"):
         services.credentials.get("tikapi", "brand-b")
 
@@ -190,7 +194,8 @@ async def test_a_declined_consent_is_refused(services: Services, sandbox: str) -
 async def test_tiktok_code_is_exchanged_and_the_pair_stored_with_the_app(services: Services) -> None:
     signer = LinkSigner(KEY)
     query = await consent(services, "tiktok", "brand-t", signer)
-    assert "code" in query and "access_token" not in query
+    assert "code" in query
+    assert "access_token" not in query
     claim = check_state(signer, query, "tiktok", "paste")
     app = app_credential(services.credentials, "tiktok", "brand-t")
     await complete(
@@ -219,11 +224,9 @@ async def test_highlevel_oauth_tokens_are_stored_then_refreshed_and_rotated_once
         services, claim, query, app=app, redirect=REDIRECT.format(p="highlevel"), spender=MemoryClaims()
     )
     first = services.credentials.get("highlevel", "agency-1")
-    assert (
-        first["location_id"]
-        and first["refresh_token"]
-        and first["client_secret"] == APPS["highlevel"]["client_secret"]
-    )
+    assert first["location_id"]
+    assert first["refresh_token"]
+    assert first["client_secret"] == APPS["highlevel"]["client_secret"]
     # The token is about to expire: many calls at once refresh it once, and the rotation is kept.
     services.credentials.update("highlevel", "agency-1", {"expires_at": str(int(time.time()))})
     ctx = ActionContext(
@@ -232,7 +235,8 @@ async def test_highlevel_oauth_tokens_are_stored_then_refreshed_and_rotated_once
     results = await asyncio.gather(*(accounts(ctx, AccountsInput()) for _ in range(5)))
     assert all(r["items"] for r in results)
     second = services.credentials.get("highlevel", "agency-1")
-    assert second["token"] != first["token"] and second["refresh_token"] != first["refresh_token"]
+    assert second["token"] != first["token"]
+    assert second["refresh_token"] != first["refresh_token"]
     assert float(second["expires_at"]) > time.time() + 3600
 
 

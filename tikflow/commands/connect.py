@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import sys
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
@@ -150,9 +149,5 @@ async def _wake(provider: str, account: str) -> None:
 
 
 def _desktop() -> bool:
-    """Whether a browser can be opened here (a desktop session, not a server or CI)."""
-    if os.environ.get("CI"):
-        return False
-    return sys.platform in ("darwin", "win32") or bool(
-        os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")
-    )
+    """Whether a person sits at this terminal (Python's `webbrowser` then finds their browser, if any)."""
+    return sys.stdin.isatty() and sys.stdout.isatty()
