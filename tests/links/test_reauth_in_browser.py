@@ -12,8 +12,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import sys
 import uuid
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -65,6 +68,27 @@ async def replies(d: Deployment, parents: list[str]) -> Counter[str]:
 async def history_text(handle: WorkflowHandle[Any, Any]) -> str:
     events = [json.dumps(str(event)) async for event in handle.fetch_history_events()]
     return "\n".join(events)
+
+
+async def status_links(d: Deployment, workflow_id: str) -> list[str]:
+    """The re-authorization lines `tikflow status ID` prints."""
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("TIKFLOW_", "TEMPORAL_"))},
+        "TIKFLOW_CREDENTIALS": str(d.store.path),
+        "TIKFLOW_PUBLIC_URL": d.ingress,
+        "TEMPORAL_ADDRESS": d.client.service_client.config.target_host,
+    }
+    process = await asyncio.create_subprocess_exec(
+        str(Path(sys.executable).with_name("tikflow")),
+        "status",
+        workflow_id,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    out, _ = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode == 0, out.decode()
+    return [line for line in out.decode().splitlines() if line.startswith("  re-authorize ")]
 
 
 def approve_in_chromium(link: str) -> tuple[str, str, str]:
@@ -125,6 +149,13 @@ async def test_a_428_link_opened_in_chromium_resumes_the_run_and_every_reply_is_
         assert link in bodies[0]["message"]
         claim = LinkSigner(LINK_KEY).check(link.rsplit("/", 1)[1], "reauth")
         assert (claim.provider, claim.account, claim.workflow_id) == ("tikapi", "main", handle.id)
+
+        # `tikflow status` shows a link of its own (fresh, for the same provider, account and run).
+        shown = await status_links(d, handle.id)
+        assert len(shown) == 1
+        assert shown[0].startswith(f"  re-authorize tikapi account 'main': {d.ingress}/reauth/")
+        mine = LinkSigner(LINK_KEY).check(shown[0].rsplit("/", 1)[1], "reauth")
+        assert (mine.provider, mine.account, mine.workflow_id) == ("tikapi", "main", handle.id)
 
         consent, result, page = await asyncio.to_thread(approve_in_chromium, link)
         assert "Approve" in consent

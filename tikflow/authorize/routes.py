@@ -66,7 +66,6 @@ class LinkRoutes:
         self._client = client
         self._claims = TemporalClaims(client, task_queue)
         self._clock = clock
-        self._services: Services | None = None
 
     @staticmethod
     def serves(path: str) -> bool:
@@ -121,14 +120,18 @@ class LinkRoutes:
         query = {k: v for k, v in request.query_params.items()}
         claim = check_state(signer, query, provider, "ingress")
         app = app_credential(self._credentials, claim.provider, claim.account)
-        await complete(
-            self._services_for_exchange(),
-            claim,
-            query,
-            app=app,
-            redirect=redirect_uri(self._base(request), provider),
-            spender=self._claims,
-        )
+        services = self._services_for_exchange()
+        try:
+            await complete(
+                services,
+                claim,
+                query,
+                app=app,
+                redirect=redirect_uri(self._base(request), provider),
+                spender=self._claims,
+            )
+        finally:
+            await services.http.aclose()
         lines = [f"The {provider} account {claim.account!r} is connected."]
         try:
             done = await wake_waiting(await self._client(), provider, claim.account, claim.workflow_id)
@@ -145,14 +148,13 @@ class LinkRoutes:
         return page("Connected", lines, ok=True)
 
     def _services_for_exchange(self) -> Services:
-        if self._services is None:
-            from activities.http import make_http_client
-            from activities.ratelimit import RateLimiter
+        # A client per callback: a person's click is rare, and nothing is left open between them.
+        from activities.http import make_http_client
+        from activities.ratelimit import RateLimiter
 
-            self._services = Services(
-                http=make_http_client(self._settings),
-                credentials=self._credentials,
-                settings=self._settings,
-                limiter=RateLimiter(),
-            )
-        return self._services
+        return Services(
+            http=make_http_client(self._settings),
+            credentials=self._credentials,
+            settings=self._settings,
+            limiter=RateLimiter(),
+        )
