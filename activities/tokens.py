@@ -22,9 +22,11 @@ provider refuses ends in `SessionExpired`: only a human re-authorizing the accou
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import math
 import time
-from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from collections.abc import Awaitable, Callable, Mapping
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from activities.errors import (
     CredentialsRejected,
@@ -36,7 +38,17 @@ from activities.errors import (
 )
 from activities.registry import ActionContext, Services
 
-__all__ = ["REFRESH_MARGIN_S", "Refresher", "fresh_credential", "refreshed_credential", "with_access_token"]
+if TYPE_CHECKING:
+    from activities.provider import Provider
+
+__all__ = [
+    "REFRESH_MARGIN_S",
+    "Refresher",
+    "expires_at",
+    "fresh_credential",
+    "refreshed_credential",
+    "with_access_token",
+]
 
 #: Refresh this long before `expires_at`, so a token does not expire between check and use.
 REFRESH_MARGIN_S = 120.0
@@ -46,6 +58,24 @@ REFRESH_MARGIN_S = 120.0
 Refresher = Callable[[ActionContext, dict[str, str]], Awaitable[dict[str, str]]]
 
 ResultT = TypeVar("ResultT")
+
+
+def expires_at(body: Mapping[str, Any], provider: Provider) -> str:
+    """When a token answer's access token expires (epoch seconds): `expires_in` is read, never assumed.
+
+    Raises:
+        ProviderUnavailable: `expires_in` is not a number of seconds.
+    """
+    expires_in = body.get("expires_in") or 0
+    seconds = math.nan
+    if isinstance(expires_in, int | float | str) and not isinstance(expires_in, bool):
+        with contextlib.suppress(ValueError):
+            seconds = float(expires_in)
+    if not math.isfinite(seconds):
+        raise provider.malformed(
+            None, f"the token endpoint's expires_in {expires_in!r} is not a number of seconds"
+        )
+    return str(int(time.time() + seconds))
 
 
 def _is_stale(

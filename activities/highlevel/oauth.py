@@ -18,9 +18,6 @@ userId`. Refresh tokens rotate (the docs win over `../reference/` where they dif
 
 from __future__ import annotations
 
-import contextlib
-import math
-import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -37,7 +34,7 @@ from activities.http import Reply
 from activities.provider import obj
 from activities.ratelimit import parse_retry_after
 from activities.registry import ActionContext, Services
-from activities.tokens import with_access_token
+from activities.tokens import expires_at, with_access_token
 
 __all__ = ["APP_FIELDS", "TOKEN_PATH", "exchange_code", "refresh_access_token", "request"]
 
@@ -82,14 +79,7 @@ def _classify_api(reply: Reply, account: str) -> ProviderError | None:
 
 def _token_fields(body: Mapping[str, Any]) -> dict[str, str]:
     """The credential fields a token answer sets (`token` is the access token, as for a PIT)."""
-    expires_in = body.get("expires_in") or 0
-    seconds = math.nan
-    if isinstance(expires_in, int | float | str) and not isinstance(expires_in, bool):
-        with contextlib.suppress(ValueError):
-            seconds = float(expires_in)
-    if not math.isfinite(seconds):
-        raise PROVIDER.malformed(None, f"the token endpoint's expires_in {expires_in!r} is not a number")
-    fields = {"token": str(body["access_token"]), "expires_at": str(int(time.time() + seconds))}
+    fields = {"token": str(body["access_token"]), "expires_at": expires_at(body, PROVIDER)}
     # The refresh token rotates: always keep the one HighLevel just issued.
     if body.get("refresh_token"):
         fields["refresh_token"] = str(body["refresh_token"])

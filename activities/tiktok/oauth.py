@@ -8,9 +8,6 @@ once per account however many calls find the token stale).
 
 from __future__ import annotations
 
-import contextlib
-import math
-import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -18,7 +15,7 @@ from activities.errors import CredentialsRejected, SessionExpired
 from activities.registry import ActionContext, Services
 from activities.tiktok.client import PROVIDER
 from activities.tiktok.errors import NAME, classify_oauth
-from activities.tokens import with_access_token
+from activities.tokens import expires_at, with_access_token
 
 __all__ = ["TOKEN_PATH", "api", "exchange_code", "refresh_access_token"]
 
@@ -31,19 +28,7 @@ def _token_fields(body: dict[str, Any]) -> dict[str, str]:
     Raises:
         ProviderUnavailable: `expires_in` is not a number of seconds.
     """
-    expires_in = body.get("expires_in") or 0
-    seconds = math.nan
-    if isinstance(expires_in, int | float | str) and not isinstance(expires_in, bool):
-        with contextlib.suppress(ValueError):
-            seconds = float(expires_in)
-    if not math.isfinite(seconds):
-        raise PROVIDER.malformed(
-            None, f"the token endpoint's expires_in {expires_in!r} is not a number of seconds"
-        )
-    fields = {
-        "access_token": str(body["access_token"]),
-        "expires_at": str(int(time.time() + seconds)),
-    }
+    fields = {"access_token": str(body["access_token"]), "expires_at": expires_at(body, PROVIDER)}
     # The refresh token rotates: always keep the one TikTok just issued.
     if body.get("refresh_token"):
         fields["refresh_token"] = str(body["refresh_token"])
