@@ -11,6 +11,8 @@ caller may give (tests cross hours without sleeping):
   the ingress or a waiting command line completes it (`mode`), and a random nonce: the state is
   single use, and the nonce is what the used-state record remembers (`tikflow.authorize.claims`).
   It lives `STATE_TTL_S`: long enough for one consent, a login included.
+- an **approval link** (`purpose="approval"`, `tikflow.authorize.approvals`) names a run and the
+  approval in it (`subject`), expires with the step's timeout, and decides once.
 - a **re-authorization link** (`purpose="reauth"`) is what a person gets when a run waits for an
   account (`{public_url}/reauth/<token>`). It names the same things, lives as long as a run
   waits (`REAUTH_LINK_TTL_S`), and is not single use: each opening mints a fresh single-use state
@@ -60,7 +62,7 @@ REAUTH_LINK_TTL_S = 7 * 86_400
 KEY_KIND, KEY_ACCOUNT, KEY_FIELD = "links", "main", "signing_key"
 
 _SALT = "tikflow.links.v1"
-Purpose = Literal["state", "reauth"]
+Purpose = Literal["state", "reauth", "approval"]
 Mode = Literal["ingress", "paste"]
 
 
@@ -89,7 +91,8 @@ class LinkClaim:
         nonce: Random, unique per token: the single-use record's key.
         expires_at: Epoch seconds after which the token is refused.
         mode: Who completes a state: the ingress's callback or a command line waiting for a paste.
-        workflow_id: The run that asked for it (a re-authorization), or empty.
+        workflow_id: The run that asked for it (a re-authorization, an approval), or empty.
+        subject: What in that run it is about (an approval's id), or empty.
     """
 
     purpose: Purpose
@@ -99,6 +102,7 @@ class LinkClaim:
     expires_at: float
     mode: Mode = "ingress"
     workflow_id: str = ""
+    subject: str = ""
 
 
 class LinkSigner:
@@ -124,8 +128,9 @@ class LinkSigner:
         ttl_s: float | None = None,
         mode: Mode = "ingress",
         workflow_id: str = "",
+        subject: str = "",
     ) -> str:
-        """A signed token for `purpose` naming `provider` and `account`."""
+        """A signed token for `purpose` naming `provider` and `account` (and a run's `subject`)."""
         ttl = ttl_s if ttl_s is not None else (STATE_TTL_S if purpose == "state" else REAUTH_LINK_TTL_S)
         payload = {
             "k": purpose,
@@ -136,6 +141,8 @@ class LinkSigner:
             "m": mode,
             "w": workflow_id,
         }
+        if subject:
+            payload["s"] = subject
         token: str = self._serializer.dumps(payload)
         return token
 
@@ -162,7 +169,8 @@ class LinkSigner:
         if not isinstance(expires_at, int):
             raise LinkRefused("malformed", "the link is not a tikflow link")
         if payload["k"] != purpose:
-            raise LinkRefused("wrong_purpose", f"this is not a {purpose} link")
+            article = "an" if purpose[0] in "aeiou" else "a"
+            raise LinkRefused("wrong_purpose", f"this is not {article} {purpose} link")
         if expires_at <= self._clock():
             raise LinkRefused("expired", "the link has expired: ask for a new one")
         mode = payload["m"]
@@ -174,6 +182,7 @@ class LinkSigner:
             expires_at=float(expires_at),
             mode="paste" if mode == "paste" else "ingress",
             workflow_id=payload["w"],
+            subject=str(payload.get("s") or ""),
         )
 
 

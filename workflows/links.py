@@ -1,12 +1,13 @@
-"""The used-link record: one tiny workflow per spent OAuth state (no database beside Temporal).
+"""The used-link record: one tiny workflow per spent OAuth state or decided approval.
 
-A state is single use. Its nonce becomes the id of a `TikflowLinkUsed` workflow
+No database beside Temporal. A state is single use. Its nonce becomes the id of a `TikflowLinkUsed` workflow
 (`tikflow-link-<nonce>`), started with `REJECT_DUPLICATE` reuse and `FAIL` on a conflict: the first
 callback's start succeeds, every later one (another ingress replica, a replayed redirect) is refused
 by Temporal itself, atomically, while the record is kept. A state expires long before a namespace's
 retention drops the record (`activities.links.STATE_TTL_S` against days), and an expired state is
-refused on its own. The record holds names only (provider, account, the waiting run): no code,
-token or key.
+refused on its own. An approval's decision is recorded the same way, under one id per (run,
+approval) (`tikflow.authorize.approvals`). The record holds names only (provider, account, the
+waiting run): no code, token or key.
 """
 
 from __future__ import annotations

@@ -3,6 +3,7 @@
 - `/reauth/<link>`: a re-authorization link from a notification. Checked (signature, expiry,
   purpose), then answered with a 302 to the provider's consent page carrying a fresh single-use
   state for the same provider, account and run.
+- `/approve/<link>`: an approval's page (GET) and decision (POST), `tikflow.authorize.approvals`.
 - `/oauth/<provider>/callback`: where the provider sends the person back. The state is checked and
   spent, the credential stored under the account the state names, the waiting runs woken
   (`tikflow.authorize.complete`), and a small page says what happened.
@@ -27,6 +28,7 @@ from activities.credentials import CredentialStore
 from activities.links import LinkRefused, LinkSigner, signing_key
 from activities.registry import Services
 from activities.settings import Settings
+from tikflow.authorize.approvals import decide
 from tikflow.authorize.claims import TemporalClaims
 from tikflow.authorize.complete import check_state, complete, wake_waiting
 from tikflow.authorize.flows import ConnectError, app_credential, authorization_url, redirect_uri
@@ -37,6 +39,7 @@ __all__ = ["LinkRoutes"]
 log = structlog.get_logger("tikflow.ingress")
 
 _REAUTH = re.compile(r"/reauth/([A-Za-z0-9_.-]{1,2048})")
+_APPROVE = re.compile(r"/approve/([A-Za-z0-9_.-]{1,2048})")
 _CALLBACK = re.compile(r"/oauth/([a-z]{1,32})/callback")
 _NO_STORE = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"}
 
@@ -70,18 +73,23 @@ class LinkRoutes:
     @staticmethod
     def serves(path: str) -> bool:
         """Whether `path` is one of the link routes."""
-        return path.startswith(("/reauth/", "/oauth/"))
+        return path.startswith(("/reauth/", "/oauth/", "/approve/"))
 
     async def handle(self, request: Request) -> Response:
         """Answer a link route (GET only)."""
         path = request.url.path
-        kind = "reauth" if path.startswith("/reauth/") else "callback"
+        kind = path.split("/")[1] if path.count("/") >= 2 else "-"
         try:
-            if request.method not in ("GET", "HEAD"):
+            approval = _APPROVE.fullmatch(path)
+            if request.method not in ("GET", "HEAD") and not (approval and request.method == "POST"):
                 return page("Not allowed", ["Open this link in a browser."], ok=False, status=405)
             signer = self._signer()
             if signer is None:
                 raise ConnectError("links are not set up on this server (no link signing key)")
+            if approval is not None:
+                return await decide(
+                    signer, approval.group(1), request, client=await self._client(), spender=self._claims
+                )
             if (found := _REAUTH.fullmatch(path)) is not None:
                 return self._reauth(signer, found.group(1), request)
             if (found := _CALLBACK.fullmatch(path)) is not None:
@@ -90,7 +98,8 @@ class LinkRoutes:
         except LinkRefused as exc:
             log.warning("link refused", route=kind, reason=exc.reason)
             status = 404 if exc.reason == "unknown" else 400
-            return page("Not connected", [exc.message], ok=False, status=status)
+            title = "Not decided" if kind == "approve" else "Not connected"
+            return page(title, [exc.message], ok=False, status=status)
         except ConnectError as exc:
             log.error("link not served", route=kind, reason="not_configured")
             return page("Not connected", [str(exc)], ok=False, status=500)
