@@ -9,6 +9,7 @@ once no run started before its patch is open.
 from __future__ import annotations
 
 __all__ = [
+    "ACTIVITY_SUMMARY_PATCH",
     "ITEM_KEY_PATCH",
     "NOTIFY_PATCH",
     "QUIET_PHASE_PATCH",
@@ -42,3 +43,7 @@ RUN_SCOPED_KEYS_PATCH = "idempotency-keys-name-the-run"
 #: `post_id`, `key` the item had (provider field names guessed by the engine); runs started before
 #: it keep those keys on replay.
 ITEM_KEY_PATCH = "item-key-from-new-only"
+#: Every call's activity carries a summary naming its step and subject
+#: (`comments[7300…].0 tikapi.reply → 7301…`), shown in the Temporal UI's timeline. The summary is
+#: part of the recorded command; runs started before it schedule their calls without one.
+ACTIVITY_SUMMARY_PATCH = "activity-summary"

@@ -29,6 +29,10 @@ the wrong shape, type or size (`tikflow.emulator.payloads`; nothing of it is sto
 - `POST /_admin/expire_token {"provider": "tiktok"}` expires every TikTok access token now;
   `{"provider": "tikapi", "account_key": K}` expires that account's session (428 from now on);
   `{"provider": "socialapi"}` lapses the connected account (401 `auth.invalid_token`).
+- `GET /_admin/webhooks`: the callback URL and every webhook delivery with its attempts;
+  `POST /_admin/deauthorize {"open_id"?, "reason"?}` revokes the user's TikTok tokens and sends
+  `authorization.removed`; `POST /_admin/take_down {"publish_id"}` makes a public post private
+  and sends `post.publish.no_longer_publicaly_available` (`tikflow.emulator.webhooks`).
 """
 
 from __future__ import annotations
@@ -43,7 +47,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from tikflow.emulator import dumpling, highlevel, socialapi, tikapi, tiktok
+from tikflow.emulator import dumpling, highlevel, socialapi, tikapi, tiktok, webhooks
 from tikflow.emulator.consent import Consent
 from tikflow.emulator.faults import Faults, faulty_answer
 from tikflow.emulator.payloads import (
@@ -98,6 +102,7 @@ class Emulator:
     def __init__(self, config: EmulatorConfig) -> None:
         self.config = config
         self._initial = dataclasses.replace(config, tiktok_per_minute=dict(config.tiktok_per_minute))
+        self.webhooks = webhooks.WebhookSender(config)
         self.reset()
 
     def reset(self) -> None:
@@ -107,6 +112,7 @@ class Emulator:
             value = getattr(self._initial, f.name)
             setattr(self.config, f.name, dict(value) if isinstance(value, dict) else value)
         self.world = World(self.config)
+        self.webhooks.clear()
         self.faults = Faults(self.config.seed)
         self.quotas = Quotas(self.config.clock)
 
@@ -161,6 +167,9 @@ class Emulator:
             ("POST", "reauthorize"): lambda: self._reauthorize(body),
             ("POST", "keys"): lambda: self._add_key(body),
             ("POST", "expire_token"): lambda: self._expire(body),
+            ("GET", "webhooks"): self.webhooks.snapshot,
+            ("POST", "deauthorize"): lambda: webhooks.deauthorize(self.world, self.webhooks, body),
+            ("POST", "take_down"): lambda: webhooks.take_down(self.world, self.webhooks, body),
         }
         handler = handlers.get((method, action))
         if handler is None:
@@ -269,4 +278,5 @@ def create_app(config: EmulatorConfig | None = None) -> Starlette:
         ]
     )
     app.state.emulator = emulator
+    app.state.webhooks = emulator.webhooks
     return app

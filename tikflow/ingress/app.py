@@ -36,7 +36,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import Receive, Scope, Send
 
-from activities.credentials import CredentialStore
+from activities.credentials import INGRESS_FIELDS, INGRESS_KIND, CredentialStore
 from activities.errors import CredentialsRejected
 from activities.settings import Settings
 from tikflow.authorize.routes import LinkRoutes
@@ -48,9 +48,9 @@ from workflows.events import Event
 __all__ = ["CREDENTIAL_FIELDS", "CREDENTIAL_KIND", "IngressConfig", "create_app"]
 
 #: The credential kind generic routes read (`tikflow credentials set ingress NAME token=…`).
-CREDENTIAL_KIND = "ingress"
+CREDENTIAL_KIND = INGRESS_KIND
 #: The field of an `ingress` credential each auth kind reads.
-CREDENTIAL_FIELDS = {"standard": "signing_secret", "token": "token"}
+CREDENTIAL_FIELDS = INGRESS_FIELDS
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
 _SECURITY_HEADERS = (
