@@ -286,8 +286,9 @@ def cmd_status(args: argparse.Namespace) -> int:
             if schedule is None:
                 raise UserError(f"no run {args.id!r} to ask ({exc.message})") from None
             return _print_schedule(schedule, as_json=args.json)
+        links = _reauth_links(args.id, status.awaiting_reauth)
         if args.json:
-            print(json.dumps(status.model_dump(mode="json"), indent=2))
+            print(json.dumps({**status.model_dump(mode="json"), "reauth_links": links}, indent=2))
             return 0
         print(f"{args.id}: {status.recipe} is {status.phase}" + (" (paused)" if status.paused else ""))
         print(
@@ -299,6 +300,8 @@ def cmd_status(args: argparse.Namespace) -> int:
                 f"  waiting for: {status.waiting_for}"
                 + (f" until {status.backoff_until}" if status.backoff_until else "")
             )
+        for account, link in links.items():
+            print(f"  re-authorize {status.awaiting_reauth[account]} account {account!r}: {link}")
         if status.last_error:
             print(f"  last error: {status.last_error}")
         counters = status.counters.model_dump()
@@ -306,6 +309,19 @@ def cmd_status(args: argparse.Namespace) -> int:
         return 0
 
     return asyncio.run(go())
+
+
+def _reauth_links(workflow_id: str, waiting: dict[str, str]) -> dict[str, str]:
+    """Account → a fresh re-authorization link, for each account the run waits for (links set up)."""
+    from activities.credentials import CredentialStore, resolve_path
+    from activities.links import reauth_link_for
+
+    if not waiting:
+        return {}
+    config = engine_config()
+    store = CredentialStore(resolve_path(config.credentials_file)[0], seed=config.credentials_seed)
+    found = {a: reauth_link_for(store, config.public_url, p, a, workflow_id) for a, p in waiting.items()}
+    return {account: link for account, link in found.items() if link}
 
 
 def _print_schedule(schedule: Any, *, as_json: bool) -> int:
@@ -527,6 +543,7 @@ def build_parser() -> argparse.ArgumentParser:
         "sandbox",
         "demo",
         "reauth",
+        "connect",
         "graph",
         "trigger",
         "ingress",
