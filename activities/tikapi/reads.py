@@ -220,7 +220,11 @@ async def analytics(ctx: ActionContext, params: AnalyticsInput) -> dict[str, Any
 async def session_check(ctx: ActionContext, params: NoInput) -> dict[str, Any]:
     """Check that the account's TikTok session is alive (`valid: true`).
 
-    An expired session raises `SessionExpired`, which pauses the run for re-authorization.
+    Careful: when the session is invalid, TikAPI also removes the user ("Auto-removes the user if
+    it's invalid", TikAPI's reference): the Account Key then stops working for every endpoint
+    until the user authorizes again. TikAPI checks sessions on its own, so call this only to learn
+    now rather than on the next call. An expired session raises `SessionExpired`, which pauses
+    the run for re-authorization (a new Account Key).
     """
     body = await PROVIDER.request(ctx, "GET", "/user/session/check")
     return {"valid": True, "message": as_text(body.get("message"))}

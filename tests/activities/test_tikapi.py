@@ -27,7 +27,7 @@ from tests.support.actions import action_context, fake_services, no_sleep, run_a
 from tests.support.transport import FakeProvider
 
 API_KEY = "DemoAPIKeyTokenSeHYGXDfd4SFD320Sc39Asd0Sc39Asd4s"
-ACCOUNT_KEY = "DemoAccountKeyTokenSeHYGXDfd4SFD320Sc39A"
+ACCOUNT_KEY = "DemoAccountKeyTokenSeHYGXDfd4SFD320Sc39Asd0Sc39A"
 BASE = "https://api.tikapi.io"
 ME = {"id": "6569595380449902597", "uniqueId": "ourbrand", "secUid": "MS4wLjABAAAAour"}
 

@@ -616,6 +616,17 @@ def _session_check(world: World, call: Call) -> Response:
     return _ok({"user": user_json(me)})
 
 
+def _remove_user(world: World, account_key: str) -> None:
+    """Forget an account key whose session is gone, as `session/check` does (seed 004: it
+    "auto-removes the user if it's invalid"): from now on the key is unknown (401, "A valid
+    Account Key is required."), not expired (428), until the user authorizes again.
+    """
+    world.expired_account_keys.discard(account_key)
+    owner = world.tikapi_account_keys.pop(account_key, None)
+    if owner is not None:
+        world.removed_account_keys[account_key] = owner
+
+
 def _key_info(world: World, call: Call) -> Response:
     accounts = sorted({world.users[u].unique_id for u in world.tikapi_account_keys.values()})
     return _ok(
@@ -646,8 +657,13 @@ def _authorize(world: World, call: Call) -> Response:
 
 
 def mint_account_key(world: World, username: str | None, *, replacing: str | None = None) -> str:
-    """A new account key for a TikTok user (the one behind `replacing`, else `username`, else ours)."""
-    owner = world.tikapi_account_keys.get(replacing or "") or username or "tikflow_demo"
+    """A new account key for a TikTok user (the one behind `replacing`, else `username`, else ours).
+
+    `replacing` may be a key `session/check` removed: the user behind it authorizes again.
+    """
+    old = replacing or ""
+    owner = world.tikapi_account_keys.get(old) or world.removed_account_keys.get(old) or username
+    owner = owner or "tikflow_demo"
     if owner not in world.users:
         raise ValueError(f"no TikTok user {owner}")
     key = world.token("", 40)
@@ -760,6 +776,8 @@ async def answer(world: World, quotas: Quotas, request: Request, path: str) -> R
         if path.startswith(("/user/", "/creator/")):
             account_key = request.headers.get("x-account-key", "")
             if account_key in world.expired_account_keys:
+                if route is not None and route.handler is _session_check:
+                    _remove_user(world, account_key)
                 return JSONResponse(SESSION_EXPIRED, status_code=428)
             username = world.tikapi_account_keys.get(account_key)
             if username is None:
