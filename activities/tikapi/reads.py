@@ -218,7 +218,7 @@ async def analytics(ctx: ActionContext, params: AnalyticsInput) -> dict[str, Any
 
 @action("tikapi.session_check", NoInput, endpoint="GET /user/session/check")
 async def session_check(ctx: ActionContext, params: NoInput) -> dict[str, Any]:
-    """Check that the account's TikTok session is alive (`valid: true`).
+    """Check the account's TikTok session (`valid: true`); TikAPI removes an account whose session is invalid.
 
     Careful: when the session is invalid, TikAPI also removes the user ("Auto-removes the user if
     it's invalid", TikAPI's reference): the Account Key then stops working for every endpoint

@@ -977,8 +977,25 @@ def dumpling_profile_videos_list_a_profiles_videos(scene: Scene, o: Outcome) -> 
     expected = _videos_of(o.state, "lilyachty")
     assert [item["id"] for item in o.out["items"]] == [v["id"] for v in expected]
     assert [item["stats"]["play_count"] for item in o.out["items"]] == [v["plays"] for v in expected]
+    # The sandbox sends each video's `video` object, duration in seconds as in DumplingAI's docs.
+    assert [item["duration"] for item in o.out["items"]] == [v["duration"] for v in expected]
     assert {item["author"] for item in o.out["items"]} == {"lilyachty"}
     assert o.out["has_more"] is False
+
+
+def _a_max_cursor(scene: Scene) -> dict[str, Any]:
+    """Resume after the second-newest video: `maxCursor` is its time in ms, as a string."""
+    second = _videos_of(scene.seeded, "lilyachty")[1]
+    return {"handle": "lilyachty", "cursor": str(second["create_time"] * 1000)}
+
+
+@case("dumpling.profile_videos", _a_max_cursor)
+def dumpling_profile_videos_resume_from_a_string_max_cursor(scene: Scene, o: Outcome) -> None:
+    expected = _videos_of(o.state, "lilyachty")[2:]
+    assert expected
+    assert [item["id"] for item in o.out["items"]] == [v["id"] for v in expected]
+    assert _requests(o.state, "dumpling POST /api/v1/get-tiktok-profile-videos") == 1
+    assert o.state["statuses"].get("dumpling 400", 0) == 0
 
 
 @case(

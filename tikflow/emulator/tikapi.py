@@ -617,9 +617,10 @@ def _session_check(world: World, call: Call) -> Response:
 
 
 def _remove_user(world: World, account_key: str) -> None:
-    """Forget an account key whose session is gone, as `session/check` does (seed 004: it
-    "auto-removes the user if it's invalid"): from now on the key is unknown (401, "A valid
-    Account Key is required."), not expired (428), until the user authorizes again.
+    """Forget an account key whose session is gone, as `session/check` does.
+
+    Seed 004: it "auto-removes the user if it's invalid". From then on the key is unknown (401,
+    "A valid Account Key is required."), not expired (428), until the user authorizes again.
     """
     world.expired_account_keys.discard(account_key)
     owner = world.tikapi_account_keys.pop(account_key, None)
