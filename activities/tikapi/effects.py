@@ -104,6 +104,31 @@ async def like_video(ctx: ActionContext, params: LikeVideoInput) -> dict[str, An
     return {"liked": True}
 
 
+@action("tikapi.unlike_comment", CommentRefInput, endpoint="POST /user/comment/unlike", side_effect=True)
+async def unlike_comment(ctx: ActionContext, params: CommentRefInput) -> dict[str, Any]:
+    """Take back our like of a comment.
+
+    Idempotent by nature, as `tikapi.like_comment`: unliking a comment we do not like leaves it so.
+    """
+    await PROVIDER.request(
+        ctx,
+        "POST",
+        "/user/comment/unlike",
+        json_body={"media_id": params.media_id, "comment_id": params.comment_id},
+    )
+    return {"liked": False}
+
+
+@action("tikapi.unlike_video", LikeVideoInput, endpoint="POST /user/unlike", side_effect=True)
+async def unlike_video(ctx: ActionContext, params: LikeVideoInput) -> dict[str, Any]:
+    """Take back our like of a video.
+
+    Idempotent by nature, as `tikapi.like_video`: a second unlike leaves the video unliked.
+    """
+    await PROVIDER.request(ctx, "POST", "/user/unlike", json_body={"media_id": params.media_id})
+    return {"liked": False}
+
+
 @action("tikapi.delete_comment", DeleteCommentInput, endpoint="POST /user/comment/delete", side_effect=True)
 async def delete_comment(ctx: ActionContext, params: DeleteCommentInput) -> dict[str, Any]:
     """Delete one of our comments; `already_done` when it was already gone.

@@ -48,3 +48,25 @@ async def test_session_check_leaves_a_valid_user_alone(emulator):
     assert (await emulator.get("/tikapi/user/session/check", headers=DOCUMENTED)).status_code == 200
     assert (await emulator.get("/tikapi/user/info", headers=DOCUMENTED)).status_code == 200
     assert (await state(emulator))["tokens"]["tikapi"]["removed_account_keys"] == {}
+
+
+async def test_liked_and_related_posts_as_the_reference_lists_them(emulator):
+    video = "7109178205151464746"
+    assert (
+        await emulator.post("/tikapi/user/like", json={"media_id": video}, headers=DOCUMENTED)
+    ).status_code == 200
+    liked = (await emulator.get("/tikapi/user/likes", headers=DOCUMENTED)).json()
+    assert [item["id"] for item in liked["itemList"]] == [video]
+    assert isinstance(liked["cursor"], str)
+    await emulator.post("/tikapi/user/unlike", json={"media_id": video}, headers=DOCUMENTED)
+    assert (await emulator.get("/tikapi/user/likes", headers=DOCUMENTED)).json()["itemList"] == []
+    related = await emulator.get(
+        "/tikapi/public/related_posts", params={"video_id": video}, headers={"X-API-KEY": DOCUMENTED_API_KEY}
+    )
+    videos = {v["id"]: v for v in (await state(emulator))["tikapi"]["videos"]}
+    items = related.json()["itemList"]
+    assert items
+    assert video not in [item["id"] for item in items]
+    assert all(set(videos[item["id"]]["hashtags"]) & set(videos[video]["hashtags"]) for item in items)
+    missing = await emulator.get("/tikapi/public/related_posts", headers={"X-API-KEY": DOCUMENTED_API_KEY})
+    assert missing.status_code == 400

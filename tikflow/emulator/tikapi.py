@@ -310,6 +310,22 @@ def _video_info(world: World, call: Call) -> Response:
     return _ok({"itemInfo": {"itemStruct": _video_json(world, _video(world, call.text("id")))}})
 
 
+def _liked_posts(world: World, call: Call) -> Response:
+    """The videos a user liked (ours by default), newest first."""
+    user = _user_by(world, call, default=call.me)
+    liked = [v for v in world.videos.values() if user.unique_id in v.liked_by]
+    return _ok(_videos_page(world, sorted(liked, key=lambda v: (-v.create_time, v.id)), call))
+
+
+def _related_posts(world: World, call: Call) -> Response:
+    """Videos like `video_id`: those sharing a hashtag with it, most played first (one batch)."""
+    _require(call, "video_id")
+    video = _video(world, call.text("video_id"))
+    related = [v for v in world.videos.values() if v.id != video.id and set(v.hashtags) & set(video.hashtags)]
+    related.sort(key=lambda v: (-v.plays, v.id))
+    return _ok({"itemList": [_video_json(world, v) for v in related[:PAGE_MAX]]})
+
+
 def _explore(world: World, call: Call) -> Response:
     videos = sorted(world.videos.values(), key=lambda v: (-v.plays, v.id))[: call.count()]
     return _ok({"itemList": [_video_json(world, v) for v in videos]})
@@ -689,9 +705,11 @@ for _method, _path, _endpoint in (
     ("GET", "/public/comment/list", _comments),
     ("GET", "/public/comment/reply/list", _replies),
     ("GET", "/public/followers", _followers),
+    ("GET", "/public/related_posts", _related_posts),
     ("GET", "/public/following", _following_list),
     ("GET", "/user/info", _profile),
     ("GET", "/user/feed", _posts),
+    ("GET", "/user/likes", _liked_posts),
     ("GET", "/user/explore", _explore),
     ("GET", "/user/video", _video_info),
     ("GET", "/user/search/{category}", _search),
