@@ -85,13 +85,16 @@ async def like_comment(ctx: ActionContext, params: CommentRefInput) -> dict[str,
     Idempotent by nature: like and unlike are separate set-state endpoints (not a toggle), so
     liking an already-liked comment leaves it liked; no check is spent on it.
     """
+    return await _set_comment_like(ctx, params, liked=True)
+
+
+async def _set_comment_like(ctx: ActionContext, params: CommentRefInput, *, liked: bool) -> dict[str, Any]:
+    """Like or unlike a comment (two set-state endpoints, the same body)."""
+    path = "/user/comment/like" if liked else "/user/comment/unlike"
     await PROVIDER.request(
-        ctx,
-        "POST",
-        "/user/comment/like",
-        json_body={"media_id": params.media_id, "comment_id": params.comment_id},
+        ctx, "POST", path, json_body={"media_id": params.media_id, "comment_id": params.comment_id}
     )
-    return {"liked": True}
+    return {"liked": liked}
 
 
 @action("tikapi.like_video", LikeVideoInput, endpoint="POST /user/like", side_effect=True)
@@ -110,13 +113,7 @@ async def unlike_comment(ctx: ActionContext, params: CommentRefInput) -> dict[st
 
     Idempotent by nature, as `tikapi.like_comment`: unliking a comment we do not like leaves it so.
     """
-    await PROVIDER.request(
-        ctx,
-        "POST",
-        "/user/comment/unlike",
-        json_body={"media_id": params.media_id, "comment_id": params.comment_id},
-    )
-    return {"liked": False}
+    return await _set_comment_like(ctx, params, liked=False)
 
 
 @action("tikapi.unlike_video", LikeVideoInput, endpoint="POST /user/unlike", side_effect=True)

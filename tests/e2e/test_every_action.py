@@ -577,12 +577,14 @@ def _a_fans_comment(scene: Scene) -> None:
     scene.found["comment"] = _comments_under(scene.seeded, _tagged(scene.seeded, "cats")[0]["id"])[0]
 
 
+def _the_fans_comment(scene: Scene) -> dict[str, Any]:
+    """The inputs naming the comment `_a_fans_comment` found."""
+    return {"media_id": scene.found["comment"]["aweme_id"], "comment_id": scene.found["comment"]["cid"]}
+
+
 @case(
     "tikapi.like_comment",
-    lambda scene: {
-        "media_id": scene.found["comment"]["aweme_id"],
-        "comment_id": scene.found["comment"]["cid"],
-    },
+    _the_fans_comment,
     prepare=_a_fans_comment,
 )
 def tikapi_like_comment_counts_our_like(scene: Scene, o: Outcome) -> None:
@@ -612,10 +614,7 @@ def _like_first(scene: Scene) -> list[dict[str, Any]]:
         {
             "id": "liked_comment",
             "call": "tikapi.like_comment",
-            "with": {
-                "media_id": scene.found["comment"]["aweme_id"],
-                "comment_id": scene.found["comment"]["cid"],
-            },
+            "with": _the_fans_comment(scene),
         },
     ]
 
@@ -637,10 +636,7 @@ def tikapi_unlike_video_takes_our_like_back(scene: Scene, o: Outcome) -> None:
 
 @case(
     "tikapi.unlike_comment",
-    lambda scene: {
-        "media_id": scene.found["comment"]["aweme_id"],
-        "comment_id": scene.found["comment"]["cid"],
-    },
+    _the_fans_comment,
     prepare=_a_fans_comment,
     before=_like_first,
 )
