@@ -42,6 +42,8 @@ SAMPLES: dict[str, dict[str, Any]] = {
     "tikapi.comment": {"media_id": "7301", "text": "Nice"},
     "tikapi.like_comment": {"media_id": "7301", "comment_id": "7300"},
     "tikapi.like_video": {"media_id": "7301"},
+    "tikapi.unlike_comment": {"media_id": "7301", "comment_id": "7300"},
+    "tikapi.unlike_video": {"media_id": "7301"},
     "tikapi.delete_comment": {"comment_id": "7300"},
     "tikapi.send_message": {
         "conversation_id": "0:1:2",

@@ -223,7 +223,8 @@ class Emulator:
         if provider != "tikapi":
             raise AdminError("reauthorize is for tikapi (account keys) or socialapi (the connected account)")
         old = request.account_key
-        if old is None or old not in self.world.tikapi_account_keys:
+        known = {**self.world.removed_account_keys, **self.world.tikapi_account_keys}
+        if old is None or old not in known:
             raise AdminError("account_key is not a known TikAPI account key")
         return {"account_key": tikapi.mint_account_key(self.world, None, replacing=old)}
 
