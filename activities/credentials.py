@@ -50,6 +50,8 @@ from activities.redact import remember_secrets
 
 __all__ = [
     "ACCOUNT_NAME",
+    "INGRESS_FIELDS",
+    "INGRESS_KIND",
     "PROVIDER_FIELDS",
     "REQUIRED_FIELDS",
     "CredentialInfo",
@@ -66,7 +68,8 @@ __all__ = [
 
 if TYPE_CHECKING:
     #: The documented fields of each kind of credential (`credentials set` refuses others, as
-    #: typos): each provider's `Provider.fields`, then `webhook` (see `_WEBHOOK_FIELDS`).
+    #: typos): each provider's `Provider.fields`, then `webhook` (see `_WEBHOOK_FIELDS`),
+    #: `ingress` (`INGRESS_FIELDS`) and `links` (`_LINKS_FIELDS`).
     PROVIDER_FIELDS: dict[str, tuple[str, ...]]
     #: What a credential needs before it is any use (each provider's `Provider.required`): a
     #: strict write that would leave one without these is refused.
@@ -75,20 +78,41 @@ if TYPE_CHECKING:
 #: Besides the providers, `webhook` credentials hold a notification URL (`url`), which often
 #: carries a token of its own, so a recipe names it (`webhook: {credential: alerts}`) instead.
 _WEBHOOK_FIELDS = ("url",)
+#: And one `links` credential (`main`) holds the key that signs OAuth states and re-authorization
+#: links (`activities.links`).
+_LINKS_FIELDS = ("signing_key",)
+#: And `ingress` credentials prove the senders of the ingress's generic routes
+#: (`tikflow.ingress`): a route that authenticates with `standard` (Standard Webhooks) reads the
+#: credential's `signing_secret` (`whsec_<base64>`), one with `token` its shared bearer `token`.
+INGRESS_KIND = "ingress"
+#: How a generic route authenticates → the field of its `ingress` credential that proves it.
+INGRESS_FIELDS: dict[str, str] = {"standard": "signing_secret", "token": "token"}
+_STANDARD_SECRET = re.compile(r"[A-Za-z0-9+/]{16,}={0,2}")
 
 
 @functools.cache
 def _provider_fields() -> dict[str, tuple[str, ...]]:
     from activities.provider import providers
 
-    return {**{p.name: p.fields for p in providers()}, "webhook": _WEBHOOK_FIELDS}
+    return {
+        **{p.name: p.fields for p in providers()},
+        "webhook": _WEBHOOK_FIELDS,
+        INGRESS_KIND: tuple(INGRESS_FIELDS.values()),
+        "links": _LINKS_FIELDS,
+    }
 
 
 @functools.cache
 def _required_fields() -> dict[str, tuple[str, ...]]:
     from activities.provider import providers
 
-    return {**{p.name: p.required for p in providers()}, "webhook": _WEBHOOK_FIELDS}
+    # An ingress credential needs one of its fields, whichever its route reads (`check_values`).
+    return {
+        **{p.name: p.required for p in providers()},
+        "webhook": _WEBHOOK_FIELDS,
+        INGRESS_KIND: (),
+        "links": _LINKS_FIELDS,
+    }
 
 
 def __getattr__(name: str) -> Any:
@@ -207,7 +231,8 @@ def check_values(provider: str, account: str, fields: Mapping[str, str]) -> None
 
     Raises:
         IncompleteCredential: An empty value, a control character (a paste gone wrong), an
-            `expires_at` that is not epoch seconds, a webhook `url` that is not http(s)://host/….
+            `expires_at` that is not epoch seconds, a webhook `url` that is not http(s)://host/…,
+            an ingress `signing_secret` that is not `whsec_<base64>` (16 characters or more).
     """
     where = f"{provider}/{account}"
     for name, value in fields.items():
@@ -224,6 +249,19 @@ def check_values(provider: str, account: str, fields: Mapping[str, str]) -> None
         host = rest.split("/", 1)[0].rsplit("@", 1)[-1]
         if not sep or scheme.lower() not in ("http", "https") or not host or " " in rest:
             raise IncompleteCredential(f"{where}: url must be an http(s)://host/… URL; nothing was written")
+    if provider == INGRESS_KIND:
+        if not fields:
+            raise IncompleteCredential(
+                f"{where}: give signing_secret=… (standard senders) or token=… (token senders); "
+                "nothing was written"
+            )
+        secret = fields.get("signing_secret")
+        encoded = None if secret is None else str(secret).removeprefix("whsec_")
+        if encoded is not None and (not _STANDARD_SECRET.fullmatch(encoded) or len(encoded) % 4):
+            raise IncompleteCredential(
+                f"{where}: signing_secret must be a Standard Webhooks secret (whsec_<base64>); "
+                "nothing was written"
+            )
 
 
 class CredentialStore:
@@ -300,7 +338,7 @@ class CredentialStore:
         exclusive lock, so an update made meanwhile (a refreshed token) is merged, not lost.
 
         Args:
-            provider: Provider key (or `webhook`).
+            provider: Provider key (or `webhook`, `ingress`).
             account: Credential name.
             fields: Field name → new value.
             strict: Check every value (not empty, no control characters, an `expires_at` in epoch

@@ -41,11 +41,11 @@ import functools
 import importlib
 import pkgutil
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from activities.http import Classifier, Reply, listed, malformed, send
-from activities.ratelimit import parse_retry_after
+from activities.ratelimit import Quota, parse_retry_after
 from activities.shapes import obj
 
 if TYPE_CHECKING:
@@ -90,6 +90,9 @@ class Provider:
         retry_after: Reads when a spent quota resets from an answer's headers (seconds).
         order: Where it is listed among the providers (settings, help texts, task queues);
             ties, and new providers keeping the default, go by name.
+        windows: Documented sliding-window limits by request path, per credential: each call
+            to such a path is paced through `RateLimiter.window` before it is sent (for
+            providers whose 429 says nothing about when to come back).
     """
 
     name: str
@@ -103,6 +106,7 @@ class Provider:
     envelope: str | None = None
     retry_after: Callable[[Mapping[str, str]], float | None] = parse_retry_after
     order: int = 100
+    windows: Mapping[str, Quota] = field(default_factory=dict)
 
     @property
     def url_env(self) -> str:
@@ -151,6 +155,9 @@ class Provider:
             headers: More headers (after the auth headers).
             expect_json: Whether a success must carry a JSON object.
         """
+        quota = self.windows.get(path)
+        if quota is not None:
+            await ctx.services.limiter.window(self.name, ctx.account, path, quota)
         auth: dict[str, str] = {}
         if signed:
             resolved = credential if credential is not None else self.credential(ctx, path, need)

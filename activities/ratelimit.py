@@ -6,12 +6,19 @@ documented quotas instead. The tracker keeps, per key, the earliest time the nex
 calls are spaced evenly over the current window when a quota is nearly spent, and held back
 entirely until the reset after a 429. Waiting happens here, before the request, so the provider
 is never hammered.
+
+Some providers answer a 429 with no reset time at all and document their limits instead (TikTok:
+6 video inits a minute per token, sliding). `window` books each call in such a documented sliding
+window per (provider, credential, endpoint) and waits for room before sending, so the provider's
+429 is the exception, not the way the limit is found. A wait longer than `max_wait_s` is never
+done in-process nor skipped: it is raised as `RateLimited` with the wait as `retry_after`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
+from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
@@ -57,7 +64,8 @@ class RateLimiter:
         self._clock = clock
         self._sleep = sleep
         self._buckets: dict[tuple[str, str], _Bucket] = {}
-        self._locks: dict[tuple[str, str], asyncio.Lock] = {}
+        self._locks: dict[tuple[str, ...], asyncio.Lock] = {}
+        self._windows: dict[tuple[str, str, str], deque[float]] = {}
         self.max_wait_s = max_wait_s
         self.waited_s = 0.0
 
@@ -77,12 +85,44 @@ class RateLimiter:
         async with lock:
             bucket = self._bucket(key)
             delay = max(bucket.next_at, bucket.blocked_until) - self._clock()
+            if delay > self.max_wait_s:
+                # Sending before the reset would only earn another 429: the caller waits instead.
+                raise _paced(provider, account, "its quota", delay)
             if delay > 0:
-                delay = min(delay, self.max_wait_s)
                 self.waited_s += delay
                 await self._sleep(delay)  # type: ignore[misc]
             now = self._clock()
             bucket.next_at = now + self._spacing(provider, bucket)
+
+    async def window(self, provider: str, account: str, name: str, quota: Quota) -> None:
+        """Book one call in the documented sliding window `name`, waiting for room first.
+
+        Args:
+            provider: Provider key.
+            account: Credential name (the provider counts per credential).
+            name: The window (an endpoint path): each is counted on its own.
+            quota: At most `requests` calls in any `per_seconds`.
+
+        Raises:
+            RateLimited: Room comes later than `max_wait_s` from now (`retry_after` says when).
+        """
+        key = (provider, account, name)
+        lock = self._locks.setdefault(key, asyncio.Lock())
+        async with lock:
+            times = self._windows.setdefault(key, deque())
+            now = self._clock()
+            while times and times[0] <= now - quota.per_seconds:
+                times.popleft()
+            if len(times) >= quota.requests:
+                delay = times[0] + quota.per_seconds - now
+                if delay > self.max_wait_s:
+                    raise _paced(provider, account, name, delay)
+                self.waited_s += delay
+                await self._sleep(delay)  # type: ignore[misc]
+                now = self._clock()
+                while times and times[0] <= now - quota.per_seconds:
+                    times.popleft()
+            times.append(now)
 
     def _spacing(self, provider: str, bucket: _Bucket) -> float:
         quota = self._quotas.get(provider)
@@ -118,6 +158,18 @@ class RateLimiter:
         bucket = self._bucket((provider, account))
         pause = retry_after if retry_after is not None else 1.0
         bucket.blocked_until = max(bucket.blocked_until, self._clock() + pause)
+
+
+def _paced(provider: str, account: str, what: str, delay: float) -> Exception:
+    from activities.errors import RateLimited
+
+    return RateLimited(
+        f"paced: {what} has room again in {delay:.0f} s",
+        provider=provider,
+        account=account,
+        code="paced",
+        retry_after=delay,
+    )
 
 
 def _first_int(headers: Mapping[str, str], *names: str) -> int | None:

@@ -2,7 +2,8 @@
 
 `ProviderActivities(services)` holds the worker's shared dependencies (the pooled HTTP client,
 the credential store, the rate limiter); `activities()` returns one activity per action, named
-after the action, grouped by the task queue it runs on.
+after the action, grouped by the task queue it runs on. Made with `dry_run=DryRun()`, the
+activities hold back every side effect (`activities.dryrun`): the one place that decides it.
 """
 
 from __future__ import annotations
@@ -17,8 +18,9 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.contracts import ActionRequest, run_scope, task_queue_for
+from activities.dryrun import DryRun, is_side_effect
 from activities.errors import ProviderError, to_application_error
-from activities.registry import Action, ActionContext, Services, load_actions
+from activities.registry import Action, ActionContext, ActionInput, Services, load_actions
 
 __all__ = ["ProviderActivities"]
 
@@ -26,10 +28,28 @@ log = structlog.get_logger("tikflow.activities")
 
 
 class ProviderActivities:
-    """The activities of one worker: every registered action, sharing `services`."""
+    """The activities of one worker: every registered action, sharing `services`.
 
-    def __init__(self, services: Services) -> None:
+    With `dry_run`, side-effecting calls are recorded there and never reach their handler.
+    """
+
+    def __init__(self, services: Services, *, dry_run: DryRun | None = None) -> None:
         self.services = services
+        self.dry_run = dry_run
+
+    @staticmethod
+    def validate(act: Action[Any], request: ActionRequest) -> ActionInput:
+        """The call's `with:` as `act`'s input model; a non-retryable `InvalidActionInput` otherwise."""
+        try:
+            params: ActionInput = act.input_model.model_validate(request.params)
+            return params
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(map(str, e['loc'])) or 'with'}: {e['msg']}" for e in exc.errors(include_url=False)
+            )
+            raise ApplicationError(
+                f"{act.name}: invalid input: {problems}", type="InvalidActionInput", non_retryable=True
+            ) from None
 
     async def execute(self, act: Action[Any], request: ActionRequest) -> dict[str, Any]:
         """Run one action: validate its input, call its handler, map provider errors once."""
@@ -37,16 +57,15 @@ class ProviderActivities:
         with structlog.contextvars.bound_contextvars(
             workflow_id=info.workflow_id, activity=act.name, attempt=info.attempt, account=request.account
         ):
-            try:
-                params = act.input_model.model_validate(request.params)
-            except ValidationError as exc:
-                problems = "; ".join(
-                    f"{'.'.join(map(str, e['loc'])) or 'with'}: {e['msg']}"
-                    for e in exc.errors(include_url=False)
-                )
-                raise ApplicationError(
-                    f"{act.name}: invalid input: {problems}", type="InvalidActionInput", non_retryable=True
-                ) from None
+            params = self.validate(act, request)
+            if self.dry_run is not None:
+                if is_side_effect(act, params):
+                    log.info("dry run: side effect held back")
+                    return self.dry_run.record(act, request, params)
+                settled = self.dry_run.settled(act, request)
+                if settled is not None:
+                    return settled
+                self.dry_run.read(act)
             ctx = ActionContext(
                 services=self.services,
                 account=request.account,

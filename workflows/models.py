@@ -22,10 +22,12 @@ from pydantic import (
     ConfigDict,
     Discriminator,
     Field,
+    SerializerFunctionWrapHandler,
     Strict,
     Tag,
     TypeAdapter,
     field_validator,
+    model_serializer,
     model_validator,
 )
 
@@ -656,6 +658,11 @@ Step = Annotated[
 ]
 
 
+#: A label's key (`client`) and value (`acme`): stored as `key=value` in `TikflowLabels`.
+LabelKey = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_.-]{0,62}$")]
+LabelValue = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:/@-]{0,127}$")]
+
+
 class Recipe(_Strict):
     """A tikflow recipe: inputs, an optional trigger, and the steps to run."""
 
@@ -671,6 +678,11 @@ class Recipe(_Strict):
         default=None, description="When it runs (omit to run once; `webhook` for once per event)."
     )
     account: str = Field(default="main", description="Default credential name for calls.")
+    labels: dict[LabelKey, LabelValue] = Field(
+        default_factory=dict,
+        description="Labels of its runs (`client: acme`): searchable in the Temporal UI as "
+        "`TikflowLabels = 'client=acme'`, and by `tikflow list --label client=acme`.",
+    )
     retry: RetryPolicy | None = Field(default=None, description="Default retry policy for every call.")
     timeout: LongDuration | None = Field(
         default=None, description="Default limit on one call attempt (default 2m)."
@@ -685,6 +697,15 @@ class Recipe(_Strict):
         default="7d", description="How long a run waits for an expired account to be re-authorized."
     )
     steps: list[Step] = Field(min_length=1, description="The steps, run in order.")
+
+    @model_serializer(mode="wrap")
+    def _without_empty_labels(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # A recipe without labels serializes as it did before labels existed: the workflow input
+        # in history (and the committed replay histories) keeps its shape.
+        data: dict[str, Any] = handler(self)
+        if not self.labels:
+            data.pop("labels", None)
+        return data
 
 
 #: The kind of each step model: the key that names it in YAML (`workflows.steps.step_kind`).

@@ -9,6 +9,7 @@ once no run started before its patch is open.
 from __future__ import annotations
 
 __all__ = [
+    "ACTIVITY_SUMMARY_PATCH",
     "AUTH_WATCH_PATCH",
     "ITEM_KEY_PATCH",
     "NOTIFY_PATCH",
@@ -48,3 +49,7 @@ ITEM_KEY_PATCH = "item-key-from-new-only"
 #: with the notification, instead of failing at its next call. Runs started before it made no
 #: such subscription (one child start or signal per account) and keep making none on replay.
 AUTH_WATCH_PATCH = "tiktok-authorization-watch"
+#: Every call's activity carries a summary naming its step and subject
+#: (`comments[7300…].0 tikapi.reply → 7301…`), shown in the Temporal UI's timeline. The summary is
+#: part of the recorded command; runs started before it schedule their calls without one.
+ACTIVITY_SUMMARY_PATCH = "activity-summary"

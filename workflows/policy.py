@@ -39,7 +39,7 @@ with workflow.unsafe.imports_passed_through():
         WebhookCredential,
         parse_duration,
     )
-    from workflows.patches import AUTH_WATCH_PATCH, RUN_SCOPED_KEYS_PATCH, STOP_PATCH
+    from workflows.patches import ACTIVITY_SUMMARY_PATCH, AUTH_WATCH_PATCH, RUN_SCOPED_KEYS_PATCH, STOP_PATCH
     from workflows.state import MonitorState, Phase, RecipeRun
 
 if TYPE_CHECKING:
@@ -182,6 +182,9 @@ class CallPolicy:
             handle = workflow.start_activity(
                 action,
                 request,
+                summary=activity_summary(path, action, values)
+                if workflow.patched(ACTIVITY_SUMMARY_PATCH)
+                else None,
                 task_queue=task_queue_for(action, workflow.info().task_queue),
                 start_to_close_timeout=timeout,
                 schedule_to_close_timeout=parse_duration(policy.max_duration)
@@ -355,6 +358,36 @@ class CallPolicy:
         if not self._backing_off:
             self._backoff_until = None
         self._resume_phase()
+
+
+#: Inputs that name what a call acts on, most telling first.
+_SUBJECT_KEYS = (
+    "reply_comment_id",
+    "comment_id",
+    "media_id",
+    "conversation_id",
+    "publish_id",
+    "post_id",
+    "username",
+    "handle",
+    "name",
+    "query",
+    "url",
+)
+
+
+def activity_summary(path: str, action: str, params: Any) -> str:
+    """What the Temporal UI shows for a call: `replies[7300…].0 tikapi.reply → 7301…`."""
+    step = path.removeprefix("steps.")
+    subject = None
+    if isinstance(params, dict):
+        subject = next((params[k] for k in _SUBJECT_KEYS if isinstance(params.get(k), str | int)), None)
+    text = f"{_shortened(step, 60)} {action}"
+    return f"{text} → {_shortened(str(subject), 24)}" if subject not in (None, "") else text
+
+
+def _shortened(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def retry_policy(policy: RetryPolicy | None) -> TemporalRetryPolicy:

@@ -2,7 +2,7 @@
 
 Everything here travels in history (the `RecipeRun` input, the `RunResult` output, the `status`
 query's `RunStatus`, the `MonitorState` carried by continue-as-new) or names what the namespace
-indexes (`TikflowRecipe`, `TikflowPhase`), so field names and types are part of the recorded
+indexes (`TikflowRecipe`, `TikflowPhase`, `TikflowLabels`), so field names and types are part of the recorded
 contract: changing one changes what running workflows decode.
 """
 
@@ -22,6 +22,7 @@ from workflows.events import Event
 from workflows.models import Recipe
 
 __all__ = [
+    "LABELS_KEY",
     "MAX_VARS_BYTES",
     "PHASE_KEY",
     "RECIPE_KEY",
@@ -39,9 +40,11 @@ __all__ = [
 
 RECIPE_KEY = SearchAttributeKey.for_keyword("TikflowRecipe")
 PHASE_KEY = SearchAttributeKey.for_keyword("TikflowPhase")
+#: A run's labels, each as `key=value` (the recipe's `labels:` and `tikflow run --label`).
+LABELS_KEY = SearchAttributeKey.for_keyword_list("TikflowLabels")
 
 #: Search attributes the namespace needs, name → type (as `temporal operator` spells it).
-SEARCH_ATTRIBUTES = {"TikflowRecipe": "Keyword", "TikflowPhase": "Keyword"}
+SEARCH_ATTRIBUTES = {"TikflowRecipe": "Keyword", "TikflowPhase": "Keyword", "TikflowLabels": "KeywordList"}
 
 Phase = Literal[
     "starting",
@@ -92,8 +95,9 @@ class MonitorState(BaseModel):
 class RecipeRun(BaseModel):
     """The workflow's input: a validated recipe, its resolved inputs and carried-over state."""
 
-    recipe: Recipe = Field(description="The validated recipe.")
+    # The inputs come first, so the Temporal UI's input pane shows them above the recipe body.
     inputs: dict[str, Any] = Field(default_factory=dict, description="Resolved inputs (never secrets).")
+    recipe: Recipe = Field(description="The validated recipe.")
     source: str = Field(default="", description="The recipe file it came from.")
     side_effects: list[str] = Field(
         default_factory=list, description="Action names that change the outside world (counted as effects)."

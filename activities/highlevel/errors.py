@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -19,6 +20,7 @@ from activities.ratelimit import parse_retry_after
 __all__ = ["NAME", "classify", "retry_after"]
 
 NAME = "highlevel"
+DAY_S = 86_400.0
 
 
 def classify(reply: Reply, account: str) -> ProviderError | None:
@@ -47,10 +49,18 @@ def classify(reply: Reply, account: str) -> ProviderError | None:
 
 
 def retry_after(headers: Mapping[str, str]) -> float | None:
-    """`Retry-After` if sent, else the burst window (`X-RateLimit-Interval-Milliseconds`)."""
+    """`Retry-After` if sent; the rest of the UTC day when the daily quota is spent; else the burst window.
+
+    HighLevel sends no reset header: a spent daily quota (`X-RateLimit-Daily-Remaining: 0`) is
+    waited out until the day turns (a long wait, so a durable workflow timer, not retries every
+    10 s); a spent burst quota for one `X-RateLimit-Interval-Milliseconds`.
+    """
     seconds = parse_retry_after(headers)
     if seconds is not None:
         return seconds
+    if headers.get("x-ratelimit-daily-remaining", "").strip() == "0":
+        now = time.time()
+        return DAY_S - now % DAY_S
     interval_ms = headers.get("x-ratelimit-interval-milliseconds")
     try:
         return float(interval_ms) / 1000 if interval_ms is not None else None

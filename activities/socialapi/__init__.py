@@ -4,8 +4,9 @@ Every call sends the key as `Authorization: Bearer …` and an `X-Request-ID` de
 step's idempotency key, so a SocialAPI support trace and a Temporal activity can be matched up.
 Errors come in two shapes, the current `{"error": {"code": "namespace.code", "message"},
 "request_id"}` and the older `{"error": "<message>", "code": "<code>"}`; `classify` reads both.
-`invalid_token` means the *connected account's* platform authorization lapsed (SocialAPI refreshes
-TikTok tokens itself until it cannot): the account must be reconnected, so the run waits for that.
+`account.reconnection_required` (older: `invalid_token`) means the *connected account's*
+platform authorization lapsed (SocialAPI refreshes TikTok tokens itself until it cannot): the
+account must be reconnected, so the run waits for that.
 
 `socialapi.create_post` records the created post in the effect ledger under the step's
 idempotency key and looks there before creating, and sends the key (hashed to SocialAPI's request-
@@ -74,10 +75,11 @@ def classify(reply: Reply, account: str) -> ProviderError | None:
     message = message or f"HTTP {reply.status}"
     if rid:
         message += f" (request_id {rid})"
-    # `auth.invalid_token` and the older `invalid_token` name the same condition.
+    # `account.reconnection_required` (403) is the current code (the official SDK's error map);
+    # `invalid_token` and `auth.invalid_token` are older names of the same condition.
     short = code.rsplit(".", 1)[-1]
     where: dict[str, Any] = {"provider": NAME, "status": reply.status, "code": code or None}
-    if short == "invalid_token":
+    if code == "account.reconnection_required" or short == "invalid_token":
         return SessionExpired(
             f"{message}; the connected account's platform authorization expired: reconnect it in "
             "SocialAPI (POST /accounts/connect), then resume the run",

@@ -6,10 +6,26 @@ import re
 from typing import Any
 
 from activities.provider import Provider, bearer
+from activities.ratelimit import Quota
 from activities.registry import ActionContext
 from activities.tiktok.errors import NAME, classify
 
-__all__ = ["PROVIDER", "number"]
+__all__ = ["PROVIDER", "WINDOWS", "number"]
+
+#: TikTok's documented limits per access token, one-minute sliding windows (Content Posting API
+#: reference; Display API rate-limit doc). A 429 names no reset time, so calls are paced by these;
+#: a window here is a second longer than TikTok's, for the latency between our clock and theirs.
+WINDOWS = {
+    path: Quota(requests, 61.0)
+    for path, requests in {
+        "/v2/post/publish/creator_info/query/": 20,
+        "/v2/post/publish/video/init/": 6,
+        "/v2/post/publish/inbox/video/init/": 6,
+        "/v2/post/publish/status/fetch/": 30,
+        "/v2/user/info/": 600,
+        "/v2/video/list/": 600,
+    }.items()
+}
 
 #: TikTok's official APIs as a provider (payloads come in `data`; tokens are kept fresh by
 #: `activities.tokens`, so actions pass the access token as the credential).
@@ -23,6 +39,7 @@ PROVIDER = Provider(
     reauth=("access_token", "refresh_token"),
     envelope="data",
     order=20,
+    windows=WINDOWS,
 )
 
 

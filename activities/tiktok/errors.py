@@ -25,6 +25,24 @@ __all__ = ["NAME", "api_message", "classify", "classify_oauth", "classify_upload
 
 NAME = "tiktok"
 
+#: How long a 429 without a reset header waits: one of TikTok's one-minute sliding windows
+#: (TikTok's error-handling and rate-limit docs name no reset header).
+WINDOW_S = 61.0
+
+#: What to do about the refusals of an app TikTok has not audited yet (Direct Post API
+#: developer guidelines), by error code.
+UNAUDITED = {
+    "unaudited_client_can_only_post_to_private_accounts": (
+        "the TikTok app is not audited yet, so it may only post SELF_ONLY, from accounts set to "
+        "private at the time of posting: set the account to private and post with privacy_level "
+        "SELF_ONLY, or have the app audited by TikTok to post publicly"
+    ),
+    "reached_active_user_cap": (
+        "the TikTok app is not audited yet, so at most 5 creators may post through it in 24 h: "
+        "wait a day, or have the app audited by TikTok"
+    ),
+}
+
 
 def api_message(error: dict[str, Any], status: int) -> str:
     """The API error's message with its `log_id` (what TikTok support asks for)."""
@@ -51,7 +69,9 @@ def classify(reply: Reply, account: str) -> ProviderError | None:
             **where,
         )
     if code == "rate_limit_exceeded" or reply.status == 429:
-        return RateLimited(message, retry_after=parse_retry_after(reply.headers), **where)
+        return RateLimited(message, retry_after=_retry_after(reply), **where)
+    if code in UNAUDITED:
+        return ProviderRejected(f"{message}; {UNAUDITED[code]}", **where)
     if code == "internal_error" or reply.status >= 500:
         return ProviderUnavailable(message, **where)
     if reply.status == 401:
@@ -59,6 +79,12 @@ def classify(reply: Reply, account: str) -> ProviderError | None:
     # invalid_params, privacy_level_option_mismatch, spam_risk_*, invalid_publish_id,
     # url_ownership_unverified, reached_active_user_cap, …: the request itself was refused.
     return ProviderRejected(message, **where)
+
+
+def _retry_after(reply: Reply) -> float:
+    """A reset header if some proxy sent one, else a whole documented window."""
+    seconds = parse_retry_after(reply.headers)
+    return WINDOW_S if seconds is None else seconds
 
 
 def classify_oauth(reply: Reply, account: str) -> ProviderError | None:
@@ -98,7 +124,7 @@ def classify_upload(reply: Reply, account: str) -> ProviderError | None:
     message = f"chunk upload refused: {api_message(error, reply.status)}"
     where: dict[str, Any] = {"provider": NAME, "status": reply.status, "code": error.get("code")}
     if reply.status == 429:
-        return RateLimited(message, retry_after=parse_retry_after(reply.headers), **where)
+        return RateLimited(message, retry_after=_retry_after(reply), **where)
     if reply.status >= 500:
         return ProviderUnavailable(message, **where)
     return ProviderRejected(message, **where)

@@ -325,6 +325,9 @@ def test_a_strict_write_never_leaves_half_a_credential(tmp_path: Path) -> None:
         ("tiktok", {"client_key": "ck", "client_secret": SECRET, "expires_at": "soon"}, "epoch seconds"),
         ("webhook", {"url": f"ftp://hooks.example.com/{SECRET}"}, "http"),
         ("webhook", {"url": SECRET}, "http"),
+        ("ingress", {"signing_secret": SECRET}, "Standard Webhooks secret"),
+        ("ingress", {"signing_secret": "whsec_" + SECRET[8:-1]}, "Standard Webhooks secret"),
+        ("ingress", {}, "signing_secret=… .* or token=…"),
     ],
 )
 def test_a_strict_write_refuses_malformed_values_without_showing_them(
@@ -403,3 +406,34 @@ def test_a_secret_in_the_wrong_place_is_never_echoed(tmp_path: Path, argv: list[
     assert not (tmp_path / "c.json").exists()
     # The message still says where the problem is.
     assert re.search(r"argument \d|pair \d|ACCOUNT|PROVIDER", output), output
+
+
+def test_ingress_credentials_are_set_like_any_other_and_read_by_the_ingress(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tikflow.ingress import CREDENTIAL_FIELDS, CREDENTIAL_KIND
+
+    file = str(tmp_path / "c.json")
+    secret = "whsec_c3RhbmRhcmQtd2ViaG9va3Mtc2VjcmV0LTMyYnl0ZXM="
+    code, out, _ = cli(
+        ["credentials", "--file", file, "set", "ingress", "crm", f"signing_secret={secret}"], capsys
+    )
+    assert code == 0
+    assert secret not in out
+    code, _, _ = cli(["credentials", "--file", file, "set", "ingress", "zap", f"token={SECRET}"], capsys)
+    assert code == 0
+    store = CredentialStore(Path(file), env={"TIKFLOW_INGRESS__FORM__TOKEN": "from-the-environment"})
+    # The kind and fields the ingress reads for `standard` and `token` routes.
+    assert CREDENTIAL_KIND == "ingress"
+    assert store.get(CREDENTIAL_KIND, "crm", required=(CREDENTIAL_FIELDS["standard"],)) == {
+        "signing_secret": secret
+    }
+    assert store.get(CREDENTIAL_KIND, "zap", required=(CREDENTIAL_FIELDS["token"],)) == {"token": SECRET}
+    assert store.get(CREDENTIAL_KIND, "form", required=("token",)) == {"token": "from-the-environment"}
+    with pytest.raises(CredentialsRejected, match=r"tikflow credentials set ingress crm token=…"):
+        store.get(CREDENTIAL_KIND, "crm", required=("token",))
+    code, _, err = cli(
+        ["credentials", "--file", file, "set", "ingress", "bad", "signing_secret=not base64!"], capsys
+    )
+    assert code != 0
+    assert "Standard Webhooks secret" in err

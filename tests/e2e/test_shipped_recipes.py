@@ -139,6 +139,11 @@ async def test_crosspost_and_track_publishes_on_both_planners(stack, webhook):
     state = stack.state()
     assert [p["status"] for p in state["highlevel"]["posts"]] == ["published"]
     assert [p["status"] for p in state["socialapi"]["posts"]] == ["published"]
+    # The privacy level HighLevel's v3 `tiktokPostDetails` requires, and SocialAPI's TikTok field.
+    [hl_post] = state["highlevel"]["posts"]
+    assert hl_post["tiktokPostDetails"]["privacyLevel"] == "PUBLIC_TO_EVERYONE"
+    [sa_post] = state["socialapi"]["posts"]
+    assert sa_post["platform_data"]["tiktok"]["privacy_level"] == "PUBLIC_TO_EVERYONE"
     assert webhook.calls[0][1]["highlevel"]["status"] == "published"
     assert webhook.calls[0][1]["socialapi"]["status"] == "published"
 

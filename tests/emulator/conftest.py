@@ -19,7 +19,8 @@ def fake_clock() -> FakeClock:
 
 @pytest.fixture
 def config(fake_clock: FakeClock) -> EmulatorConfig:
-    return EmulatorConfig(seed=7, clock=fake_clock)
+    # An audited TikTok app with instant moderation; the unaudited default has tests of its own.
+    return EmulatorConfig(seed=7, clock=fake_clock, tiktok_app_audited=True, tiktok_moderation_s=0)
 
 
 @pytest.fixture

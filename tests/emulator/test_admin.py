@@ -267,7 +267,7 @@ async def test_expire_and_reauthorize_through_admin(emulator):
     assert me["userInfo"]["user"]["uniqueId"] == "nina_art"
     sa = {"Authorization": f"Bearer {SOCIALAPI_KEY}"}
     await admin(emulator, "expire_token", {"provider": "socialapi"})
-    assert (await emulator.get("/socialapi/v1/posts", headers=sa)).status_code == 401
+    assert (await emulator.get("/socialapi/v1/posts", headers=sa)).status_code == 403
     await admin(emulator, "reauthorize", {"provider": "socialapi"})
     assert (await emulator.get("/socialapi/v1/posts", headers=sa)).status_code == 200
     tokens = (await state(emulator))["tokens"]

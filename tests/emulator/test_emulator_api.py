@@ -34,7 +34,9 @@ async def _bearer(c) -> dict[str, str]:
 
 @pytest.fixture
 async def sync_client(clock):
-    app = create_app(EmulatorConfig(seed=3, clock=clock, publish_polls=1))
+    app = create_app(
+        EmulatorConfig(seed=3, clock=clock, publish_polls=1, tiktok_app_audited=True, tiktok_moderation_s=0)
+    )
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://sandbox") as c:
         yield c
 

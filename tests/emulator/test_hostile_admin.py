@@ -90,7 +90,7 @@ def _wrong_values(annotation: Any, default: Any, nullable: bool) -> list[Any]:
 def _config_cases() -> list[tuple[str, Any]]:
     cases = []
     for name, info in ConfigUpdate.model_fields.items():
-        nullable = name == "tikapi_retry_after"
+        nullable = name in ("tikapi_retry_after", "webhook_url")  # null: no header, no webhooks
         default = getattr(EmulatorConfig(), name)
         cases += [(name, value) for value in _wrong_values(info.annotation, default, nullable)]
     return cases

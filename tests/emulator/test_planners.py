@@ -173,11 +173,11 @@ async def test_socialapi_accounts_and_a_post_that_publishes(emulator):
     assert reads[1]["targets"][0]["platform_post_id"]
     assert (await emulator.delete(f"/socialapi/v1/posts/{post['id']}", headers=SA)).json()["error"][
         "code"
-    ] == "not_supported"
+    ] == "resource.not_supported"
     unknown = await emulator.post(
         "/socialapi/v1/posts", json={**body, "account_ids": ["acc_nope"]}, headers=SA
     )
-    assert (unknown.status_code, unknown.json()["error"]["code"]) == (404, "account_not_found")
+    assert (unknown.status_code, unknown.json()["error"]["code"]) == (404, "account.not_found")
 
 
 async def test_socialapi_post_list_pages_to_the_end(emulator, fake_clock):
@@ -211,7 +211,8 @@ async def test_socialapi_invalid_token_until_the_account_is_reconnected(emulator
         emulator.post("/socialapi/v1/posts", json=body, headers=SA),
     ):
         response = await call
-        assert (response.status_code, response.json()["error"]["code"]) == (401, "auth.invalid_token")
+        reconnect = (403, "account.reconnection_required")
+        assert (response.status_code, response.json()["error"]["code"]) == reconnect
     connect = (
         await emulator.post(
             "/socialapi/v1/accounts/connect",

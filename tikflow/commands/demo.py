@@ -1,9 +1,11 @@
 """`tikflow demo` (what `make demo` runs): the shipped recipes, end to end, on this machine.
 
 It starts the embedded stack (a real Temporal dev server and UI, the provider sandbox, a worker),
-runs `upload-and-confirm` to completion and `hashtag-reply` for a few polls in sandbox time,
-prints what each did (read back from the sandbox's own state, not from the engine's claims) and
-the Temporal UI address, then stops everything it started and exits 0. Its last lines say where
+runs `upload-and-confirm` to completion (the sandbox's TikTok sends its signed
+`post.publish.complete` to the in-process ingress, which hands it to Temporal) and `hashtag-reply`
+for a few polls in sandbox time, prints what each did (read back from the sandbox's own state,
+not from the engine's claims) and the Temporal UI address, then stops everything it started and
+exits 0. Its last lines say where
 the runs' histories stay (the dev server's SQLite file) and the command that shows them in the UI
 again; `--keep` keeps the UI up instead, until Ctrl-C. SIGTERM stops it as Ctrl-C does.
 """
@@ -79,6 +81,7 @@ async def _demo(home: Path, polls: int, keep: bool, outcome: list[int], config: 
         temporal_port=7233 if not port_in_use(7233) else free_port(),
         ui_port=8233 if not port_in_use(8233) else free_port(),
         sandbox_port=8400 if not port_in_use(8400) else free_port(),
+        ingress_port=8500 if not port_in_use(8500) else 0,
         task_queue="tikflow-demo",
         # New comments keep arriving (one a second), so every poll has fresh work.
         sandbox_config=EmulatorConfig(comment_interval_s=1.0),
@@ -89,7 +92,8 @@ async def _demo(home: Path, polls: int, keep: bool, outcome: list[int], config: 
             assert stack.client is not None
             assert stack.sandbox_url is not None
             print(f"Temporal UI: {stack.ui_url}")
-            print(f"sandbox:     {stack.sandbox_url}\n")
+            print(f"sandbox:     {stack.sandbox_url}")
+            print(f"ingress:     {stack.ingress_url} (the sandbox's TikTok webhook events go there)\n")
             definitions = _definitions()
 
             # 1. upload-and-confirm, to completion.
@@ -114,7 +118,12 @@ async def _demo(home: Path, polls: int, keep: bool, outcome: list[int], config: 
             print("upload-and-confirm")
             print(f"  run:             {run_id}")
             print(f"  publish_id:      {result.outputs.get('publish', {}).get('publish_id')}")
-            print(f"  status reached:  {status.get('status')}  post ids: {status.get('post_ids')}\n")
+            print(f"  status reached:  {status.get('status')}  post ids: {status.get('post_ids')}")
+            publish_id = str(result.outputs.get("publish", {}).get("publish_id"))
+            events = await _events_accepted(stack.sandbox_url, publish_id)
+            for event, attempts in events:
+                print(f"  event:           {event} → ingress answered {attempts}")
+            print()
 
             # 2. hashtag-reply, a few polls in sandbox time (seconds instead of minutes).
             reply = load_recipe(definitions / "hashtag-reply.yaml")
@@ -146,6 +155,7 @@ async def _demo(home: Path, polls: int, keep: bool, outcome: list[int], config: 
                 print(f"    ↳ to {item.get('reply_to')}: {item.get('text')!r}")
             ok = (
                 status.get("status") == "PUBLISH_COMPLETE"
+                and any(event == "post.publish.complete" for event, _ in events)
                 and result.polls == polls
                 and len(ours) == counters.effects
             )
@@ -171,6 +181,24 @@ async def _sandbox_state(base_url: str) -> dict[str, Any]:
         response.raise_for_status()
         state: dict[str, Any] = response.json()
         return state
+
+
+async def _events_accepted(base_url: str, publish_id: str) -> list[tuple[str, list[Any]]]:
+    """The sandbox's webhook events about `publish_id` the ingress took (2xx), waited for a while.
+
+    The sandbox sends them as soon as the upload is in; the ingress answers 200 only once Temporal
+    holds the event (in the publish's mailbox).
+    """
+    async with httpx.AsyncClient() as client:
+        for _ in range(100):
+            response = await client.get(f"{base_url}/_admin/webhooks")
+            response.raise_for_status()
+            ours = [d for d in response.json()["deliveries"] if publish_id in d["body"]]
+            if any(d["event"] == "post.publish.complete" and d["delivered"] for d in ours):
+                return [(d["event"], d["attempts"]) for d in ours if d["delivered"]]
+            # The demo waits on another process's HTTP answer; there is nothing to await but time.
+            await asyncio.sleep(0.1)
+    return []
 
 
 def _new_replies(before: dict[str, Any], after: dict[str, Any]) -> list[dict[str, Any]]:

@@ -30,16 +30,26 @@ def cmd_ingress(args: argparse.Namespace) -> int:
     import contextlib
     import signal
 
+    from activities.credentials import CredentialStore, resolve_path
     from tikflow.cli import engine_config
     from tikflow.ingress import IngressConfig, serve
     from tikflow.logging import configure_logging
 
-    configure_logging()
+    engine = engine_config()
+    configure_logging(json=engine.log_json)
+    # The workers' store: the TikTok app's client secret and the generic routes' `ingress` credentials.
+    path, _ = resolve_path(engine.credentials_file)
     config = IngressConfig(
-        max_body=args.max_body, window_s=args.window, task_queue=args.task_queue or engine_config().task_queue
+        max_body=args.max_body,
+        window_s=args.window,
+        task_queue=args.task_queue or engine.task_queue,
+        settings=engine.settings(),
+        credentials=CredentialStore(path, seed=engine.credentials_seed),
     )
+    base = engine.public_url or "<public https base>"
     print(f"ingress: http://{args.host}:{args.port}", flush=True)
-    print("  TikTok callback URL: <public https base>/events/tiktok   generic: /hooks/<route>", flush=True)
+    print(f"  TikTok callback URL: {base}/events/tiktok   generic: /hooks/<route>", flush=True)
+    print(f"  OAuth redirect URIs: {base}/oauth/<tikapi|tiktok|highlevel>/callback", flush=True)
 
     def interrupt(signum: int, frame: object) -> None:
         raise KeyboardInterrupt

@@ -14,6 +14,9 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("--port", type=int, default=8400)
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--seed", type=int, default=7)
+    p.add_argument(
+        "--webhook-url", help="where the TikTok stand-in POSTs its signed webhook events (default: none)"
+    )
     p.set_defaults(func=cmd_sandbox)
 
 
@@ -21,4 +24,7 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
     """Run the sandbox until Ctrl-C."""
     from tikflow.emulator.server import main
 
-    return main(["--port", str(args.port), "--host", args.host, "--seed", str(args.seed)])
+    argv = ["--port", str(args.port), "--host", args.host, "--seed", str(args.seed)]
+    if args.webhook_url:
+        argv += ["--webhook-url", args.webhook_url]
+    return main(argv)

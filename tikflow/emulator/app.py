@@ -24,9 +24,15 @@ the wrong shape, type or size (`tikflow.emulator.payloads`; nothing of it is sto
 - `POST /_admin/keys`: `{"provider": "tiktok"}` → a fresh token pair (the token endpoint's
   answer); `{"provider": "tikapi", "api_key": K}` or `{"provider": "tikapi", "account_key": K,
   "username"?: U}` adds a TikAPI key; `{"provider": P, "key": K}` adds a key of any provider.
+- Consent pages for TikAPI, TikTok and HighLevel, and HighLevel's token endpoint:
+  `tikflow.emulator.consent` (`POST /_consent/mode {"mode": "page"}` shows them to people).
 - `POST /_admin/expire_token {"provider": "tiktok"}` expires every TikTok access token now;
   `{"provider": "tikapi", "account_key": K}` expires that account's session (428 from now on);
   `{"provider": "socialapi"}` lapses the connected account (401 `auth.invalid_token`).
+- `GET /_admin/webhooks`: the callback URL and every webhook delivery with its attempts;
+  `POST /_admin/deauthorize {"open_id"?, "reason"?}` revokes the user's TikTok tokens and sends
+  `authorization.removed`; `POST /_admin/take_down {"publish_id"}` makes a public post private
+  and sends `post.publish.no_longer_publicaly_available` (`tikflow.emulator.webhooks`).
 """
 
 from __future__ import annotations
@@ -41,7 +47,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from tikflow.emulator import dumpling, highlevel, socialapi, tikapi, tiktok
+from tikflow.emulator import dumpling, highlevel, socialapi, tikapi, tiktok, webhooks
+from tikflow.emulator.consent import Consent
 from tikflow.emulator.faults import Faults, faulty_answer
 from tikflow.emulator.payloads import (
     ConfigUpdate,
@@ -95,6 +102,7 @@ class Emulator:
     def __init__(self, config: EmulatorConfig) -> None:
         self.config = config
         self._initial = dataclasses.replace(config, tiktok_per_minute=dict(config.tiktok_per_minute))
+        self.webhooks = webhooks.WebhookSender(config)
         self.reset()
 
     def reset(self) -> None:
@@ -104,6 +112,7 @@ class Emulator:
             value = getattr(self._initial, f.name)
             setattr(self.config, f.name, dict(value) if isinstance(value, dict) else value)
         self.world = World(self.config)
+        self.webhooks.clear()
         self.faults = Faults(self.config.seed)
         self.quotas = Quotas(self.config.clock)
 
@@ -158,6 +167,9 @@ class Emulator:
             ("POST", "reauthorize"): lambda: self._reauthorize(body),
             ("POST", "keys"): lambda: self._add_key(body),
             ("POST", "expire_token"): lambda: self._expire(body),
+            ("GET", "webhooks"): self.webhooks.snapshot,
+            ("POST", "deauthorize"): lambda: webhooks.deauthorize(self.world, self.webhooks, body),
+            ("POST", "take_down"): lambda: webhooks.take_down(self.world, self.webhooks, body),
         }
         handler = handlers.get((method, action))
         if handler is None:
@@ -211,7 +223,8 @@ class Emulator:
         if provider != "tikapi":
             raise AdminError("reauthorize is for tikapi (account keys) or socialapi (the connected account)")
         old = request.account_key
-        if old is None or old not in self.world.tikapi_account_keys:
+        known = {**self.world.removed_account_keys, **self.world.tikapi_account_keys}
+        if old is None or old not in known:
             raise AdminError("account_key is not a known TikAPI account key")
         return {"account_key": tikapi.mint_account_key(self.world, None, replacing=old)}
 
@@ -257,11 +270,14 @@ class Emulator:
 def create_app(config: EmulatorConfig | None = None) -> Starlette:
     """The emulator as an ASGI app; its state is `app.state.emulator` (an `Emulator`)."""
     emulator = Emulator(config or EmulatorConfig())
+    consent = Consent(lambda: emulator.world)
     app = Starlette(
         routes=[
+            *consent.routes(),
             Route("/_admin/{action}", emulator.admin, methods=_METHODS),
             Route("/{path:path}", emulator.provider, methods=_METHODS),
         ]
     )
     app.state.emulator = emulator
+    app.state.webhooks = emulator.webhooks
     return app

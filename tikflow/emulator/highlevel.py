@@ -27,6 +27,9 @@ from tikflow.emulator.state import HIGHLEVEL_ACCOUNT, HIGHLEVEL_LOCATION, ME, Wo
 __all__ = ["PROVIDER"]
 
 VERSION = "2021-07-28"
+#: Every `Version` HighLevel's API versioning page lists as supported; the official SDKs send
+#: `v3` by default.
+VERSIONS = ("v3", "2023-02-21", "2021-07-28", "2021-04-15", "legacy")
 POST_TYPES = ("post", "story", "reel")
 _LIST_TYPES = (
     "all",
@@ -122,6 +125,9 @@ async def _json(request: Request) -> dict[str, Any]:
     return body
 
 
+PRIVACY_LEVELS = ("PUBLIC_TO_EVERYONE", "MUTUAL_FOLLOW_FRIENDS", "FOLLOWER_OF_CREATOR", "SELF_ONLY")
+
+
 def _validate_post(body: dict[str, Any]) -> None:
     problems = []
     ids = body.get("accountIds")
@@ -134,6 +140,16 @@ def _validate_post(body: dict[str, Any]) -> None:
     media = body.get("media", [])
     if not isinstance(media, list) or not all(isinstance(m, dict) and m.get("url") for m in media):
         problems.append("each value in media must have a url")
+    tiktok = body.get("tiktokPostDetails")
+    if isinstance(tiktok, dict):
+        # The v3 schema: TikTok details name their privacy level; SELF_ONLY cannot be disclosed.
+        details = tiktok
+        if details.get("privacyLevel") not in PRIVACY_LEVELS:
+            problems.append(f"tiktokPostDetails.privacyLevel must be one of {', '.join(PRIVACY_LEVELS)}")
+        elif details.get("privacyLevel") == "SELF_ONLY" and details.get("videoDisclosure"):
+            problems.append("tiktokPostDetails.videoDisclosure must be false for SELF_ONLY")
+    if body.get("status") == "scheduled" and not body.get("scheduleDate"):
+        problems.append("scheduleDate is required when status is scheduled")
     if problems:
         raise HttpError(422, problems, "Unprocessable Entity")
     unknown = [i for i in body["accountIds"] if i != HIGHLEVEL_ACCOUNT]
@@ -304,8 +320,8 @@ async def answer(world: World, quotas: Quotas, request: Request, path: str) -> R
     try:
         if token not in world.bearer_keys["highlevel"]:
             raise HttpError(401, "Invalid token: access token is invalid", "Unauthorized")
-        if request.headers.get("version") != VERSION:
-            raise HttpError(400, f"Version header is required: {VERSION}", "Bad Request")
+        if request.headers.get("version") not in VERSIONS:
+            raise HttpError(400, f"Version header is required: one of {', '.join(VERSIONS)}", "Bad Request")
         route = ROUTER.match(request.method, path)
         if route is None:
             raise HttpError(404, f"Cannot {request.method} {path}", "Not Found")

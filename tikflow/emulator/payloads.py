@@ -151,6 +151,10 @@ class ConfigUpdate(_Payload):
     tiktok_per_minute: Annotated[dict[_Name, _PerMinute], Field(max_length=100)] = Field(default_factory=dict)
     tiktok_default_per_minute: _PerMinute = 0
     tiktok_min_chunk_bytes: Annotated[int, Field(ge=1, le=2**31)] = 0
+    tiktok_app_audited: bool = False
+    tiktok_account_private: bool = True
+    tiktok_unaudited_daily_creators: _Count = 0
+    tiktok_moderation_s: Annotated[float, Field(ge=0, le=30 * 86_400)] = 0.0
     tikapi_per_second: _PerMinute = 0
     tikapi_daily: _Count = 0
     tikapi_retry_after: Annotated[float, Field(ge=0, le=10_000_000)] | None = None
@@ -160,6 +164,13 @@ class ConfigUpdate(_Payload):
     dumpling_per_minute: _PerMinute = 0
     dumpling_credits: Annotated[int, Field(ge=0, le=10**12)] = 0
     socialapi_per_minute: _PerMinute = 0
+    webhook_url: Annotated[str, Field(max_length=2_000, pattern=r"^https?://[^\s/]+(/\S*)?$")] | None = None
+    webhook_retry_delays_s: Annotated[
+        tuple[Annotated[float, Field(ge=0, le=72 * 3_600)], ...], Field(max_length=100)
+    ] = ()
+    webhook_delay_s: Annotated[float, Field(ge=0, le=3_600)] = 0.0
+    webhook_duplicates: Annotated[int, Field(ge=0, le=10)] = 0
+    webhook_out_of_order: bool = False
 
     def changes(self) -> dict[str, Any]:
         """The fields the request set (`tikapi_retry_after: null` included: it means no header)."""

@@ -4,16 +4,13 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import socket
-import threading
-import time
 from collections.abc import Iterator, Sequence
 
-import uvicorn
 from starlette.applications import Starlette
 
 from tikflow.emulator.app import PROVIDERS, create_app
 from tikflow.emulator.state import EmulatorConfig
+from tikflow.serving import running_in_thread, uvicorn_server
 
 __all__ = ["main", "provider_base_urls", "running_emulator", "serve"]
 
@@ -23,15 +20,11 @@ def provider_base_urls(base_url: str) -> dict[str, str]:
     return {name: base_url.rstrip("/") + provider.prefix for name, provider in PROVIDERS.items()}
 
 
-def _server(app: Starlette, host: str, port: int) -> uvicorn.Server:
-    return uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="off"))
-
-
 def serve(host: str = "127.0.0.1", port: int = 8400, config: EmulatorConfig | None = None) -> None:
     """Serve until interrupted; prints one `PROVIDER: BASE_URL` line per provider first."""
     for name, url in provider_base_urls(f"http://{host}:{port}").items():
         print(f"{name}: {url}", flush=True)
-    _server(create_app(config), host, port).run()
+    uvicorn_server(create_app(config), host, port).run()
 
 
 @contextlib.contextmanager
@@ -43,29 +36,15 @@ def running_emulator(
     `app` (from `create_app`) is served instead of a new one from `config`: the caller keeps its
     state at hand (`app.state.emulator`).
     """
-    sock = socket.socket()
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
-    bound = sock.getsockname()[1]
-    server = _server(app or create_app(config), host, bound)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    try:
-        while not server.started:
-            if not thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError("the sandbox did not start")
-            # Starting a server in a thread has no awaitable to wait on: poll its flag.
-            time.sleep(0.01)
-        yield f"http://{host}:{bound}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-        sock.close()
+    with running_in_thread(app or create_app(config), what="sandbox", host=host, port=port) as url:
+        yield url
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """`python -m tikflow.emulator [--host H] [--port N] [--seed N] [--comment-interval S]`."""
+    """`python -m tikflow.emulator [--host H] [--port N] [--seed N] [--comment-interval S] [--webhook-url U]`.
+
+    The options are `EmulatorConfig` fields; the rest of it is set through `POST /_admin/config`.
+    """
     parser = argparse.ArgumentParser(
         prog="tikflow sandbox", description="Local stand-ins of the five provider APIs."
     )
@@ -78,7 +57,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=20.0,
         help="seconds between new comments on listed videos (0 = only through POST /_admin/tick)",
     )
+    parser.add_argument(
+        "--webhook-url",
+        help="TikTok's webhook callback URL: signed publish and authorization events are POSTed there "
+        "(e.g. http://127.0.0.1:8500/events/tiktok; default: none)",
+    )
     args = parser.parse_args(argv)
+    config = EmulatorConfig(
+        seed=args.seed, comment_interval_s=args.comment_interval, webhook_url=args.webhook_url
+    )
     with contextlib.suppress(KeyboardInterrupt):
-        serve(args.host, args.port, EmulatorConfig(seed=args.seed, comment_interval_s=args.comment_interval))
+        serve(args.host, args.port, config)
     return 0

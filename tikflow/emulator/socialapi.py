@@ -1,13 +1,18 @@
 """SocialAPI (social-api.ai) stand-in: connected accounts and posts, TikTok only.
 
 `Authorization: Bearer <key>`; `X-Request-ID` is echoed (or made up) on every answer, and
-errors are `{"error": {"code", "message"}, "request_id"}`. TikTok through SocialAPI lists and
-creates posts only: deleting a post or reading comments answers 501 `not_supported`.
+errors are `{"error": {"code", "message"}, "request_id"}` with the namespaced codes of the
+official SDK (`socialapi` on PyPI: `account.not_found`, `post.not_found`,
+`resource.not_supported`, `account.reconnection_required`). TikTok through SocialAPI lists and
+creates posts only: deleting a post or reading comments answers 501 `resource.not_supported`, and
+so does `scheduled_at` on a TikTok post (SocialAPI's TikTok page: scheduling is not supported).
 
-A post without `scheduled_at` is `publishing` at once and `published` after `publish_polls`
-reads (or `failed` when it has no media: TikTok takes videos only); with `scheduled_at` it is
-`scheduled` until that time passes on the sandbox clock. When the connected account's platform
-token lapses (a `session_expired` fault), every posts request answers 401 `auth.invalid_token`
+A post is created with `account_ids` (older docs) or `targets[{account_id, platform_data}]` and
+`publish_now` (the SDK's shape); it is `publishing` at once and `published` after
+`publish_polls` reads (or `failed` when it has no media: TikTok takes videos only). Posts carry
+`created_at` and `updated_at` (the SDK requires both). `GET /accounts/{id}/creator-info` answers
+what TikTok's creator info says. When the connected account's platform token lapses (a
+`session_expired` fault), every posts request answers 403 `account.reconnection_required`
 until the account is reconnected: `POST /accounts/connect` gives an `auth_url` on the sandbox's
 TikTok consent page, whose `code` `POST /oauth/exchange` takes.
 """
@@ -45,15 +50,6 @@ class ApiError(Exception):
 
 def _iso(epoch: float) -> str:
     return datetime.fromtimestamp(epoch, tz=UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
-
-
-def _epoch(value: Any) -> float:
-    try:
-        return datetime.fromisoformat(str(value).replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        raise ApiError(
-            400, "validation.invalid_date", "scheduled_at must be an ISO 8601 date-time."
-        ) from None
 
 
 def _account(world: World) -> dict[str, Any]:
@@ -146,35 +142,70 @@ async def _exchange(world: World, request: Request, params: dict[str, str]) -> R
 def _check_session(world: World) -> None:
     if world.socialapi_expired:
         raise ApiError(
-            401,
-            "auth.invalid_token",
+            403,
+            "account.reconnection_required",
             "The connected account's TikTok authorization expired: reconnect the account.",
         )
+
+
+def _targets(body: dict[str, Any]) -> list[dict[str, Any]]:
+    """The post's targets, from `targets` (the SDK's shape) or `account_ids` (older docs)."""
+    targets = body.get("targets")
+    if targets is not None:
+        if not isinstance(targets, list) or not all(
+            isinstance(t, dict) and isinstance(t.get("account_id"), str) for t in targets
+        ):
+            raise ApiError(400, "validation.field_required", "targets[].account_id is required.")
+        return targets
+    account_ids = body.get("account_ids")
+    if not isinstance(account_ids, list) or not account_ids:
+        raise ApiError(400, "validation.field_required", "account_ids or targets is required.")
+    return [{"account_id": a, "platform_data": body.get("platform_data") or {}} for a in account_ids]
+
+
+async def _creator_info(world: World, request: Request, params: dict[str, str]) -> Response:
+    if params["id"] != SOCIALAPI_ACCOUNT:
+        raise ApiError(404, "account.not_found", f"Account not found: {params['id']}")
+    _check_session(world)
+    return JSONResponse(
+        {
+            "platform": "tiktok",
+            "nickname": world.users[ME].nickname,
+            "avatar_url": f"https://p16.tiktokcdn.example/{world.users[ME].id}.jpeg",
+            "can_post": True,
+            "max_video_duration_sec": 600,
+            "privacy_level_options": ["PUBLIC_TO_EVERYONE", "MUTUAL_FOLLOW_FRIENDS", "SELF_ONLY"],
+            "interaction_settings": {"comment_disabled": False, "duet_disabled": False},
+        }
+    )
 
 
 async def _create_post(world: World, request: Request, params: dict[str, str]) -> Response:
     _check_session(world)
     body = await _json(request)
-    account_ids = body.get("account_ids")
-    if not isinstance(account_ids, list) or not account_ids:
-        raise ApiError(400, "validation.missing_field", "account_ids is required.")
+    targets = _targets(body)
+    account_ids = [t["account_id"] for t in targets]
     unknown = [a for a in account_ids if a != SOCIALAPI_ACCOUNT]
     if unknown:
-        raise ApiError(404, "account_not_found", f"Account not found: {unknown[0]}")
+        raise ApiError(404, "account.not_found", f"Account not found: {unknown[0]}")
     media = body.get("media_ids") or []
     if not body.get("text") and not media:
-        raise ApiError(400, "validation.missing_field", "text or media_ids is required.")
+        raise ApiError(400, "validation.field_required", "text or media_ids is required.")
+    if body.get("scheduled_at"):
+        # Every sandbox account is a TikTok one, and SocialAPI cannot schedule TikTok posts.
+        raise ApiError(501, "resource.not_supported", "Scheduling is not supported for TikTok.")
     now = world.now()
-    scheduled = _epoch(body["scheduled_at"]) if body.get("scheduled_at") else None
-    status = "scheduled" if scheduled is not None and scheduled > now else "publishing"
+    status = "publishing"
+    platform_data = targets[0].get("platform_data") or {}
     post = {
         "id": "p_" + world.token("", 24),
         "status": status,
         "text": body.get("text", ""),
         "media_ids": media,
-        "platform_data": body.get("platform_data") or {},
-        "scheduled_at": _iso(scheduled) if scheduled is not None else None,
+        "platform_data": platform_data,
+        "scheduled_at": None,
         "created_at": _iso(now),
+        "updated_at": _iso(now),
         "targets": [
             {
                 "account_id": a,
@@ -195,8 +226,6 @@ async def _create_post(world: World, request: Request, params: dict[str, str]) -
 def _progress(world: World, post: dict[str, Any]) -> None:
     """What happened to a post since the last read."""
     now = world.now()
-    if post["status"] == "scheduled" and _epoch(post["scheduled_at"]) <= now:
-        post["status"] = "publishing"
     if post["status"] != "publishing":
         return
     world.post_reads[post["id"]] += 1
@@ -216,12 +245,13 @@ def _progress(world: World, post: dict[str, Any]) -> None:
                 status="failed", error={"code": "media_required", "message": "TikTok posts need a video."}
             )
     post["status"] = "published" if post["media_ids"] else "failed"
+    post["updated_at"] = _iso(now)
 
 
 def _post(world: World, params: dict[str, str]) -> dict[str, Any]:
     post = world.socialapi_posts.get(params["id"])
     if post is None:
-        raise ApiError(404, "post_not_found", f"Post not found: {params['id']}")
+        raise ApiError(404, "post.not_found", f"Post not found: {params['id']}")
     return post
 
 
@@ -249,13 +279,14 @@ async def _list_posts(world: World, request: Request, params: dict[str, str]) ->
 
 async def _not_supported(world: World, request: Request, params: dict[str, str]) -> Response:
     _post(world, params)
-    raise ApiError(501, "not_supported", "TikTok does not support this through its API.")
+    raise ApiError(501, "resource.not_supported", "TikTok does not support this through its API.")
 
 
 Endpoint = Callable[[World, Request, dict[str, str]], Awaitable[Response]]
 ROUTER: Router[Endpoint] = Router()
 for _method, _path, _endpoint in (
     ("GET", "/accounts", _accounts),
+    ("GET", "/accounts/{id}/creator-info", _creator_info),
     ("POST", "/accounts/connect", _connect),
     ("POST", "/oauth/exchange", _exchange),
     ("POST", "/posts", _create_post),
@@ -306,7 +337,7 @@ async def answer(world: World, quotas: Quotas, request: Request, path: str) -> R
                 return response
         route = ROUTER.match(request.method, path)
         if route is None:
-            raise ApiError(404, "not_found", f"No endpoint {request.method} {path}.")
+            raise ApiError(404, "resource.not_found", f"No endpoint {request.method} {path}.")
         response = await route.handler(world, request, route.params)
     except ApiError as error:
         response = JSONResponse(

@@ -42,9 +42,11 @@ __all__ = [
     "World",
 ]
 
-#: TikAPI's documented sandbox keys (tikapi-endpoints.md), accepted by default.
+#: TikAPI's documented sandbox keys, accepted by default. The docs win: TikAPI's REST reference
+#: (seed 004, "Sandbox Account Key") and the official client's `example` give the account key as
+#: below; the copy in our reference notes (tikapi-endpoints.md) is cut 8 characters short.
 DEMO_API_KEY = "DemoAPIKeyTokenSeHYGXDfd4SFD320Sc39Asd0Sc39Asd4s"
-DEMO_ACCOUNT_KEY = "DemoAccountKeyTokenSeHYGXDfd4SFD320Sc39A"
+DEMO_ACCOUNT_KEY = "DemoAccountKeyTokenSeHYGXDfd4SFD320Sc39Asd0Sc39A"
 #: Our own TikTok account: the demo account key and the TikTok tokens act as this user.
 ME = "tikflow_demo"
 #: Fixed keys of the other providers' sandboxes (`tikflow.emulator.demo_credentials`).
@@ -118,6 +120,17 @@ class EmulatorConfig:
         tiktok_default_per_minute: TikTok's limit for other endpoints (Display API: 600).
         tiktok_min_chunk_bytes: The smallest upload chunk (documented: 5 MB; smaller files go
             whole). Lower it to test chunked uploads with small files.
+        tiktok_app_audited: Whether the sandbox's TikTok app passed TikTok's audit. A new app has
+            not (the default): creator info offers only SELF_ONLY, direct posts must be SELF_ONLY
+            from an account that is private at the time, for at most
+            `tiktok_unaudited_daily_creators` creators in 24 h (403
+            `unaudited_client_can_only_post_to_private_accounts` / `reached_active_user_cap`).
+        tiktok_account_private: Whether the demo creator's account is set to private.
+        tiktok_unaudited_daily_creators: Creators an unaudited app may post for per 24 h
+            (documented: 5).
+        tiktok_moderation_s: Seconds a public post spends in moderation after PUBLISH_COMPLETE
+            before `publicaly_available_post_id` lists it (documented: usually under a minute,
+            sometimes hours).
         tikapi_per_second: TikAPI requests per second per API key (0 = unlimited, as documented:
             TikAPI limits a plan by daily quota, not by rate).
         tikapi_daily: TikAPI requests per UTC day per API key (0 = unlimited).
@@ -130,6 +143,16 @@ class EmulatorConfig:
         dumpling_credits: DumplingAI credits of the sandbox key (10 per profile request, 1 for
             other requests); 403 when they run out.
         socialapi_per_minute: SocialAPI requests per minute per key (its plan quota).
+        webhook_url: The TikTok app's webhook callback URL: signed events about publishes and
+            authorizations are POSTed there (`tikflow.emulator.webhooks`), and a publish finishes
+            as soon as its bytes are in instead of after `publish_polls` status fetches. None:
+            no events.
+        webhook_retry_delays_s: Seconds before each retry of a delivery that got no 2xx (TikTok
+            retries with exponential backoff for up to 72 hours); after the last, it is dropped.
+        webhook_delay_s: Seconds between an event and its first delivery attempt.
+        webhook_duplicates: Extra deliveries of every event (TikTok delivers at least once).
+        webhook_out_of_order: Deliver the events of one change last first (a publish's
+            `post.publish.publicly_available` before its `post.publish.complete`).
         clock: Time source (seconds since the epoch) for windows, token expiry and arrivals.
     """
 
@@ -148,6 +171,10 @@ class EmulatorConfig:
     )
     tiktok_default_per_minute: int = 600
     tiktok_min_chunk_bytes: int = 5 * 1024 * 1024
+    tiktok_app_audited: bool = False
+    tiktok_account_private: bool = True
+    tiktok_unaudited_daily_creators: int = 5
+    tiktok_moderation_s: float = 60.0
     tikapi_per_second: int = 0
     tikapi_daily: int = 0
     tikapi_retry_after: float | None = None
@@ -157,6 +184,11 @@ class EmulatorConfig:
     dumpling_per_minute: int = 600
     dumpling_credits: int = 100_000
     socialapi_per_minute: int = 600
+    webhook_url: str | None = None
+    webhook_retry_delays_s: tuple[float, ...] = tuple(5.0 * 2**i for i in range(15))
+    webhook_delay_s: float = 0.0
+    webhook_duplicates: int = 0
+    webhook_out_of_order: bool = False
     clock: Callable[[], float] = field(default=time.time, repr=False)
 
     def public(self) -> dict[str, Any]:
@@ -265,6 +297,7 @@ class Publish:
     is_mp4: bool | None = None
     polls: int = 0
     post_id: str | None = None
+    completed_at: float | None = None
 
 
 class World:
@@ -285,10 +318,12 @@ class World:
         self.highlevel_posts: dict[str, dict[str, Any]] = {}
         self.socialapi_posts: dict[str, dict[str, Any]] = {}
         self.post_reads: Counter[str] = Counter()
-        # Credentials. TikAPI: API keys; account key → unique id; expired account keys.
+        # Credentials. TikAPI: API keys; account key → unique id; expired account keys; the keys
+        # `session/check` removed (key → unique id: a new authorization still knows the user).
         self.tikapi_api_keys: set[str] = {DEMO_API_KEY}
         self.tikapi_account_keys: dict[str, str] = {DEMO_ACCOUNT_KEY: ME}
         self.expired_account_keys: set[str] = set()
+        self.removed_account_keys: dict[str, str] = {}
         self.bearer_keys: dict[str, set[str]] = {
             "dumpling": {DUMPLING_KEY},
             "socialapi": {SOCIALAPI_KEY},
@@ -552,6 +587,7 @@ class World:
                     "api_keys": sorted(self.tikapi_api_keys),
                     "account_keys": dict(self.tikapi_account_keys),
                     "expired_account_keys": sorted(self.expired_account_keys),
+                    "removed_account_keys": dict(self.removed_account_keys),
                 },
                 "tiktok": {
                     "access_tokens": {

@@ -10,8 +10,19 @@
   offset 4 → FAILED `file_format_check_failed`). `status/fetch` moves through PROCESSING_UPLOAD
   (or PROCESSING_DOWNLOAD) for `publish_polls` fetches, then PUBLISH_COMPLETE (the video joins
   the account's videos; `publicaly_available_post_id` lists it when it is PUBLIC_TO_EVERYONE),
-  SEND_TO_USER_INBOX or FAILED (`video_pull_failed` for a URL that is not an .mp4).
-- Per-minute limits per token and endpoint, sliding windows (429 `rate_limit_exceeded`).
+  SEND_TO_USER_INBOX or FAILED (`video_pull_failed` for a URL that is not an .mp4). With a
+  webhook callback URL configured, processing ends as soon as the bytes are in (or the URL is
+  given) and the outcome is POSTed as signed events (`tikflow.emulator.webhooks`).
+- Per-minute limits per token and endpoint, sliding windows (429 `rate_limit_exceeded`, with no
+  reset header: TikTok's rate-limit doc documents none, so a client must pace itself).
+- An unaudited app (`tiktok_app_audited` false, the default, as for every new TikTok app): creator
+  info offers SELF_ONLY only; a direct post that is not SELF_ONLY, or from an account that is not
+  private, answers 403 `unaudited_client_can_only_post_to_private_accounts`, and a sixth creator
+  posting within 24 h 403 `reached_active_user_cap` (TikTok's Direct Post developer guidelines).
+- Chunking per the Media Transfer Guide: chunks of 5-64 MB, `total_chunk_count` floor(video_size /
+  chunk_size), the last chunk up to 128 MB, and a file over 64 MB in at least two chunks.
+- A public post's `publicaly_available_post_id` stays empty for `tiktok_moderation_s` after
+  PUBLISH_COMPLETE: TikTok hands out the id only after moderation.
 
 Not documented, chosen here: a malformed `Content-Range` is a 400 and a range that does not fit
 the upload (order, total, chunk size) a 416, both with TikTok's error object; re-sending a chunk
@@ -30,6 +41,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 
+from tikflow.emulator import webhooks
 from tikflow.emulator.payloads import json_body
 from tikflow.emulator.ratelimit import Quotas
 from tikflow.emulator.routing import Provider, Router
@@ -50,7 +62,7 @@ _VIDEO_TYPES = ("video/mp4", "video/quicktime", "video/webm")
 PRIVACY_OPTIONS = ["PUBLIC_TO_EVERYONE", "MUTUAL_FOLLOW_FRIENDS", "SELF_ONLY"]
 SCOPES = "user.info.basic,user.info.profile,user.info.stats,video.list,video.publish,video.upload"
 UPLOAD_URL_TTL_S = 3600.0
-MAX_CHUNK, MAX_CHUNKS = 64 * MB, 1000
+MAX_CHUNK, MAX_CHUNKS, MAX_LAST_CHUNK = 64 * MB, 1000, 128 * MB
 #: TikTok's posting caps (documented approximately): direct posts per creator per day, pending
 #: inbox drafts per 24 h.
 DAILY_POSTS, PENDING_DRAFTS = 15, 5
@@ -223,12 +235,14 @@ async def _video_list(world: World, request: Request, open_id: str) -> Response:
 # -- Content Posting API -------------------------------------------------------------------------
 
 
-def _creator() -> dict[str, Any]:
+def _creator(world: World) -> dict[str, Any]:
+    # An unaudited app may only post SELF_ONLY; TikTok's creator info says so.
+    options = list(PRIVACY_OPTIONS) if world.config.tiktok_app_audited else ["SELF_ONLY"]
     return {
         "creator_avatar_url": "https://p19-sign.tiktokcdn-us.example/avatar.jpeg",
         "creator_username": ME,
         "creator_nickname": "Tikflow Demo",
-        "privacy_level_options": list(PRIVACY_OPTIONS),
+        "privacy_level_options": options,
         "comment_disabled": False,
         "duet_disabled": False,
         "stitch_disabled": True,
@@ -237,7 +251,7 @@ def _creator() -> dict[str, Any]:
 
 
 async def _creator_info(world: World, request: Request, open_id: str) -> Response:
-    return _ok(world, _creator())
+    return _ok(world, _creator(world))
 
 
 def _positive(source: dict[str, Any], key: str) -> int:
@@ -261,6 +275,10 @@ def _check_chunking(world: World, source: dict[str, Any]) -> tuple[int, int, int
             "invalid_params",
             "chunk_size must be 5-64 MB and total_chunk_count floor(video_size / chunk_size), at most 1000.",
         )
+    elif size > MAX_CHUNK and total < 2:
+        raise ApiError(400, "invalid_params", "A video over 64 MB must be uploaded in several chunks.")
+    elif size - (total - 1) * chunk > MAX_LAST_CHUNK:
+        raise ApiError(400, "invalid_params", "The last chunk may hold at most 128 MB.")
     return size, chunk, total
 
 
@@ -271,6 +289,25 @@ def _posted_today(world: World, open_id: str) -> int:
     )
 
 
+def _check_audit(world: World, open_id: str, privacy: Any) -> None:
+    """What an unaudited app may not do (TikTok's Direct Post API developer guidelines)."""
+    config = world.config
+    if config.tiktok_app_audited:
+        return
+    if privacy != "SELF_ONLY" or not config.tiktok_account_private:
+        raise ApiError(
+            403,
+            "unaudited_client_can_only_post_to_private_accounts",
+            "The unaudited client can only post to private accounts.",
+        )
+    day = world.now() - 86_400
+    creators = {p.open_id for p in world.publishes.values() if not p.inbox and p.created_at > day}
+    if open_id not in creators and len(creators) >= config.tiktok_unaudited_daily_creators:
+        raise ApiError(
+            403, "reached_active_user_cap", "The unaudited client reached its daily cap of posting users."
+        )
+
+
 async def _init(world: World, request: Request, open_id: str) -> Response:
     inbox = "/inbox/" in request.url.path
     body = await _json(request)
@@ -279,7 +316,8 @@ async def _init(world: World, request: Request, open_id: str) -> Response:
         raise ApiError(400, "invalid_params", "source_info is required.")
     privacy = post.get("privacy_level")
     if not inbox:
-        if privacy not in _creator()["privacy_level_options"]:
+        _check_audit(world, open_id, privacy)
+        if privacy not in _creator(world)["privacy_level_options"]:
             raise ApiError(
                 400,
                 "privacy_level_option_mismatch",
@@ -325,6 +363,7 @@ async def _init(world: World, request: Request, open_id: str) -> Response:
             raise ApiError(400, "invalid_params", "video_url must be an https URL.")
         publish.video_url, publish.status = url, "PROCESSING_DOWNLOAD"
         world.publishes[publish.publish_id] = publish
+        _processing(world, request, publish)
         return _ok(world, {"publish_id": publish.publish_id})
     raise ApiError(400, "invalid_params", "source_info.source must be FILE_UPLOAD or PULL_FROM_URL.")
 
@@ -368,6 +407,8 @@ async def _upload(world: World, request: Request) -> Response:
     publish.received_ranges.append((first, last))
     publish.chunks_received += 1
     publish.uploaded_bytes = last + 1
+    if final:
+        _processing(world, request, publish)
     return Response(status_code=201 if final else 206)
 
 
@@ -381,7 +422,11 @@ async def _status(world: World, request: Request, open_id: str) -> Response:
         publish.polls += 1
         if publish.polls >= world.config.publish_polls:
             _finish(world, publish)
-    public = publish.post_id is not None and publish.privacy_level == "PUBLIC_TO_EVERYONE"
+            webhooks.sender(request).publish_progress(world, publish)
+    # TikTok hands out the post id only once moderation is over.
+    public = webhooks.moderation_left_s(world, publish) == 0
+    if public:
+        webhooks.sender(request).publish_progress(world, publish)
     data = {
         "status": publish.status,
         "uploaded_bytes": publish.uploaded_bytes,
@@ -391,6 +436,18 @@ async def _status(world: World, request: Request, open_id: str) -> Response:
     if publish.fail_reason:
         data["fail_reason"] = publish.fail_reason
     return _ok(world, data)
+
+
+def _processing(world: World, request: Request, publish: Publish) -> None:
+    """The bytes are in (or the URL is known): with a webhook callback, processing ends now.
+
+    Without one, it ends after `publish_polls` status fetches; with one, the app learns the
+    outcome from the events (`tikflow.emulator.webhooks`) and needs no fetch at all.
+    """
+    events = webhooks.sender(request)
+    if events.enabled:
+        _finish(world, publish)
+        events.publish_progress(world, publish)
 
 
 def _finish(world: World, publish: Publish) -> None:
@@ -417,6 +474,7 @@ def _finish(world: World, publish: Publish) -> None:
     )
     world.videos[video.id] = video
     publish.status, publish.post_id = "PUBLISH_COMPLETE", video.id
+    publish.completed_at = world.now()
 
 
 # -- the request pipeline ------------------------------------------------------------------------
@@ -501,7 +559,8 @@ async def answer(world: World, quotas: Quotas, request: Request, path: str) -> R
         if limit > 0:
             verdict = quotas.sliding("tiktok", f"{token} {path}", limit, 60.0)
             if not verdict.allowed:
-                return _rate_limited(verdict.reset_s)
+                # TikTok's 429 carries no reset header (only a fault rule can add one).
+                return _rate_limited(None)
         return await route.handler(world, request, held[0])
     except ApiError as error:
         return _api_error(world, error)

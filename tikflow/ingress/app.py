@@ -9,6 +9,7 @@ Routes:
   memo says `standard` or `token` and names the credential (kind `ingress`, field `signing_secret`
   or `token`).
 - `GET /healthz`, `GET /metrics`.
+- `GET /reauth/<link>`, `GET /oauth/<provider>/callback`: links out (`tikflow.authorize.routes`).
 
 What is checked, in order, each failure answered with one status and one reason (the same reason in
 one log line and in the metrics): route (404), method (405), duplicated or non-printable security
@@ -36,8 +37,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import Receive, Scope, Send
 
-from activities.credentials import CredentialStore
+from activities.credentials import INGRESS_FIELDS, INGRESS_KIND, CredentialStore
 from activities.errors import CredentialsRejected
+from activities.settings import Settings
+from tikflow.authorize.routes import LinkRoutes
 from tikflow.ingress.delivery import Delivery, RouteGone, TemporalUnavailable
 from tikflow.ingress.metrics import IngressMetrics
 from tikflow.ingress.verify import Rejected, check_window, verify_standard, verify_tiktok, verify_token
@@ -46,9 +49,9 @@ from workflows.events import Event
 __all__ = ["CREDENTIAL_FIELDS", "CREDENTIAL_KIND", "IngressConfig", "create_app"]
 
 #: The credential kind generic routes read (`tikflow credentials set ingress NAME token=…`).
-CREDENTIAL_KIND = "ingress"
+CREDENTIAL_KIND = INGRESS_KIND
 #: The field of an `ingress` credential each auth kind reads.
-CREDENTIAL_FIELDS = {"standard": "signing_secret", "token": "token"}
+CREDENTIAL_FIELDS = INGRESS_FIELDS
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
 _SECURITY_HEADERS = (
@@ -89,6 +92,8 @@ class IngressConfig:
     route_cache_s: float = 5.0
     credentials: CredentialStore | None = None
     clock: Callable[[], float] = field(default=time.time)
+    #: Provider base URLs (consent pages, token endpoints) and the public URL links are built on.
+    settings: Settings | None = None
 
 
 @dataclass(frozen=True)
@@ -125,7 +130,14 @@ def create_app(config: IngressConfig | None = None, *, connect: Callable[[], Any
         route_ttl=config.route_cache_s,
     )
     metrics = IngressMetrics()
-    ingress = _Ingress(config, credentials, delivery, metrics)
+    links = LinkRoutes(
+        credentials=credentials,
+        settings=config.settings or Settings(),
+        client=delivery.client,
+        task_queue=config.task_queue,
+        clock=config.clock,
+    )
+    ingress = _Ingress(config, credentials, delivery, metrics, links)
     app = Starlette()
     # Every request reaches `handle`, which routes by itself: so that an unknown path or a wrong
     # method is refused with a reason, a log line and a count like every other rejection.
@@ -137,8 +149,14 @@ def create_app(config: IngressConfig | None = None, *, connect: Callable[[], Any
 
 class _Ingress:
     def __init__(
-        self, config: IngressConfig, credentials: CredentialStore, delivery: Delivery, metrics: IngressMetrics
+        self,
+        config: IngressConfig,
+        credentials: CredentialStore,
+        delivery: Delivery,
+        metrics: IngressMetrics,
+        links: LinkRoutes,
     ) -> None:
+        self.links = links
         self.config = config
         self.credentials = credentials
         self.delivery = delivery
@@ -158,6 +176,8 @@ class _Ingress:
             if path == "/metrics":
                 self._method(request, "GET")
                 return Response(self.metrics.render(), media_type="text/plain; version=0.0.4")
+            if LinkRoutes.serves(path):
+                return await self.links.handle(request)
             kind, name = _match(path)
             label = f"{kind}/{name}"
             self._method(request, "POST")

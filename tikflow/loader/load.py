@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from pydantic import ValidationError
 
@@ -14,7 +15,7 @@ from tikflow.loader.problems import Document, RecipeError
 from tikflow.loader.yaml_positions import parse_yaml
 from workflows.models import Recipe
 
-__all__ = ["LoadedRecipe", "load_recipe", "load_recipe_text"]
+__all__ = ["LoadedRecipe", "load_recipe", "load_recipe_text", "parse_document"]
 
 
 @dataclass(frozen=True)
@@ -36,11 +37,11 @@ def load_recipe(path: str | Path) -> LoadedRecipe:
     return load_recipe_text(read_file(path, name), name)
 
 
-def load_recipe_text(raw: bytes | str, file: str = "<recipe>") -> LoadedRecipe:
-    """Validate recipe text (bytes or str) that came from `file`.
+def parse_document(raw: bytes | str, file: str) -> tuple[Document, Any]:
+    """YAML text (bytes or str) from `file` as plain data, with the positions of its values.
 
     Raises:
-        RecipeError: with every problem found.
+        RecipeError: the text is not UTF-8, holds characters YAML forbids, or is not safe YAML.
     """
     text = decode(raw, file) if isinstance(raw, bytes) else raw
     check_characters(text, file)
@@ -48,6 +49,16 @@ def load_recipe_text(raw: bytes | str, file: str = "<recipe>") -> LoadedRecipe:
     data = parse_yaml(text, doc)
     if doc.problems:
         raise RecipeError(doc.problems)
+    return doc, data
+
+
+def load_recipe_text(raw: bytes | str, file: str = "<recipe>") -> LoadedRecipe:
+    """Validate recipe text (bytes or str) that came from `file`.
+
+    Raises:
+        RecipeError: with every problem found.
+    """
+    doc, data = parse_document(raw, file)
     if not isinstance(data, dict):
         doc.at((), "a recipe is a mapping with at least `recipe:` and `steps:`")
         raise RecipeError(doc.problems)

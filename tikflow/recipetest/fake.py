@@ -1,0 +1,139 @@
+"""The activity seam of a recipe test: canned results instead of providers, every call recorded.
+
+`CannedActivities` registers one activity per action under the action's name, as the worker
+does, so the workflow records the same commands as in a real run. Each call is validated
+against the action's input model and recorded (action, step, arguments, whether it is a side
+effect), then answered, in this order: the canned result of its named step, the canned result
+of its action; then, for a side effect, the dry run's stand-in (`activities.dryrun`: nothing is
+sent, made-up ids for what it would have created), and for a read of something a dry run made
+up, its settled state. Anything else goes to the in-process sandbox if the test has one, or
+fails the run with a non-retryable `NoCannedResult` naming the step.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from temporalio.exceptions import ApplicationError
+
+from activities.contracts import ActionRequest
+from activities.dryrun import DryRun, is_side_effect, step_path
+from activities.registry import Action, Services
+from activities.runner import ProviderActivities
+
+__all__ = ["CannedActivities", "RecordedCall", "step_name"]
+
+#: Actions that reach nothing outside the worker: without a canned result they run for real.
+_LOCAL = frozenset({"log"})
+
+_ITEM_KEY = re.compile(r"\[[^\]]*\]")
+_UNNAMED = re.compile(r"^(\d+|then|else|parallel\d+)$")
+
+
+def step_name(path: str) -> str:
+    """The innermost named step of a call's path: `steps.replies[7300].0` → `replies`."""
+    parts = [part.partition("#")[0] for part in _ITEM_KEY.sub("", path).split(".")]
+    for part in reversed(parts[1:] if parts and parts[0] == "steps" else parts):
+        if part and not _UNNAMED.match(part):
+            return part
+    return path
+
+
+@dataclass(frozen=True)
+class RecordedCall:
+    """One call a recipe test's run made.
+
+    Attributes:
+        action: The action (`tikapi.reply`).
+        path: Its step path (`steps.replies[7300].0`).
+        step: The innermost named step (`replies`).
+        params: Its validated arguments (JSON-able).
+        effect: Whether it is a side effect.
+        answered_by: `canned`, `stand-in`, `sandbox`, `local` (run for real: `log`) or `none`.
+    """
+
+    action: str
+    path: str
+    step: str
+    params: dict[str, Any]
+    effect: bool
+    answered_by: str
+
+
+@dataclass
+class CannedActivities(ProviderActivities):
+    """Every action answered from `canned` (by step id or action name), every call recorded.
+
+    A canned value is a result (every call), or a list: entries with `with:` answer the calls
+    whose arguments hold those values (`{with: {media_id: "7301"}, result: {...}}`), the other
+    entries answer the remaining calls in turn, the last one repeating.
+    """
+
+    services: Services
+    canned: dict[str, dict[str, Any] | list[dict[str, Any]]]
+    sandbox: bool = False
+    calls: list[RecordedCall] = field(default_factory=list)
+    plan: DryRun = field(default_factory=DryRun)
+    _used: dict[str, int] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        super().__init__(self.services)
+
+    def _canned(self, key: str, params: dict[str, Any]) -> dict[str, Any] | None:
+        results = self.canned.get(key)
+        if results is None or isinstance(results, dict):
+            return results
+        for entry in results:
+            if "with" in entry and _holds(params, entry["with"]):
+                return dict(entry.get("result") or {})
+        in_turn = [entry for entry in results if "with" not in entry]
+        if not in_turn:
+            return None
+        turn = self._used.get(key, 0)
+        self._used[key] = turn + 1
+        return in_turn[min(turn, len(in_turn) - 1)]
+
+    async def execute(self, act: Action[Any], request: ActionRequest) -> dict[str, Any]:
+        """Answer one call as the module docstring says; record it first."""
+        params = self.validate(act, request)
+        path = step_path(request.idempotency_key)
+        step = step_name(path)
+        effect = is_side_effect(act, params)
+        values = params.model_dump(mode="json", by_alias=True)
+        answer = self._canned(step if step in self.canned else act.name, values)
+        by = "canned"
+        if answer is None and (self.sandbox or act.name in _LOCAL):
+            by = "sandbox" if self.sandbox else "local"
+        elif answer is None and effect:
+            answer, by = self.plan.record(act, request, params), "stand-in"
+        elif answer is None:
+            answer, by = self.plan.settled(act, request), "stand-in"
+        self.calls.append(
+            RecordedCall(
+                act.name,
+                path,
+                step,
+                values,
+                effect,
+                "none" if answer is None and by in ("canned", "stand-in") else by,
+            )
+        )
+        if by in ("sandbox", "local"):
+            return await super().execute(act, request)
+        if answer is not None:
+            return dict(answer)
+        raise ApplicationError(
+            f"no canned result for {act.name} at step {step} ({path}): give `canned: {{{step}: …}}` "
+            f"or `canned: {{{act.name}: …}}`, or `sandbox:`",
+            type="NoCannedResult",
+            non_retryable=True,
+        )
+
+
+def _holds(params: dict[str, Any], wanted: Any) -> bool:
+    """Whether a call's arguments hold every key of `wanted` with its value."""
+    return isinstance(wanted, dict) and all(
+        key in params and params[key] == value for key, value in wanted.items()
+    )
