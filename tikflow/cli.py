@@ -178,6 +178,12 @@ def cmd_run(args: argparse.Namespace) -> int:
         return _dry_run(loaded, given, as_json=args.json)
 
     trigger = loaded.recipe.trigger
+    if args.wait and trigger is not None and trigger.webhook is not None:
+        raise UserError(
+            f"--wait cannot wait for {args.file}: its `webhook:` trigger registers a route that "
+            "starts a run per event and never finishes; start it without --wait",
+            EXIT_INVALID,
+        )
     if args.wait and trigger is not None and trigger.schedule is not None:
         # A Schedule never finishes, and its first run may be hours away: waiting would hang.
         raise UserError(
@@ -210,9 +216,12 @@ def cmd_run(args: argparse.Namespace) -> int:
                 f"{loaded.source}: Temporal refused to start it: {' '.join(exc.message.split())[:300]}",
                 EXIT_INVALID if invalid else 1,
             ) from None
-        kind = "schedule" if handle is None else "run"
+        webhook = trigger is not None and trigger.webhook is not None
+        kind = "route" if webhook else "schedule" if handle is None else "run"
         print(f"started {kind} {run_id}")
-        print(f"watch it: {ui_link(run_id, schedule=handle is None)}")
+        if webhook:
+            print(f"each event POSTed to /hooks/{trigger.webhook.route} on the ingress starts a run")  # type: ignore[union-attr]
+        print(f"watch it: {ui_link(run_id, schedule=handle is None and not webhook)}")
         if handle is None or not args.wait:
             return 0
         from tikflow.progress import show_progress

@@ -21,6 +21,7 @@ Temporal: events keep the body and the headers whose names do not look secret.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import re
@@ -226,12 +227,20 @@ class _Ingress:
 
     async def _generic(self, request: Request, name: str, label: str) -> Response:
         route = await self.delivery.route(name)
-        if route is None or route.auth not in CREDENTIAL_FIELDS:
+        if route is None or (route.auth not in CREDENTIAL_FIELDS and route.auth != "tiktok"):
             raise Rejected(404, "unknown_route", "no such route")
         body = await self._body(request)
-        secret = self._secret(CREDENTIAL_KIND, route.credential, CREDENTIAL_FIELDS[route.auth])
         headers = request.headers
         now = self.config.clock()
+        if route.auth == "tiktok":
+            # A recipe's `trigger: webhook` with `auth: tiktok`: signed like TikTok's own callback,
+            # with the client_secret of the `tiktok` credential the route names.
+            secret = self._secret("tiktok", route.credential, "client_secret")
+            verify_tiktok(
+                headers.get("tiktok-signature"), body, secret, now=now, window_s=self.config.window_s
+            )
+        else:
+            secret = self._secret(CREDENTIAL_KIND, route.credential, CREDENTIAL_FIELDS[route.auth])
         if route.auth == "standard":
             verify_standard(
                 headers.get("webhook-id"),
@@ -242,7 +251,7 @@ class _Ingress:
                 now=now,
                 window_s=self.config.window_s,
             )
-        else:
+        elif route.auth == "token":
             verify_token(headers.get("authorization"), secret)
             stamp = headers.get("webhook-timestamp")
             if stamp is not None:
@@ -254,8 +263,20 @@ class _Ingress:
         event_id = headers.get("webhook-id") or headers.get("idempotency-key") or _sha256(body)
         if not _PRINTABLE.fullmatch(event_id) or len(event_id) > 256:
             raise Rejected(400, "bad_header", "delivery id is not printable ASCII")
+        kind = ""
+        if route.auth == "tiktok" and isinstance(payload, dict) and isinstance(payload.get("content"), str):
+            # As on /events/tiktok: `content` decoded (left as text when it is not JSON), `type` set.
+            with contextlib.suppress(ValueError):
+                payload = {**payload, "content": json.loads(payload["content"])}
+            named = payload.get("event")
+            kind = named if isinstance(named, str) else ""
         event = Event(
-            id=event_id, source=name, received_at=_now_iso(now), headers=_kept(headers), body=payload
+            id=event_id,
+            source=name,
+            type=kind,
+            received_at=_now_iso(now),
+            headers=_kept(headers),
+            body=payload,
         )
         return await self._deliver(_Verified(source=name, event=event, route=name), label, request)
 
@@ -303,7 +324,30 @@ class _Ingress:
             headers=_kept(request.headers),
             body={**envelope, "content": content},
         )
+        if event.type == "authorization.removed":
+            # Runs know their accounts by name, not by open_id: the event also goes to the
+            # `account:<name>` mailbox of each TikTok credential of that user (runs using the
+            # account subscribe to it). Before the main delivery, so a 503 retries them all.
+            for name in self._tiktok_accounts_of(envelope.get("user_openid")):
+                await self.delivery.to_mailbox(
+                    "tiktok", f"account:{name}", event.model_copy(update={"key": f"account:{name}"})
+                )
         return await self._deliver(_Verified(source="tiktok", event=event, provider_key=key), label, request)
+
+    def _tiktok_accounts_of(self, open_id: Any) -> list[str]:
+        """Names of the stored TikTok credentials whose `open_id` is `open_id`."""
+        if not isinstance(open_id, str) or not open_id:
+            return []
+        names = []
+        for info in self.credentials.list():
+            if info.provider != "tiktok" or "open_id" not in info.fields:
+                continue
+            try:
+                if self.credentials.get("tiktok", info.account).get("open_id") == open_id:
+                    names.append(info.account)
+            except CredentialsRejected:
+                continue
+        return names
 
     def _tiktok_client_key(self, account: str) -> str | None:
         try:
