@@ -27,6 +27,7 @@ from temporalio.client import Client, WorkflowHandle
 
 from tests.support.browser import Browser, browser
 from tests.support.waiting import eventually
+from tests.test_fleet import RECIPE as WATCH  # a monitor that only sets a value: cheap to keep running
 from tikflow.devstack import DevStack, free_port
 from tikflow.loader import LoadedRecipe, load_recipe, load_recipe_text
 from tikflow.runs import start_recipe
@@ -35,15 +36,6 @@ from workflows.models import PollTrigger, Trigger
 pytestmark = pytest.mark.devserver
 
 ROOT = Path(__file__).resolve().parent.parent
-WATCH = """\
-recipe: ui-watch
-labels: {team: growth}
-trigger:
-  poll: {every: 1h}
-steps:
-  - id: mark
-    set: {seen: true}
-"""
 #: The visible labels of the timeline's rows (the UI hides the rows of its virtual list it does not show).
 TIMELINE_LABELS = """
 return [...document.querySelectorAll('li span')]
@@ -126,11 +118,16 @@ async def test_the_temporal_ui_filters_by_label_and_shows_step_summaries(dev_sta
         labels={"client": "acme"},
     )
     assert autoreply is not None
-    watch = load_recipe_text(WATCH.encode(), "ui-watch.yaml")
+    watch = load_recipe_text(WATCH.encode(), "fleet-watch.yaml")
     expected: dict[str, set[str]] = {"acme": {autoreply_id}, "globex": set(), "initech": set()}
     for n, label in enumerate(("acme", "globex", "globex", "initech")):
         run_id, _ = await start_recipe(
-            client, watch, {}, task_queue=queue, workflow_id=f"ui-watch-{label}-{n}", labels={"client": label}
+            client,
+            watch,
+            {},
+            task_queue=queue,
+            workflow_id=f"ui-fleet-watch-{label}-{n}",
+            labels={"client": label},
         )
         expected[label].add(run_id)
     result = await autoreply.result()
