@@ -12,8 +12,9 @@ import contextlib
 import re
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any, TypeVar
 
 import pytest
 
@@ -23,6 +24,7 @@ CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
 INSTALL = "apt-get install -y chromium chromium-driver"
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts" / "screenshots"
+T = TypeVar("T")
 _FLAGS = (
     "--headless",
     "--no-sandbox",
@@ -76,6 +78,22 @@ class Browser:
             expected_conditions.presence_of_element_located((By.CSS_SELECTOR, css))
         )
         return str(found.text)
+
+    def script(self, javascript: str, *args: Any) -> Any:
+        """What `javascript` (a function body: `return ...`) returns in the current page."""
+        return self.driver.execute_script(javascript, *args)  # type: ignore[attr-defined]
+
+    def until(self, check: Callable[[], T], what: str, timeout: float = 20) -> T:
+        """The first truthy `check()` (polled by selenium's explicit wait), or fail naming `what`."""
+        from selenium.webdriver.support.wait import WebDriverWait
+
+        return WebDriverWait(self.driver, timeout, poll_frequency=0.2).until(
+            lambda _driver: check(), message=f"the page never showed {what}"
+        )
+
+    def resize(self, width: int, height: int) -> None:
+        """Make the window `width` x `height` (a tall one renders long lists without scrolling)."""
+        self.driver.set_window_size(width, height)  # type: ignore[attr-defined]
 
     @property
     def url(self) -> str:
