@@ -23,6 +23,7 @@ from activities.errors import (
     RateLimited,
 )
 from activities.http import Reply, send
+from activities.links import reauth_link_for
 from activities.ratelimit import parse_retry_after
 from activities.registry import ActionContext, ActionInput, action
 
@@ -151,6 +152,7 @@ async def notify(ctx: ActionContext, params: NotifyInput) -> dict[str, Any]:
     by a credential is looked up here, and errors name the credential instead of the URL's path
     (where tokens of Slack-style webhooks live).
     """
+    params = _with_reauth_link(ctx, params)
     log.info("notification", message=params.message, recipe=params.recipe, workflow_id=params.workflow_id)
     if not params.webhook:
         return {"sent": False, "logged": True}
@@ -167,6 +169,33 @@ async def notify(ctx: ActionContext, params: NotifyInput) -> dict[str, Any]:
             err.args = (err.message,)
             raise
     return await _post_notification(ctx, params, params.webhook)
+
+
+def _with_reauth_link(ctx: ActionContext, params: NotifyInput) -> NotifyInput:
+    """An `awaiting_reauth` notification with the re-authorization link added (when links are set up).
+
+    The link is made here, not in the workflow: it is signed with the deployment's key, which no
+    workflow may hold. It carries names only (provider, account, run), so the log line and the
+    webhook body may hold it; the activity's input in history does not.
+    """
+    data = params.data
+    if data.get("event") != "awaiting_reauth" or not isinstance(data.get("account"), str):
+        return params
+    link = reauth_link_for(
+        ctx.services.credentials,
+        ctx.services.settings.public_url,
+        str(data.get("provider", "")),
+        data["account"],
+        params.workflow_id,
+    )
+    if link is None:
+        return params
+    return params.model_copy(
+        update={
+            "message": f"{params.message} Or open this link to re-authorize it: {link}",
+            "data": {**data, "reauth_url": link},
+        }
+    )
 
 
 def _webhook_url(ctx: ActionContext, name: str) -> str:

@@ -245,6 +245,18 @@ class EngineConfig:
             cli_only=True,
         ),
     )
+    public_url: str | None = field(
+        default=None,
+        metadata=_env(
+            "TIKFLOW_PUBLIC_URL",
+            "The ingress's public base URL (e.g. `https://hooks.example.com`): re-authorization links "
+            "in notifications (`<base>/reauth/…`) and the OAuth redirect URIs "
+            "(`<base>/oauth/<provider>/callback`) are built on it. Unset, notifications carry no link "
+            "and `tikflow connect` uses paste-back.",
+            _url,
+            "a URL",
+        ),
+    )
     provider_urls: Mapping[str, str] = field(
         default_factory=lambda: dict(DEFAULT_BASE_URLS),
         metadata=_env(
@@ -474,6 +486,7 @@ class EngineConfig:
             base_urls=dict(self.provider_urls),
             http_timeout_s=self.http_timeout_s,
             max_connections=self.http_max_connections,
+            public_url=self.public_url,
         )
 
 

@@ -39,11 +39,13 @@ DEFAULT_TASK_QUEUE = "tikflow"
 BUILTIN_PROVIDERS = frozenset({"http", "log", "notify", "tikflow"})
 
 #: The credential fields a re-authorization renews, per provider whose session can expire
-#: (`SessionExpired`): TikAPI issues a new account key, TikTok a new token pair. SocialAPI's
+#: (`SessionExpired`): TikAPI issues a new account key, TikTok and HighLevel (OAuth apps) a new
+#: token pair. SocialAPI's
 #: account is reconnected on SocialAPI's side; its key stays.
 REAUTH_FIELDS: dict[str, tuple[str, ...]] = {
     "tikapi": ("account_key",),
     "tiktok": ("access_token", "refresh_token"),
+    "highlevel": ("token", "refresh_token"),
     "socialapi": (),
 }
 

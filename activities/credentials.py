@@ -68,8 +68,8 @@ __all__ = [
 
 if TYPE_CHECKING:
     #: The documented fields of each kind of credential (`credentials set` refuses others, as
-    #: typos): each provider's `Provider.fields`, then `webhook` (see `_WEBHOOK_FIELDS`) and
-    #: `ingress` (`INGRESS_FIELDS`).
+    #: typos): each provider's `Provider.fields`, then `webhook` (see `_WEBHOOK_FIELDS`),
+    #: `ingress` (`INGRESS_FIELDS`) and `links` (`_LINKS_FIELDS`).
     PROVIDER_FIELDS: dict[str, tuple[str, ...]]
     #: What a credential needs before it is any use (each provider's `Provider.required`): a
     #: strict write that would leave one without these is refused.
@@ -78,6 +78,9 @@ if TYPE_CHECKING:
 #: Besides the providers, `webhook` credentials hold a notification URL (`url`), which often
 #: carries a token of its own, so a recipe names it (`webhook: {credential: alerts}`) instead.
 _WEBHOOK_FIELDS = ("url",)
+#: And one `links` credential (`main`) holds the key that signs OAuth states and re-authorization
+#: links (`activities.links`).
+_LINKS_FIELDS = ("signing_key",)
 #: And `ingress` credentials prove the senders of the ingress's generic routes
 #: (`tikflow.ingress`): a route that authenticates with `standard` (Standard Webhooks) reads the
 #: credential's `signing_secret` (`whsec_<base64>`), one with `token` its shared bearer `token`.
@@ -95,6 +98,7 @@ def _provider_fields() -> dict[str, tuple[str, ...]]:
         **{p.name: p.fields for p in providers()},
         "webhook": _WEBHOOK_FIELDS,
         INGRESS_KIND: tuple(INGRESS_FIELDS.values()),
+        "links": _LINKS_FIELDS,
     }
 
 
@@ -103,7 +107,12 @@ def _required_fields() -> dict[str, tuple[str, ...]]:
     from activities.provider import providers
 
     # An ingress credential needs one of its fields, whichever its route reads (`check_values`).
-    return {**{p.name: p.required for p in providers()}, "webhook": _WEBHOOK_FIELDS, INGRESS_KIND: ()}
+    return {
+        **{p.name: p.required for p in providers()},
+        "webhook": _WEBHOOK_FIELDS,
+        INGRESS_KIND: (),
+        "links": _LINKS_FIELDS,
+    }
 
 
 def __getattr__(name: str) -> Any:

@@ -37,6 +37,8 @@ _DESCRIPTIONS: dict[str, str] = {
     "tikapi.comment": "comment on video {media_id}: {text!r}",
     "tikapi.like_comment": "like comment {comment_id} under video {media_id}",
     "tikapi.like_video": "like video {media_id}",
+    "tikapi.unlike_comment": "unlike comment {comment_id} under video {media_id}",
+    "tikapi.unlike_video": "unlike video {media_id}",
     "tikapi.delete_comment": "delete comment {comment_id}",
     "tikapi.send_message": "send a message in conversation {conversation_id}: {text!r}",
     "tikapi.accept_request": "accept the message request of conversation {conversation_id}",

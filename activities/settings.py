@@ -50,11 +50,13 @@ class Settings:
         base_urls: Provider key → base URL without a trailing slash.
         http_timeout_s: Per-request timeout (connect, read, write, pool).
         max_connections: Size of the shared connection pool.
+        public_url: The ingress's public base URL, for the links notifications carry (None: no links).
     """
 
     base_urls: dict[str, str] = field(default_factory=_default_base_urls)
     http_timeout_s: float = 30.0
     max_connections: int = 100
+    public_url: str | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:

@@ -1,7 +1,8 @@
 """OAuth access tokens kept fresh for every call, refreshed once per account however many ask.
 
-TikTok's access tokens live hours, its refresh tokens months, and every refresh *rotates* the
-refresh token: the old one stops working the moment the new pair is issued. So a refresh must
+TikTok's (and HighLevel's marketplace apps') access tokens live hours, their refresh tokens
+months, and every refresh *rotates* the refresh token: the old one stops working the moment the
+new pair is issued. So a refresh must
 happen once per (provider, account), store the new pair before anyone else uses it, and every other
 activity that found the token stale must pick up that new pair instead of refreshing again (which
 would spend the refresh token a second time and fail with `invalid_grant`).
@@ -21,9 +22,11 @@ provider refuses ends in `SessionExpired`: only a human re-authorizing the accou
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import math
 import time
-from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from collections.abc import Awaitable, Callable, Mapping
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from activities.errors import (
     CredentialsRejected,
@@ -35,7 +38,17 @@ from activities.errors import (
 )
 from activities.registry import ActionContext, Services
 
-__all__ = ["REFRESH_MARGIN_S", "Refresher", "fresh_credential", "refreshed_credential", "with_access_token"]
+if TYPE_CHECKING:
+    from activities.provider import Provider
+
+__all__ = [
+    "REFRESH_MARGIN_S",
+    "Refresher",
+    "expires_at",
+    "fresh_credential",
+    "refreshed_credential",
+    "with_access_token",
+]
 
 #: Refresh this long before `expires_at`, so a token does not expire between check and use.
 REFRESH_MARGIN_S = 120.0
@@ -47,9 +60,29 @@ Refresher = Callable[[ActionContext, dict[str, str]], Awaitable[dict[str, str]]]
 ResultT = TypeVar("ResultT")
 
 
-def _is_stale(credential: dict[str, str], margin_s: float = REFRESH_MARGIN_S) -> bool:
-    """True when the access token is missing or expires within `margin_s`."""
-    if not credential.get("access_token"):
+def expires_at(body: Mapping[str, Any], provider: Provider) -> str:
+    """When a token answer's access token expires (epoch seconds): `expires_in` is read, never assumed.
+
+    Raises:
+        ProviderUnavailable: `expires_in` is not a number of seconds.
+    """
+    expires_in = body.get("expires_in") or 0
+    seconds = math.nan
+    if isinstance(expires_in, int | float | str) and not isinstance(expires_in, bool):
+        with contextlib.suppress(ValueError):
+            seconds = float(expires_in)
+    if not math.isfinite(seconds):
+        raise provider.malformed(
+            None, f"the token endpoint's expires_in {expires_in!r} is not a number of seconds"
+        )
+    return str(int(time.time() + seconds))
+
+
+def _is_stale(
+    credential: dict[str, str], margin_s: float = REFRESH_MARGIN_S, field: str = "access_token"
+) -> bool:
+    """True when the access token (in `field`) is missing or expires within `margin_s`."""
+    if not credential.get(field):
         return True
     expires_at = credential.get("expires_at")
     if not expires_at:
@@ -65,21 +98,25 @@ def _refresh_lock(services: Services, provider: str, account: str) -> asyncio.Lo
     return services.refresh_locks.setdefault((provider, account), asyncio.Lock())
 
 
-async def fresh_credential(ctx: ActionContext, provider: str, refresh: Refresher) -> dict[str, str]:
-    """The account's credential with an access token that is not about to expire.
+async def fresh_credential(
+    ctx: ActionContext, provider: str, refresh: Refresher, *, field: str = "access_token"
+) -> dict[str, str]:
+    """The account's credential with an access token (in `field`) that is not about to expire.
 
     Raises:
         CredentialsRejected: No credential is stored for the account.
         SessionExpired: The token was stale and the provider refused to refresh it.
     """
     credential = ctx.services.credentials.get(provider, ctx.account)
-    if not _is_stale(credential):
+    if not _is_stale(credential, field=field):
         return credential
-    return await refreshed_credential(ctx, provider, refresh, stale_token=credential.get("access_token", ""))
+    return await refreshed_credential(
+        ctx, provider, refresh, stale_token=credential.get(field, ""), field=field
+    )
 
 
 async def refreshed_credential(
-    ctx: ActionContext, provider: str, refresh: Refresher, *, stale_token: str
+    ctx: ActionContext, provider: str, refresh: Refresher, *, stale_token: str, field: str = "access_token"
 ) -> dict[str, str]:
     """Replace `stale_token` with a new one, once per account however many callers ask at once.
 
@@ -89,6 +126,7 @@ async def refreshed_credential(
         refresh: Performs the provider's refresh request.
         stale_token: The access token the caller found stale or saw rejected; if the stored
             token differs and is fresh, another task already refreshed and that token is returned.
+        field: The credential field holding the access token (HighLevel keeps it in `token`).
 
     Raises:
         SessionExpired: The provider refused the refresh (revoked or expired refresh token).
@@ -100,7 +138,7 @@ async def refreshed_credential(
     # the credentials file (the store's file lock): whoever comes second re-reads the new pair.
     async with _refresh_lock(ctx.services, provider, ctx.account), store.exclusive():
         credential = store.get(provider, ctx.account)
-        if credential.get("access_token") != stale_token and not _is_stale(credential):
+        if credential.get(field) != stale_token and not _is_stale(credential, field=field):
             return credential
         used_refresh_token = credential.get("refresh_token", "")
         try:
@@ -111,7 +149,7 @@ async def refreshed_credential(
             # Another worker process may have rotated the refresh token under us; its new pair
             # is in the shared file, and using it beats asking a human to re-authorize.
             latest = store.get(provider, ctx.account)
-            if latest.get("refresh_token") != used_refresh_token and not _is_stale(latest):
+            if latest.get("refresh_token") != used_refresh_token and not _is_stale(latest, field=field):
                 return latest
             raise SessionExpired(
                 f"{provider} refused to refresh the access token of account {ctx.account!r} "
@@ -132,21 +170,25 @@ async def with_access_token(
     provider: str,
     refresh: Refresher,
     call: Callable[[str], Awaitable[ResultT]],
+    *,
+    field: str = "access_token",
 ) -> ResultT:
     """Run `call(access_token)` with a fresh token, refreshing and redoing it once on `TokenExpired`.
+
+    `field` names the credential field holding the access token (default `access_token`).
 
     Raises:
         SessionExpired: The refresh was refused, or the provider rejected a just-refreshed token
             (the authorization was revoked).
     """
-    credential = await fresh_credential(ctx, provider, refresh)
-    token = credential.get("access_token", "")
+    credential = await fresh_credential(ctx, provider, refresh, field=field)
+    token = credential.get(field, "")
     try:
         return await call(token)
     except TokenExpired:
-        credential = await refreshed_credential(ctx, provider, refresh, stale_token=token)
+        credential = await refreshed_credential(ctx, provider, refresh, stale_token=token, field=field)
     try:
-        return await call(credential["access_token"])
+        return await call(credential[field])
     except TokenExpired as err:
         raise SessionExpired(
             f"{provider} rejected the just-refreshed access token of account {ctx.account!r}; "

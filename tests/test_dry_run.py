@@ -9,6 +9,7 @@ the effects the plan listed (same actions, same steps, same arguments).
 from __future__ import annotations
 
 import json
+import re
 import struct
 from collections import Counter
 from pathlib import Path
@@ -42,6 +43,8 @@ SAMPLES: dict[str, dict[str, Any]] = {
     "tikapi.comment": {"media_id": "7301", "text": "Nice"},
     "tikapi.like_comment": {"media_id": "7301", "comment_id": "7300"},
     "tikapi.like_video": {"media_id": "7301"},
+    "tikapi.unlike_comment": {"media_id": "7301", "comment_id": "7300"},
+    "tikapi.unlike_video": {"media_id": "7301"},
     "tikapi.delete_comment": {"comment_id": "7300"},
     "tikapi.send_message": {
         "conversation_id": "0:1:2",
@@ -161,6 +164,9 @@ def _scene(admin: AdminClient, recipe: str, tmp_path: Path) -> dict[str, Any]:
         return {"file": str(_mp4(tmp_path / "clip.mp4"))}
     if recipe == "upload-from-url":
         return {"url": "https://cdn.example.com/v/launch.mp4"}
+    if recipe == "form-to-tiktok":
+        # What the webhook trigger maps from a form's event; `tikflow run --dry-run` takes it as inputs.
+        return {"video_url": "https://cdn.example.com/v/form.mp4", "caption": "From the form"}
     return {}
 
 
@@ -214,6 +220,8 @@ def _comparable(effect: tuple) -> tuple:
     values = json.loads(params)
     values.pop("workflow_id", None)
     values.pop("data", None)  # notify.send's data: the ids and statuses of what was created
+    if isinstance(values.get("message"), str):  # form-to-tiktok's message names the post it created
+        values["message"] = re.sub(r"HighLevel post \S+", "HighLevel post <created>", values["message"])
     return action, path, json.dumps(values, sort_keys=True)
 
 

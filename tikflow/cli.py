@@ -178,6 +178,12 @@ def cmd_run(args: argparse.Namespace) -> int:
         return _dry_run(loaded, given, as_json=args.json)
 
     trigger = loaded.recipe.trigger
+    if args.wait and trigger is not None and trigger.webhook is not None:
+        raise UserError(
+            f"--wait cannot wait for {args.file}: its `webhook:` trigger registers a route that "
+            "starts a run per event and never finishes; start it without --wait",
+            EXIT_INVALID,
+        )
     if args.wait and trigger is not None and trigger.schedule is not None:
         # A Schedule never finishes, and its first run may be hours away: waiting would hang.
         raise UserError(
@@ -210,9 +216,12 @@ def cmd_run(args: argparse.Namespace) -> int:
                 f"{loaded.source}: Temporal refused to start it: {' '.join(exc.message.split())[:300]}",
                 EXIT_INVALID if invalid else 1,
             ) from None
-        kind = "schedule" if handle is None else "run"
+        webhook = trigger is not None and trigger.webhook is not None
+        kind = "route" if webhook else "schedule" if handle is None else "run"
         print(f"started {kind} {run_id}")
-        print(f"watch it: {ui_link(run_id, schedule=handle is None)}")
+        if webhook:
+            print(f"each event POSTed to /hooks/{trigger.webhook.route} on the ingress starts a run")  # type: ignore[union-attr]
+        print(f"watch it: {ui_link(run_id, schedule=handle is None and not webhook)}")
         if handle is None or not args.wait:
             return 0
         from tikflow.progress import show_progress
@@ -286,8 +295,9 @@ def cmd_status(args: argparse.Namespace) -> int:
             if schedule is None:
                 raise UserError(f"no run {args.id!r} to ask ({exc.message})") from None
             return _print_schedule(schedule, as_json=args.json)
+        links = _reauth_links(args.id, status.awaiting_reauth)
         if args.json:
-            print(json.dumps(status.model_dump(mode="json"), indent=2))
+            print(json.dumps({**status.model_dump(mode="json"), "reauth_links": links}, indent=2))
             return 0
         print(f"{args.id}: {status.recipe} is {status.phase}" + (" (paused)" if status.paused else ""))
         print(
@@ -299,6 +309,8 @@ def cmd_status(args: argparse.Namespace) -> int:
                 f"  waiting for: {status.waiting_for}"
                 + (f" until {status.backoff_until}" if status.backoff_until else "")
             )
+        for account, link in links.items():
+            print(f"  re-authorize {status.awaiting_reauth[account]} account {account!r}: {link}")
         if status.last_error:
             print(f"  last error: {status.last_error}")
         counters = status.counters.model_dump()
@@ -306,6 +318,19 @@ def cmd_status(args: argparse.Namespace) -> int:
         return 0
 
     return asyncio.run(go())
+
+
+def _reauth_links(workflow_id: str, waiting: dict[str, str]) -> dict[str, str]:
+    """Account → a fresh re-authorization link, for each account the run waits for (links set up)."""
+    from activities.credentials import CredentialStore, resolve_path
+    from activities.links import reauth_link_for
+
+    if not waiting:
+        return {}
+    config = engine_config()
+    store = CredentialStore(resolve_path(config.credentials_file)[0], seed=config.credentials_seed)
+    found = {a: reauth_link_for(store, config.public_url, p, a, workflow_id) for a, p in waiting.items()}
+    return {account: link for account, link in found.items() if link}
 
 
 def _print_schedule(schedule: Any, *, as_json: bool) -> int:
@@ -527,6 +552,7 @@ def build_parser() -> argparse.ArgumentParser:
         "sandbox",
         "demo",
         "reauth",
+        "connect",
         "graph",
         "trigger",
         "ingress",

@@ -19,6 +19,7 @@ from temporalio.client import (
     ScheduleActionStartWorkflow,
     ScheduleAlreadyRunningError,
     ScheduleSpec,
+    WorkflowExecutionStatus,
     WorkflowHandle,
 )
 from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDConflictPolicy
@@ -73,8 +74,20 @@ def side_effect_actions(recipe: Recipe) -> list[str]:
 
 
 def build_run(loaded: LoadedRecipe, given: dict[str, Any]) -> RecipeRun:
-    """The workflow input for a loaded recipe with the given inputs (defaults and types applied)."""
-    inputs = resolve_inputs(loaded.recipe, given, loaded.source)
+    """The workflow input for a loaded recipe with the given inputs (defaults and types applied).
+
+    A webhook recipe's inputs that its trigger maps from the event need no value now: each run
+    takes them from its event (and fails if the event has none for a required one).
+    """
+    recipe = loaded.recipe
+    webhook = recipe.trigger.webhook if recipe.trigger else None
+    if webhook is not None and webhook.inputs:
+        optional = {
+            name: spec.model_copy(update={"required": False}) if name in webhook.inputs else spec
+            for name, spec in recipe.inputs.items()
+        }
+        recipe = recipe.model_copy(update={"inputs": optional})
+    inputs = resolve_inputs(recipe, given, loaded.source)
     return RecipeRun(
         recipe=loaded.recipe,
         inputs=inputs,
@@ -124,6 +137,11 @@ async def start_recipe(
     if all_labels:
         memo["labels"] = all_labels
     trigger = loaded.recipe.trigger
+    if trigger is not None and trigger.webhook is not None:
+        searchable = (
+            {RECIPE_KEY.name: loaded.recipe.recipe, PHASE_KEY.name: "starting"} if search_attributes else {}
+        )
+        return await _register_webhook(client, run, memo, searchable, task_queue=task_queue), None
     if trigger is not None and trigger.schedule is not None:
         try:
             await client.create_schedule(
@@ -165,6 +183,55 @@ async def start_recipe(
             "stop it first, or start another with --id"
         ) from None
     return run_id, handle
+
+
+async def _register_webhook(
+    client: Client, run: RecipeRun, memo: dict[str, Any], searchable: dict[str, str], *, task_queue: str
+) -> str:
+    """Start the route listener of a webhook recipe: each event it accepts starts one run.
+
+    The listener (`tikflow-route-<route>`) holds the validated recipe and its inputs, so the route
+    survives restarts of every process; `tikflow stop tikflow-route-<route>` retires it.
+
+    Raises:
+        AlreadyRunning: the route is already registered (by this recipe or another).
+    """
+    from tikflow.ingress.delivery import register_route
+    from workflows.events import RouteSpec, RouteTarget, route_workflow_id
+
+    trigger = run.recipe.trigger
+    assert trigger is not None
+    webhook = trigger.webhook
+    assert webhook is not None
+    route_id = route_workflow_id(webhook.route)
+    try:
+        described = await client.get_workflow_handle(route_id).describe()
+    except RPCError as exc:
+        if exc.status != RPCStatusCode.NOT_FOUND:
+            raise
+    else:
+        if described.status == WorkflowExecutionStatus.RUNNING:
+            raise AlreadyRunning(
+                f"route {webhook.route!r} is already registered ({route_id}); "
+                f"stop it first: tikflow stop {route_id}"
+            )
+    spec = RouteSpec(
+        name=webhook.route,
+        auth=webhook.auth,
+        credential=webhook.credential,
+        target=RouteTarget(
+            workflow="RecipeWorkflow",
+            task_queue=task_queue,
+            args=[run.model_dump(mode="json")],
+            filter=webhook.filter,
+            event_id=webhook.event_id,
+            memo=memo,
+            search_attributes=searchable,
+            event_field="event",
+        ),
+    )
+    await register_route(client, spec, task_queue=task_queue)
+    return route_id
 
 
 async def get_status(client: Client, workflow_id: str) -> RunStatus:

@@ -48,6 +48,7 @@ from activities.runner import ProviderActivities
 from activities.settings import PROVIDERS
 from tikflow.connect import connect
 from workflows.events import event_workflows
+from workflows.links import LinkUsedWorkflow
 from workflows.recipe import RecipeWorkflow, workflow_runner
 
 __all__ = [
@@ -161,7 +162,7 @@ def build_workers(
         Worker(
             client,
             task_queue=base,
-            workflows=[RecipeWorkflow, *event_workflows()],
+            workflows=[RecipeWorkflow, *event_workflows(), LinkUsedWorkflow],
             workflow_runner=workflow_runner(),
             activities=[*grouped.pop(base), *local],
             max_concurrent_activities=max_activities,

@@ -30,8 +30,16 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 from temporalio import workflow
-from temporalio.common import WorkflowIDReusePolicy
+from temporalio.common import (
+    SearchAttributeKey,
+    SearchAttributePair,
+    TypedSearchAttributes,
+    WorkflowIDReusePolicy,
+)
 from temporalio.exceptions import FailureError, WorkflowAlreadyStartedError
+
+with workflow.unsafe.imports_passed_through():
+    from workflows.expressions import ExpressionError, evaluate, truthy
 
 __all__ = [
     "DELIVER_SIGNAL",
@@ -63,6 +71,9 @@ EVENT_SIGNAL = "tikflow_event"
 SUBSCRIBE_SIGNAL = "tikflow_subscribe"
 #: How many event ids a listener or mailbox remembers for de-duplication.
 MAX_SEEN = 2000
+#: How many runs a mailbox keeps subscribed (the most recent; a long-running run re-subscribes
+#: after each continue-as-new), so an account's mailbox stays small however many runs used it.
+MAX_SUBSCRIBERS = 1000
 #: Memo keys the ingress reads from a route listener.
 MEMO_AUTH = "tikflow_auth"
 MEMO_CREDENTIAL = "tikflow_credential"
@@ -101,18 +112,35 @@ class Event(BaseModel):
 
 
 class RouteTarget(BaseModel):
-    """What each new event of a route starts: a workflow type given `[*args, event]`."""
+    """What each new event of a route starts: a workflow type given `[*args, event]`.
+
+    `filter` and `event_id` are expressions over `event` (the `Event` as JSON), evaluated by the
+    listener before it starts anything: an event the filter refuses starts nothing (counted as
+    `filtered`), and the run's id derives from `event_id`'s value (default: the delivery id), so
+    two deliveries with the same value start one run.
+    """
 
     workflow: str = Field(description="Workflow type name.")
     task_queue: str = Field(description="Task queue of the started run.")
     args: list[Any] = Field(default_factory=list, description="Arguments before the event.")
+    filter: str | None = Field(default=None, description="Start a run only when this is true.")
+    event_id: str | None = Field(default=None, description="The id that de-duplicates runs.")
+    memo: dict[str, Any] = Field(default_factory=dict, description="Memo of each started run.")
+    search_attributes: dict[str, str] = Field(
+        default_factory=dict, description="Keyword search attributes of each started run (name → value)."
+    )
+    event_field: str | None = Field(
+        default=None,
+        description="Put the event into this field of the last argument (a mapping) instead of "
+        "passing it as one more argument (`RecipeWorkflow` takes one argument, `RecipeRun.event`).",
+    )
 
 
 class RouteSpec(BaseModel):
     """A generic webhook route, as its listener is started."""
 
     name: str = Field(description="Route name: the ingress serves it at `POST /hooks/<name>`.")
-    auth: Literal["standard", "token"] = Field(description="How the sender authenticates.")
+    auth: Literal["standard", "token", "tiktok"] = Field(description="How the sender authenticates.")
     credential: str = Field(description="Name of the credential that holds the secret or token.")
     target: RouteTarget | None = Field(default=None, description="What each new event starts.")
     keep: int = Field(default=100, ge=0, description="Events kept for `events` when there is no target.")
@@ -126,6 +154,7 @@ class RouteState(BaseModel):
     kept: list[Event] = Field(default_factory=list)
     accepted: int = 0
     duplicates: int = 0
+    filtered: int = 0
 
 
 class Subscription(BaseModel):
@@ -220,15 +249,44 @@ class RouteListenerWorkflow:
             self._state.kept = [*self._state.kept, event][-spec.keep :] if spec.keep else []
             self._state.accepted += 1
             return
+        target = spec.target
+        run_key = event.id
+        if target.filter is not None or target.event_id is not None:
+            context = {"event": event.model_dump(mode="json")}
+            try:
+                if target.filter is not None and not truthy(target.filter, context):
+                    self._state.filtered += 1
+                    return
+                if target.event_id is not None:
+                    run_key = str(evaluate(target.event_id, context) or "") or event.id
+            except ExpressionError as exc:
+                # The sender's event, not the route, is at fault: it starts nothing, the route goes on.
+                workflow.logger.warning(
+                    "route expression failed", extra={"route": spec.name, "error": str(exc)}
+                )
+                self._state.filtered += 1
+                return
+        args: list[Any] = [*target.args, event]
+        if target.event_field is not None and target.args and isinstance(target.args[-1], dict):
+            args = [*target.args[:-1], {**target.args[-1], target.event_field: event}]
         try:
             await workflow.start_child_workflow(
-                spec.target.workflow,
-                args=[*spec.target.args, event],
-                id=route_child_id(spec.name, event.id),
-                task_queue=spec.target.task_queue,
+                target.workflow,
+                args=args,
+                id=route_child_id(spec.name, run_key),
+                task_queue=target.task_queue,
                 parent_close_policy=workflow.ParentClosePolicy.ABANDON,
                 # Also after that run ended (for the namespace's retention), not only while it runs.
                 id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+                memo=target.memo or None,
+                search_attributes=TypedSearchAttributes(
+                    [
+                        SearchAttributePair(SearchAttributeKey.for_keyword(name), value)
+                        for name, value in target.search_attributes.items()
+                    ]
+                )
+                if target.search_attributes
+                else None,
             )
             self._state.accepted += 1
         except WorkflowAlreadyStartedError:
@@ -249,6 +307,11 @@ class RouteListenerWorkflow:
     @workflow.signal(name="tikflow_close")
     def close(self) -> None:
         """Retire the route: events already taken are still dispatched, then the listener ends."""
+        self._closing = True
+
+    @workflow.signal(name="stop")
+    def stop(self) -> None:
+        """`tikflow stop tikflow-route-<name>`: the same as `tikflow_close`."""
         self._closing = True
 
     @workflow.query(name="events")
@@ -333,7 +396,7 @@ class EventMailboxWorkflow:
         """Add (or replace) a waiting run; it is sent every kept event it has not had yet."""
         self._touched = True
         others = [s for s in self._state.subscribers if s.workflow_id != subscription.workflow_id]
-        self._state.subscribers = [*others, subscription]
+        self._state.subscribers = [*others, subscription][-MAX_SUBSCRIBERS:]
 
     @workflow.query(name="events")
     def events(self) -> list[Event]:

@@ -12,12 +12,14 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from workflows.expressions import ExpressionError, evaluate_value, truthy
+    from workflows.events import Event, mailbox_id, subscribe_mailbox
+    from workflows.expressions import ExpressionError, evaluate_value, is_template, truthy
     from workflows.models import (
         CallStep,
         FailStep,
@@ -28,12 +30,13 @@ with workflow.unsafe.imports_passed_through():
         SetStep,
         Step,
         UntilStep,
+        WaitForStep,
         WaitStep,
         WebhookCredential,
         parse_duration,
     )
     from workflows.patches import ITEM_KEY_PATCH, NOTIFY_PATCH, SLIDING_WINDOW_PATCH
-    from workflows.policy import CallPolicy, StepFailed
+    from workflows.policy import CallPolicy, RunStopped, StepFailed
     from workflows.state import SeenIds
     from workflows.steps import run_condition
 
@@ -60,6 +63,14 @@ class Interpreter(CallPolicy):
 
     # new_only: the ids seen so far, per step.
     _seen: SeenIds
+    # wait_for: the events mailboxes sent this run (oldest first, bounded), their ids, the ids a
+    # wait_for already took, the mailboxes subscribed to, and what each wait waits for (`status`).
+    _inbox: list[Event]
+    _inbox_ids: set[str]
+    _inbox_count: int
+    _consumed: set[str]
+    _subscribed: set[str]
+    _event_waits: dict[int, str]
 
     def _new_scope(self) -> Scope:
         assert self._run is not None
@@ -132,6 +143,8 @@ class Interpreter(CallPolicy):
                 raise StepFailed(f"{path}: {self._eval(step.fail, scope, path)}")
             case NotifyStep():
                 return await self._notify(step, scope, path)
+            case WaitForStep():
+                return await self._wait_for(step, scope, path)
         raise StepFailed(f"{path}: unsupported step {type(step).__name__}")
 
     async def _call_step(self, step: CallStep, scope: Scope, path: str) -> Any:
@@ -162,6 +175,74 @@ class Interpreter(CallPolicy):
                 raise StepFailed(f"{path}: `until` condition still false after {step.deadline}")
             attempt += 1
             await workflow.sleep(every)
+
+    async def _wait_for(self, step: WaitForStep, scope: Scope, path: str) -> Any:
+        """Wait for the first event of `step.wait_for` with the step's key that `match` accepts.
+
+        The run subscribes to the key's mailbox (once per key), which sends it every event it
+        kept and every later one; an event taken by one `wait_for` is not taken by another.
+        """
+        key = self._eval(step.key, scope, path)
+        if isinstance(key, bool) or not isinstance(key, str | int) or str(key) == "":
+            raise StepFailed(f"{path}: wait_for key must be text or a number, got {key!r}")
+        key = str(key)
+        said = str(self._eval(step.timeout, scope, path)) if is_template(step.timeout) else step.timeout
+        try:
+            timeout = parse_duration(said)
+        except ValueError as exc:
+            raise StepFailed(f"{path}: wait_for timeout: {exc}") from None
+        provider = step.wait_for
+        what = f"{provider} event for {key!r}" + (f" where {step.match}" if step.match else "")
+        if timeout > timedelta(0):
+            mailbox = mailbox_id(provider, key)
+            if mailbox not in self._subscribed:
+                self._subscribed.add(mailbox)
+                await subscribe_mailbox(provider, key)
+        deadline = workflow.now() + timeout
+        number = max(self._event_waits, default=0) + 1
+        self._event_waits[number] = f"a {what}"
+        try:
+            while True:
+                event = self._take_event(provider, key, step.match, scope, path)
+                if event is not None:
+                    return {**event.model_dump(mode="json"), "timed_out": False}
+                remaining = (deadline - workflow.now()).total_seconds()
+                if remaining <= 0 or self._stop:
+                    break
+                arrived = self._inbox_count
+                try:
+                    await workflow.wait_condition(
+                        lambda arrived=arrived: self._inbox_count > arrived or self._stop,  # type: ignore[misc]
+                        timeout=timedelta(seconds=remaining),
+                    )
+                except TimeoutError:
+                    # One last look: an event and the timer may land in the same workflow task.
+                    event = self._take_event(provider, key, step.match, scope, path)
+                    if event is not None:
+                        return {**event.model_dump(mode="json"), "timed_out": False}
+                    break
+        finally:
+            del self._event_waits[number]
+        if self._stop:
+            raise RunStopped
+        if step.on_timeout == "continue":
+            return {"timed_out": True, "key": key}
+        raise StepFailed(f"{path}: no {what} within {said}")
+
+    def _take_event(
+        self, provider: str, key: str, match: str | None, scope: Scope, path: str
+    ) -> Event | None:
+        """The oldest event not yet taken for (`provider`, `key`) that `match` accepts (then taken)."""
+        for event in self._inbox:
+            if event.id in self._consumed or event.source != provider or event.key != key:
+                continue
+            if match is not None and not self._condition(
+                match, scope.child(event=event.model_dump(mode="json")), path
+            ):
+                continue
+            self._consumed.add(event.id)
+            return event
+        return None
 
     async def _for_each(self, step: ForEachStep, scope: Scope, path: str) -> Any:
         items = self._eval(step.for_each, scope, path)

@@ -58,8 +58,10 @@ __all__ = [
     "Step",
     "Trigger",
     "UntilStep",
+    "WaitForStep",
     "WaitStep",
     "WebhookCredential",
+    "WebhookTrigger",
     "input_value_problem",
     "parse_duration",
     "recipe_json_schema",
@@ -355,21 +357,60 @@ class ScheduleTrigger(_Strict):
     timezone: str = Field(default="UTC", description="IANA time zone the cron expression is read in.")
 
 
+#: A credential's name, as `tikflow credentials set` accepts it.
+_CREDENTIAL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+#: A webhook route's name: the last part of its URL, `/hooks/<route>` (the ingress's rule).
+_ROUTE_NAME = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"
+
+
+class WebhookTrigger(_Strict):
+    """Start one run per event a sender POSTs to the ingress at `/hooks/<route>`.
+
+    Expressions here read `event`: `event.body` (the JSON body), `event.headers` (the non-secret
+    headers, lowercase names), `event.id` (the sender's delivery id), `event.received_at`.
+    """
+
+    route: str = Field(
+        pattern=_ROUTE_NAME,
+        description="The route's name: senders POST to `/hooks/<route>` on the ingress.",
+    )
+    auth: Literal["tiktok", "standard", "token"] = Field(
+        description="How senders authenticate: `tiktok` (TikTok-Signature, the `tiktok` credential's "
+        "client_secret), `standard` (Standard Webhooks, an `ingress` credential's signing_secret) or "
+        "`token` (`Authorization: Bearer`, an `ingress` credential's token)."
+    )
+    credential: str = Field(
+        pattern=_CREDENTIAL_NAME.pattern,
+        description="Name of the credential holding the secret or token (never the secret itself).",
+    )
+    filter: Expr | None = Field(
+        default=None, description="Start a run only for events where this is true (default: every event)."
+    )
+    event_id: Expr | None = Field(
+        default=None,
+        description="The id that de-duplicates events (default: the sender's delivery id, "
+        "`{{ event.id }}`): an event whose id was seen starts nothing new.",
+    )
+    inputs: dict[str, Any] = Field(
+        default_factory=dict,
+        description='Recipe inputs taken from the event, e.g. `caption: "{{ event.body.caption }}"`.',
+    )
+
+
 class Trigger(_Strict):
-    """When the recipe runs: omit for once; `poll` for a monitor; `schedule` for cron."""
+    """When the recipe runs: omit for once; `poll` for a monitor; `schedule` for cron; `webhook` per event."""
 
     poll: PollTrigger | None = Field(default=None, description="Loop forever with a sleep between polls.")
     schedule: ScheduleTrigger | None = Field(default=None, description="Start a run on a cron schedule.")
+    webhook: WebhookTrigger | None = Field(
+        default=None, description="Start a run per event POSTed to the ingress's `/hooks/<route>`."
+    )
 
     @model_validator(mode="after")
     def _exactly_one(self) -> Trigger:
-        if (self.poll is None) == (self.schedule is None):
-            raise ValueError("a trigger has exactly one of `poll` or `schedule`")
+        if sum(kind is not None for kind in (self.poll, self.schedule, self.webhook)) != 1:
+            raise ValueError("a trigger has exactly one of `poll`, `schedule` or `webhook`")
         return self
-
-
-#: A credential's name, as `tikflow credentials set` accepts it.
-_CREDENTIAL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 
 
 class WebhookCredential(_Strict):
@@ -522,6 +563,45 @@ class WaitStep(_StepBase):
     wait: Duration = Field(description="How long to wait.")
 
 
+def _wait_timeout(text: str) -> str:
+    if "{{" in text:
+        return text  # a template: rendered (and read as a duration) when the step runs
+    parse_duration(text)
+    return text
+
+
+class WaitForStep(_StepBase):
+    """Wait for a provider event routed to this run by its correlation key; the result is the event.
+
+    Events are kept from the moment they reach the ingress, so one that comes before the step
+    starts waiting is not lost. The result: the event (`id`, `type`, `key`, `received_at`,
+    `headers`, `body`; TikTok's `content` decoded into `body.content`) and `timed_out: false`.
+    """
+
+    wait_for: Literal["tiktok"] = Field(
+        description="Whose events: `tiktok` (the TikTok app's webhook, `/events/tiktok`)."
+    )
+    key: Expr = Field(
+        description="The correlation key the provider's events carry (TikTok: the `publish_id` of "
+        "posting events, `user:<open_id>` for `authorization.removed`)."
+    )
+    match: Expr | None = Field(
+        default=None,
+        description="Take only events for which this is true, e.g. "
+        "`{{ event.type == 'post.publish.complete' }}` (default: the first event for the key).",
+    )
+    timeout: Annotated[str, AfterValidator(_wait_timeout)] = Field(
+        default="1h",
+        description=f"How long to wait: {_DURATION_HELP}, up to {_format_duration(MAX_DURATION)}, "
+        "or a template giving one (`{{ inputs.event_wait }}`); `0s` does not wait at all.",
+    )
+    on_timeout: Literal["fail", "continue"] = Field(
+        default="fail",
+        description="When no event came in time: `fail` the step, or `continue` with the result "
+        "`{timed_out: true}` (e.g. to poll the status instead).",
+    )
+
+
 class SetStep(_StepBase):
     """Compute values once and keep them as `vars.<name>`."""
 
@@ -553,7 +633,7 @@ class NotifyStep(_StepBase):
 
 
 #: Step kinds, in the order a mapping's keys are tested (`until` steps also have `call`).
-STEP_KINDS = ("until", "call", "for_each", "parallel", "wait", "set", "fail", "notify", "if")
+STEP_KINDS = ("until", "call", "for_each", "parallel", "wait_for", "wait", "set", "fail", "notify", "if")
 
 
 def _step_kind(value: Any) -> str | None:
@@ -571,6 +651,7 @@ Step = Annotated[
     | Annotated[ForEachStep, Tag("for_each")]
     | Annotated[IfStep, Tag("if")]
     | Annotated[WaitStep, Tag("wait")]
+    | Annotated[WaitForStep, Tag("wait_for")]
     | Annotated[SetStep, Tag("set")]
     | Annotated[ParallelStep, Tag("parallel")]
     | Annotated[FailStep, Tag("fail")]
@@ -579,7 +660,7 @@ Step = Annotated[
         _step_kind,
         custom_error_type="unknown_step_kind",
         custom_error_message="a step needs one of the keys call, for_each, if, until, wait, set, "
-        "parallel, fail, notify",
+        "parallel, fail, notify, wait_for",
     ),
 ]
 
@@ -600,7 +681,9 @@ class Recipe(_Strict):
     inputs: dict[str, InputSpec] = Field(
         default_factory=dict, description="Typed inputs, read as `inputs.<name>`."
     )
-    trigger: Trigger | None = Field(default=None, description="When it runs (omit to run once).")
+    trigger: Trigger | None = Field(
+        default=None, description="When it runs (omit to run once; `webhook` for once per event)."
+    )
     account: str = Field(default="main", description="Default credential name for calls.")
     labels: dict[LabelKey, LabelValue] = Field(
         default_factory=dict,
@@ -639,6 +722,7 @@ STEP_MODEL_KINDS: dict[type, str] = {
     ForEachStep: "for_each",
     IfStep: "if",
     WaitStep: "wait",
+    WaitForStep: "wait_for",
     SetStep: "set",
     ParallelStep: "parallel",
     FailStep: "fail",

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 __all__ = [
     "ACTIVITY_SUMMARY_PATCH",
+    "AUTH_WATCH_PATCH",
     "ITEM_KEY_PATCH",
     "LOCAL_READS_PATCH",
     "NOTIFY_PATCH",
@@ -44,6 +45,11 @@ RUN_SCOPED_KEYS_PATCH = "idempotency-keys-name-the-run"
 #: `post_id`, `key` the item had (provider field names guessed by the engine); runs started before
 #: it keep those keys on replay.
 ITEM_KEY_PATCH = "item-key-from-new-only"
+#: A run subscribes to the `account:<name>` mailbox of each TikTok account it calls with (at its
+#: first call with it), so TikTok's `authorization.removed` moves it to `awaiting_reauth` at once,
+#: with the notification, instead of failing at its next call. Runs started before it made no
+#: such subscription (one child start or signal per account) and keep making none on replay.
+AUTH_WATCH_PATCH = "tiktok-authorization-watch"
 #: Every call's activity carries a summary naming its step and subject
 #: (`comments[7300…].0 tikapi.reply → 7301…`), shown in the Temporal UI's timeline. The summary is
 #: part of the recorded command; runs started before it schedule their calls without one.

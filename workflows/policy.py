@@ -33,6 +33,7 @@ from temporalio.exceptions import ActivityError, ApplicationError, CancelledErro
 with workflow.unsafe.imports_passed_through():
     from activities.contracts import ActionRequest, idempotency_key, reauth_command, task_queue_for
     from activities.errors import ProviderError
+    from workflows.events import subscribe_mailbox
     from workflows.models import (
         CallStep,
         NotifyStep,
@@ -43,6 +44,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from workflows.patches import (
         ACTIVITY_SUMMARY_PATCH,
+        AUTH_WATCH_PATCH,
         LOCAL_READS_PATCH,
         RUN_SCOPED_KEYS_PATCH,
         STOP_PATCH,
@@ -151,6 +153,9 @@ class CallPolicy:
     _backoff_reason: str | None
     _calls: dict[int, CallInFlight]
     _call_count: int
+    # TikTok accounts this run watches for `authorization.removed`, and those removed right now.
+    _watched: set[str]
+    _revoked: set[str]
 
     if TYPE_CHECKING:
         # The phase machine (`RecipeWorkflow`) and the interpreter (`Interpreter`) above.
@@ -191,8 +196,18 @@ class CallPolicy:
         policy = step.retry or recipe.retry
         # The error this call put in the status (an expiry it waits out): cleared once it succeeds.
         own_error: str | None = None
+        if (
+            action.startswith("tiktok.")
+            and account not in self._watched
+            and workflow.patched(AUTH_WATCH_PATCH)
+        ):
+            self._watched.add(account)
+            await subscribe_mailbox("tiktok", f"account:{account}")
         while True:
             await self._unpaused()
+            if account in self._revoked:
+                # TikTok said the user removed our access: wait with the run for the re-authorization.
+                await workflow.wait_condition(lambda: account not in self._revoked or self._stop)
             if self._stop and workflow.patched(STOP_PATCH):
                 raise RunStopped
             # A re-authorization that lands while this call is in flight cures its 428 too.
@@ -328,6 +343,25 @@ class CallPolicy:
         if workflow.patched(RUN_SCOPED_KEYS_PATCH):
             return idempotency_key(info.workflow_id, info.first_execution_run_id, self._state.iteration, path)
         return f"{info.workflow_id}:{self._state.iteration}:{path}"
+
+    async def _authorization_removed(self, account: str) -> None:
+        """TikTok's `authorization.removed` for `account`: park the run's calls with it until re-authorized.
+
+        Runs as its own task (started by the event's signal), so the run shows `awaiting_reauth` and
+        the notification goes out at once, whatever the run is doing; calls with the account wait.
+        """
+        self._revoked.add(account)
+        cause = ApplicationError(
+            f"the TikTok user removed tikflow's access to account {account!r} (authorization.removed)",
+            {"provider": "tiktok", "account": account},
+            type="SessionExpired",
+        )
+        try:
+            await self._await_reauth(account, cause, "authorization", self._reauthorized.get(account, 0))
+        except (StepFailed, RunStopped):
+            pass  # no re-authorization in time, or stopped: calls with it fail or end as they will
+        finally:
+            self._revoked.discard(account)
 
     async def _await_reauth(
         self, account: str, cause: ApplicationError, path: str, reauths_before: int

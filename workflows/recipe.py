@@ -25,8 +25,10 @@ from temporalio.exceptions import ApplicationError
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 with workflow.unsafe.imports_passed_through():
+    from workflows.events import EVENT_SIGNAL, Event
+    from workflows.expressions import ExpressionError, evaluate_value
     from workflows.interpreter import Interpreter
-    from workflows.models import Recipe, parse_duration
+    from workflows.models import Recipe, input_value_problem, parse_duration
     from workflows.patches import (
         ITEM_KEY_PATCH,
         NOTIFY_PATCH,
@@ -85,6 +87,8 @@ __all__ = [
     "workflow_runner",
 ]
 
+#: Events a run keeps for its `wait_for` steps (the newest).
+MAX_INBOX = 200
 #: so every run's history stays small (and replays fast) whatever the poll interval.
 POLLS_PER_RUN = 50
 #: A monitor gives up after this many polls in a row fail (a misconfigured recipe, not a blip).
@@ -140,6 +144,16 @@ class RecipeWorkflow(Interpreter):
         # Calls in flight, by a number of this run's own (so `status` can list them, `stop` cancel them).
         self._calls: dict[int, CallInFlight] = {}
         self._call_count = 0
+        # wait_for (see `Interpreter._wait_for`).
+        self._inbox: list[Event] = []
+        self._inbox_ids: set[str] = set()
+        self._inbox_count = 0
+        self._consumed: set[str] = set()
+        self._subscribed: set[str] = set()
+        self._event_waits: dict[int, str] = {}
+        self._watched: set[str] = set()
+        self._revoked: set[str] = set()
+        self._background: set[asyncio.Task[None]] = set()
 
     # -- signals and queries ---------------------------------------------------------------
 
@@ -177,6 +191,25 @@ class RecipeWorkflow(Interpreter):
         """The named account has a fresh credential in the store: redo the step that needed it."""
         self._reauthorized[account] = self._reauthorized.get(account, 0) + 1
 
+    @workflow.signal(name=EVENT_SIGNAL)
+    def event(self, event: Event) -> None:
+        """A provider event from a mailbox this run subscribed to (`wait_for`); a repeat is dropped."""
+        if event.id in self._inbox_ids:
+            return
+        account = event.key.removeprefix("account:")
+        if event.type == "authorization.removed" and event.key != account and account in self._watched:
+            self._inbox_ids.add(event.id)
+            if account not in self._revoked:
+                self._revoked.add(account)
+                # The workflow's own event loop: deterministic like the rest of the run.
+                task = asyncio.get_running_loop().create_task(self._authorization_removed(account))
+                self._background.add(task)
+                task.add_done_callback(self._background.discard)
+            return
+        self._inbox_ids.add(event.id)
+        self._inbox = [*self._inbox, event][-MAX_INBOX:]
+        self._inbox_count += 1
+
     @workflow.query
     def status(self) -> RunStatus:
         """Where the run is and what it has done."""
@@ -189,7 +222,7 @@ class RecipeWorkflow(Interpreter):
             last_poll_at=self._last_poll_at,
             next_poll_at=self._next_poll_at,
             backoff_until=self._backoff_until,
-            waiting_for=self._waiting_for,
+            waiting_for=self._waiting_for or "; ".join(self._event_waits.values()) or None,
             last_error=self._state.last_error,
             recovered_from=self._state.recovered_from,
             calls=[call.shown() for call in self._calls.values()],
@@ -201,7 +234,13 @@ class RecipeWorkflow(Interpreter):
 
     @workflow.run
     async def run(self, run: RecipeRun) -> RunResult:
-        """Run the recipe; a monitor loops until stopped, continuing-as-new to stay small."""
+        """Run the recipe; a monitor loops until stopped, continuing-as-new to stay small.
+
+        A run a webhook route started carries its event (`RecipeRun.event`, put there by
+        `workflows.events.RouteListenerWorkflow`): the trigger's `inputs` take their values from it.
+        """
+        if run.event is not None:
+            run = self._with_event_inputs(run, run.event)
         self._run = run
         recipe = run.recipe
         self._recipe_name = recipe.recipe
@@ -229,6 +268,43 @@ class RecipeWorkflow(Interpreter):
                 outputs=outputs,
             )
         return await self._monitor(run, parse_duration(poll.every), poll.max_polls)
+
+    def _with_event_inputs(self, run: RecipeRun, event: Event) -> RecipeRun:
+        """`run` with the inputs its webhook trigger maps from `event` (checked against their types)."""
+        webhook = run.recipe.trigger.webhook if run.recipe.trigger else None
+        if webhook is None:
+            return run
+        try:
+            mapped = evaluate_value(webhook.inputs, {"event": event.model_dump(mode="json")})
+        except ExpressionError as exc:
+            raise ApplicationError(
+                f"trigger.webhook.inputs: {exc}", type="StepFailed", non_retryable=True
+            ) from None
+        inputs = dict(run.inputs)
+        for name, value in mapped.items():
+            spec = run.recipe.inputs.get(name)
+            if spec is None:
+                continue  # the loader refuses such a name; a recipe built in code may have one
+            if isinstance(value, str) and spec.type != "string":
+                with contextlib.suppress(ValueError):
+                    value = spec.coerce(value)
+            problem = None if spec.accepts(value) else f"is not {spec.type}"
+            problem = problem or input_value_problem(value)
+            if problem:
+                raise ApplicationError(
+                    f"trigger.webhook.inputs.{name}: the event's value {problem}",
+                    type="StepFailed",
+                    non_retryable=True,
+                )
+            inputs[name] = value
+        missing = [n for n, s in run.recipe.inputs.items() if s.is_required and inputs.get(n) is None]
+        if missing:
+            raise ApplicationError(
+                f"the event gave no value for the required input {missing[0]!r}",
+                type="StepFailed",
+                non_retryable=True,
+            )
+        return run.model_copy(update={"inputs": inputs})
 
     async def _once(self, recipe: Recipe) -> dict[str, Any]:
         self._set_phase("running")

@@ -18,6 +18,7 @@ from pydantic import BaseModel, Field
 from temporalio.common import SearchAttributeKey
 from temporalio.exceptions import ApplicationError
 
+from workflows.events import Event
 from workflows.models import Recipe
 
 __all__ = [
@@ -102,6 +103,9 @@ class RecipeRun(BaseModel):
         default_factory=list, description="Action names that change the outside world (counted as effects)."
     )
     state: MonitorState | None = Field(default=None, description="Carried over by continue-as-new.")
+    event: Event | None = Field(
+        default=None, description="The event that started the run (a `trigger: webhook` recipe's)."
+    )
 
 
 class CallStatus(BaseModel):

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from activities.errors import (
     CredentialsRejected,
@@ -80,7 +80,7 @@ PROVIDER = Provider(
 
 
 def _cursor(ctx: ActionContext, value: Any) -> int | None:
-    """A numeric cursor (DumplingAI sends numbers; digit strings are accepted too); 0/absent = end."""
+    """A numeric cursor (the comments listing sends numbers; digit strings too); 0/absent = end."""
     if value is None or isinstance(value, bool):
         return None
     if isinstance(value, str) and value.isdigit():
@@ -90,15 +90,26 @@ def _cursor(ctx: ActionContext, value: Any) -> int | None:
     return value or None
 
 
+def _max_cursor(ctx: ActionContext, value: Any) -> str | None:
+    """The profile-videos `max_cursor` as the string the docs type it; empty or "0" = end.
+
+    A number is read as its digits, in case an older answer sends one.
+    """
+    if value is None or isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        value = str(value)
+    if not isinstance(value, str) or not value.isdigit():
+        raise PROVIDER.malformed(ctx, f"max_cursor {value!r} is not a cursor")
+    return value if value.strip("0") else None
+
+
 def aweme_item(raw: Mapping[str, Any]) -> dict[str, Any]:
     """A video in TikTok's app (`aweme`) format, in the same shape as `activities.shapes.video_item`."""
     author = raw.get("author")
     author_obj = author if isinstance(author, dict) else {}
     stats = raw.get("statistics")
     stats_obj = stats if isinstance(stats, dict) else {}
-    video = raw.get("video")
-    # The app format counts duration in milliseconds; the normalized shape uses seconds.
-    duration_ms = video.get("duration") if isinstance(video, dict) else None
     normalized = video_item(
         {
             "id": raw.get("aweme_id"),
@@ -115,10 +126,11 @@ def aweme_item(raw: Mapping[str, Any]) -> dict[str, Any]:
                 "commentCount": stats_obj.get("comment_count"),
                 "shareCount": stats_obj.get("share_count"),
             },
+            # Seconds, as the normalized shape counts them. The docs win over TikTok's app format
+            # (milliseconds): DumplingAI's get-tiktok-profile-videos example has `"duration": 15`.
+            "video": raw.get("video"),
         }
     )
-    if isinstance(duration_ms, int | float) and not isinstance(duration_ms, bool):
-        normalized["duration"] = round(duration_ms / 1000)
     return normalized
 
 
@@ -132,7 +144,19 @@ class ProfileVideosInput(PagedInput):
     """A profile's videos."""
 
     handle: str = Field(min_length=1, description="TikTok username, with or without @.")
-    cursor: int | None = Field(default=None, ge=0, description="Resume from this `maxCursor`.")
+    cursor: str | None = Field(
+        default=None,
+        pattern=r"^[0-9]+$",
+        description="Resume from this `maxCursor` (a previous result's `cursor`; a string of digits).",
+    )
+
+    @field_validator("cursor", mode="before")
+    @classmethod
+    def _digits(cls, value: Any) -> Any:
+        # Recipes (and recorded runs) written when the cursor was a number stay valid.
+        if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+            return str(value)
+        return value
 
 
 class VideoCommentsInput(PagedInput):
@@ -176,9 +200,9 @@ async def profile(ctx: ActionContext, params: ProfileInput) -> dict[str, Any]:
 
 @action("dumpling.profile_videos", ProfileVideosInput, endpoint="POST /api/v1/get-tiktok-profile-videos")
 async def profile_videos(ctx: ActionContext, params: ProfileVideosInput) -> dict[str, Any]:
-    """A profile's videos, paged by `max_cursor`."""
+    """A profile's videos, paged by `max_cursor` (a string, both ways, as the docs type it)."""
 
-    async def fetch(cursor: int | None) -> dict[str, Any]:
+    async def fetch(cursor: str | None) -> dict[str, Any]:
         return await PROVIDER.request(
             ctx,
             "POST",
@@ -186,8 +210,8 @@ async def profile_videos(ctx: ActionContext, params: ProfileVideosInput) -> dict
             json_body=declared({"handle": params.handle.lstrip("@"), "maxCursor": cursor}),
         )
 
-    def following(body: dict[str, Any]) -> int | None:
-        return _cursor(ctx, body.get("max_cursor")) if body.get("has_more") else None
+    def following(body: dict[str, Any]) -> str | None:
+        return _max_cursor(ctx, body.get("max_cursor")) if body.get("has_more") else None
 
     pages = await collect_pages(fetch, following, start=params.cursor, pages=params.pages)
     items = [aweme_item(raw) for body in pages.bodies for raw in PROVIDER.items(ctx, body, "aweme_list")]

@@ -8,7 +8,8 @@ by the shared limiter in `activities.http.send`; `classify` maps the error bodie
 
 The rooms: `errors` (the classifier), `client` (the provider declaration and the location acted
 in), `accounts` (`highlevel.accounts`, `highlevel.tiktok_profile`) and `posts`
-(`highlevel.create_post`, once per step however often retried; `get_post`, `list_posts`).
+(`highlevel.create_post`, once per step however often retried; `get_post`, `list_posts`), and
+`oauth` (marketplace-app OAuth tokens, refreshed like TikTok's, beside static tokens).
 Importing the package registers all five actions.
 """
 

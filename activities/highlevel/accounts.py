@@ -8,6 +8,7 @@ from pydantic import Field
 
 from activities.highlevel.client import PROVIDER, LocationId, location_credential
 from activities.highlevel.errors import NAME
+from activities.highlevel.oauth import request
 from activities.http import listed
 from activities.registry import ActionContext, ActionInput, action
 
@@ -24,9 +25,7 @@ class AccountsInput(ActionInput):
 async def accounts(ctx: ActionContext, params: AccountsInput) -> dict[str, Any]:
     """The social accounts connected to the location, in `items` (and the account groups)."""
     credential, location = location_credential(ctx, params.location_id)
-    results = await PROVIDER.request(
-        ctx, "GET", f"/social-media-posting/{location}/accounts", credential=credential
-    )
+    results = await request(ctx, "GET", f"/social-media-posting/{location}/accounts", credential=credential)
     items = [
         {
             "id": a.get("id"),
@@ -59,7 +58,7 @@ class TiktokProfileInput(ActionInput):
 async def tiktok_profile(ctx: ActionContext, params: TiktokProfileInput) -> dict[str, Any]:
     """The TikTok profile(s) behind a connected account, in `items`."""
     credential, location = location_credential(ctx, params.location_id)
-    results = await PROVIDER.request(
+    results = await request(
         ctx,
         "GET",
         f"/social-media-posting/oauth/{location}/tiktok/accounts/{params.account_id}",

@@ -28,10 +28,11 @@ def _auth(ctx: ActionContext, path: str, credential: Mapping[str, str]) -> dict[
 PROVIDER = Provider(
     name=NAME,
     base_url="https://services.leadconnectorhq.com",
-    fields=("token", "location_id", "user_id"),
+    fields=("token", "location_id", "user_id", "client_id", "client_secret", "refresh_token", "expires_at"),
     required=("token",),
     classify=classify,
     auth=_auth,
+    reauth=("token", "refresh_token"),
     envelope="results",
     retry_after=retry_after,
     order=30,

@@ -19,6 +19,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from activities.errors import ProviderUnavailable
 from activities.highlevel.client import PROVIDER, LocationId, location_credential
 from activities.highlevel.errors import NAME
+from activities.highlevel.oauth import request
 from activities.http import listed
 from activities.ledger import ledger_for
 from activities.pagination import collect_pages
@@ -161,7 +162,7 @@ async def _posts_page(
     ctx: ActionContext, credential: dict[str, str], location: str, query: dict[str, Any]
 ) -> dict[str, Any]:
     """One page of the location's post list (HighLevel takes the query as a JSON body)."""
-    return await PROVIDER.request(
+    return await request(
         ctx, "POST", f"/social-media-posting/{location}/posts/list", credential=credential, json_body=query
     )
 
@@ -235,7 +236,7 @@ async def create_post(ctx: ActionContext, params: CreatePostInput) -> dict[str, 
         body["scheduleDate"] = _iso(params.schedule_date)
     if params.tiktok is not None:
         body["tiktokPostDetails"] = params.tiktok.as_api()
-    results = await PROVIDER.request(
+    results = await request(
         ctx, "POST", f"/social-media-posting/{location}/posts", credential=credential, json_body=body
     )
     post = obj(results.get("post"))
@@ -257,7 +258,7 @@ class GetPostInput(ActionInput):
 async def get_post(ctx: ActionContext, params: GetPostInput) -> dict[str, Any]:
     """One post: `status` (published, failed, scheduled, …), `error`, `platform_post_id` and `raw`."""
     credential, location = location_credential(ctx, params.location_id)
-    results = await PROVIDER.request(
+    results = await request(
         ctx, "GET", f"/social-media-posting/{location}/posts/{params.post_id}", credential=credential
     )
     post = results.get("post")

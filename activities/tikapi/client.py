@@ -120,7 +120,7 @@ def _needs(path: str) -> tuple[str, ...]:
 PROVIDER = Provider(
     name=NAME,
     base_url="https://api.tikapi.io",
-    fields=("api_key", "account_key"),
+    fields=("api_key", "account_key", "client_id"),
     required=("api_key",),
     classify=classify,
     auth=_auth,

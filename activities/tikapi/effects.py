@@ -85,13 +85,16 @@ async def like_comment(ctx: ActionContext, params: CommentRefInput) -> dict[str,
     Idempotent by nature: like and unlike are separate set-state endpoints (not a toggle), so
     liking an already-liked comment leaves it liked; no check is spent on it.
     """
+    return await _set_comment_like(ctx, params, liked=True)
+
+
+async def _set_comment_like(ctx: ActionContext, params: CommentRefInput, *, liked: bool) -> dict[str, Any]:
+    """Like or unlike a comment (two set-state endpoints, the same body)."""
+    path = "/user/comment/like" if liked else "/user/comment/unlike"
     await PROVIDER.request(
-        ctx,
-        "POST",
-        "/user/comment/like",
-        json_body={"media_id": params.media_id, "comment_id": params.comment_id},
+        ctx, "POST", path, json_body={"media_id": params.media_id, "comment_id": params.comment_id}
     )
-    return {"liked": True}
+    return {"liked": liked}
 
 
 @action("tikapi.like_video", LikeVideoInput, endpoint="POST /user/like", side_effect=True)
@@ -102,6 +105,25 @@ async def like_video(ctx: ActionContext, params: LikeVideoInput) -> dict[str, An
     """
     await PROVIDER.request(ctx, "POST", "/user/like", json_body={"media_id": params.media_id})
     return {"liked": True}
+
+
+@action("tikapi.unlike_comment", CommentRefInput, endpoint="POST /user/comment/unlike", side_effect=True)
+async def unlike_comment(ctx: ActionContext, params: CommentRefInput) -> dict[str, Any]:
+    """Take back our like of a comment.
+
+    Idempotent by nature, as `tikapi.like_comment`: unliking a comment we do not like leaves it so.
+    """
+    return await _set_comment_like(ctx, params, liked=False)
+
+
+@action("tikapi.unlike_video", LikeVideoInput, endpoint="POST /user/unlike", side_effect=True)
+async def unlike_video(ctx: ActionContext, params: LikeVideoInput) -> dict[str, Any]:
+    """Take back our like of a video.
+
+    Idempotent by nature, as `tikapi.like_video`: a second unlike leaves the video unliked.
+    """
+    await PROVIDER.request(ctx, "POST", "/user/unlike", json_body={"media_id": params.media_id})
+    return {"liked": False}
 
 
 @action("tikapi.delete_comment", DeleteCommentInput, endpoint="POST /user/comment/delete", side_effect=True)

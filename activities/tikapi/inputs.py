@@ -118,7 +118,7 @@ class DeleteCommentInput(ActionInput):
 
 
 class LikeVideoInput(ActionInput):
-    """A video to like."""
+    """A video to like (or unlike)."""
 
     media_id: str = Field(min_length=1, description="Video id.")
 
@@ -135,6 +135,26 @@ class FollowersInput(CountMixin, PagedInput):
 
     sec_uid: str | None = Field(default=None, description="Another user's secUid; default: our own.")
     cursor: int | None = Field(default=None, ge=0, description="Resume from this `nextCursor`.")
+
+
+class PublicFollowersInput(CountMixin, PagedInput):
+    """Any user's followers or followings, from the public listing."""
+
+    sec_uid: str = Field(min_length=1, description="The user's secUid (from `tikapi.profile`).")
+    cursor: int | None = Field(default=None, ge=0, description="Resume from this `nextCursor`.")
+
+
+class LikedPostsInput(CountMixin, PagedInput):
+    """The videos the account liked (or another user's, by secUid, if theirs are public)."""
+
+    sec_uid: str | None = Field(default=None, description="Another user's secUid; default: our own.")
+    cursor: str | None = Field(default=None, description="Resume from this cursor.")
+
+
+class RelatedPostsInput(ActionInput):
+    """A video to find related videos for."""
+
+    video_id: str = Field(min_length=1, description="Video id (or a vm.tiktok.com short link).")
 
 
 class ConversationsInput(PagedInput):

@@ -9,7 +9,7 @@ from typing import Any
 from activities.pagination import Pages, collect_pages
 from activities.provider import obj
 from activities.registry import ActionContext, PagedInput, action
-from activities.shapes import as_int, as_text, video_item
+from activities.shapes import as_int, as_text, user_item, video_item
 from activities.tikapi.client import PROVIDER
 from activities.tikapi.identity import whoami
 from activities.tikapi.inputs import (
@@ -20,10 +20,13 @@ from activities.tikapi.inputs import (
     FeedInput,
     FollowersInput,
     HashtagPostsInput,
+    LikedPostsInput,
     MessagesInput,
     NoInput,
     NotificationsInput,
     ProfileInput,
+    PublicFollowersInput,
+    RelatedPostsInput,
     RepliesInput,
     SearchInput,
     UserPostsInput,
@@ -34,10 +37,14 @@ from activities.tikapi.paging import (
     CONVERSATIONS,
     FEED,
     FOLLOWERS,
+    FOLLOWING,
     HASHTAG,
+    LIKED,
     MESSAGES,
     MY_COMMENTS,
     POSTS,
+    PUBLIC_FOLLOWERS,
+    PUBLIC_FOLLOWING,
     REPLIES,
     REQUESTS,
     SEARCH,
@@ -146,6 +153,13 @@ async def explore(ctx: ActionContext, params: ExploreInput) -> dict[str, Any]:
     return {"items": video_items(ctx, [body]), "cursor": None, "has_more": False}
 
 
+@action("tikapi.related_posts", RelatedPostsInput, endpoint="GET /public/related_posts")
+async def related_posts(ctx: ActionContext, params: RelatedPostsInput) -> dict[str, Any]:
+    """Videos TikTok relates to one video (one batch, as `tikapi.explore`)."""
+    body = await PROVIDER.request(ctx, "GET", "/public/related_posts", params={"video_id": params.video_id})
+    return {"items": video_items(ctx, [body]), "cursor": None, "has_more": False}
+
+
 @action("tikapi.messages", MessagesInput, endpoint="GET /user/messages")
 async def messages(ctx: ActionContext, params: MessagesInput) -> dict[str, Any]:
     """The messages of one conversation, newest first; by default only those the other side sent.
@@ -218,9 +232,13 @@ async def analytics(ctx: ActionContext, params: AnalyticsInput) -> dict[str, Any
 
 @action("tikapi.session_check", NoInput, endpoint="GET /user/session/check")
 async def session_check(ctx: ActionContext, params: NoInput) -> dict[str, Any]:
-    """Check that the account's TikTok session is alive (`valid: true`).
+    """Check the account's TikTok session (`valid: true`); TikAPI removes an account whose session is invalid.
 
-    An expired session raises `SessionExpired`, which pauses the run for re-authorization.
+    Careful: when the session is invalid, TikAPI also removes the user ("Auto-removes the user if
+    it's invalid", TikAPI's reference): the Account Key then stops working for every endpoint
+    until the user authorizes again. TikAPI checks sessions on its own, so call this only to learn
+    now rather than on the next call. An expired session raises `SessionExpired`, which pauses
+    the run for re-authorization (a new Account Key).
     """
     body = await PROVIDER.request(ctx, "GET", "/user/session/check")
     return {"valid": True, "message": as_text(body.get("message"))}
@@ -287,11 +305,25 @@ class ListingAction:
         action(self.name, self.input_model, endpoint=f"GET {self.listing.path}")(run)
 
 
+def _listed_users(key: str) -> Callable[[ActionContext, list[dict[str, Any]]], list[dict[str, Any]]]:
+    """User items of pages that list users under `key`.
+
+    The public web listing (`userList`) holds `{user, stats}` entries; the account's own (app)
+    listing holds bare users.
+    """
+
+    def read(ctx: ActionContext, bodies: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        listed = [raw for body in bodies for raw in PROVIDER.items(ctx, body, key)]
+        return [user_item(obj(raw.get("user")) if "user" in raw else raw) for raw in listed]
+
+    return read
+
+
 def _on_video(params: CommentsInput) -> dict[str, Any]:
     return {"media_id": params.media_id, "count": params.count}
 
 
-def _of_user(params: FeedInput | FollowersInput) -> dict[str, Any]:
+def _of_user(params: FeedInput | FollowersInput | LikedPostsInput | PublicFollowersInput) -> dict[str, Any]:
     return {"count": params.count, "secUid": params.sec_uid}
 
 
@@ -344,6 +376,38 @@ LISTINGS = (
         _of_user,
         user_items,
         "The account's followers (or another user's, by `sec_uid`) as user items.",
+    ),
+    ListingAction(
+        "tikapi.following",
+        FollowersInput,
+        FOLLOWING,
+        _of_user,
+        _listed_users("followings"),
+        "The accounts the account follows (or another user follows, by `sec_uid`) as user items.",
+    ),
+    ListingAction(
+        "tikapi.public_followers",
+        PublicFollowersInput,
+        PUBLIC_FOLLOWERS,
+        _of_user,
+        _listed_users("userList"),
+        "Any user's followers, from TikTok's public listing (no account needed), as user items.",
+    ),
+    ListingAction(
+        "tikapi.public_following",
+        PublicFollowersInput,
+        PUBLIC_FOLLOWING,
+        _of_user,
+        _listed_users("userList"),
+        "The accounts any user follows, from TikTok's public listing, as user items.",
+    ),
+    ListingAction(
+        "tikapi.liked_posts",
+        LikedPostsInput,
+        LIKED,
+        _of_user,
+        video_items,
+        "The videos the account liked (or another user liked, by `sec_uid`), newest first.",
     ),
     ListingAction(
         "tikapi.conversations",

@@ -8,16 +8,14 @@ once per account however many calls find the token stale).
 
 from __future__ import annotations
 
-import contextlib
-import math
-import time
+from collections.abc import Mapping
 from typing import Any
 
 from activities.errors import CredentialsRejected, SessionExpired
 from activities.registry import ActionContext, Services
 from activities.tiktok.client import PROVIDER
 from activities.tiktok.errors import NAME, classify_oauth
-from activities.tokens import with_access_token
+from activities.tokens import expires_at, with_access_token
 
 __all__ = ["TOKEN_PATH", "api", "exchange_code", "refresh_access_token"]
 
@@ -30,19 +28,7 @@ def _token_fields(body: dict[str, Any]) -> dict[str, str]:
     Raises:
         ProviderUnavailable: `expires_in` is not a number of seconds.
     """
-    expires_in = body.get("expires_in") or 0
-    seconds = math.nan
-    if isinstance(expires_in, int | float | str) and not isinstance(expires_in, bool):
-        with contextlib.suppress(ValueError):
-            seconds = float(expires_in)
-    if not math.isfinite(seconds):
-        raise PROVIDER.malformed(
-            None, f"the token endpoint's expires_in {expires_in!r} is not a number of seconds"
-        )
-    fields = {
-        "access_token": str(body["access_token"]),
-        "expires_at": str(int(time.time() + seconds)),
-    }
+    fields = {"access_token": str(body["access_token"]), "expires_at": expires_at(body, PROVIDER)}
     # The refresh token rotates: always keep the one TikTok just issued.
     if body.get("refresh_token"):
         fields["refresh_token"] = str(body["refresh_token"])
@@ -107,12 +93,15 @@ async def exchange_code(
     code: str,
     redirect_uri: str,
     code_verifier: str | None = None,
+    app: Mapping[str, str] | None = None,
 ) -> dict[str, str]:
     """Trade an authorization code for the account's first token pair and store it.
 
     Not an action: the code is a one-time secret and must not pass through workflow history; the
-    CLI's authorization flow calls this directly. The credential must already hold `client_key`
-    and `client_secret`.
+    authorization flow (`tikflow connect`, the ingress's callback) calls this directly. The app's
+    `client_key` and `client_secret` come from `app` (then stored with the tokens, so a new
+    account can refresh) or else from the account's credential. Nothing is stored when TikTok
+    refuses.
 
     Args:
         services: The shared services (HTTP client, credential store, settings, limiter).
@@ -120,12 +109,13 @@ async def exchange_code(
         code: The `code` TikTok redirected back with.
         redirect_uri: The redirect URI used in the authorization request.
         code_verifier: The PKCE verifier, for desktop and mobile authorization flows.
+        app: The app's `client_key` and `client_secret`, when the account does not hold them yet.
 
     Returns:
         The non-secret facts: `open_id`, `scope` and `expires_at`.
     """
     ctx = ActionContext(services=services, account=account, idempotency_key="", action="tiktok.oauth")
-    credential = PROVIDER.credential(ctx)
+    credential = dict(app) if app is not None else PROVIDER.credential(ctx)
     form = {
         "client_key": credential["client_key"],
         "client_secret": credential["client_secret"],
@@ -137,6 +127,8 @@ async def exchange_code(
         form["code_verifier"] = code_verifier
     body = await _token_request(ctx, form)
     fields = _token_fields(body)
+    if app is not None:
+        fields = {"client_key": app["client_key"], "client_secret": app["client_secret"], **fields}
     services.credentials.update(NAME, account, fields)
     return {
         "open_id": fields.get("open_id", ""),

@@ -99,12 +99,18 @@ class VideoSourceInput(ActionInput):
         pattern=r"^https://",
         description="Public https URL on a domain verified with TikTok, for PULL_FROM_URL.",
     )
+    # Not `ge=MIN_CHUNK_BYTES` on purpose (issue 17, point 4): the input cannot know the file's
+    # size, and a file under 5 MB goes whole whatever the chunk size, so a small chunk_size is
+    # harmless there and lets the sandbox (whose minimum is configurable) exercise chunking on
+    # small files. For a file of 5 MB or more, `plan_chunks` refuses a chunk under 5 MB before any
+    # request is sent.
     chunk_size: int = Field(
         default=DEFAULT_CHUNK_BYTES,
         ge=1,
         le=MAX_CHUNK_BYTES,
         description=(
-            "Bytes per upload chunk. TikTok accepts 5-64 MB; smaller sizes are for the sandbox and tests."
+            "Bytes per upload chunk. TikTok accepts 5-64 MB; under 5 MB is refused for files of "
+            "5 MB or more (smaller files go whole; smaller chunks are for the sandbox and tests)."
         ),
     )
 

@@ -52,7 +52,8 @@ def aweme(n: int) -> dict[str, Any]:
         "create_time": 1700000000 + n,
         "statistics": {"comment_count": 1, "digg_count": 2, "play_count": 3, "share_count": 4},
         "author": {"unique_id": "catlover", "uid": "111", "sec_uid": "MS4w"},
-        "video": {"duration": 15300},
+        # Seconds, as the docs' example of get-tiktok-profile-videos gives it.
+        "video": {"duration": 15},
     }
 
 
@@ -62,9 +63,9 @@ def aweme(n: int) -> dict[str, Any]:
         ("dumpling.profile", {"handle": "@catlover"}, "/api/v1/get-tiktok-profile", {"handle": "catlover"}),
         (
             "dumpling.profile_videos",
-            {"handle": "catlover", "cursor": 99},
+            {"handle": "catlover", "cursor": "99"},
             "/api/v1/get-tiktok-profile-videos",
-            {"handle": "catlover", "maxCursor": 99},
+            {"handle": "catlover", "maxCursor": "99"},
         ),
         (
             "dumpling.video_comments",
@@ -114,11 +115,11 @@ async def test_profile_normalized(fake: FakeProvider, services: Services) -> Non
 
 async def test_profile_videos_pages_by_max_cursor(fake: FakeProvider, services: Services) -> None:
     fake.otherwise(
-        {"aweme_list": [aweme(1)], "max_cursor": 1700000000000, "has_more": 1},
-        {"aweme_list": [aweme(2)], "max_cursor": 1600000000000, "has_more": 0},
+        {"aweme_list": [aweme(1)], "max_cursor": "1700000000000", "has_more": 1},
+        {"aweme_list": [aweme(2)], "max_cursor": "1600000000000", "has_more": 0},
     )
     result = await run_action(ctx(services), "dumpling.profile_videos", handle="catlover", pages=5)
-    assert [b.get("maxCursor") for b in fake.bodies()] == [None, 1700000000000]
+    assert [b.get("maxCursor") for b in fake.bodies()] == [None, "1700000000000"]
     assert [v["id"] for v in result["items"]] == ["7200000000000000001", "7200000000000000002"]
     assert result["items"][0]["stats"] == {
         "digg_count": 2,
@@ -208,6 +209,17 @@ async def test_zero_remaining_holds_the_next_call(fake: FakeProvider, services: 
     fake.otherwise(httpx.Response(200, json={"transcript": "WEBVTT"}, headers=headers))
     await run_action(ctx(services), "dumpling.transcript", url="u")
     assert services.limiter.wait_time("dumpling", "main") > 0
+
+
+async def test_profile_videos_cursor_is_a_string_both_ways(fake: FakeProvider, services: Services) -> None:
+    # A number from an older answer is read as its digits; a number in old recipes still validates.
+    fake.otherwise(
+        {"aweme_list": [aweme(1)], "max_cursor": 1700000000000, "has_more": 1},
+        {"aweme_list": [aweme(2)], "max_cursor": "1600000000000", "has_more": 1},
+    )
+    result = await run_action(ctx(services), "dumpling.profile_videos", handle="catlover", cursor=5, pages=2)
+    assert [b.get("maxCursor") for b in fake.bodies()] == ["5", "1700000000000"]
+    assert (result["cursor"], result["has_more"]) == ("1600000000000", True)
 
 
 def test_aweme_item_without_video_keeps_duration_unknown() -> None:

@@ -111,6 +111,16 @@ async def _like_comment(s: Setup) -> dict[str, Any]:
     return {"media_id": DOC_VIDEO, "comment_id": DOC_COMMENT}
 
 
+async def _public_listing(s: Setup) -> dict[str, Any]:
+    return {"sec_uid": s.world.users[ME].sec_uid, "count": 2, "pages": 2}
+
+
+async def _liked_posts(s: Setup) -> dict[str, Any]:
+    for video in list(s.world.videos.values())[:3]:
+        video.liked_by.append(ME)
+    return {"count": 2, "pages": 2}
+
+
 async def _delete_comment(s: Setup) -> dict[str, Any]:
     ours = s.world.add_comment(DOC_VIDEO, author=ME, text="to be deleted")
     return {"comment_id": ours.cid}
@@ -204,6 +214,13 @@ CASES: dict[str, Inputs] = {
     "tikapi.comment": _comment,
     "tikapi.like_comment": _like_comment,
     "tikapi.like_video": {"media_id": DOC_VIDEO},
+    "tikapi.unlike_comment": _like_comment,
+    "tikapi.unlike_video": {"media_id": DOC_VIDEO},
+    "tikapi.following": {"count": 2, "pages": 2},
+    "tikapi.public_followers": _public_listing,
+    "tikapi.public_following": _public_listing,
+    "tikapi.liked_posts": _liked_posts,
+    "tikapi.related_posts": {"video_id": DOC_VIDEO},
     "tikapi.delete_comment": _delete_comment,
     "tikapi.send_message": _send_message,
     "tikapi.accept_request": _accept_request,

@@ -17,14 +17,15 @@ def test_every_provider_package_declares_itself_in_the_listing_order() -> None:
 
 def test_settings_and_credential_tables_are_derived_from_the_declarations() -> None:
     assert {p.name: p.base_url for p in providers()} == DEFAULT_BASE_URLS
-    kinds = {"webhook": ("url",), "ingress": ("signing_secret", "token")}
+    kinds = {"webhook": ("url",), "ingress": ("signing_secret", "token"), "links": ("signing_key",)}
     assert {**{p.name: p.fields for p in providers()}, **kinds} == PROVIDER_FIELDS
     assert {
         **{p.name: p.required for p in providers()},
         "webhook": ("url",),
         "ingress": (),
+        "links": ("signing_key",),
     } == REQUIRED_FIELDS
-    assert list(PROVIDER_FIELDS) == [*PROVIDERS, "webhook", "ingress"]
+    assert list(PROVIDER_FIELDS) == [*PROVIDERS, "webhook", "ingress", "links"]
     settings = Settings.from_env({provider_named("dumpling").url_env: "http://127.0.0.1:9/dumpling/"})
     assert settings.base_url("dumpling") == "http://127.0.0.1:9/dumpling"
     assert settings.base_url("tikapi") == DEFAULT_BASE_URLS["tikapi"]

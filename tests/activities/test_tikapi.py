@@ -27,7 +27,7 @@ from tests.support.actions import action_context, fake_services, no_sleep, run_a
 from tests.support.transport import FakeProvider
 
 API_KEY = "DemoAPIKeyTokenSeHYGXDfd4SFD320Sc39Asd0Sc39Asd4s"
-ACCOUNT_KEY = "DemoAccountKeyTokenSeHYGXDfd4SFD320Sc39A"
+ACCOUNT_KEY = "DemoAccountKeyTokenSeHYGXDfd4SFD320Sc39Asd0Sc39A"
 BASE = "https://api.tikapi.io"
 ME = {"id": "6569595380449902597", "uniqueId": "ourbrand", "secUid": "MS4wLjABAAAAour"}
 
@@ -252,6 +252,8 @@ POSTS = [
     ("tikapi.like_comment", {"media_id": "7109178205151464746", "comment_id": "7109185042560680750"}),
     ("tikapi.delete_comment", {"comment_id": "7109185042560680750"}),
     ("tikapi.like_video", {"media_id": "7109178205151464746"}),
+    ("tikapi.unlike_comment", {"media_id": "7109178205151464746", "comment_id": "7109185042560680750"}),
+    ("tikapi.unlike_video", {"media_id": "7109178205151464746"}),
     (
         "tikapi.send_message",
         {"conversation_id": "0:1:68:69", "conversation_short_id": "694", "text": "Hi", "ticket": "tkt"},
@@ -263,6 +265,8 @@ POST_PATHS = {
     "tikapi.like_comment": "/user/comment/like",
     "tikapi.delete_comment": "/user/comment/delete",
     "tikapi.like_video": "/user/like",
+    "tikapi.unlike_comment": "/user/comment/unlike",
+    "tikapi.unlike_video": "/user/unlike",
     "tikapi.send_message": "/user/message/send",
 }
 

@@ -577,12 +577,14 @@ def _a_fans_comment(scene: Scene) -> None:
     scene.found["comment"] = _comments_under(scene.seeded, _tagged(scene.seeded, "cats")[0]["id"])[0]
 
 
+def _the_fans_comment(scene: Scene) -> dict[str, Any]:
+    """The inputs naming the comment `_a_fans_comment` found."""
+    return {"media_id": scene.found["comment"]["aweme_id"], "comment_id": scene.found["comment"]["cid"]}
+
+
 @case(
     "tikapi.like_comment",
-    lambda scene: {
-        "media_id": scene.found["comment"]["aweme_id"],
-        "comment_id": scene.found["comment"]["cid"],
-    },
+    _the_fans_comment,
     prepare=_a_fans_comment,
 )
 def tikapi_like_comment_counts_our_like(scene: Scene, o: Outcome) -> None:
@@ -599,6 +601,108 @@ def tikapi_like_video_counts_our_like(scene: Scene, o: Outcome) -> None:
     assert o.out == {"liked": True}
     assert after["liked_by"] == [ME]
     assert after["likes"] == before["likes"] + 1
+
+
+def _like_first(scene: Scene) -> list[dict[str, Any]]:
+    """Recipe steps that like the newest #cats video and the fan's comment, to be unliked."""
+    return [
+        {
+            "id": "liked",
+            "call": "tikapi.like_video",
+            "with": {"media_id": _tagged(scene.seeded, "cats")[0]["id"]},
+        },
+        {
+            "id": "liked_comment",
+            "call": "tikapi.like_comment",
+            "with": _the_fans_comment(scene),
+        },
+    ]
+
+
+@case(
+    "tikapi.unlike_video",
+    lambda scene: {"media_id": _tagged(scene.seeded, "cats")[0]["id"]},
+    prepare=_a_fans_comment,
+    before=_like_first,
+)
+def tikapi_unlike_video_takes_our_like_back(scene: Scene, o: Outcome) -> None:
+    before = _tagged(scene.seeded, "cats")[0]
+    after = _video(o.state, before["id"])
+    assert o.out == {"liked": False}
+    assert (after["liked_by"], after["likes"]) == ([], before["likes"])
+    # Only the video: the comment liked before stays liked.
+    assert _comment(o.state, scene.found["comment"]["cid"])["liked_by"] == [ME]
+
+
+@case(
+    "tikapi.unlike_comment",
+    _the_fans_comment,
+    prepare=_a_fans_comment,
+    before=_like_first,
+)
+def tikapi_unlike_comment_takes_our_like_back(scene: Scene, o: Outcome) -> None:
+    assert o.out == {"liked": False}
+    assert _comment(o.state, scene.found["comment"]["cid"])["liked_by"] == []
+    assert _video(o.state, _tagged(scene.seeded, "cats")[0]["id"])["liked_by"] == [ME]
+    assert _requests(o.state, "tikapi POST /user/comment/unlike") == 1
+
+
+def _three_likes(scene: Scene) -> list[dict[str, Any]]:
+    return [
+        {"id": f"like{n}", "call": "tikapi.like_video", "with": {"media_id": video["id"]}}
+        for n, video in enumerate(_tagged(scene.seeded, "cats")[:3])
+    ]
+
+
+@case("tikapi.liked_posts", {"count": 2, "pages": 2}, before=_three_likes)
+def tikapi_liked_posts_page_through_what_we_liked(scene: Scene, o: Outcome) -> None:
+    expected = _newest_videos(v for v in o.state["tikapi"]["videos"] if ME in v["liked_by"])
+    assert len(expected) == 3
+    assert [item["id"] for item in o.out["items"]] == [v["id"] for v in expected]
+    assert o.out["has_more"] is False
+    assert _requests(o.state, "tikapi GET /user/likes") == 2
+
+
+@case("tikapi.related_posts", lambda scene: {"video_id": _tagged(scene.seeded, "cats")[0]["id"]})
+def tikapi_related_posts_share_a_hashtag(scene: Scene, o: Outcome) -> None:
+    video = _tagged(o.state, "cats")[0]
+    assert o.out["items"]
+    assert video["id"] not in [item["id"] for item in o.out["items"]]
+    for item in o.out["items"]:
+        assert set(_video(o.state, item["id"])["hashtags"]) & set(video["hashtags"])
+
+
+def _followed_by(state: dict[str, Any], fan: str) -> list[str]:
+    return sorted(user for user, fans in state["tikapi"]["followers"].items() if fan in fans)
+
+
+@case("tikapi.following", {"count": 2, "pages": 2})
+def tikapi_following_pages_through_whom_we_follow(scene: Scene, o: Outcome) -> None:
+    expected = _followed_by(o.state, ME)
+    assert len(expected) >= 2
+    assert [item["unique_id"] for item in o.out["items"]] == expected[:4]
+    assert all(item["id"] == _user(o.state, item["unique_id"])["id"] for item in o.out["items"])
+    assert _requests(o.state, "tikapi GET /user/following") == min(2, (len(expected) + 1) // 2)
+
+
+def _lilys_sec_uid(scene: Scene) -> dict[str, Any]:
+    return {"sec_uid": _user(scene.seeded, "lilyachty")["sec_uid"], "count": 4, "pages": 2}
+
+
+@case("tikapi.public_followers", _lilys_sec_uid)
+def tikapi_public_followers_list_anyones_followers(scene: Scene, o: Outcome) -> None:
+    expected = sorted(o.state["tikapi"]["followers"]["lilyachty"])
+    assert len(expected) > 4
+    assert [item["unique_id"] for item in o.out["items"]] == expected[:8]
+    assert all(item["sec_uid"] == _user(o.state, item["unique_id"])["sec_uid"] for item in o.out["items"])
+    assert _requests(o.state, "tikapi GET /public/followers") == 2
+
+
+@case("tikapi.public_following", _lilys_sec_uid)
+def tikapi_public_following_lists_whom_anyone_follows(scene: Scene, o: Outcome) -> None:
+    expected = _followed_by(o.state, "lilyachty")
+    assert [item["unique_id"] for item in o.out["items"]] == expected[:8]
+    assert _requests(o.state, "tikapi GET /public/following") >= 1
 
 
 def _a_comment_to_delete(scene: Scene) -> None:
@@ -977,8 +1081,25 @@ def dumpling_profile_videos_list_a_profiles_videos(scene: Scene, o: Outcome) -> 
     expected = _videos_of(o.state, "lilyachty")
     assert [item["id"] for item in o.out["items"]] == [v["id"] for v in expected]
     assert [item["stats"]["play_count"] for item in o.out["items"]] == [v["plays"] for v in expected]
+    # The sandbox sends each video's `video` object, duration in seconds as in DumplingAI's docs.
+    assert [item["duration"] for item in o.out["items"]] == [v["duration"] for v in expected]
     assert {item["author"] for item in o.out["items"]} == {"lilyachty"}
     assert o.out["has_more"] is False
+
+
+def _a_max_cursor(scene: Scene) -> dict[str, Any]:
+    """Resume after the second-newest video: `maxCursor` is its time in ms, as a string."""
+    second = _videos_of(scene.seeded, "lilyachty")[1]
+    return {"handle": "lilyachty", "cursor": str(second["create_time"] * 1000)}
+
+
+@case("dumpling.profile_videos", _a_max_cursor)
+def dumpling_profile_videos_resume_from_a_string_max_cursor(scene: Scene, o: Outcome) -> None:
+    expected = _videos_of(o.state, "lilyachty")[2:]
+    assert expected
+    assert [item["id"] for item in o.out["items"]] == [v["id"] for v in expected]
+    assert _requests(o.state, "dumpling POST /api/v1/get-tiktok-profile-videos") == 1
+    assert o.state["statuses"].get("dumpling 400", 0) == 0
 
 
 @case(

@@ -90,7 +90,9 @@ async def test_upload_and_confirm_publishes_and_notifies(stack, tmp_path, webhoo
     video = _mp4(tmp_path / "clip.mp4")
     handle = await stack.run(
         DEFINITIONS / "upload-and-confirm.yaml",
-        {"file": str(video), "title": "e2e #tikflow", "privacy": "SELF_ONLY", "webhook": webhook.url},
+        # No ingress here: the run waits a second for TikTok's event, then polls the status.
+        {"file": str(video), "title": "e2e #tikflow", "privacy": "SELF_ONLY", "webhook": webhook.url}
+        | {"event_wait": "1s"},
     )
     result = await handle.result()
 
@@ -110,7 +112,8 @@ async def test_upload_of_a_non_video_fails_with_tiktoks_reason(stack, tmp_path, 
     bogus = tmp_path / "notes.mp4"
     bogus.write_bytes(b"this is not a video" * 100)
     handle = await stack.run(
-        DEFINITIONS / "upload-and-confirm.yaml", {"file": str(bogus), "webhook": webhook.url}
+        DEFINITIONS / "upload-and-confirm.yaml",
+        {"file": str(bogus), "webhook": webhook.url, "event_wait": "0s"},
     )
     with pytest.raises(WorkflowFailureError) as failed:
         await handle.result()
@@ -121,7 +124,8 @@ async def test_upload_of_a_non_video_fails_with_tiktoks_reason(stack, tmp_path, 
 
 async def test_upload_from_url_publishes(stack):
     handle = await stack.run(
-        DEFINITIONS / "upload-from-url.yaml", {"url": "https://cdn.example.com/v/launch.mp4"}
+        DEFINITIONS / "upload-from-url.yaml",
+        {"url": "https://cdn.example.com/v/launch.mp4", "event_wait": "1s"},
     )
     await handle.result()
     publishes = stack.state()["tiktok"]["publishes"]
@@ -135,6 +139,11 @@ async def test_crosspost_and_track_publishes_on_both_planners(stack, webhook):
     state = stack.state()
     assert [p["status"] for p in state["highlevel"]["posts"]] == ["published"]
     assert [p["status"] for p in state["socialapi"]["posts"]] == ["published"]
+    # The privacy level HighLevel's v3 `tiktokPostDetails` requires, and SocialAPI's TikTok field.
+    [hl_post] = state["highlevel"]["posts"]
+    assert hl_post["tiktokPostDetails"]["privacyLevel"] == "PUBLIC_TO_EVERYONE"
+    [sa_post] = state["socialapi"]["posts"]
+    assert sa_post["platform_data"]["tiktok"]["privacy_level"] == "PUBLIC_TO_EVERYONE"
     assert webhook.calls[0][1]["highlevel"]["status"] == "published"
     assert webhook.calls[0][1]["socialapi"]["status"] == "published"
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from tests.emulator.support import DOC_VIDEO, admin, state
+from tikflow.emulator.dumpling import CREDITS
 from tikflow.emulator.state import DUMPLING_KEY
 
 AUTH = {"Authorization": f"Bearer {DUMPLING_KEY}"}
@@ -46,7 +47,8 @@ async def test_the_documented_example_profile(emulator):
 
 
 async def test_profile_videos_page_by_max_cursor_to_the_end(emulator):
-    seen, cursor = [], 0
+    # `maxCursor` is a string, as the docs type it; the first page sends none.
+    seen, cursor = [], None
     for _ in range(10):
         body = (
             await emulator.post(
@@ -62,6 +64,39 @@ async def test_profile_videos_page_by_max_cursor_to_the_end(emulator):
         cursor = body["max_cursor"]
     videos = [v for v in (await state(emulator))["tikapi"]["videos"] if v["author"] == "catlover99"]
     assert sorted(seen) == sorted(v["id"] for v in videos)
+
+
+async def test_profile_videos_as_the_docs_example_types_them(emulator):
+    first = await emulator.post(
+        "/dumpling/api/v1/get-tiktok-profile-videos", json={"handle": "catlover99"}, headers=AUTH
+    )
+    body = first.json()
+    # Cursors are strings of milliseconds; each video has its `video` object, duration in seconds.
+    assert isinstance(body["max_cursor"], str)
+    assert isinstance(body["min_cursor"], str)
+    assert body["max_cursor"].isdigit()
+    assert body["aweme_list"]
+    videos = {v["id"]: v for v in (await state(emulator))["tikapi"]["videos"]}
+    for aweme in body["aweme_list"]:
+        assert aweme["video"]["duration"] == videos[aweme["aweme_id"]]["duration"]
+        assert aweme["video"]["cover"]["url_list"]
+    assert aweme["video"]["duration"] == 15
+    following = await emulator.post(
+        "/dumpling/api/v1/get-tiktok-profile-videos",
+        json={"handle": "catlover99", "maxCursor": body["max_cursor"]},
+        headers=AUTH,
+    )
+    assert following.status_code == 200
+    assert not {a["aweme_id"] for a in following.json()["aweme_list"]} & {
+        a["aweme_id"] for a in body["aweme_list"]
+    }
+    numeric = await emulator.post(
+        "/dumpling/api/v1/get-tiktok-profile-videos",
+        json={"handle": "catlover99", "maxCursor": int(body["max_cursor"])},
+        headers=AUTH,
+    )
+    assert numeric.status_code == 400
+    assert "'maxCursor' must be a string" in numeric.json()["error"]
 
 
 async def test_video_comments_and_transcript(emulator):
@@ -104,6 +139,29 @@ async def test_credits_run_out_with_a_403(emulator):
     )
     assert out.json() == {"error": "Insufficient credits. Please top up your account."}
     assert (await state(emulator))["dumpling"]["credits"] == 5
+
+
+async def test_each_endpoint_costs_its_documented_credits_and_refusals_cost_none(emulator):
+    url = f"https://www.tiktok.com/@lilyachty/video/{DOC_VIDEO}"
+    calls = {
+        "/api/v1/get-tiktok-profile": {"handle": "lilyachty"},
+        "/api/v1/get-tiktok-profile-videos": {"handle": "lilyachty"},
+        "/api/v1/get-tiktok-video-comments": {"url": url},
+        "/api/v1/get-tiktok-transcript": {"videoUrl": url},
+    }
+    # DumplingAI's Credit Costs page (November 2025 denomination): 10 a request for each.
+    documented = dict.fromkeys(calls, 10)
+    assert documented == CREDITS
+    for path, body in calls.items():
+        before = (await state(emulator))["dumpling"]["credits"]
+        assert (await emulator.post(f"/dumpling{path}", json=body, headers=AUTH)).status_code == 200
+        assert (await state(emulator))["dumpling"]["credits"] == before - documented[path]
+    before = (await state(emulator))["dumpling"]["credits"]
+    missing = await emulator.post(
+        "/dumpling/api/v1/get-tiktok-profile", json={"handle": "nobody"}, headers=AUTH
+    )
+    assert missing.status_code == 404
+    assert (await state(emulator))["dumpling"]["credits"] == before
 
 
 async def test_rate_limit_headers_count_down_then_429(emulator, fake_clock):

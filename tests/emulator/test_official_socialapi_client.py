@@ -95,3 +95,20 @@ async def test_a_reconnection_request_waits_for_reauthorization_instead_of_faili
             )
     finally:
         await services.http.aclose()
+
+
+def test_a_tiktok_privacy_level_creator_info_does_not_offer_is_refused(client):
+    from socialapi._exceptions import SocialAPIError
+
+    with pytest.raises(SocialAPIError) as refused:
+        client.publishing.create(
+            text="to everyone?",
+            media_ids=[VIDEO],
+            publish_now=True,
+            targets=[
+                {"account_id": SOCIALAPI_ACCOUNT, "platform_data": {"tiktok": {"privacy_level": "EVERYONE"}}}
+            ],
+        )
+    assert refused.value.code == "validation.invalid_value"
+    assert "privacy_level" in str(refused.value)
+    assert client.posts.list().data == []

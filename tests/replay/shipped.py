@@ -68,6 +68,7 @@ class Plan:
             every recording has the same sleeps (a poll that overruns it starts the next at once).
         prepare: Runs before the start (e.g. new comments for the recipe to find).
         during: Runs while the workflow runs (e.g. a change between two polls).
+        event: A webhook recipe's event body: the run starts as its route's listener starts it.
     """
 
     inputs: Callable[[Scene], dict[str, Any]] = field(default=lambda scene: {})
@@ -75,6 +76,7 @@ class Plan:
     every: str = "3s"
     prepare: Callable[[Scene], None] = field(default=lambda scene: None)
     during: Callable[[Scene, WorkflowHandle[Any, Any]], Awaitable[None]] | None = None
+    event: dict[str, Any] | None = None
 
 
 def _mp4(path: Path, size: int = 64 * 1024) -> Path:
@@ -121,10 +123,25 @@ PLANS: dict[str, Plan] = {
             "title": "replay #tikflow",
             "privacy": "SELF_ONLY",
             "webhook": scene.webhook,
+            # No ingress in the recording: a second's wait for the event (a timer), then polling.
+            "event_wait": "1s",
         }
     ),
     "upload-from-url": Plan(
-        inputs=lambda scene: {"url": "https://cdn.example.com/v/launch.mp4", "webhook": scene.webhook}
+        inputs=lambda scene: {
+            "url": "https://cdn.example.com/v/launch.mp4",
+            "webhook": scene.webhook,
+            "event_wait": "1s",
+        }
+    ),
+    # Started by the event a form POSTed (as the route's listener starts it), then polling.
+    "form-to-tiktok": Plan(
+        inputs=lambda scene: {"webhook": scene.webhook, "event_wait": "1s"},
+        event={
+            "submission_id": "sub-1",
+            "video_url": "https://cdn.example.com/v/form.mp4",
+            "caption": "From the form #tikflow",
+        },
     ),
     "crosspost-and-track": Plan(inputs=lambda scene: {"webhook": scene.webhook}),
     "profile-watch": Plan(
@@ -192,7 +209,7 @@ def _loaded(file: Path, plan: Plan) -> LoadedRecipe:
         recipe = recipe.model_copy(
             update={"trigger": Trigger(poll=PollTrigger(every=plan.every, max_polls=plan.polls))}
         )
-    elif recipe.trigger is not None:
+    elif recipe.trigger is not None and recipe.trigger.webhook is None:
         # A cron recipe's schedule starts ordinary one-shot runs: record one such run.
         recipe = recipe.model_copy(update={"trigger": None})
     return LoadedRecipe(recipe=recipe, source=file.relative_to(ROOT).as_posix())
@@ -210,6 +227,8 @@ async def _record_one(stack: DevStack, store: CredentialStore, file: Path, scene
         plan.prepare(scene)
 
     await asyncio.to_thread(reset)
+    if plan.event is not None:
+        return await _record_webhook_run(stack, file, plan, scene)
     _, handle = await start_recipe(
         stack.client,
         _loaded(file, plan),
@@ -221,6 +240,28 @@ async def _record_one(stack: DevStack, store: CredentialStore, file: Path, scene
         raise RuntimeError(f"{name} did not start a workflow")
     if plan.during is not None:
         await plan.during(scene, handle)
+    await handle.result()
+    return await chain_histories(stack.client, handle, name)
+
+
+async def _record_webhook_run(stack: DevStack, file: Path, plan: Plan, scene: Scene) -> dict[str, str]:
+    """A webhook recipe's run, started with its event in `RecipeRun.event` (as the listener does)."""
+    from tikflow.runs import build_run
+    from workflows.events import Event
+
+    assert stack.client is not None
+    assert plan.event is not None
+    name = file.stem
+    run = build_run(_loaded(file, plan), plan.inputs(scene))
+    event = Event(
+        id="msg_replay_1", source="new-video", received_at="2025-01-01T00:00:00+00:00", body=plan.event
+    )
+    handle = await stack.client.start_workflow(
+        RecipeWorkflow.run,
+        run.model_copy(update={"event": event}),
+        id=f"replay-recipe-{name}",
+        task_queue=TASK_QUEUE,
+    )
     await handle.result()
     return await chain_histories(stack.client, handle, name)
 

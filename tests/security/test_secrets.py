@@ -35,8 +35,12 @@ def _recipes(video: Path, hook: str) -> list[tuple[str, dict, bool]]:
     return [
         ("hashtag-reply.yaml", {}, True),
         ("my-comments-autoreply.yaml", {}, True),
-        ("upload-and-confirm.yaml", {"file": str(video), "webhook": hook}, False),
-        ("upload-from-url.yaml", {"url": "https://cdn.example.com/v/a.mp4", "webhook": hook}, False),
+        ("upload-and-confirm.yaml", {"file": str(video), "webhook": hook, "event_wait": "1s"}, False),
+        (
+            "upload-from-url.yaml",
+            {"url": "https://cdn.example.com/v/a.mp4", "webhook": hook, "event_wait": "1s"},
+            False,
+        ),
         ("crosspost-and-track.yaml", {"webhook": hook}, False),
         ("profile-watch.yaml", {"webhook": hook}, True),
         ("dm-autoreply.yaml", {}, True),

@@ -102,7 +102,13 @@ async def _demo(home: Path, polls: int, keep: bool, outcome: list[int], config: 
             run_id, handle = await start_recipe(
                 stack.client,
                 upload,
-                {"file": str(video.resolve()), "title": "tikflow demo upload #tikflowdemo"},
+                # The sandbox sends TikTok's events to the stack's ingress: the run waits for the
+                # publish event, and polls the status only if none came within 30 s.
+                {
+                    "file": str(video.resolve()),
+                    "title": "tikflow demo upload #tikflowdemo",
+                    "event_wait": "30s",
+                },
                 task_queue=stack.task_queue,
                 workflow_id=f"demo-upload-{video.stat().st_mtime_ns}",
             )
@@ -113,6 +119,7 @@ async def _demo(home: Path, polls: int, keep: bool, outcome: list[int], config: 
             print(f"  run:             {run_id}")
             print(f"  publish_id:      {result.outputs.get('publish', {}).get('publish_id')}")
             print(f"  status reached:  {status.get('status')}  post ids: {status.get('post_ids')}")
+            print(f"  confirmed by:    {status.get('confirmed_by')}")
             publish_id = str(result.outputs.get("publish", {}).get("publish_id"))
             events = await _events_accepted(stack.sandbox_url, publish_id)
             for event, attempts in events:

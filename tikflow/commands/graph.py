@@ -19,6 +19,7 @@ from workflows.models import (
     SetStep,
     Step,
     UntilStep,
+    WaitForStep,
     WaitStep,
 )
 from workflows.steps import nested_steps, step_kind
@@ -110,6 +111,13 @@ class _Graph:
                 node = self.node(f"{prefix}{step.call} every {step.every} until …", "{}")
                 self.edge(node, node, "not yet")
                 return node, node
+            case WaitForStep():
+                # A wait with two ways out: the event, or the timeout (which fails the step).
+                node = self.node(f"{prefix}wait for {step.wait_for} event", "{{}}")
+                if step.on_timeout == "fail":
+                    failed = self.node("fail", "[//]")
+                    self.edge(node, failed, f"no event in {step.timeout}")
+                return node, node
         node = self.node(self.label(step, prefix), _SHAPES.get(step_kind(step), "[]"))
         return node, node
 
@@ -142,7 +150,18 @@ def mermaid(recipe: Recipe) -> str:
         trigger = f"every {recipe.trigger.poll.every}"
     elif recipe.trigger and recipe.trigger.schedule:
         trigger = f"cron {recipe.trigger.schedule.cron}"
-    start = graph.node(f"{recipe.recipe} ({trigger})", "([])")
+    elif recipe.trigger and recipe.trigger.webhook:
+        hook = recipe.trigger.webhook
+        trigger = f"per event at /hooks/{hook.route}, {hook.auth}"
+    if recipe.trigger and recipe.trigger.webhook:
+        # The sender is drawn as its own node: a run starts per (filtered, de-duplicated) event.
+        sender = graph.node(f"POST /hooks/{recipe.trigger.webhook.route}", ">]")
+        start = graph.node(f"{recipe.recipe} ({trigger})", "([])")
+        graph.edge(
+            sender, start, f"if {recipe.trigger.webhook.filter}" if recipe.trigger.webhook.filter else "event"
+        )
+    else:
+        start = graph.node(f"{recipe.recipe} ({trigger})", "([])")
     last = graph.steps(recipe.steps, start)
     if recipe.trigger and recipe.trigger.poll:
         graph.edge(last, start, f"sleep {recipe.trigger.poll.every}")

@@ -43,10 +43,13 @@ def cmd_ingress(args: argparse.Namespace) -> int:
         max_body=args.max_body,
         window_s=args.window,
         task_queue=args.task_queue or engine.task_queue,
+        settings=engine.settings(),
         credentials=CredentialStore(path, seed=engine.credentials_seed),
     )
+    base = engine.public_url or "<public https base>"
     print(f"ingress: http://{args.host}:{args.port}", flush=True)
-    print("  TikTok callback URL: <public https base>/events/tiktok   generic: /hooks/<route>", flush=True)
+    print(f"  TikTok callback URL: {base}/events/tiktok   generic: /hooks/<route>", flush=True)
+    print(f"  OAuth redirect URIs: {base}/oauth/<tikapi|tiktok|highlevel>/callback", flush=True)
 
     def interrupt(signum: int, frame: object) -> None:
         raise KeyboardInterrupt

@@ -24,6 +24,8 @@ the wrong shape, type or size (`tikflow.emulator.payloads`; nothing of it is sto
 - `POST /_admin/keys`: `{"provider": "tiktok"}` → a fresh token pair (the token endpoint's
   answer); `{"provider": "tikapi", "api_key": K}` or `{"provider": "tikapi", "account_key": K,
   "username"?: U}` adds a TikAPI key; `{"provider": P, "key": K}` adds a key of any provider.
+- Consent pages for TikAPI, TikTok and HighLevel, and HighLevel's token endpoint:
+  `tikflow.emulator.consent` (`POST /_consent/mode {"mode": "page"}` shows them to people).
 - `POST /_admin/expire_token {"provider": "tiktok"}` expires every TikTok access token now;
   `{"provider": "tikapi", "account_key": K}` expires that account's session (428 from now on);
   `{"provider": "socialapi"}` lapses the connected account (401 `auth.invalid_token`).
@@ -46,6 +48,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from tikflow.emulator import dumpling, highlevel, socialapi, tikapi, tiktok, webhooks
+from tikflow.emulator.consent import Consent
 from tikflow.emulator.faults import Faults, faulty_answer
 from tikflow.emulator.payloads import (
     ConfigUpdate,
@@ -220,7 +223,8 @@ class Emulator:
         if provider != "tikapi":
             raise AdminError("reauthorize is for tikapi (account keys) or socialapi (the connected account)")
         old = request.account_key
-        if old is None or old not in self.world.tikapi_account_keys:
+        known = {**self.world.removed_account_keys, **self.world.tikapi_account_keys}
+        if old is None or old not in known:
             raise AdminError("account_key is not a known TikAPI account key")
         return {"account_key": tikapi.mint_account_key(self.world, None, replacing=old)}
 
@@ -266,8 +270,10 @@ class Emulator:
 def create_app(config: EmulatorConfig | None = None) -> Starlette:
     """The emulator as an ASGI app; its state is `app.state.emulator` (an `Emulator`)."""
     emulator = Emulator(config or EmulatorConfig())
+    consent = Consent(lambda: emulator.world)
     app = Starlette(
         routes=[
+            *consent.routes(),
             Route("/_admin/{action}", emulator.admin, methods=_METHODS),
             Route("/{path:path}", emulator.provider, methods=_METHODS),
         ]

@@ -2,11 +2,14 @@
 
 `Authorization: Bearer <key>`, `X-RateLimit-Limit`/`X-RateLimit-Remaining` on every answer
 (per-minute window per key; no reset header is documented), errors as `{"error": "<message>"}`
-with the documented statuses: 400 bad parameters, 401 bad key, 403 out of credits (10 credits a
-request, as documented for profiles), 404 unknown profile (seed 002 has the messages).
+with the documented statuses: 400 bad parameters, 401 bad key, 403 out of credits (each endpoint
+costs what DumplingAI's Credit Costs page lists, `CREDITS`, per successful request), 404 unknown
+profile (seed 002 has the messages).
 
-The profile-videos cursor is TikTok's app cursor, a time in milliseconds: the next page holds
-older videos. The comments cursor is an offset.
+The profile-videos cursor is TikTok's app cursor, a time in milliseconds, typed as a string both
+ways as the docs type it (`maxCursor` in, `max_cursor`/`min_cursor` out): the next page holds
+older videos. Each video carries its `video` object with `duration` in seconds, as the docs'
+example has it. The comments cursor is a number, an offset.
 """
 
 from __future__ import annotations
@@ -25,7 +28,15 @@ from tikflow.emulator.tikapi import comment_json, stats_json, user_json
 
 __all__ = ["PROVIDER"]
 
-CREDITS_PER_REQUEST = 10
+#: Credits per successful request, per endpoint, from DumplingAI's Credit Costs page (the
+#: denomination of its November 19, 2025 update): every TikTok endpoint tikflow calls costs 10.
+#: A request the API refuses costs nothing.
+CREDITS: dict[str, int] = {
+    "/api/v1/get-tiktok-profile": 10,
+    "/api/v1/get-tiktok-profile-videos": 10,
+    "/api/v1/get-tiktok-video-comments": 10,
+    "/api/v1/get-tiktok-transcript": 10,
+}
 PAGE = 10
 
 
@@ -74,11 +85,14 @@ def _profile(world: World, body: dict[str, Any]) -> dict[str, Any]:
 def _profile_videos(world: World, body: dict[str, Any]) -> dict[str, Any]:
     user = _handle(world, body)
     videos = world.videos_of(user.unique_id)
-    cursor = body.get("maxCursor") or 0
-    if not isinstance(cursor, int | str) or not str(cursor).isdigit():
-        raise DumplingError(400, "'maxCursor' must be a number.")
-    if int(cursor):
-        videos = [v for v in videos if v.create_time * 1000 < int(cursor)]
+    raw = body.get("maxCursor")
+    # The docs type `maxCursor` as a string; a number is refused so a client sending one learns
+    # it here (what the live API does with a number is not documented).
+    if raw is not None and (not isinstance(raw, str) or (raw and not raw.isdigit())):
+        raise DumplingError(400, "'maxCursor' must be a string (the max_cursor of a previous response).")
+    cursor = int(raw or 0)
+    if cursor:
+        videos = [v for v in videos if v.create_time * 1000 < cursor]
     page = videos[:PAGE]
     awemes = [
         {
@@ -92,14 +106,16 @@ def _profile_videos(world: World, body: dict[str, Any]) -> dict[str, Any]:
                 "play_count": v.plays,
                 "share_count": v.likes // 10,
             },
+            "video": {"duration": v.duration, "cover": {"url_list": [f"https://cdn.example.com/{v.id}.jpg"]}},
         }
         for v in page
     ]
     return {
         "aweme_list": awemes,
-        "max_cursor": page[-1].create_time * 1000 if page else int(cursor),
-        "min_cursor": page[0].create_time * 1000 if page else int(cursor),
+        "max_cursor": str(page[-1].create_time * 1000 if page else cursor),
+        "min_cursor": str(page[0].create_time * 1000 if page else cursor),
         "has_more": 1 if len(page) < len(videos) else 0,
+        "extra": {"now": int(world.now() * 1000)},
     }
 
 
@@ -188,11 +204,12 @@ async def _route(world: World, request: Request, path: str) -> Response:
         raise DumplingError(400, "Invalid JSON in request body") from None
     if not isinstance(body, dict):
         raise DumplingError(400, "Invalid JSON in request body")
-    if world.dumpling_credits < CREDITS_PER_REQUEST:
+    cost = CREDITS[path]
+    if world.dumpling_credits < cost:
         raise DumplingError(403, "Insufficient credits. Please top up your account.")
     result = route.handler(world, body)
     # Only answered requests cost credits.
-    world.dumpling_credits -= CREDITS_PER_REQUEST
+    world.dumpling_credits -= cost
     return JSONResponse(result)
 
 

@@ -163,6 +163,22 @@ def _targets(body: dict[str, Any]) -> list[dict[str, Any]]:
     return [{"account_id": a, "platform_data": body.get("platform_data") or {}} for a in account_ids]
 
 
+#: What creator info offers; a TikTok post's `platform_data.tiktok.privacy_level` must be one of
+#: them (SocialAPI's TikTok page lists the field, as TikTok's own Direct Post does).
+PRIVACY_LEVELS = ("PUBLIC_TO_EVERYONE", "MUTUAL_FOLLOW_FRIENDS", "SELF_ONLY")
+
+
+def _check_privacy(target: dict[str, Any]) -> None:
+    tiktok = (target.get("platform_data") or {}).get("tiktok")
+    level = tiktok.get("privacy_level") if isinstance(tiktok, dict) else None
+    if level is not None and level not in PRIVACY_LEVELS:
+        raise ApiError(
+            400,
+            "validation.invalid_value",
+            f"platform_data.tiktok.privacy_level must be one of {', '.join(PRIVACY_LEVELS)}.",
+        )
+
+
 async def _creator_info(world: World, request: Request, params: dict[str, str]) -> Response:
     if params["id"] != SOCIALAPI_ACCOUNT:
         raise ApiError(404, "account.not_found", f"Account not found: {params['id']}")
@@ -174,7 +190,7 @@ async def _creator_info(world: World, request: Request, params: dict[str, str]) 
             "avatar_url": f"https://p16.tiktokcdn.example/{world.users[ME].id}.jpeg",
             "can_post": True,
             "max_video_duration_sec": 600,
-            "privacy_level_options": ["PUBLIC_TO_EVERYONE", "MUTUAL_FOLLOW_FRIENDS", "SELF_ONLY"],
+            "privacy_level_options": list(PRIVACY_LEVELS),
             "interaction_settings": {"comment_disabled": False, "duet_disabled": False},
         }
     )
@@ -184,6 +200,8 @@ async def _create_post(world: World, request: Request, params: dict[str, str]) -
     _check_session(world)
     body = await _json(request)
     targets = _targets(body)
+    for target in targets:
+        _check_privacy(target)
     account_ids = [t["account_id"] for t in targets]
     unknown = [a for a in account_ids if a != SOCIALAPI_ACCOUNT]
     if unknown:

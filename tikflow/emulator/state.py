@@ -42,9 +42,11 @@ __all__ = [
     "World",
 ]
 
-#: TikAPI's documented sandbox keys (tikapi-endpoints.md), accepted by default.
+#: TikAPI's documented sandbox keys, accepted by default. The docs win: TikAPI's REST reference
+#: (seed 004, "Sandbox Account Key") and the official client's `example` give the account key as
+#: below; the copy in our reference notes (tikapi-endpoints.md) is cut 8 characters short.
 DEMO_API_KEY = "DemoAPIKeyTokenSeHYGXDfd4SFD320Sc39Asd0Sc39Asd4s"
-DEMO_ACCOUNT_KEY = "DemoAccountKeyTokenSeHYGXDfd4SFD320Sc39A"
+DEMO_ACCOUNT_KEY = "DemoAccountKeyTokenSeHYGXDfd4SFD320Sc39Asd0Sc39A"
 #: Our own TikTok account: the demo account key and the TikTok tokens act as this user.
 ME = "tikflow_demo"
 #: Fixed keys of the other providers' sandboxes (`tikflow.emulator.demo_credentials`).
@@ -316,10 +318,12 @@ class World:
         self.highlevel_posts: dict[str, dict[str, Any]] = {}
         self.socialapi_posts: dict[str, dict[str, Any]] = {}
         self.post_reads: Counter[str] = Counter()
-        # Credentials. TikAPI: API keys; account key → unique id; expired account keys.
+        # Credentials. TikAPI: API keys; account key → unique id; expired account keys; the keys
+        # `session/check` removed (key → unique id: a new authorization still knows the user).
         self.tikapi_api_keys: set[str] = {DEMO_API_KEY}
         self.tikapi_account_keys: dict[str, str] = {DEMO_ACCOUNT_KEY: ME}
         self.expired_account_keys: set[str] = set()
+        self.removed_account_keys: dict[str, str] = {}
         self.bearer_keys: dict[str, set[str]] = {
             "dumpling": {DUMPLING_KEY},
             "socialapi": {SOCIALAPI_KEY},
@@ -583,6 +587,7 @@ class World:
                     "api_keys": sorted(self.tikapi_api_keys),
                     "account_keys": dict(self.tikapi_account_keys),
                     "expired_account_keys": sorted(self.expired_account_keys),
+                    "removed_account_keys": dict(self.removed_account_keys),
                 },
                 "tiktok": {
                     "access_tokens": {

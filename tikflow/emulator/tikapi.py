@@ -310,6 +310,22 @@ def _video_info(world: World, call: Call) -> Response:
     return _ok({"itemInfo": {"itemStruct": _video_json(world, _video(world, call.text("id")))}})
 
 
+def _liked_posts(world: World, call: Call) -> Response:
+    """The videos a user liked (ours by default), newest first."""
+    user = _user_by(world, call, default=call.me)
+    liked = [v for v in world.videos.values() if user.unique_id in v.liked_by]
+    return _ok(_videos_page(world, sorted(liked, key=lambda v: (-v.create_time, v.id)), call))
+
+
+def _related_posts(world: World, call: Call) -> Response:
+    """Videos like `video_id`: those sharing a hashtag with it, most played first (one batch)."""
+    _require(call, "video_id")
+    video = _video(world, call.text("video_id"))
+    related = [v for v in world.videos.values() if v.id != video.id and set(v.hashtags) & set(video.hashtags)]
+    related.sort(key=lambda v: (-v.plays, v.id))
+    return _ok({"itemList": [_video_json(world, v) for v in related[:PAGE_MAX]]})
+
+
 def _explore(world: World, call: Call) -> Response:
     videos = sorted(world.videos.values(), key=lambda v: (-v.plays, v.id))[: call.count()]
     return _ok({"itemList": [_video_json(world, v) for v in videos]})
@@ -616,6 +632,18 @@ def _session_check(world: World, call: Call) -> Response:
     return _ok({"user": user_json(me)})
 
 
+def _remove_user(world: World, account_key: str) -> None:
+    """Forget an account key whose session is gone, as `session/check` does.
+
+    Seed 004: it "auto-removes the user if it's invalid". From then on the key is unknown (401,
+    "A valid Account Key is required."), not expired (428), until the user authorizes again.
+    """
+    world.expired_account_keys.discard(account_key)
+    owner = world.tikapi_account_keys.pop(account_key, None)
+    if owner is not None:
+        world.removed_account_keys[account_key] = owner
+
+
 def _key_info(world: World, call: Call) -> Response:
     accounts = sorted({world.users[u].unique_id for u in world.tikapi_account_keys.values()})
     return _ok(
@@ -646,8 +674,13 @@ def _authorize(world: World, call: Call) -> Response:
 
 
 def mint_account_key(world: World, username: str | None, *, replacing: str | None = None) -> str:
-    """A new account key for a TikTok user (the one behind `replacing`, else `username`, else ours)."""
-    owner = world.tikapi_account_keys.get(replacing or "") or username or "tikflow_demo"
+    """A new account key for a TikTok user (the one behind `replacing`, else `username`, else ours).
+
+    `replacing` may be a key `session/check` removed: the user behind it authorizes again.
+    """
+    old = replacing or ""
+    owner = world.tikapi_account_keys.get(old) or world.removed_account_keys.get(old) or username
+    owner = owner or "tikflow_demo"
     if owner not in world.users:
         raise ValueError(f"no TikTok user {owner}")
     key = world.token("", 40)
@@ -672,9 +705,11 @@ for _method, _path, _endpoint in (
     ("GET", "/public/comment/list", _comments),
     ("GET", "/public/comment/reply/list", _replies),
     ("GET", "/public/followers", _followers),
+    ("GET", "/public/related_posts", _related_posts),
     ("GET", "/public/following", _following_list),
     ("GET", "/user/info", _profile),
     ("GET", "/user/feed", _posts),
+    ("GET", "/user/likes", _liked_posts),
     ("GET", "/user/explore", _explore),
     ("GET", "/user/video", _video_info),
     ("GET", "/user/search/{category}", _search),
@@ -760,6 +795,8 @@ async def answer(world: World, quotas: Quotas, request: Request, path: str) -> R
         if path.startswith(("/user/", "/creator/")):
             account_key = request.headers.get("x-account-key", "")
             if account_key in world.expired_account_keys:
+                if route is not None and route.handler is _session_check:
+                    _remove_user(world, account_key)
                 return JSONResponse(SESSION_EXPIRED, status_code=428)
             username = world.tikapi_account_keys.get(account_key)
             if username is None:

@@ -9,6 +9,7 @@ Routes:
   memo says `standard` or `token` and names the credential (kind `ingress`, field `signing_secret`
   or `token`).
 - `GET /healthz`, `GET /metrics`.
+- `GET /reauth/<link>`, `GET /oauth/<provider>/callback`: links out (`tikflow.authorize.routes`).
 
 What is checked, in order, each failure answered with one status and one reason (the same reason in
 one log line and in the metrics): route (404), method (405), duplicated or non-printable security
@@ -20,6 +21,7 @@ Temporal: events keep the body and the headers whose names do not look secret.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import re
@@ -37,6 +39,8 @@ from starlette.types import Receive, Scope, Send
 
 from activities.credentials import INGRESS_FIELDS, INGRESS_KIND, CredentialStore
 from activities.errors import CredentialsRejected
+from activities.settings import Settings
+from tikflow.authorize.routes import LinkRoutes
 from tikflow.ingress.delivery import Delivery, RouteGone, TemporalUnavailable
 from tikflow.ingress.metrics import IngressMetrics
 from tikflow.ingress.verify import Rejected, check_window, verify_standard, verify_tiktok, verify_token
@@ -88,6 +92,8 @@ class IngressConfig:
     route_cache_s: float = 5.0
     credentials: CredentialStore | None = None
     clock: Callable[[], float] = field(default=time.time)
+    #: Provider base URLs (consent pages, token endpoints) and the public URL links are built on.
+    settings: Settings | None = None
 
 
 @dataclass(frozen=True)
@@ -124,7 +130,14 @@ def create_app(config: IngressConfig | None = None, *, connect: Callable[[], Any
         route_ttl=config.route_cache_s,
     )
     metrics = IngressMetrics()
-    ingress = _Ingress(config, credentials, delivery, metrics)
+    links = LinkRoutes(
+        credentials=credentials,
+        settings=config.settings or Settings(),
+        client=delivery.client,
+        task_queue=config.task_queue,
+        clock=config.clock,
+    )
+    ingress = _Ingress(config, credentials, delivery, metrics, links)
     app = Starlette()
     # Every request reaches `handle`, which routes by itself: so that an unknown path or a wrong
     # method is refused with a reason, a log line and a count like every other rejection.
@@ -136,8 +149,14 @@ def create_app(config: IngressConfig | None = None, *, connect: Callable[[], Any
 
 class _Ingress:
     def __init__(
-        self, config: IngressConfig, credentials: CredentialStore, delivery: Delivery, metrics: IngressMetrics
+        self,
+        config: IngressConfig,
+        credentials: CredentialStore,
+        delivery: Delivery,
+        metrics: IngressMetrics,
+        links: LinkRoutes,
     ) -> None:
+        self.links = links
         self.config = config
         self.credentials = credentials
         self.delivery = delivery
@@ -157,6 +176,8 @@ class _Ingress:
             if path == "/metrics":
                 self._method(request, "GET")
                 return Response(self.metrics.render(), media_type="text/plain; version=0.0.4")
+            if LinkRoutes.serves(path):
+                return await self.links.handle(request)
             kind, name = _match(path)
             label = f"{kind}/{name}"
             self._method(request, "POST")
@@ -206,12 +227,20 @@ class _Ingress:
 
     async def _generic(self, request: Request, name: str, label: str) -> Response:
         route = await self.delivery.route(name)
-        if route is None or route.auth not in CREDENTIAL_FIELDS:
+        if route is None or (route.auth not in CREDENTIAL_FIELDS and route.auth != "tiktok"):
             raise Rejected(404, "unknown_route", "no such route")
         body = await self._body(request)
-        secret = self._secret(CREDENTIAL_KIND, route.credential, CREDENTIAL_FIELDS[route.auth])
         headers = request.headers
         now = self.config.clock()
+        if route.auth == "tiktok":
+            # A recipe's `trigger: webhook` with `auth: tiktok`: signed like TikTok's own callback,
+            # with the client_secret of the `tiktok` credential the route names.
+            secret = self._secret("tiktok", route.credential, "client_secret")
+            verify_tiktok(
+                headers.get("tiktok-signature"), body, secret, now=now, window_s=self.config.window_s
+            )
+        else:
+            secret = self._secret(CREDENTIAL_KIND, route.credential, CREDENTIAL_FIELDS[route.auth])
         if route.auth == "standard":
             verify_standard(
                 headers.get("webhook-id"),
@@ -222,7 +251,7 @@ class _Ingress:
                 now=now,
                 window_s=self.config.window_s,
             )
-        else:
+        elif route.auth == "token":
             verify_token(headers.get("authorization"), secret)
             stamp = headers.get("webhook-timestamp")
             if stamp is not None:
@@ -234,8 +263,20 @@ class _Ingress:
         event_id = headers.get("webhook-id") or headers.get("idempotency-key") or _sha256(body)
         if not _PRINTABLE.fullmatch(event_id) or len(event_id) > 256:
             raise Rejected(400, "bad_header", "delivery id is not printable ASCII")
+        kind = ""
+        if route.auth == "tiktok" and isinstance(payload, dict) and isinstance(payload.get("content"), str):
+            # As on /events/tiktok: `content` decoded (left as text when it is not JSON), `type` set.
+            with contextlib.suppress(ValueError):
+                payload = {**payload, "content": json.loads(payload["content"])}
+            named = payload.get("event")
+            kind = named if isinstance(named, str) else ""
         event = Event(
-            id=event_id, source=name, received_at=_now_iso(now), headers=_kept(headers), body=payload
+            id=event_id,
+            source=name,
+            type=kind,
+            received_at=_now_iso(now),
+            headers=_kept(headers),
+            body=payload,
         )
         return await self._deliver(_Verified(source=name, event=event, route=name), label, request)
 
@@ -283,7 +324,30 @@ class _Ingress:
             headers=_kept(request.headers),
             body={**envelope, "content": content},
         )
+        if event.type == "authorization.removed":
+            # Runs know their accounts by name, not by open_id: the event also goes to the
+            # `account:<name>` mailbox of each TikTok credential of that user (runs using the
+            # account subscribe to it). Before the main delivery, so a 503 retries them all.
+            for name in self._tiktok_accounts_of(envelope.get("user_openid")):
+                await self.delivery.to_mailbox(
+                    "tiktok", f"account:{name}", event.model_copy(update={"key": f"account:{name}"})
+                )
         return await self._deliver(_Verified(source="tiktok", event=event, provider_key=key), label, request)
+
+    def _tiktok_accounts_of(self, open_id: Any) -> list[str]:
+        """Names of the stored TikTok credentials whose `open_id` is `open_id`."""
+        if not isinstance(open_id, str) or not open_id:
+            return []
+        names = []
+        for info in self.credentials.list():
+            if info.provider != "tiktok" or "open_id" not in info.fields:
+                continue
+            try:
+                if self.credentials.get("tiktok", info.account).get("open_id") == open_id:
+                    names.append(info.account)
+            except CredentialsRejected:
+                continue
+        return names
 
     def _tiktok_client_key(self, account: str) -> str | None:
         try:

@@ -44,6 +44,7 @@ from workflows.models import (
     SetStep,
     Step,
     UntilStep,
+    WaitForStep,
     parse_duration,
 )
 from workflows.steps import iter_steps, nested_steps
@@ -186,12 +187,36 @@ class Checker:
             problem = time_zone_problem(trigger.schedule.timezone)
             if problem:
                 self.doc.at(("trigger", "schedule", "timezone"), f"trigger.schedule.timezone: {problem}")
+        if trigger and trigger.webhook:
+            self._check_webhook_trigger()
         problem = account_name_problem(self.recipe.account)
         if problem:
             self.doc.at(("account",), f"account: {problem}")
         if self.recipe.notify and isinstance(self.recipe.notify.webhook, str):
             self._webhook(self.recipe.notify.webhook, ("notify", "webhook"), set(), set())
         self._steps(self.recipe.steps, ("steps",), set(), set())
+
+    def _check_webhook_trigger(self) -> None:
+        """The trigger's expressions read `event` (and nothing a run has yet); inputs are declared."""
+        trigger = self.recipe.trigger
+        assert trigger is not None
+        webhook = trigger.webhook
+        assert webhook is not None
+        here: DataPath = ("trigger", "webhook")
+        for name in ("filter", "event_id"):
+            source = getattr(webhook, name)
+            if source is not None:
+                self._expr(source, (*here, name), set(), {"event"}, event_only=True)
+        for name, value in webhook.inputs.items():
+            if name not in self.recipe.inputs:
+                known = ", ".join(self.recipe.inputs) or "none"
+                self.doc.at(
+                    (*here, "inputs", name),
+                    f"trigger.webhook.inputs: {name!r} is not an input of the recipe (inputs: {known})",
+                    key=True,
+                )
+                continue
+            self._values(value, (*here, "inputs", name), set(), {"event"}, event_only=True)
 
     def _check_cron(self, cron: str) -> None:
         problem = cron_problem(cron)
@@ -257,6 +282,12 @@ class Checker:
                 self._values(step.set, (*here, "set"), visible, scope)
             case FailStep():
                 self._expr(step.fail, (*here, "fail"), visible, scope)
+            case WaitForStep():
+                self._expr(step.key, (*here, "key"), visible, scope)
+                if step.match:
+                    self._expr(step.match, (*here, "match"), visible, scope | {"event"})
+                if is_template(step.timeout):
+                    self._expr(step.timeout, (*here, "timeout"), visible, scope)
             case NotifyStep():
                 self._expr(step.notify, (*here, "notify"), visible, scope)
                 if isinstance(step.webhook, str):
@@ -337,18 +368,26 @@ class Checker:
                 else:
                     self.doc.at(target, f"with.{'.'.join(map(str, loc))}: {error['msg']}")
 
-    def _values(self, value: Any, path: DataPath, visible: set[str], scope: set[str]) -> None:
+    def _values(
+        self, value: Any, path: DataPath, visible: set[str], scope: set[str], *, event_only: bool = False
+    ) -> None:
         if isinstance(value, dict):
             for key, item in value.items():
-                self._values(item, (*path, key), visible, scope)
+                self._values(item, (*path, key), visible, scope, event_only=event_only)
         elif isinstance(value, list):
             for index, item in enumerate(value):
-                self._values(item, (*path, index), visible, scope)
+                self._values(item, (*path, index), visible, scope, event_only=event_only)
         elif is_template(value):
-            self._expr(value, path, visible, scope)
+            self._expr(value, path, visible, scope, event_only=event_only)
 
-    def _expr(self, source: str, path: DataPath, visible: set[str], scope: set[str]) -> Any:
-        """Check one expression; returns its value when it is constant, else `_VARIES`."""
+    def _expr(
+        self, source: str, path: DataPath, visible: set[str], scope: set[str], *, event_only: bool = False
+    ) -> Any:
+        """Check one expression; returns its value when it is constant, else `_VARIES`.
+
+        `event_only`: a webhook trigger's expression, evaluated before any run exists, so it may
+        read `event` (and loop variables of its own) but not `inputs`, `steps`, `vars` or `run`.
+        """
         try:
             tree = check_source(source)
         except ExpressionError as exc:
@@ -365,9 +404,14 @@ class Checker:
             except ExpressionError as exc:
                 self.doc.at(path, f"bad expression: {exc}")
                 return _VARIES
-        for name in sorted(names - GLOBAL_NAMES - scope):
-            known = ", ".join(sorted((GLOBAL_NAMES - {"true", "false", "none", "range"}) | scope))
-            self.doc.at(path, f"unknown name {name!r} in expression (known: {known})")
+        allowed = (GLOBAL_NAMES & _CONSTANT_NAMES) if event_only else GLOBAL_NAMES
+        for name in sorted(names - allowed - scope):
+            known = ", ".join(sorted((allowed - _CONSTANT_NAMES) | scope))
+            only_event = event_only and name in GLOBAL_NAMES
+            where = " (a trigger's expression reads only `event`)" if only_event else ""
+            self.doc.at(path, f"unknown name {name!r} in expression{where} (known: {known})")
+        if event_only:
+            return value  # `steps` and `inputs` were refused above, as names
         for ref in sorted(referenced_steps(tree)):
             if ref not in visible:
                 later = " (it runs later)" if ref in self.all_ids else ""
@@ -377,6 +421,9 @@ class Checker:
                 self.doc.at(path, f"reference to undeclared input {ref!r}")
         return value
 
+
+#: Names every expression may read that are not data (`range` and the constants).
+_CONSTANT_NAMES = frozenset({"true", "false", "none", "range"})
 
 #: What `Checker._expr` returns for an expression whose value is known only at run time.
 _VARIES: Any = object()

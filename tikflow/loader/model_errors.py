@@ -56,8 +56,15 @@ def data_path(data: Any, loc: Iterable[str | int]) -> tuple[DataPath, DataPath]:
     current = data
     previous: str | int | None = None
     for part in loc:
-        tag = (isinstance(previous, int) and isinstance(part, str) and part in STEP_KINDS) or (
-            previous == "webhook" and part in WEBHOOK_KINDS and isinstance(current, dict | str)
+        tag = (
+            (isinstance(previous, int) and isinstance(part, str) and part in STEP_KINDS)
+            or (
+                previous == "webhook"
+                and part in WEBHOOK_KINDS
+                and isinstance(current, dict | str)
+                # `trigger.webhook.credential` is a field, not a notification webhook's tag.
+                and clean[-2:-1] != ["trigger"]
+            )
         )
         previous = part
         if tag:

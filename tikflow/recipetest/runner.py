@@ -12,6 +12,7 @@ step it is about.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import tempfile
 import time
@@ -174,23 +175,30 @@ async def _run_case(env: WorkflowEnvironment, test: LoadedTestFile, index: int) 
 
 
 async def run_test_files(tests: Sequence[LoadedTestFile], only: str | None = None) -> list[CaseReport]:
-    """Run every case of `tests` (those whose name contains `only`, if given) on one test server."""
+    """Run every case of `tests` (those whose name contains `only`, if given), each on its own test server.
+
+    A fresh server per case keeps cases apart: a run's event mailboxes (`wait_for`, the TikTok
+    authorization watch) outlive it by design, and one left by an earlier case, on a queue no
+    worker polls any more, would hold the next case's subscription and stop time from skipping.
+    """
     reports: list[CaseReport] = []
-    env = await WorkflowEnvironment.start_time_skipping(
-        data_converter=pydantic_data_converter,
-        test_server_existing_path=find_binary("temporal-test-server"),
-        runtime=_quiet_runtime(),
-    )
-    try:
-        for test in tests:
-            for index, case in enumerate(test.spec.tests):
-                if only is None or only in case.name:
-                    reports.append(await _run_case(env, test, index))
-    finally:
-        await env.shutdown()
+    for test in tests:
+        for index, case in enumerate(test.spec.tests):
+            if only is not None and only not in case.name:
+                continue
+            env = await WorkflowEnvironment.start_time_skipping(
+                data_converter=pydantic_data_converter,
+                test_server_existing_path=find_binary("temporal-test-server"),
+                runtime=_quiet_runtime(),
+            )
+            try:
+                reports.append(await _run_case(env, test, index))
+            finally:
+                await env.shutdown()
     return reports
 
 
+@functools.cache
 def _quiet_runtime() -> Runtime:
     """A Temporal runtime that logs only errors (the test server's capability warnings are noise)."""
     return Runtime(
