@@ -9,7 +9,7 @@ BIN    := $(VENV)/bin
 # The stamp follows the lock, the project and this file (how the sync is done, e.g. bytecode).
 SYNCED := $(VENV)/.synced-$(shell cat uv.lock pyproject.toml Makefile 2>/dev/null | cksum | cut -d' ' -f1)
 
-.PHONY: venv test lint demo dev chaos bench replay-record schema clean
+.PHONY: venv test lint demo dev chaos bench bench-peers replay-record schema clean
 
 $(BIN)/uv:
 	$(PYTHON) -m venv $(VENV)
@@ -41,6 +41,11 @@ chaos: venv
 
 bench: venv
 	$(BIN)/python -m bench
+
+# The peer measured beside tikflow (never in CI): n8n and the Node.js 24 it needs, from npm, into
+# .peers/ (ignored); then `python -m bench.n8n [--quick]` runs the monitors' job on it.
+bench-peers: venv
+	bash bench/peers/install_n8n.sh
 
 replay-record: venv
 	$(BIN)/python -m tests.replay.record

@@ -329,6 +329,17 @@ class EngineConfig:
             "a number of activities per second, 0 or more",
         ),
     )
+    quota_workers: int = field(
+        default=1,
+        metadata=_env(
+            "TIKFLOW_QUOTA_WORKERS",
+            "Worker processes sharing each provider's `QUEUE_RPS` quota (default 1). Read calls that "
+            "run as local activities bypass the task-queue limit, so each worker paces them to "
+            "`QUEUE_RPS` divided by this.",
+            _positive_int,
+            "a positive integer",
+        ),
+    )
     max_concurrent_activities: int = field(
         default=100,
         metadata=_env(

@@ -99,7 +99,7 @@ async def send(
         expect_json: Whether a success must carry a JSON object (every provider API answers one).
     """
     limiter = ctx.services.limiter
-    await limiter.acquire(provider, ctx.account)
+    await limiter.acquire(provider, ctx.account, local=ctx.local)
     query = {k: v for k, v in (params or {}).items() if v is not None}
     http = ctx.services.http
     try:

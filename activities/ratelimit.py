@@ -50,6 +50,10 @@ class RateLimiter:
         sleep: Async sleep, injectable for tests.
         max_wait_s: Longest wait done in-process; a longer one is the caller's (raised as a
             rate limit so the workflow can wait durably instead of pinning an activity slot).
+        local_share: This worker's share of each quota for calls run as local activities, which
+            Temporal's task-queue limit does not see (1 / the workers sharing the quota).
+        local_max_wait_s: Longest wait a local activity does in-process: it holds its workflow
+            task open, so a longer one is raised and becomes a retry or a workflow timer.
     """
 
     def __init__(
@@ -59,6 +63,8 @@ class RateLimiter:
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], object] = asyncio.sleep,
         max_wait_s: float = 30.0,
+        local_share: float = 1.0,
+        local_max_wait_s: float = 2.0,
     ) -> None:
         self._quotas = dict(quotas or {})
         self._clock = clock
@@ -67,6 +73,8 @@ class RateLimiter:
         self._locks: dict[tuple[str, ...], asyncio.Lock] = {}
         self._windows: dict[tuple[str, str, str], deque[float]] = {}
         self.max_wait_s = max_wait_s
+        self.local_share = local_share
+        self.local_max_wait_s = local_max_wait_s
         self.waited_s = 0.0
 
     def _bucket(self, key: tuple[str, str]) -> _Bucket:
@@ -78,21 +86,25 @@ class RateLimiter:
         now = self._clock()
         return max(max(bucket.next_at, bucket.blocked_until) - now, 0.0)
 
-    async def acquire(self, provider: str, account: str) -> None:
-        """Wait (up to `max_wait_s`) until a call for (provider, account) may go out, then book it."""
+    async def acquire(self, provider: str, account: str, *, local: bool = False) -> None:
+        """Wait (up to `max_wait_s`) until a call for (provider, account) may go out, then book it.
+
+        A `local` call (a local activity) waits at most `local_max_wait_s` and books this
+        worker's share of the quota only: it is spaced by the quota's interval / `local_share`.
+        """
         key = (provider, account)
         lock = self._locks.setdefault(key, asyncio.Lock())
         async with lock:
             bucket = self._bucket(key)
             delay = max(bucket.next_at, bucket.blocked_until) - self._clock()
-            if delay > self.max_wait_s:
+            if delay > (self.local_max_wait_s if local else self.max_wait_s):
                 # Sending before the reset would only earn another 429: the caller waits instead.
                 raise _paced(provider, account, "its quota", delay)
             if delay > 0:
                 self.waited_s += delay
                 await self._sleep(delay)  # type: ignore[misc]
             now = self._clock()
-            bucket.next_at = now + self._spacing(provider, bucket)
+            bucket.next_at = now + self._spacing(provider, bucket, self.local_share if local else 1.0)
 
     async def window(self, provider: str, account: str, name: str, quota: Quota) -> None:
         """Book one call in the documented sliding window `name`, waiting for room first.
@@ -124,9 +136,9 @@ class RateLimiter:
                     times.popleft()
             times.append(now)
 
-    def _spacing(self, provider: str, bucket: _Bucket) -> float:
+    def _spacing(self, provider: str, bucket: _Bucket, share: float = 1.0) -> float:
         quota = self._quotas.get(provider)
-        spacing = quota.per_seconds / quota.requests if quota else 0.0
+        spacing = quota.per_seconds / quota.requests / share if quota else 0.0
         if bucket.remaining is not None and bucket.window_s:
             # Spread what is left of the window over the calls still allowed in it.
             spacing = (

@@ -149,6 +149,8 @@ class ActionContext:
         action: The action name being run.
         run: The run the call belongs to, for the ledger to forget older runs' entries (None for
             calls of runs started before keys named the run).
+        local: Whether it runs as a local activity (inside a workflow task: it must not wait
+            long, and Temporal's task-queue rate limit does not see it).
     """
 
     services: Services
@@ -156,6 +158,7 @@ class ActionContext:
     idempotency_key: str
     action: str
     run: RunScope | None = None
+    local: bool = False
 
 
 InputT = TypeVar("InputT", bound=ActionInput)

@@ -72,6 +72,7 @@ class ProviderActivities:
                 idempotency_key=request.idempotency_key,
                 action=act.name,
                 run=run_scope(request.idempotency_key, info.workflow_id or ""),
+                local=info.is_local,
             )
             try:
                 result = await act.handler(ctx, params)

@@ -120,13 +120,27 @@ def rows(result: dict[str, Any]) -> list[tuple[str, str, str, str, str, str]]:
             ),
             (
                 f"monitors, {scale}: history",
-                f"{r['history_events_per_run_max']} events/run max, {r['history_events_per_poll']}/poll",
+                f"{r['history_events_per_run_max']} events/run max, {r['history_events_per_poll']}/poll, "
+                f"{r.get('history_events_per_idle_poll')}/idle poll",
                 f"continue-as-new after {r['polls_per_run_cap']} polls: "
                 f"<= {r['history_events_per_run_bound']} events/run",
                 "",
                 "bounded",
                 _yes(bounded),
             ),
+            *_monitor_baselines(r),
+        ]
+    if name == "n8n":
+        return [
+            (
+                f"n8n, {r['scale']}: the monitors' job",
+                f"{r['polls_per_s']} polls/s, lag p50 {r['lag_p50_s']} s, p99 {r['lag_p99_s']} s, "
+                f"peak RSS {r['rss_peak_mib']} MiB, {r['cpu_cores_n8n']} cores",
+                f"{r['polls_per_s_scheduled']} polls/s scheduled",
+                f"{r['polls_share_of_schedule']:.3f}",
+                "",
+                "",
+            )
         ]
     if name == "ratelimit":
         return [
@@ -164,6 +178,40 @@ def rows(result: dict[str, Any]) -> list[tuple[str, str, str, str, str, str]]:
             )
         ]
     return [(name, json.dumps(r)[:80], "", "", "", "")]
+
+
+#: What each monitors baseline is, as the table names it.
+MONITOR_BASELINES = {
+    "tikflow-activities": "tikflow, `reads: activity` (every call an activity)",
+    "temporal-activities": "hand-written Temporal monitor, activities",
+    "temporal-local": "hand-written Temporal monitor, local activities",
+}
+
+
+def _monitor_baselines(r: dict[str, Any]) -> list[tuple[str, str, str, str, str, str]]:
+    """One row per baseline of the monitors benchmark: its figures beside tikflow's."""
+    out = []
+    for name, b in r.get("baselines", {}).items():
+        label = MONITOR_BASELINES.get(name, name)
+        if "error" in b:
+            out.append(
+                (f"monitors, {r['scale']}: {label}", "failed: " + str(b["error"])[:80], "", "", "", "")
+            )
+            continue
+        ratio = r["polls_per_s"] / b["polls_per_s"] if b.get("polls_per_s") else 0.0
+        out.append(
+            (
+                f"monitors, {r['scale']}: {label}",
+                f"{b['polls_per_s']} polls/s, lag p50 {b['lag_p50_s']} s, p99 {b['lag_p99_s']} s, "
+                f"peak RSS {b['rss_peak_mib']} MiB, {b.get('history_events_per_idle_poll')} events/idle poll",
+                f"tikflow {r['polls_per_s']} polls/s, p99 {r['lag_p99_s']} s, "
+                f"{r.get('history_events_per_idle_poll')} events/idle poll",
+                f"{ratio:.3f}",
+                "",
+                "",
+            )
+        )
+    return out
 
 
 def table(results: list[dict[str, Any]]) -> str:

@@ -18,7 +18,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.contracts import ActionRequest, task_queue_for
     from workflows.recipe import NON_RETRYABLE_ERRORS
 
-__all__ = ["FanoutBaseline", "SequentialBaseline"]
+__all__ = ["FanoutBaseline", "MonitorBaseline", "SequentialBaseline"]
 
 #: `RecipeWorkflow`'s policy for a call step without `retry:` (see `workflows.recipe._retry_policy`).
 RETRY = RetryPolicy(
@@ -69,3 +69,49 @@ class FanoutBaseline:
 
         await asyncio.gather(*(one(i, p) for i, p in enumerate(items)))
         return len(items)
+
+
+@workflow.defn(name="BenchMonitor")
+class MonitorBaseline:
+    """`hashtag-reply` as a Temporal user would write it by hand: the same poll, no interpreter.
+
+    Every `every_s` it lists the hashtag, lists the comments of the first `videos` videos and
+    keeps those that contain a keyword (none do in the benchmark: nothing to answer), then
+    sleeps until the next poll is due; it continues-as-new after `polls_per_run` polls, as a
+    tikflow monitor does. `local`: the two reads as local activities instead of activities.
+    """
+
+    @workflow.run
+    async def run(
+        self, hashtag: str, keywords: list[str], every_s: float, polls_per_run: int, local: bool
+    ) -> None:
+        wid = workflow.info().workflow_id
+        for poll in range(polls_per_run):
+            started = workflow.now()
+            posts = await _read(
+                local, "tikapi.hashtag_posts", {"name": hashtag, "count": 30}, f"{wid}:{poll}:v"
+            )
+            matches = []
+            for video in posts.get("items", [])[:1]:
+                comments = await _read(local, "tikapi.comments", {"media_id": video["id"]}, f"{wid}:{poll}:c")
+                matches += [
+                    c
+                    for c in comments.get("items", [])
+                    if any(k in str(c.get("text", "")).lower() for k in keywords)
+                ]
+            assert not matches, "the benchmark's keywords match no comment"
+            remaining = (started + timedelta(seconds=every_s) - workflow.now()).total_seconds()
+            if remaining > 0:
+                await workflow.sleep(remaining)
+        workflow.continue_as_new(args=[hashtag, keywords, every_s, polls_per_run, local])
+
+
+async def _read(local: bool, action: str, params: dict[str, Any], key: str) -> Any:
+    request = ActionRequest(
+        action=action, params=params, account="main", idempotency_key=key, recipe="baseline"
+    )
+    if local:
+        return await workflow.execute_local_activity(
+            action, request, start_to_close_timeout=TIMEOUT, retry_policy=RETRY, result_type=dict
+        )
+    return await _call(action, params, key)

@@ -184,12 +184,17 @@ def emulator_process(**config: Any) -> Iterator[str]:
             AdminClient(url, timeout=60).admin("config", config)
         yield url
     finally:
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_process(process, 10)
+
+
+def stop_process(process: subprocess.Popen[Any], grace_s: float) -> None:
+    """Terminate `process`, and kill it if it has not ended after `grace_s` seconds."""
+    process.terminate()
+    try:
+        process.wait(grace_s)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 @dataclass
@@ -243,7 +248,10 @@ async def engine(
             url,
             store,
             # As `build_services` paces them (from `TIKFLOW_<PROVIDER>_QUEUE_RPS`), unless given.
-            limiter=RateLimiter(quotas=provider_quotas(config) if quotas is None else dict(quotas)),
+            limiter=RateLimiter(
+                quotas=provider_quotas(config) if quotas is None else dict(quotas),
+                local_share=1 / config.quota_workers,
+            ),
         )
         stack = DevStack(
             home=home,

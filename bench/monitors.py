@@ -17,7 +17,11 @@ Figures, from the run histories (server timestamps):
   `POLLS_PER_RUN` polls, so a run's history is bounded by that many polls' events.
 
 The baseline is the schedule itself: a poll that starts on time has lag 0, and N monitors every
-30 s are N/30 polls per second.
+30 s are N/30 polls per second. Beside tikflow, measured the same way in the same run (`VARIANTS`,
+each in its own process with its own dev server): tikflow with `reads: activity`, and a
+hand-written Temporal monitor (`bench.baseline.MonitorBaseline`) with regular and with local
+activities. `history_events_per_idle_poll` counts one poll's events once a run is past its
+first workflow task (goal: <= 7).
 
 Goals (issue 6): p99 lag under 5 s, peak RSS under 1 GiB, history per run bounded.
 `--quick`: 200 monitors for 2 minutes (the output says so).
@@ -27,7 +31,10 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 import os
+import subprocess
+import sys
 import time
 import uuid
 from collections import Counter
@@ -83,6 +90,13 @@ def polls_of(history: Any, retries: Counter[str] | None = None) -> list[tuple[fl
         elif kind == "activity_task_scheduled_event_attributes":
             if event.activity_task_scheduled_event_attributes.activity_type.name == POLL_ACTION:
                 scheduled[event.event_id] = wft_started
+        elif kind == "marker_recorded_event_attributes":
+            # A local activity: its marker says which, and when it was scheduled (it ran then,
+            # inside the workflow task that started it).
+            marker = local_activity_marker(event)
+            if marker is not None and marker["activity_type"] == POLL_ACTION:
+                at = marker["original_schedule_time"]
+                polls.append((wft_started, at["seconds"] + at.get("nanos", 0) / 1e9))
         elif kind == "activity_task_started_event_attributes":
             attributes = event.activity_task_started_event_attributes
             began = scheduled.pop(attributes.scheduled_event_id, None)
@@ -91,6 +105,26 @@ def polls_of(history: Any, retries: Counter[str] | None = None) -> list[tuple[fl
             if began is not None:
                 polls.append((began, _ts(event)))
     return sorted(polls)
+
+
+def local_activity_marker(event: Any) -> dict[str, Any] | None:
+    """The data of a local activity's marker (`activity_type`, `original_schedule_time`, ...)."""
+    attributes = event.marker_recorded_event_attributes
+    if attributes.marker_name != "core_local_activity" or "data" not in attributes.details:
+        return None
+    data: dict[str, Any] = json.loads(attributes.details["data"].payloads[0].data)
+    return data
+
+
+def idle_poll_events(history: Any) -> list[int]:
+    """Events from one poll's timer to the next (fired, the poll's work, started), per poll: what
+    a poll costs once the run's first workflow task (patch markers, search attributes) is past."""
+    timers = [
+        i
+        for i, event in enumerate(history.events)
+        if event.WhichOneof("attributes") == "timer_started_event_attributes"
+    ]
+    return [b - a for a, b in itertools.pairwise(timers)]
 
 
 def timeline(history: Any, due: float, started: float) -> list[str]:
@@ -105,19 +139,80 @@ def timeline(history: Any, due: float, started: float) -> list[str]:
     return out[:40]
 
 
+#: What `python -m bench.monitors` measures, each in a fresh process of its own (peak RSS and
+#: CPU are per process): tikflow as shipped (reads as local activities), tikflow with
+#: `reads: activity` (every call an activity, as before issue 20), and the hand-written Temporal
+#: monitor (`bench.baseline.MonitorBaseline`) with regular and with local activities.
+VARIANTS = ("tikflow", "tikflow-activities", "temporal-activities", "temporal-local")
+
+
 async def main(quick: bool = False) -> dict[str, Any]:
+    """Every variant (or those in `BENCH_VARIANTS`, comma-separated), tikflow's figures on top."""
+    variant = os.environ.get("BENCH_VARIANT")
+    if variant:
+        return await measure(variant, quick)
+    names = [v for v in os.environ.get("BENCH_VARIANTS", ",".join(VARIANTS)).split(",") if v]
+    results: dict[str, dict[str, Any]] = {}
+    for name in names:
+        done = await asyncio.to_thread(
+            subprocess.run,
+            [sys.executable, "-m", "bench.monitors", *(["--quick"] if quick else [])],
+            env={**os.environ, "BENCH_VARIANT": name},
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+        )
+        try:
+            results[name] = json.loads(done.stdout.strip().splitlines()[-1])
+        except (IndexError, ValueError):
+            results[name] = {"variant": name, "error": (done.stderr or done.stdout).strip()[-300:]}
+    main_name = names[0]
+    return {
+        **results[main_name],
+        "baselines": {name: _summary(r) for name, r in results.items() if name != main_name},
+    }
+
+
+def _summary(result: dict[str, Any]) -> dict[str, Any]:
+    keys = (
+        "variant",
+        "error",
+        "polls_per_s",
+        "polls_share_of_schedule",
+        "lag_p50_s",
+        "lag_p99_s",
+        "lag_max_s",
+        "rss_peak_mib",
+        "rss_idle_mib",
+        "cpu_cores",
+        "history_events_per_poll",
+        "history_events_per_idle_poll",
+    )
+    return {k: result[k] for k in keys if k in result}
+
+
+async def measure(variant: str, quick: bool) -> dict[str, Any]:
+    """One variant's figures: N monitors polling every 30 s for the run's duration."""
+    from temporalio.client import WorkflowHandle
+
+    from bench.baseline import MonitorBaseline
     from tikflow.loader import load_recipe_text
     from tikflow.runs import start_recipe
     from workflows.recipe import POLLS_PER_RUN
 
+    if variant not in VARIANTS:
+        raise SystemExit(f"unknown variant {variant!r}; choose from {', '.join(VARIANTS)}")
     monitors, duration_s = (200, 120) if quick else (1000, 600)
     # For profiling other scales: BENCH_MONITORS=600 BENCH_DURATION_S=180 python -m bench.monitors
     monitors = int(os.environ.get("BENCH_MONITORS", monitors))
     duration_s = int(os.environ.get("BENCH_DURATION_S", duration_s))
-    loaded = load_recipe_text(recipe_text(), "hashtag-reply.yaml")
-    async with engine() as eng:
+    text = recipe_text()
+    if variant == "tikflow-activities":
+        text = text.replace(f"poll: {{every: {EVERY_S}s}}", f"poll: {{every: {EVERY_S}s, reads: activity}}")
+    loaded = load_recipe_text(text, "hashtag-reply.yaml")
+    async with engine(extra_workflows=[MonitorBaseline]) as eng:
         rss_idle = current_rss_mib()
-        handles = []
+        handles: list[WorkflowHandle[Any, Any]] = []
         t0 = time.monotonic()
         wall0 = time.time()
         for i in range(monitors):
@@ -125,13 +220,23 @@ async def main(quick: bool = False) -> dict[str, Any]:
             delay = t0 + i * EVERY_S / monitors - time.monotonic()
             if delay > 0:
                 await asyncio.sleep(delay)
-            _, handle = await start_recipe(
-                eng.client,
-                loaded,
-                {**INPUTS, "hashtag": "cats"},
-                task_queue=eng.task_queue,
-                workflow_id=f"mon-{i:04d}-{uuid.uuid4().hex[:6]}",
-            )
+            workflow_id = f"mon-{i:04d}-{uuid.uuid4().hex[:6]}"
+            if variant.startswith("tikflow"):
+                _, handle = await start_recipe(
+                    eng.client,
+                    loaded,
+                    {**INPUTS, "hashtag": "cats"},
+                    task_queue=eng.task_queue,
+                    workflow_id=workflow_id,
+                )
+                assert handle is not None
+            else:
+                handle = await eng.client.start_workflow(
+                    "BenchMonitor",
+                    args=["cats", INPUTS["keywords"], EVERY_S, POLLS_PER_RUN, variant == "temporal-local"],
+                    id=workflow_id,
+                    task_queue=eng.task_queue,
+                )
             handles.append(handle)
         all_started = time.time()
         # Where the CPU goes once every monitor runs: server, worker (this process), sandbox.
@@ -144,7 +249,6 @@ async def main(quick: bool = False) -> dict[str, Any]:
         rss_peak = peak_rss_mib()
         rss_end = current_rss_mib()
         for handle in handles:
-            assert handle is not None
             await handle.terminate("benchmark over")
 
         lags: list[float] = []
@@ -157,10 +261,11 @@ async def main(quick: bool = False) -> dict[str, Any]:
         polls_total = 0
         events_per_run: list[int] = []
         events_per_poll: list[float] = []
+        per_idle_poll: list[int] = []
         for handle in handles:
-            assert handle is not None
             history = await handle.fetch_history()
             polls = polls_of(history, retries)
+            per_idle_poll += idle_poll_events(history)
             polls_total += len(polls)
             # The run's own events, without the terminate that ended it.
             events = len(history.events) - 1
@@ -182,6 +287,7 @@ async def main(quick: bool = False) -> dict[str, Any]:
     per_poll = sum(events_per_poll) / max(len(events_per_poll), 1)
     return {
         "benchmark": "monitors",
+        "variant": variant,
         "quick": quick,
         "scale": f"{monitors} monitors x {duration_s // 60} min" + (" (quick: shrunk)" if quick else ""),
         "monitors": monitors,
@@ -213,6 +319,7 @@ async def main(quick: bool = False) -> dict[str, Any]:
         "rss_peak_mib": rss_peak,
         "history_events_per_run_max": max(events_per_run, default=0),
         "history_events_per_poll": round(per_poll, 1),
+        "history_events_per_idle_poll": percentile(per_idle_poll, 50),
         "polls_per_run_cap": POLLS_PER_RUN,
         "history_events_per_run_bound": round(per_poll * POLLS_PER_RUN),
         "provider_requests": sum(n for k, n in state["requests"].items() if k.startswith("tikapi ")),

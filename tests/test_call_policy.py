@@ -42,3 +42,21 @@ def test_non_retryable_errors_are_in_the_order_committed_histories_recorded():
     assert recorded == {("ProviderRejected", "CredentialsRejected", "SessionExpired", "InvalidActionInput")}
     assert recorded == {tuple(NON_RETRYABLE_ERRORS)}
     assert retry_policy(None).non_retryable_error_types == NON_RETRYABLE_ERRORS
+
+
+def test_a_local_calls_retry_delay_is_what_temporal_would_wait():
+    from datetime import timedelta
+
+    from temporalio.exceptions import ApplicationError
+
+    from workflows.policy import retry_delay, retry_policy
+
+    policy = retry_policy(None)
+    flaky = ApplicationError("HTTP 502", type="ProviderUnavailable")
+    assert [retry_delay(flaky, policy, n) for n in (1, 2, 3)] == [timedelta(seconds=s) for s in (1, 2, 4)]
+    assert retry_delay(flaky, policy, 12) == timedelta(minutes=5)  # capped
+    assert retry_delay(flaky, policy, 20) is None  # the last of 20 attempts
+    reset = ApplicationError("slow down", type="RateLimited", next_retry_delay=timedelta(seconds=30))
+    assert retry_delay(reset, policy, 1) == timedelta(seconds=30)
+    assert retry_delay(ApplicationError("gone", type="ProviderRejected"), policy, 1) is None  # by type
+    assert retry_delay(ApplicationError("no", type="X", non_retryable=True), policy, 1) is None

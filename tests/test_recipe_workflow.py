@@ -77,7 +77,10 @@ async def workers(client: Client, task_queue: str, actions: Actions) -> AsyncIte
                     task_queue=queue,
                     workflows=[RecipeWorkflow] if queue == task_queue else [],
                     workflow_runner=workflow_runner(),
-                    activities=activities,
+                    # The workflow's worker runs read calls as local activities too (as build_workers).
+                    activities=[a for acts in by_queue.values() for a in acts]
+                    if queue == task_queue
+                    else activities,
                 )
             )
         yield

@@ -65,6 +65,31 @@ def test_histories_cover_the_representative_runs():
     assert "timerStartedEventAttributes" in reauth  # the rate-limit backoff
 
 
+def test_both_sides_of_the_local_reads_patch_are_recorded():
+    """`read-calls-as-local-activities`: a monitor's reads as markers, and as activities before it."""
+
+    def markers_and_activities(stem: str) -> tuple[list[str], list[str]]:
+        events = json.loads(HISTORIES[names_index(stem)].read_text())["events"]
+        markers = [
+            e["markerRecordedEventAttributes"]["markerName"]
+            for e in events
+            if "markerRecordedEventAttributes" in e
+        ]
+        activities = [
+            e["activityTaskScheduledEventAttributes"]["activityType"]["name"]
+            for e in events
+            if "activityTaskScheduledEventAttributes" in e
+        ]
+        return markers, activities
+
+    markers, activities = markers_and_activities("monitor-local-reads")
+    assert markers.count("core_local_activity") >= 6
+    assert set(activities) == {"tikapi.reply"}  # side effects stay activities
+    markers, activities = markers_and_activities("monitor-reads-before-patch")
+    assert "core_local_activity" not in markers
+    assert "tikapi.hashtag_posts" in activities
+
+
 def names_index(stem: str) -> int:
     return [path.stem for path in HISTORIES].index(stem)
 

@@ -75,7 +75,7 @@ def build_services(config: EngineConfig) -> Services:
         http=make_http_client(settings),
         credentials=CredentialStore(path, seed=config.credentials_seed),
         settings=settings,
-        limiter=RateLimiter(quotas=provider_quotas(config)),
+        limiter=RateLimiter(quotas=provider_quotas(config), local_share=1 / config.quota_workers),
         ledger=EffectLedger(config.ledger_file or path.with_name("effects.json")),
     )
 
@@ -153,6 +153,9 @@ def build_workers(
     base = base_queue or config.task_queue
     actions = activities or ProviderActivities(services, dry_run=dry_run)
     grouped = actions.activities(base)
+    # Read calls may run as local activities of the workflow's worker: every action is registered
+    # there too (a local activity never leaves the worker, so no task queue routes it).
+    local = [act for queue, on_queue in sorted(grouped.items()) if queue != base for act in on_queue]
     max_activities = config.max_concurrent_activities
     graceful = timedelta(seconds=config.graceful_shutdown_s)
     workers = [
@@ -161,7 +164,7 @@ def build_workers(
             task_queue=base,
             workflows=[RecipeWorkflow, *event_workflows(), LinkUsedWorkflow],
             workflow_runner=workflow_runner(),
-            activities=grouped.pop(base),
+            activities=[*grouped.pop(base), *local],
             max_concurrent_activities=max_activities,
             max_concurrent_workflow_tasks=config.max_concurrent_workflow_tasks,
             # Runs kept in memory between their tasks; one evicted replays its whole history next time.

@@ -341,6 +341,13 @@ class PollTrigger(_Strict):
         le=1_000_000_000,
         description="Stop after this many polls (default: run until stopped).",
     )
+    reads: Literal["local", "activity"] = Field(
+        default="local",
+        description="How the provider reads of a poll run: `local` (default) as Temporal local "
+        "activities inside the workflow task, an idle poll costing one workflow task and a timer; "
+        "`activity` as regular activities on the provider's queue (each shown as a pending "
+        "activity while it runs). Side effects are always regular activities.",
+    )
 
 
 class ScheduleTrigger(_Strict):

@@ -12,6 +12,7 @@ __all__ = [
     "ACTIVITY_SUMMARY_PATCH",
     "AUTH_WATCH_PATCH",
     "ITEM_KEY_PATCH",
+    "LOCAL_READS_PATCH",
     "NOTIFY_PATCH",
     "QUIET_PHASE_PATCH",
     "RUN_SCOPED_KEYS_PATCH",
@@ -53,3 +54,8 @@ AUTH_WATCH_PATCH = "tiktok-authorization-watch"
 #: (`comments[7300…].0 tikapi.reply → 7301…`), shown in the Temporal UI's timeline. The summary is
 #: part of the recorded command; runs started before it schedule their calls without one.
 ACTIVITY_SUMMARY_PATCH = "activity-summary"
+#: Read-only provider calls of a monitor (`poll: {reads: local}`, the default) run as Temporal
+#: local activities: the poll's calls run inside the workflow task that the timer woke, so an idle
+#: poll is one workflow task and a timer (a marker per call) instead of three workflow tasks and
+#: two activity tasks. Runs started before it schedule every call as a regular activity.
+LOCAL_READS_PATCH = "read-calls-as-local-activities"

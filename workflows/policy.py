@@ -2,7 +2,9 @@
 
 Every `call` is one activity named after the action, on its provider's task queue, retried by
 Temporal under the step's (or the recipe's) `retry:` policy, except for the error types that
-retrying cannot cure. On top of Temporal's retries, the error table's engine side:
+retrying cannot cure. A monitor's read-only calls run as local activities instead (same name,
+policy and error handling; `_runs_locally` says when), so an idle poll is one workflow task. On
+top of Temporal's retries, the error table's engine side:
 
 - `SessionExpired`: the run parks in `awaiting_reauth` (one notice per account, however many
   calls saw the expiry) until the `reauthorized` signal, then redoes the call;
@@ -19,13 +21,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy as TemporalRetryPolicy
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import ActivityError, ApplicationError, CancelledError, FailureError
 
 with workflow.unsafe.imports_passed_through():
     from activities.contracts import ActionRequest, idempotency_key, reauth_command, task_queue_for
@@ -39,8 +42,14 @@ with workflow.unsafe.imports_passed_through():
         WebhookCredential,
         parse_duration,
     )
-    from workflows.patches import ACTIVITY_SUMMARY_PATCH, AUTH_WATCH_PATCH, RUN_SCOPED_KEYS_PATCH, STOP_PATCH
-    from workflows.state import MonitorState, Phase, RecipeRun
+    from workflows.patches import (
+        ACTIVITY_SUMMARY_PATCH,
+        AUTH_WATCH_PATCH,
+        LOCAL_READS_PATCH,
+        RUN_SCOPED_KEYS_PATCH,
+        STOP_PATCH,
+    )
+    from workflows.state import CallStatus, MonitorState, Phase, RecipeRun
 
 if TYPE_CHECKING:
     from workflows.interpreter import Scope
@@ -54,6 +63,7 @@ __all__ = [
     "StepFailed",
     "failure_message",
     "non_retryable_errors",
+    "retry_delay",
     "retry_policy",
 ]
 
@@ -91,13 +101,36 @@ class RunStopped(Exception):
 
 @dataclass
 class CallInFlight:
-    """A call the workflow waits for, and what `stop` needs to cancel it."""
+    """A call the workflow waits for, and what `stop` needs to cancel it.
+
+    A local call (`local`) has no handle between its attempts; its attempts are counted here
+    (a regular activity's are on the server, read by `tikflow.runs.with_attempts`).
+    """
 
     path: str
     action: str
     started_at: datetime
-    handle: workflow.ActivityHandle[Any]
+    handle: workflow.ActivityHandle[Any] | None
     cancelled: bool = False
+    local: bool = False
+    attempt: int = 1
+    max_attempts: int | None = None
+    last_failure: str | None = None
+    next_attempt_at: datetime | None = None
+
+    def shown(self) -> CallStatus:
+        """The call as `status` shows it (a regular one's attempts are filled in from the server)."""
+        if not self.local:
+            return CallStatus(path=self.path, action=self.action, started_at=self.started_at)
+        return CallStatus(
+            path=self.path,
+            action=self.action,
+            started_at=self.started_at,
+            attempt=self.attempt,
+            max_attempts=self.max_attempts,
+            last_failure=self.last_failure,
+            next_attempt_at=self.next_attempt_at,
+        )
 
 
 class CallPolicy:
@@ -179,31 +212,56 @@ class CallPolicy:
                 raise RunStopped
             # A re-authorization that lands while this call is in flight cures its 428 too.
             reauths_before = self._reauthorized.get(account, 0)
-            handle = workflow.start_activity(
-                action,
-                request,
-                summary=activity_summary(path, action, values)
-                if workflow.patched(ACTIVITY_SUMMARY_PATCH)
-                else None,
-                task_queue=task_queue_for(action, workflow.info().task_queue),
-                start_to_close_timeout=timeout,
-                schedule_to_close_timeout=parse_duration(policy.max_duration)
-                if policy and policy.max_duration
-                else None,
-                retry_policy=retry_policy(policy),
-                result_type=dict,
-                # Only `stop` cancels a call: retries end at once, a running attempt may finish.
-                cancellation_type=workflow.ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+            schedule_to_close = (
+                parse_duration(policy.max_duration) if policy and policy.max_duration else None
             )
             self._call_count += 1
             key = self._call_count
-            call = self._calls[key] = CallInFlight(path, action, workflow.now(), handle)
+            outcome: Awaitable[Any]
+            if self._runs_locally(action):
+
+                def attempt() -> workflow.ActivityHandle[Any]:
+                    return workflow.start_local_activity(
+                        action,
+                        request,
+                        summary=activity_summary(path, action, values),
+                        start_to_close_timeout=timeout,
+                        # Retried here, by `_local_attempts`: visible in `status`, waits durable.
+                        retry_policy=TemporalRetryPolicy(maximum_attempts=1),
+                        result_type=dict,
+                        cancellation_type=workflow.ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+                    )
+
+                retries = retry_policy(policy)
+                call = CallInFlight(
+                    path, action, workflow.now(), None, local=True, max_attempts=retries.maximum_attempts
+                )
+                outcome = self._local_attempts(call, attempt, retries, schedule_to_close)
+            else:
+                handle = workflow.start_activity(
+                    action,
+                    request,
+                    summary=activity_summary(path, action, values)
+                    if workflow.patched(ACTIVITY_SUMMARY_PATCH)
+                    else None,
+                    task_queue=task_queue_for(action, workflow.info().task_queue),
+                    start_to_close_timeout=timeout,
+                    schedule_to_close_timeout=schedule_to_close,
+                    retry_policy=retry_policy(policy),
+                    result_type=dict,
+                    # Only `stop` cancels a call: retries end at once, a running attempt may finish.
+                    cancellation_type=workflow.ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+                )
+                call = CallInFlight(path, action, workflow.now(), handle)
+                outcome = handle
+            self._calls[key] = call
             try:
-                result = await handle
-            except ActivityError as exc:
+                result = await outcome
+            except FailureError as exc:
                 if call.cancelled:
                     raise RunStopped from None
-                cause = exc.cause
+                # A local activity's failure is its own error, not wrapped in an ActivityError.
+                cause = exc.cause if isinstance(exc, ActivityError) else exc
                 if isinstance(cause, ApplicationError) and cause.type == "SessionExpired":
                     del self._calls[key]  # waiting for a person, not for this call
                     own_error = await self._await_reauth(account, cause, path, reauths_before) or own_error
@@ -225,6 +283,59 @@ class CallPolicy:
             if self._phase in ("backing_off", "awaiting_reauth"):
                 self._resume_phase()
             return result
+
+    def _runs_locally(self, action: str) -> bool:
+        """Whether this call runs as a local activity (`LOCAL_READS_PATCH`).
+
+        Only a provider's read-only actions may: a side effect stays a regular activity (its
+        attempts and result recorded by the server, on the provider's rate-limited queue), and
+        so do the built-ins (`log`, `notify.send`, `http.request`), which run eagerly on the
+        workflow's own queue already. A read runs locally in a monitor whose `poll` says
+        `reads: local` (the default), where the same reads repeat every poll (bench/monitors.py:
+        an idle poll is one workflow task and a timer instead of three workflow tasks and two
+        activity tasks); a one-shot run's calls stay regular activities, each visible as pending
+        while it runs.
+        """
+        assert self._run is not None
+        trigger = self._run.recipe.trigger
+        if trigger is None or trigger.poll is None or trigger.poll.reads != "local":
+            return False
+        queue = workflow.info().task_queue
+        if action in self._run.side_effects or task_queue_for(action, queue) == queue:
+            return False
+        return workflow.patched(LOCAL_READS_PATCH)
+
+    async def _local_attempts(
+        self,
+        call: CallInFlight,
+        attempt: Callable[[], workflow.ActivityHandle[Any]],
+        policy: TemporalRetryPolicy,
+        max_duration: timedelta | None,
+    ) -> Any:
+        """Run a local activity's attempts under `policy`, as Temporal retries a regular one.
+
+        The backoff between attempts is a workflow timer (a local activity never sleeps in the
+        worker; `stop` ends the wait), and the attempt, the last failure and the next attempt's
+        time are on `call`, so `status` shows a retrying read as it shows a pending activity.
+        Raises the last failure when `policy` (or `max_duration`) allows no further attempt.
+        """
+        deadline = call.started_at + max_duration if max_duration else None
+        while True:
+            call.handle = attempt()
+            try:
+                return await call.handle
+            except FailureError as exc:
+                delay = None if call.cancelled else retry_delay(exc, policy, call.attempt)
+                if delay is None or (deadline is not None and workflow.now() + delay > deadline):
+                    raise
+                call.handle = None
+                call.last_failure = failure_message(exc)
+                call.next_attempt_at = workflow.now() + delay
+            with contextlib.suppress(asyncio.TimeoutError):
+                await workflow.wait_condition(lambda: call.cancelled, timeout=delay)
+            if call.cancelled:
+                raise RunStopped
+            call.attempt += 1
 
     def _effect_key(self, path: str) -> str:
         """The idempotency key of the call at `path` in this poll of this run."""
@@ -405,9 +516,34 @@ def retry_policy(policy: RetryPolicy | None) -> TemporalRetryPolicy:
     )
 
 
-def failure_message(exc: ActivityError) -> str:
-    """The one-line reason an activity failed: its innermost application error's message."""
-    cause: BaseException | None = exc.cause
+def retry_delay(exc: FailureError, policy: TemporalRetryPolicy, attempt: int) -> timedelta | None:
+    """How long Temporal would wait after failed `attempt` under `policy`; None: no retry.
+
+    As the server decides it for a regular activity: a non-retryable failure (by its flag or its
+    type) or the last allowed attempt ends the call; a failure's own `next_retry_delay` (a rate
+    limit's reset) wins over the exponential backoff, which is capped at `maximum_interval`.
+    """
+    cause: BaseException | None = exc
+    if isinstance(exc, ActivityError):
+        cause = exc.cause
+    if isinstance(cause, CancelledError) or (policy.maximum_attempts and attempt >= policy.maximum_attempts):
+        return None
+    if isinstance(cause, ApplicationError):
+        if cause.non_retryable or cause.type in (policy.non_retryable_error_types or ()):
+            return None
+        if cause.next_retry_delay is not None:
+            return cause.next_retry_delay
+    delay = policy.initial_interval * policy.backoff_coefficient ** (attempt - 1)
+    return min(delay, policy.maximum_interval) if policy.maximum_interval else delay
+
+
+def failure_message(exc: FailureError) -> str:
+    """The one-line reason an activity failed: its innermost application error's message.
+
+    `exc` is the `ActivityError` of a regular activity, or the failure itself (an
+    `ApplicationError`, a `TimeoutError`) of a local one.
+    """
+    cause: BaseException | None = exc.cause if isinstance(exc, ActivityError) else exc
     while isinstance(cause, ActivityError) and cause.cause is not None:
         cause = cause.cause
     if isinstance(cause, ApplicationError):

@@ -100,13 +100,15 @@ _PAUSABLE_PHASES = frozenset({"starting", "running", "sleeping", "backing_off", 
 
 
 def workflow_runner() -> SandboxedWorkflowRunner:
-    """Temporal's workflow sandbox, with the template engine passed through.
+    """Temporal's workflow sandbox, with the template engine and tikflow's workflow code passed through.
 
     Jinja2 is deterministic and stateless here; re-importing it per run would cost time and trip
-    the sandbox's lock checks.
+    the sandbox's lock checks. `workflows` (this module included) keeps no module-level state,
+    and every module of it but this one was already imported passed through: importing this one
+    once instead of once per run saves each cached monitor its own copy (bench/memory.py).
     """
     return SandboxedWorkflowRunner(
-        restrictions=SandboxRestrictions.default.with_passthrough_modules("jinja2", "markupsafe")
+        restrictions=SandboxRestrictions.default.with_passthrough_modules("jinja2", "markupsafe", "workflows")
     )
 
 
@@ -181,7 +183,8 @@ class RecipeWorkflow(Interpreter):
             self._set_phase("stopping")
             for call in self._calls.values():
                 call.cancelled = True
-                call.handle.cancel()
+                if call.handle is not None:  # a local call between attempts has none
+                    call.handle.cancel()
 
     @workflow.signal
     def reauthorized(self, account: str) -> None:
@@ -222,10 +225,7 @@ class RecipeWorkflow(Interpreter):
             waiting_for=self._waiting_for or "; ".join(self._event_waits.values()) or None,
             last_error=self._state.last_error,
             recovered_from=self._state.recovered_from,
-            calls=[
-                CallStatus(path=call.path, action=call.action, started_at=call.started_at)
-                for call in self._calls.values()
-            ],
+            calls=[call.shown() for call in self._calls.values()],
             counters=self._state.counters,
             awaiting_reauth={a: self._reauth_providers.get(a, "") for a in sorted(self._awaiting_reauth)},
         )

@@ -118,10 +118,11 @@ steps:
 
 
 #: `stop` while Temporal retries a call (the provider is down): the run ends stopped at once
-#: (STOP_PATCH); before the patch the poll went on until the last attempt failed.
+#: (STOP_PATCH); before the patch the poll went on until the last attempt failed. Its read is a
+#: regular activity (`reads: activity`): the recorder watches it retry as a pending activity.
 STOP_RETRYING = """
 recipe: replay-stop-retrying
-trigger: {poll: {every: 1m}}
+trigger: {poll: {every: 1m, reads: activity}}
 retry: {initial: 1s, max_attempts: 3}
 steps:
   - id: comments
@@ -138,6 +139,27 @@ steps:
   - id: videos
     call: tikapi.hashtag_posts
     with: {name: cats}
+"""
+
+#: A monitor's reads as local activities (LOCAL_READS_PATCH): markers with summaries, a rate limit
+#: waited in a timer, side effects (one rejected: a failed poll) as regular activities.
+#: `monitor-reads-before-patch.json` is the other side (a copy of the `monitor` run from before it).
+LOCAL_READS = """
+recipe: replay-local-reads
+trigger: {poll: {every: 1m, max_polls: 3}}
+steps:
+  - id: videos
+    call: tikapi.hashtag_posts
+    with: {name: cats}
+    new_only: id
+  - for_each: "{{ steps.videos['items'] }}"
+    as: video
+    limit: 2
+    steps:
+      - call: tikapi.comments
+        with: {media_id: "{{ video.id }}"}
+      - call: tikapi.reply
+        with: {media_id: "{{ video.id }}", reply_comment_id: "7301", text: hi}
 """
 
 #: A `notify` step whose webhook refuses it: the run goes on (NOTIFY_PATCH); before, it failed.
@@ -217,7 +239,7 @@ async def workers(client: Client, task_queue: str, scenario: str) -> AsyncIterat
             task_queue=task_queue,
             workflows=[RecipeWorkflow],
             workflow_runner=workflow_runner(),
-            activities=builtins,
+            activities=[*builtins, *tikapi],  # a monitor's reads run here as local activities
         ),
         Worker(client, task_queue=f"{task_queue}.tikapi", activities=tikapi),
     ):
@@ -266,7 +288,8 @@ async def _attempt(handle: WorkflowHandle[Any, Any], attempt: int) -> None:
 
 
 async def record_stop_scenarios(env: WorkflowEnvironment, only: set[str] | None = None) -> list[Path]:
-    """`stop` while a call is retried or a re-authorization awaited, and a failed `notify` step.
+    """`stop` while a call is retried or a re-authorization awaited, a failed `notify` step, and
+    a monitor whose reads run as local activities.
 
     The recorders end the run whichever side of the patches the workflow code is on (see the
     recipes' comments), so they also record the `-before-patch` histories from older code.
@@ -276,6 +299,7 @@ async def record_stop_scenarios(env: WorkflowEnvironment, only: set[str] | None 
         ("stop-retrying", STOP_RETRYING),
         ("stop-reauth", STOP_REAUTH),
         ("notify-failed", NOTIFY_FAILED),
+        ("monitor-local-reads", LOCAL_READS),
     ):
         if only is not None and name not in only:
             continue
@@ -349,7 +373,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--scenario",
         action="append",
-        help="record only this stop or notify scenario (stop-retrying, stop-reauth, notify-failed)",
+        help="record only this scenario (stop-retrying, stop-reauth, notify-failed, monitor-local-reads)",
     )
     args = parser.parse_args(argv)
     if args.scenario:
