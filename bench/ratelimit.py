@@ -47,6 +47,12 @@ steps:
 """
 
 
+#: `--mode two_workers_local`: the same calls as the reads of a monitor's poll, so local
+#: activities (`reads: local`, the default), on two worker processes that each pace their local
+#: calls to half the quota (`TIKFLOW_QUOTA_WORKERS=2`); Temporal's queue limit does not see them.
+MONITOR_RECIPE = RECIPE.replace("steps:\n", "trigger: {poll: {every: 10m, max_polls: 1}}\nsteps:\n", 1)
+
+
 def _mode(argv: list[str]) -> str:
     for i, arg in enumerate(argv):
         if arg == "--mode" and i + 1 < len(argv):
@@ -66,19 +72,24 @@ async def measure(mode: str, warmup_s: float, window_s: float) -> dict[str, Any]
     from tikflow.loader import load_recipe_text
     from tikflow.runs import start_recipe
 
-    queue_limited = mode in ("queue_rps", "queue_rps_unpaced")
+    queue_limited = mode in ("queue_rps", "queue_rps_unpaced", "two_workers_local")
     worker_env = {"TIKFLOW_TIKAPI_QUEUE_RPS": str(QUOTA_RPS)} if queue_limited else {}
+    if mode == "two_workers_local":
+        worker_env["TIKFLOW_QUOTA_WORKERS"] = "2"
     quotas: dict[str, Quota] | None = {
         "queue_rps": None,  # what the worker derives from the variable
         "queue_rps_unpaced": {},  # the task-queue limit alone (tikflow before the bench)
         "limiter": {"tikapi": Quota(QUOTA_RPS, 1.0)},
         "reactive": {},
+        "two_workers_local": None,
     }[mode]
     async with engine(
         emulator_config={"tikapi_per_second": QUOTA_RPS}, worker_env=worker_env, quotas=quotas
     ) as eng:
         video = eng.emulator.state()["tikapi"]["videos"][0]["id"]
-        loaded = load_recipe_text(RECIPE, "bench-ratelimit.yaml")
+        second = await _second_worker(eng, worker_env) if mode == "two_workers_local" else None
+        recipe = MONITOR_RECIPE if mode == "two_workers_local" else RECIPE
+        loaded = load_recipe_text(recipe, "bench-ratelimit.yaml")
         # More calls than the window can serve, so no recipe finishes while it is measured.
         calls = list(range(int(QUOTA_RPS * (warmup_s + window_s) * 2 / RECIPES) + 10))
         handles = []
@@ -100,6 +111,8 @@ async def measure(mode: str, warmup_s: float, window_s: float) -> dict[str, Any]
         for handle in handles:
             assert handle is not None
             await handle.terminate("benchmark window over")
+        if second is not None:
+            second.kill()
     ok, refused = ok_after - ok_before, refused_after - refused_before
     rps = ok / elapsed
     share = rps / QUOTA_RPS
@@ -114,6 +127,21 @@ async def measure(mode: str, warmup_s: float, window_s: float) -> dict[str, Any]
         "share_429": round(refused_share, 4),
         "goal_met": share >= GOAL_SHARE and refused_share < GOAL_429,
     }
+
+
+async def _second_worker(eng: Any, worker_env: dict[str, str]) -> Any:
+    """A second worker process on the engine's queue, paced like the first (its share of the quota)."""
+    from tests.resilience.conftest import WorkerProcess
+
+    process = WorkerProcess.start(
+        address=str(eng.client.service_client.config.target_host),
+        task_queue=eng.task_queue,
+        emulator=eng.emulator_url,
+        credentials=eng.home / "credentials.json",
+        extra_env=worker_env,
+    )
+    await process.ready()
+    return process
 
 
 async def main(quick: bool = False) -> dict[str, Any]:

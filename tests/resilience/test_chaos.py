@@ -292,3 +292,129 @@ async def test_chaos_fault_mix_exact_effects(rig: Rig) -> None:
         await _fault_mix_run(rig, "chaos_fault_mix_500_replies", 500)
     else:
         await _fault_mix_run(rig, "chaos_fault_mix_60_replies", 60)
+
+
+# -- 4. a monitor (poll trigger: reads as local activities) through kills, a restart and faults --
+
+#: Replies to every new comment of one video, polling as often as a recipe may (every 10 s);
+#: the listing is a read, so a local activity (`reads: local`, the default).
+MONITOR = """
+recipe: chaos-monitor
+inputs:
+  video: {type: string, required: true}
+trigger: {poll: {every: 10s}}
+timeout: 2s
+retry: {initial: 200ms, max_interval: 1s, max_attempts: 100}
+steps:
+  - id: listing
+    call: tikapi.comments
+    with: {media_id: "{{ inputs.video }}", count: 30, pages: 50}
+  - for_each: "{{ steps.listing.items }}"
+    as: comment
+    new_only: cid
+    if: "{{ comment.author != 'tikflow_demo' }}"
+    concurrency: 10
+    steps:
+      - call: tikapi.reply
+        with:
+          media_id: "{{ comment.aweme_id }}"
+          reply_comment_id: "{{ comment.cid }}"
+          text: "Thanks!"
+"""
+
+
+def _monitor_faults() -> list[dict[str, Any]]:
+    return [
+        {"provider": "tikapi", "kind": "rate_limit", "retry_after": 1, "count": 5, "skip": 20},
+        {"provider": "tikapi", "kind": "timeout", "count": None, "probability": 0.03, "delay_s": 3},
+        {"provider": "tikapi", "kind": "status", "status": 503, "count": None, "probability": 0.15},
+    ]
+
+
+async def _monitor_chaos(
+    emulator: LiveEmulator, credentials_path: Path, tmp_path: Path, name: str, waves: int, per_wave: int
+) -> None:
+    started = time.monotonic()
+    async with own_temporal(tmp_path) as server:
+        rig = Rig(await server.client(), emulator, credentials_path, f"monitor-{uuid.uuid4()}")
+        try:
+            video = await emulator.video_of("nina_art")
+            before = {
+                c["cid"] for c in (await emulator.state())["tikapi"]["comments"] if c["aweme_id"] == video
+            }
+            alive = [rig.spawn_worker(hold_s=0.5) for _ in range(2)]
+            for process in alive:
+                await process.ready()
+            handle = await rig.start(MONITOR, {"video": video})
+            await emulator.faults(*_monitor_faults())
+            parents: list[str] = []
+            for wave in range(waves):
+                parents += await emulator.seed_comments(per_wave, video)
+                half = len(parents) - per_wave // 2
+
+                async def posted(at_least: int = half, parents: list[str] = parents) -> bool:
+                    return sum((await emulator.replies(parents)).values()) >= at_least
+
+                await eventually(posted, within=120, what=f"{half} replies", every=0.05)
+                if wave % 2 == 0:  # SIGKILL a worker between a reply and its report
+                    victim = alive.pop(0)
+                    victim.sigkill()
+                    replacement = rig.spawn_worker(hold_s=0.5)
+                    await replacement.ready()
+                    alive.append(replacement)
+                else:  # the Temporal server goes away and comes back
+                    server.stop()
+                    server.start()
+                    rig.client = await server.client()
+
+            async def all_answered() -> bool:
+                replies = await emulator.replies(parents)
+                return all(replies[cid] >= 1 for cid in parents)
+
+            await eventually(all_answered, within=180, what="every comment answered", every=0.2)
+            fired = emulator.faults_fired()  # (clearing the rules drops their counters)
+            await emulator.clear_faults()
+            handle = rig.client.get_workflow_handle_for(RecipeWorkflow.run, handle.id)
+            # Two more polls, with no faults: nothing answered again.
+            polls = (await handle.query(RecipeWorkflow.status)).counters.polls
+
+            async def more_polls() -> bool:
+                return (await handle.query(RecipeWorkflow.status)).counters.polls >= polls + 2
+
+            await eventually(more_polls, within=60, what="two more polls")
+            await handle.terminate("chaos test done")
+        finally:
+            rig.stop_workers()
+    replies = await emulator.replies(parents)
+    state = await emulator.state()
+    new_parents = [
+        c["cid"]
+        for c in state["tikapi"]["comments"]
+        if c["aweme_id"] == video and c["reply_to"] is None and c["author"] != ME and c["cid"] not in before
+    ]
+    duplicates = sum(n - 1 for n in replies.values() if n > 1)
+    missing = sum(1 for cid in parents if replies[cid] == 0)
+    record(
+        name,
+        kills=(waves + 1) // 2,
+        restarts=waves // 2,
+        faults=emulator.faults_fired(),
+        expected=len(parents),
+        actual=sum(replies.values()),
+        duplicates=duplicates,
+        missing=missing,
+        seconds=round(time.monotonic() - started, 1),
+    )
+    assert sorted(new_parents) == sorted(parents)
+    assert duplicates == 0
+    assert missing == 0
+    assert fired > 0
+
+
+async def test_chaos_monitor_local_reads(
+    emulator: LiveEmulator, credentials_path: Path, tmp_path: Path
+) -> None:
+    if FULL:
+        await _monitor_chaos(emulator, credentials_path, tmp_path, "chaos_monitor_8_waves_x_40", 8, 40)
+    else:
+        await _monitor_chaos(emulator, credentials_path, tmp_path, "chaos_monitor_2_waves_x_20", 2, 20)

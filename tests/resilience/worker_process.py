@@ -20,11 +20,13 @@ import signal
 from pathlib import Path
 from typing import Any
 
+from activities.config import EngineConfig
+from activities.ratelimit import RateLimiter
 from activities.registry import ActionContext, load_actions
 from tests.support.emulator import emulator_services
 from tikflow.connect import connect
 from tikflow.logging import configure_logging
-from tikflow.worker import run_workers
+from tikflow.worker import provider_quotas, run_workers
 
 
 def hold_side_effects(seconds: float) -> None:
@@ -47,7 +49,13 @@ async def main() -> None:
     if hold > 0:
         hold_side_effects(hold)
     client = await connect(target_host=os.environ["TEMPORAL_ADDRESS"])
-    services = emulator_services(os.environ["TIKFLOW_SANDBOX_URL"], Path(os.environ["TIKFLOW_CREDENTIALS"]))
+    # Paced as `build_services` paces a real worker (`TIKFLOW_<PROVIDER>_QUEUE_RPS`, its share of
+    # it with `TIKFLOW_QUOTA_WORKERS`); unpaced when neither is set, as before.
+    config = EngineConfig.from_env(os.environ)
+    limiter = RateLimiter(quotas=provider_quotas(config), local_share=1 / config.quota_workers)
+    services = emulator_services(
+        os.environ["TIKFLOW_SANDBOX_URL"], Path(os.environ["TIKFLOW_CREDENTIALS"]), limiter=limiter
+    )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
