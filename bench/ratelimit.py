@@ -88,31 +88,33 @@ async def measure(mode: str, warmup_s: float, window_s: float) -> dict[str, Any]
     ) as eng:
         video = eng.emulator.state()["tikapi"]["videos"][0]["id"]
         second = await _second_worker(eng, worker_env) if mode == "two_workers_local" else None
-        recipe = MONITOR_RECIPE if mode == "two_workers_local" else RECIPE
-        loaded = load_recipe_text(recipe, "bench-ratelimit.yaml")
-        # More calls than the window can serve, so no recipe finishes while it is measured.
-        calls = list(range(int(QUOTA_RPS * (warmup_s + window_s) * 2 / RECIPES) + 10))
-        handles = []
-        for _ in range(RECIPES):
-            _, handle = await start_recipe(
-                eng.client,
-                loaded,
-                {"calls": calls, "video": video},
-                task_queue=eng.task_queue,
-                workflow_id=f"rl-{uuid.uuid4().hex[:8]}",
-            )
-            handles.append(handle)
-        await asyncio.sleep(warmup_s)
-        ok_before, refused_before = _counts(eng.emulator.state())
-        started = time.monotonic()
-        await asyncio.sleep(window_s)
-        ok_after, refused_after = _counts(eng.emulator.state())
-        elapsed = time.monotonic() - started
-        for handle in handles:
-            assert handle is not None
-            await handle.terminate("benchmark window over")
-        if second is not None:
-            second.kill()
+        try:
+            recipe = MONITOR_RECIPE if mode == "two_workers_local" else RECIPE
+            loaded = load_recipe_text(recipe, "bench-ratelimit.yaml")
+            # More calls than the window can serve, so no recipe finishes while it is measured.
+            calls = list(range(int(QUOTA_RPS * (warmup_s + window_s) * 2 / RECIPES) + 10))
+            handles = []
+            for _ in range(RECIPES):
+                _, handle = await start_recipe(
+                    eng.client,
+                    loaded,
+                    {"calls": calls, "video": video},
+                    task_queue=eng.task_queue,
+                    workflow_id=f"rl-{uuid.uuid4().hex[:8]}",
+                )
+                handles.append(handle)
+            await asyncio.sleep(warmup_s)
+            ok_before, refused_before = _counts(eng.emulator.state())
+            started = time.monotonic()
+            await asyncio.sleep(window_s)
+            ok_after, refused_after = _counts(eng.emulator.state())
+            elapsed = time.monotonic() - started
+            for handle in handles:
+                assert handle is not None
+                await handle.terminate("benchmark window over")
+        finally:
+            if second is not None:
+                second.kill()  # also when the measurement fails: no worker outlives the bench
     ok, refused = ok_after - ok_before, refused_after - refused_before
     rps = ok / elapsed
     share = rps / QUOTA_RPS
