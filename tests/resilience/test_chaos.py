@@ -398,7 +398,7 @@ async def _monitor_chaos(
         name,
         kills=(waves + 1) // 2,
         restarts=waves // 2,
-        faults=emulator.faults_fired(),
+        faults=fired,
         expected=len(parents),
         actual=sum(replies.values()),
         duplicates=duplicates,
