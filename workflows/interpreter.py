@@ -16,11 +16,15 @@ from datetime import timedelta
 from typing import Any
 
 from temporalio import workflow
+from temporalio.common import RetryPolicy as TemporalRetryPolicy
+from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
+    from activities.contracts import ActionRequest
     from workflows.events import Event, mailbox_id, subscribe_mailbox
     from workflows.expressions import ExpressionError, evaluate_value, is_template, truthy
     from workflows.models import (
+        ApprovalStep,
         CallStep,
         FailStep,
         ForEachStep,
@@ -36,7 +40,7 @@ with workflow.unsafe.imports_passed_through():
         parse_duration,
     )
     from workflows.patches import ITEM_KEY_PATCH, NOTIFY_PATCH, SLIDING_WINDOW_PATCH
-    from workflows.policy import CallPolicy, RunStopped, StepFailed
+    from workflows.policy import CallPolicy, RunStopped, StepFailed, failure_message
     from workflows.state import SeenIds
     from workflows.steps import run_condition
 
@@ -71,6 +75,11 @@ class Interpreter(CallPolicy):
     _consumed: set[str]
     _subscribed: set[str]
     _event_waits: dict[int, str]
+    # approval: what each pending approval shows (its query), what each waits for (`status`),
+    # and the first decision each received (the signal; a later one is ignored).
+    _approvals: dict[str, dict[str, str]]
+    _approval_waits: dict[str, str]
+    _decisions: dict[str, dict[str, str]]
 
     def _new_scope(self) -> Scope:
         assert self._run is not None
@@ -145,6 +154,8 @@ class Interpreter(CallPolicy):
                 return await self._notify(step, scope, path)
             case WaitForStep():
                 return await self._wait_for(step, scope, path)
+            case ApprovalStep():
+                return await self._approval(step, scope, path)
         raise StepFailed(f"{path}: unsupported step {type(step).__name__}")
 
     async def _call_step(self, step: CallStep, scope: Scope, path: str) -> Any:
@@ -228,6 +239,85 @@ class Interpreter(CallPolicy):
         if step.on_timeout == "continue":
             return {"timed_out": True, "key": key}
         raise StepFailed(f"{path}: no {what} within {said}")
+
+    async def _approval(self, step: ApprovalStep, scope: Scope, path: str) -> Any:
+        """Ask for a decision (a notification with the approval link), then wait for it.
+
+        The approval's id is the step path and a tag of this run and poll
+        (`steps.ask@1a2b3c4d.0`): the one-decision record is kept per (workflow id, approval id)
+        long after the run, so a later run under the same workflow id (`tikflow run` again), or
+        the next poll of a monitor, asks anew instead of finding the old decision spent.
+        """
+        assert self._run is not None
+        info = workflow.info()
+        approval_id = f"{path}@{info.first_execution_run_id[:8]}.{self._state.iteration}"
+        summary = {
+            label: _shown(self._eval(template, scope, path)) for label, template in step.approval.items()
+        }
+        timeout = parse_duration(step.timeout)
+        expires_at = workflow.now() + timeout
+        name = step.name or step.id or path
+        self._approvals[approval_id] = summary
+        self._approval_waits[approval_id] = f"approval {approval_id!r} ({name})"
+        self._resume_phase()
+        target = step.webhook or (self._run.recipe.notify.webhook if self._run.recipe.notify else None)
+        message = self._eval(step.message, scope, path) if step.message else f"Approval needed: {name}"
+        try:
+            await workflow.execute_activity(
+                "notify.send",
+                ActionRequest(
+                    action="notify.send",
+                    params={
+                        "message": f"tikflow ({self._recipe_name}): {message}",
+                        "webhook": self._webhook(target, scope, path) if target else None,
+                        "data": {
+                            "event": "awaiting_approval",
+                            "approval_id": approval_id,
+                            "expires_at": expires_at.timestamp(),
+                            "approval": summary,
+                        },
+                        "recipe": self._recipe_name,
+                        "workflow_id": info.workflow_id,
+                    },
+                    idempotency_key=self._effect_key(f"{path}:approval"),
+                    recipe=self._recipe_name,
+                ),
+                task_queue=info.task_queue,
+                start_to_close_timeout=timedelta(seconds=30),
+                retry_policy=TemporalRetryPolicy(maximum_attempts=5),
+                result_type=dict,
+            )
+        except ActivityError as exc:
+            # The run waits all the same: `tikflow status` shows the approval, `tikflow approve`
+            # decides it.
+            reason = failure_message(exc)
+            self._notification_failed(reason, path=path)
+            self._approval_waits[approval_id] += f" (the notification failed: {reason})"
+        try:
+            await workflow.wait_condition(
+                lambda: approval_id in self._decisions or self._stop, timeout=timeout
+            )
+        except TimeoutError:
+            pass
+        finally:
+            # No longer pending: the page and `tikflow approve` refuse from now on.
+            del self._approvals[approval_id]
+            del self._approval_waits[approval_id]
+            self._resume_phase()
+        decided = self._decisions.get(approval_id)
+        if decided is not None:
+            return {
+                "decision": decided["decision"],
+                "comment": decided.get("comment", ""),
+                "via": decided.get("via", ""),
+                "timed_out": False,
+                "id": approval_id,
+            }
+        if self._stop:
+            raise RunStopped
+        if step.on_timeout == "continue":
+            return {"decision": None, "comment": "", "via": None, "timed_out": True, "id": approval_id}
+        raise StepFailed(f"{path}: nobody approved or rejected within {step.timeout}")
 
     def _take_event(
         self, provider: str, key: str, match: str | None, scope: Scope, path: str
@@ -373,6 +463,14 @@ class Interpreter(CallPolicy):
 
 
 _SKIPPED = object()
+#: The longest text one approval label shows (the page, the notification, the run's query).
+_MAX_SHOWN = 2000
+
+
+def _shown(value: Any) -> str:
+    """An approval label's rendered value as the page shows it: text, bounded."""
+    text = "" if value is None else value if isinstance(value, str) else str(value)
+    return text if len(text) <= _MAX_SHOWN else text[: _MAX_SHOWN - 1] + "…"
 
 
 def _static(path: str) -> str:

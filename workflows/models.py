@@ -35,6 +35,7 @@ __all__ = [
     "DEFAULT_RETRY_INITIAL",
     "DEFAULT_RETRY_MAX_INTERVAL",
     "EXPRESSION_NAMES",
+    "MAX_APPROVAL_LABELS",
     "MAX_DURATION",
     "MAX_INPUT_DEPTH",
     "MAX_LIMIT",
@@ -42,6 +43,7 @@ __all__ = [
     "STEP_KINDS",
     "STEP_MODEL_KINDS",
     "WEBHOOK_KINDS",
+    "ApprovalStep",
     "CallStep",
     "FailStep",
     "ForEachStep",
@@ -632,8 +634,66 @@ class NotifyStep(_StepBase):
     data: dict[str, Any] = Field(default_factory=dict, description="Extra JSON fields sent with the message.")
 
 
+# -- approval (issue 16, item 4) ------------------------------------------------------------
+
+#: A label of what an approval shows (`caption`, `video URL`): the page's row titles.
+ApprovalLabel = Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9 _.-]{0,39}$")]
+#: The most rows an approval page shows.
+MAX_APPROVAL_LABELS = 20
+#: A person needs time to act: an approval waits at least a minute.
+ApprovalTimeout = Annotated[str, _duration_field(_MINUTE), _at_least(_MINUTE)]
+
+
+class ApprovalStep(_StepBase):
+    """Ask a person to approve or reject, then go on with their decision.
+
+    The run sends a notification (the log and the webhook) with a signed link to a page that
+    shows the `approval` labels rendered, with Approve and Reject buttons and a comment;
+    `tikflow approve RUN_ID` / `tikflow reject RUN_ID` decide from a shell. The first decision
+    counts, every later one is refused. The result: `decision` (`approve` or `reject`, `none`
+    when the wait timed out), `comment`, `via` (`link` or `cli`) and `timed_out`.
+    """
+
+    approval: dict[ApprovalLabel, Expr] = Field(
+        min_length=1,
+        max_length=MAX_APPROVAL_LABELS,
+        description="What the person decides on: labels and templates, e.g. "
+        '`{caption: "{{ steps.draft.text }}", video: "{{ video.url }}"}`, shown on the page.',
+    )
+    message: Expr | None = Field(
+        default=None,
+        description="The notification's text (default: `Approval needed: <step>`); the link is added.",
+    )
+    webhook: Webhook | None = Field(
+        default=None,
+        description="URL the notification is POSTed to, or `{credential: NAME}` "
+        "(default: the recipe's `notify.webhook`).",
+    )
+    timeout: ApprovalTimeout = Field(
+        default="1d",
+        description="How long to wait for a decision (at least 1m); the link expires with it.",
+    )
+    on_timeout: Literal["fail", "continue"] = Field(
+        default="fail",
+        description="When nobody decided in time: `fail` the step, or `continue` with "
+        "`{decision: none, timed_out: true}`.",
+    )
+
+
 #: Step kinds, in the order a mapping's keys are tested (`until` steps also have `call`).
-STEP_KINDS = ("until", "call", "for_each", "parallel", "wait_for", "wait", "set", "fail", "notify", "if")
+STEP_KINDS = (
+    "until",
+    "call",
+    "for_each",
+    "parallel",
+    "wait_for",
+    "wait",
+    "set",
+    "fail",
+    "notify",
+    "approval",
+    "if",
+)
 
 
 def _step_kind(value: Any) -> str | None:
@@ -655,12 +715,13 @@ Step = Annotated[
     | Annotated[SetStep, Tag("set")]
     | Annotated[ParallelStep, Tag("parallel")]
     | Annotated[FailStep, Tag("fail")]
-    | Annotated[NotifyStep, Tag("notify")],
+    | Annotated[NotifyStep, Tag("notify")]
+    | Annotated[ApprovalStep, Tag("approval")],
     Discriminator(
         _step_kind,
         custom_error_type="unknown_step_kind",
         custom_error_message="a step needs one of the keys call, for_each, if, until, wait, set, "
-        "parallel, fail, notify, wait_for",
+        "parallel, fail, notify, wait_for, approval",
     ),
 ]
 
@@ -727,6 +788,7 @@ STEP_MODEL_KINDS: dict[type, str] = {
     ParallelStep: "parallel",
     FailStep: "fail",
     NotifyStep: "notify",
+    ApprovalStep: "approval",
 }
 
 for _model in (ForEachStep, IfStep, ParallelStep, Recipe):

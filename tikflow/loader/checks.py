@@ -34,6 +34,7 @@ from workflows.expressions import (
 from workflows.models import (
     EXPRESSION_NAMES,
     MAX_LIMIT,
+    ApprovalStep,
     CallStep,
     FailStep,
     ForEachStep,
@@ -293,6 +294,12 @@ class Checker:
                 if isinstance(step.webhook, str):
                     self._webhook(step.webhook, (*here, "webhook"), visible, scope)
                 self._values(step.data, (*here, "data"), visible, scope)
+            case ApprovalStep():
+                self._values(step.approval, (*here, "approval"), visible, scope)
+                if step.message is not None:
+                    self._expr(step.message, (*here, "message"), visible, scope)
+                if isinstance(step.webhook, str):
+                    self._webhook(step.webhook, (*here, "webhook"), visible, scope)
         return set()
 
     def _for_each(self, step: ForEachStep, here: DataPath, visible: set[str], scope: set[str]) -> None:
