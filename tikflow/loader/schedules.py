@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import functools
+import itertools
 import re
 from datetime import date, timedelta
 
@@ -112,7 +113,7 @@ def shortest_cron_gap(cron: str) -> timedelta | None:
     if 7 in weekdays:
         weekdays.add(0)  # both are Sunday
     times = sorted(hour * 60 + minute for hour in hours for minute in minutes)
-    gaps = [later - earlier for earlier, later in zip(times, times[1:], strict=False)]
+    gaps = [later - earlier for earlier, later in itertools.pairwise(times)]
     start = date(2024, 1, 1)
     matching = [
         day.toordinal()
@@ -120,7 +121,9 @@ def shortest_cron_gap(cron: str) -> timedelta | None:
         # Temporal runs on days that match both day fields (the loader refuses restricting both).
         if day.month in months and day.day in days and (day.weekday() + 1) % 7 in weekdays
     ]
-    gaps += [(later - earlier) * 1440 + times[0] - times[-1] for earlier, later in zip(matching, matching[1:], strict=False)]
+    gaps += [
+        (later - earlier) * 1440 + times[0] - times[-1] for earlier, later in itertools.pairwise(matching)
+    ]
     return timedelta(minutes=min(gaps)) if gaps else None
 
 
