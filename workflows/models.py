@@ -55,6 +55,7 @@ __all__ = [
     "PollTrigger",
     "Recipe",
     "RetryPolicy",
+    "ScheduleOverlap",
     "ScheduleTrigger",
     "SetStep",
     "Step",
@@ -352,11 +353,38 @@ class PollTrigger(_Strict):
     )
 
 
+#: `schedule.overlap`: Temporal's `ScheduleOverlapPolicy`, named as a recipe writes it.
+ScheduleOverlap = Literal["skip", "buffer_one", "buffer_all", "allow_all", "cancel_other", "terminate_other"]
+#: Temporal's floor for a schedule's catch-up window (a shorter one is read as 10s).
+_CATCHUP_FLOOR = timedelta(seconds=10)
+#: `schedule.catchup_window`: 10s to a year.
+CatchupWindow = Annotated[str, _duration_field(_CATCHUP_FLOOR), _at_least(_CATCHUP_FLOOR)]
+
+
 class ScheduleTrigger(_Strict):
     """Run the steps once per cron tick, as a Temporal Schedule."""
 
     cron: str = Field(description="Cron expression, 5 fields (`*/15 * * * *`).")
     timezone: str = Field(default="UTC", description="IANA time zone the cron expression is read in.")
+    overlap: ScheduleOverlap = Field(
+        default="skip",
+        description="What a cron time does while a run it started earlier is still going: `skip` "
+        "(default, Temporal's: no run starts), `buffer_one` (start once the going run ends; at most "
+        "one waits), `buffer_all` (start each in turn), `allow_all` (start now, beside it), "
+        "`cancel_other` (cancel the going run, then start), `terminate_other` (terminate it, no "
+        "cleanup, then start).",
+    )
+    catchup_window: CatchupWindow | None = Field(
+        default=None,
+        description="After an outage of the Temporal server, cron times missed by no more than this "
+        "still start a run; older ones are dropped (default: Temporal's, 365 days).",
+    )
+    jitter: Duration | None = Field(
+        default=None,
+        description="Start each run up to this much later than its cron time, a random amount "
+        "(spreads schedules that share a time); shorter than the time between two cron times "
+        "(default: none).",
+    )
 
 
 #: A credential's name, as `tikflow credentials set` accepts it.

@@ -20,7 +20,7 @@ from pydantic import BaseModel, ValidationError
 from activities.contracts import account_name_problem, http_url_problem
 from tikflow.loader.model_errors import label, value_at
 from tikflow.loader.problems import DataPath, Document
-from tikflow.loader.schedules import cron_problem, time_zone_problem
+from tikflow.loader.schedules import cron_problem, gap_text, shortest_cron_gap, time_zone_problem
 from tikflow.loader.yaml_positions import MAX_DEPTH
 from workflows.expressions import (
     ExpressionError,
@@ -185,6 +185,7 @@ class Checker:
         trigger = self.recipe.trigger
         if trigger and trigger.schedule:
             self._check_cron(trigger.schedule.cron)
+            self._check_jitter(trigger.schedule.cron, trigger.schedule.jitter)
             problem = time_zone_problem(trigger.schedule.timezone)
             if problem:
                 self.doc.at(("trigger", "schedule", "timezone"), f"trigger.schedule.timezone: {problem}")
@@ -224,6 +225,21 @@ class Checker:
         if problem:
             self.doc.at(
                 ("trigger", "schedule", "cron"), f"not a valid 5-field cron expression: {cron!r} ({problem})"
+            )
+
+    def _check_jitter(self, cron: str, jitter: str | None) -> None:
+        """A jitter as long as the time between two cron times would blur one run into the next.
+
+        (Temporal cuts such a jitter to the time until the next cron time without a word.)
+        """
+        if jitter is None or cron_problem(cron) is not None:
+            return
+        gap = shortest_cron_gap(cron)
+        if gap is not None and parse_duration(jitter) >= gap:
+            self.doc.at(
+                ("trigger", "schedule", "jitter"),
+                f"trigger.schedule.jitter: {jitter} is not shorter than the time between two runs "
+                f"of {cron!r} ({gap_text(gap)})",
             )
 
     def _webhook(self, source: str, path: DataPath, visible: set[str], scope: set[str]) -> None:
