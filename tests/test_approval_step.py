@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from tests.test_recipe_workflow import Actions, failure_message, start, status_when, workers
+from tests.test_recipe_workflow import Actions, failure_message, recipe, start, status_when, workers
 from workflows.links import APPROVAL_QUERY, APPROVAL_SIGNAL
 
 ASK = """
@@ -92,3 +92,53 @@ async def test_no_decision_in_time_fails_the_step_or_continues(time_env, task_qu
         result = await asyncio.wait_for(late.result(), 60)
     assert result.outputs["ask"]["timed_out"] is True
     assert [c.params["message"] for c in mocked.of("log")] == ["timed out True"]
+
+
+async def test_tikflow_approve_and_reject_decide_once_from_a_shell(dev_env, workers, tmp_path):
+    """`tikflow approve` delivers the decision (via `cli`); a second decision is refused with one line."""
+    import os
+
+    from test_devserver import tikflow
+
+    from tikflow.runs import build_run
+    from workflows.recipe import RecipeWorkflow
+
+    client = dev_env.client
+    os.environ["TIKFLOW_TASK_QUEUE"] = workers  # the CLI's one-decision records go to these workers
+    try:
+        handles = []
+        for suffix in ("yes", "no"):
+            handles.append(
+                await client.start_workflow(
+                    RecipeWorkflow.run,
+                    build_run(recipe(ASK), {}),
+                    id=f"ask-{suffix}-{workers}",
+                    task_queue=workers,
+                )
+            )
+        yes, no = handles
+        approval_id = await pending(yes)
+        await pending(no)
+
+        approved = await tikflow(client, "approve", yes.id, "--comment", "looks   good")
+        assert approved.returncode == 0, approved.stderr
+        assert approved.stdout == f"approved approval {approval_id} of run {yes.id}\n"
+        result = await asyncio.wait_for(yes.result(), 60)
+        assert result.outputs["ask"]["decision"] == "approve"
+        assert result.outputs["ask"]["via"] == "cli"
+        assert result.outputs["ask"]["comment"] == "looks good"
+
+        again = await tikflow(client, "reject", yes.id)
+        assert again.returncode == 1
+        [line] = again.stderr.splitlines()
+        assert line.startswith(f"tikflow: run {yes.id} is not waiting for an approval")
+
+        wrong = await tikflow(client, "reject", no.id, "--approval", "steps.other")
+        assert wrong.returncode == 1
+        assert "is not waiting for approval 'steps.other'" in wrong.stderr
+
+        rejected = await tikflow(client, "reject", no.id, "--approval", "steps.ask")
+        assert rejected.returncode == 0, rejected.stderr
+        assert (await asyncio.wait_for(no.result(), 60)).outputs["ask"]["decision"] == "reject"
+    finally:
+        del os.environ["TIKFLOW_TASK_QUEUE"]
