@@ -981,3 +981,22 @@ steps:
         await (await start(time_env, task_queue, text)).result()
     # Poll 1 records a, b (watermark 2026-01-03); c is older, a was seen: only d, once.
     assert [c.params["message"] for c in actions.of("log")] == ["d"]
+
+
+async def test_new_only_watermark_survives_continue_as_new(time_env, task_queue):
+    calls = itertools.count()
+
+    def listing(request: ActionRequest) -> dict[str, Any]:
+        # Each poll: one item past the watermark and one new id just behind it.
+        n = next(calls)
+        return {"items": [{"cid": f"new{n}", "t": n}, {"cid": f"old{n}", "t": n - 1}]}
+
+    actions = Actions(tikapi__comments=listing, log=logged)
+    polls = POLLS_PER_RUN + 3
+    text = NEW_ONLY_OBJECT.format(polls=polls, new_only='{key: cid, after: "{{ item.t }}"}')
+    async with workers(time_env.client, task_queue, actions):
+        result = await (await start(time_env, task_queue, text)).result()
+    assert [c.params["message"] for c in actions.of("log")] == ["new0", "old0"] + [
+        f"new{n}" for n in range(1, polls)
+    ]
+    assert result.polls == polls
