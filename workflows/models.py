@@ -39,6 +39,7 @@ __all__ = [
     "MAX_DURATION",
     "MAX_INPUT_DEPTH",
     "MAX_LIMIT",
+    "NEW_ONLY_FORMS",
     "RESERVED_NAMES",
     "STEP_KINDS",
     "STEP_MODEL_KINDS",
@@ -49,6 +50,7 @@ __all__ = [
     "ForEachStep",
     "IfStep",
     "InputSpec",
+    "NewOnly",
     "NotifyStep",
     "NotifyTarget",
     "ParallelStep",
@@ -488,6 +490,40 @@ class NotifyTarget(_Strict):
     )
 
 
+class NewOnly(_Strict):
+    """`new_only` as an object: the item key, where memory starts, and an optional watermark."""
+
+    key: str = Field(min_length=1, description="The item field whose value identifies an item, e.g. `cid`.")
+    from_: Literal["all", "now"] = Field(
+        default="all",
+        alias="from",
+        description="`all`: the first poll acts on every item listed (as the string form does). "
+        "`now`: the first poll of the step only records what is there and acts on none.",
+    )
+    after: Expr | None = Field(
+        default=None,
+        description="A watermark, e.g. `{{ item.create_time }}` (the item is `item`, or a "
+        "`for_each`'s `as` name): only items whose value is greater than the greatest seen by "
+        "this step are kept (numbers compared as numbers, else as text; an empty value is "
+        "never past it).",
+    )
+
+
+def _new_only_form(value: Any) -> str:
+    # One form's errors, not both: `{key: cid, from: later}` is told about `from`, not that it
+    # is not a string either.
+    return "object" if isinstance(value, dict | NewOnly) else "string"
+
+
+#: The union tags of `new_only`'s two forms (the loader drops them from error locations).
+NEW_ONLY_FORMS = ("string", "object")
+
+#: `new_only`: a key field (the form recipes had first, serialized unchanged) or a `NewOnly`.
+NewOnlySpec = Annotated[
+    Annotated[str, Tag("string")] | Annotated[NewOnly, Tag("object")], Discriminator(_new_only_form)
+]
+
+
 class _StepBase(_Strict):
     id: StepId | None = Field(default=None, description="Name of the result, read later as `steps.<id>`.")
     name: str | None = Field(
@@ -511,10 +547,10 @@ class CallStep(_StepBase):
     call: str = Field(description="Action name, e.g. `tikapi.hashtag_posts`.")
     with_: dict[str, Any] = Field(default_factory=dict, alias="with", description="The action's inputs.")
     account: Expr | None = Field(default=None, description="Credential name to act as (default: `main`).")
-    new_only: str | None = Field(
+    new_only: NewOnlySpec | None = Field(
         default=None,
         description="Keep only result items whose value at this key was not seen in an earlier call "
-        "(kept across polls and continue-as-new).",
+        "(kept across polls and continue-as-new); or an object with `key`, `from` and `after`.",
     )
 
 
@@ -544,10 +580,11 @@ class ForEachStep(_StepBase):
         default=None, description="Process at most this many items (a number or an expression)."
     )
     steps: list[Step] = Field(min_length=1, description="Steps run per item.")
-    new_only: str | None = Field(
+    new_only: NewOnlySpec | None = Field(
         default=None,
         description="Skip items whose value at this key was processed in an earlier run of this step "
-        "(only processed items are remembered, so items cut by `limit` come back next poll).",
+        "(only processed items are remembered, so items cut by `limit` come back next poll); or an "
+        "object with `key`, `from` and `after`.",
     )
     collect: Expr | None = Field(
         default=None,

@@ -135,7 +135,9 @@ class _Graph:
         """The text of a step drawn as one node."""
         match step:
             case CallStep():
-                return f"{prefix}{step.call}" + (f" (new {step.new_only})" if step.new_only else "")
+                return f"{prefix}{step.call}" + (
+                    f" (new {getattr(step.new_only, 'key', step.new_only)})" if step.new_only else ""
+                )
             case WaitStep():
                 return f"{prefix}wait {step.wait}"
             case SetStep():

@@ -39,6 +39,7 @@ from workflows.models import (
     FailStep,
     ForEachStep,
     IfStep,
+    NewOnly,
     NotifyStep,
     ParallelStep,
     Recipe,
@@ -278,6 +279,7 @@ class Checker:
         match step:
             case CallStep():
                 self._call(step, here, visible, scope)
+                self._new_only(step.new_only, here, visible, scope | {"item"})
             case UntilStep():
                 self._call(step, here, visible, scope)
                 self._expr(
@@ -341,9 +343,30 @@ class Checker:
                     f"{label((*here, 'limit'))}: limit must be a whole number from 0 to "
                     f"{MAX_LIMIT:,}, and this is always {_short(limit)}",
                 )
+        self._new_only(step.new_only, here, visible, inner_scope)
         inner_visible = self._steps(step.steps, (*here, "steps"), visible, inner_scope)
         if step.collect:
             self._expr(step.collect, (*here, "collect"), inner_visible, inner_scope)
+
+    def _new_only(
+        self, new_only: str | NewOnly | None, here: DataPath, visible: set[str], scope: set[str]
+    ) -> None:
+        """Check `new_only`'s object form: a key that is a field name, an `after` that is a template."""
+        if not isinstance(new_only, NewOnly):
+            return
+        if not new_only.key.strip():
+            self.doc.at((*here, "new_only", "key"), f"{label((*here, 'new_only', 'key'))}: key is blank")
+        if new_only.after is None:
+            return
+        where = (*here, "new_only", "after")
+        if not is_template(new_only.after):
+            self.doc.at(
+                where,
+                f"{label(where)}: after must be a template giving each item's value, "
+                "e.g. `{{ item.create_time }}`",
+            )
+            return
+        self._expr(new_only.after, where, visible, scope)
 
     def _call(self, step: CallStep | UntilStep, here: DataPath, visible: set[str], scope: set[str]) -> None:
         if step.account:
