@@ -53,6 +53,7 @@ __all__ = [
     "PollTrigger",
     "Recipe",
     "RetryPolicy",
+    "RunRecipeStep",
     "ScheduleTrigger",
     "SetStep",
     "Step",
@@ -632,8 +633,38 @@ class NotifyStep(_StepBase):
     data: dict[str, Any] = Field(default_factory=dict, description="Extra JSON fields sent with the message.")
 
 
+# --- sub-recipes (issue 18 item 5) ---
+class RunRecipeStep(_StepBase):
+    """Run another recipe (one-shot) as a Temporal child workflow; its outputs become the result.
+
+    The loader resolves the file, validates it and puts it in the parent's `recipes`, so the
+    child travels inside the parent's snapshot: editing the file never changes a running parent.
+    """
+
+    run: str = Field(
+        min_length=1,
+        max_length=500,
+        description="The sub-recipe's file, relative to this recipe's file (e.g. `./reply-policy.yaml`).",
+    )
+    with_: dict[str, Any] = Field(
+        default_factory=dict, alias="with", description="The sub-recipe's inputs (templates allowed)."
+    )
+
+
 #: Step kinds, in the order a mapping's keys are tested (`until` steps also have `call`).
-STEP_KINDS = ("until", "call", "for_each", "parallel", "wait_for", "wait", "set", "fail", "notify", "if")
+STEP_KINDS = (
+    "until",
+    "call",
+    "for_each",
+    "parallel",
+    "wait_for",
+    "wait",
+    "set",
+    "fail",
+    "notify",
+    "run",
+    "if",
+)
 
 
 def _step_kind(value: Any) -> str | None:
@@ -655,12 +686,13 @@ Step = Annotated[
     | Annotated[SetStep, Tag("set")]
     | Annotated[ParallelStep, Tag("parallel")]
     | Annotated[FailStep, Tag("fail")]
-    | Annotated[NotifyStep, Tag("notify")],
+    | Annotated[NotifyStep, Tag("notify")]
+    | Annotated[RunRecipeStep, Tag("run")],
     Discriminator(
         _step_kind,
         custom_error_type="unknown_step_kind",
         custom_error_message="a step needs one of the keys call, for_each, if, until, wait, set, "
-        "parallel, fail, notify, wait_for",
+        "parallel, fail, notify, wait_for, run",
     ),
 ]
 
@@ -704,6 +736,11 @@ class Recipe(_Strict):
         default="7d", description="How long a run waits for an expired account to be re-authorized."
     )
     steps: list[Step] = Field(min_length=1, description="The steps, run in order.")
+    recipes: dict[str, Recipe] = Field(
+        default_factory=dict,
+        description="Filled by the loader, not written by hand: the sub-recipes its `run:` steps "
+        "name, validated, by their `run:` value (the snapshot a run carries).",
+    )
 
     @model_serializer(mode="wrap")
     def _without_empty_labels(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
@@ -712,6 +749,8 @@ class Recipe(_Strict):
         data: dict[str, Any] = handler(self)
         if not self.labels:
             data.pop("labels", None)
+        if not self.recipes:
+            data.pop("recipes", None)
         return data
 
 
@@ -727,6 +766,7 @@ STEP_MODEL_KINDS: dict[type, str] = {
     ParallelStep: "parallel",
     FailStep: "fail",
     NotifyStep: "notify",
+    RunRecipeStep: "run",
 }
 
 for _model in (ForEachStep, IfStep, ParallelStep, Recipe):

@@ -41,6 +41,7 @@ from workflows.models import (
     NotifyStep,
     ParallelStep,
     Recipe,
+    RunRecipeStep,
     SetStep,
     Step,
     UntilStep,
@@ -293,6 +294,8 @@ class Checker:
                 if isinstance(step.webhook, str):
                     self._webhook(step.webhook, (*here, "webhook"), visible, scope)
                 self._values(step.data, (*here, "data"), visible, scope)
+            case RunRecipeStep():
+                self._values(step.with_, (*here, "with"), visible, scope)
         return set()
 
     def _for_each(self, step: ForEachStep, here: DataPath, visible: set[str], scope: set[str]) -> None:
