@@ -16,7 +16,7 @@ from datetime import timedelta
 from typing import Any
 
 from temporalio import workflow
-from temporalio.exceptions import ChildWorkflowError
+from temporalio.exceptions import ChildWorkflowError, FailureError
 from temporalio.workflow import ChildWorkflowCancellationType, ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
@@ -274,7 +274,7 @@ class Interpreter(CallPolicy):
         except ChildWorkflowError as exc:
             if self._stop:
                 raise RunStopped from None
-            reason = str(exc.cause) if exc.cause is not None else str(exc)
+            reason = exc.cause.message if isinstance(exc.cause, FailureError) else str(exc)
             raise StepFailed(f"{path}: sub-recipe {child.recipe!r} failed: {reason}") from None
         if self._stop and result.outcome == "stopped":
             raise RunStopped
