@@ -168,3 +168,14 @@ async def test_stopping_the_parent_cancels_its_running_child(time_env, task_queu
         assert result.outcome == "stopped"
         assert (await child.describe()).status == WorkflowExecutionStatus.WORKFLOW_EXECUTION_STATUS_CANCELED
     assert actions.of("log") == []
+
+
+def test_graph_draws_the_sub_recipe_steps_inside_a_box(tmp_path):
+    from tikflow.commands.graph import mermaid
+
+    drawn = mermaid(load_recipe(files(tmp_path, PARENT, greet=GREET)).recipe)
+    lines = drawn.splitlines()
+    assert '  n2[["first: run greet"]]' in lines
+    assert '  subgraph s3 ["greet (./lib/greet.yaml)"]' in lines
+    assert '  n4["said: log"]' in lines
+    assert lines[lines.index('  n4["said: log"]') + 2] == "  end"
