@@ -18,7 +18,8 @@ from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy as TemporalRetryPolicy
-from temporalio.exceptions import ActivityError
+from temporalio.exceptions import ActivityError, ChildWorkflowError, FailureError
+from temporalio.workflow import ChildWorkflowCancellationType, ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
     from activities.contracts import ActionRequest
@@ -33,6 +34,7 @@ with workflow.unsafe.imports_passed_through():
         NewOnly,
         NotifyStep,
         ParallelStep,
+        RunRecipeStep,
         SetStep,
         Step,
         UntilStep,
@@ -43,7 +45,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from workflows.patches import ITEM_KEY_PATCH, NOTIFY_PATCH, SLIDING_WINDOW_PATCH
     from workflows.policy import CallPolicy, RunStopped, StepFailed, failure_message
-    from workflows.state import SeenIds
+    from workflows.state import RecipeRun, RunResult, SeenIds
     from workflows.steps import run_condition
 
 __all__ = ["Interpreter", "Scope"]
@@ -158,6 +160,8 @@ class Interpreter(CallPolicy):
                 return await self._wait_for(step, scope, path)
             case ApprovalStep():
                 return await self._approval(step, scope, path)
+            case RunRecipeStep():
+                return await self._run_recipe(step, scope, path)
         raise StepFailed(f"{path}: unsupported step {type(step).__name__}")
 
     async def _call_step(self, step: CallStep, scope: Scope, path: str) -> Any:
@@ -353,6 +357,52 @@ class Interpreter(CallPolicy):
         if step.on_timeout == "continue":
             return {"decision": None, "comment": "", "via": None, "timed_out": True, "id": approval_id}
         raise StepFailed(f"{path}: nobody approved or rejected within {step.timeout}")
+
+    async def _run_recipe(self, step: RunRecipeStep, scope: Scope, path: str) -> Any:
+        """Run the sub-recipe of `step` from this run's snapshot as a child workflow; its outputs.
+
+        The child's id is this run's id and the step path, so a replay (or a retried workflow
+        task) finds the same child; a stop cancels it, a failure fails this step.
+        """
+        assert self._run is not None
+        child = self._run.recipe.recipes.get(step.run)
+        if child is None:
+            raise StepFailed(f"{path}: the sub-recipe {step.run!r} is not in this run's snapshot")
+        given = self._eval(step.with_, scope, path)
+        inputs = {name: spec.default for name, spec in child.inputs.items() if spec.default is not None}
+        inputs.update(given)
+        for name, spec in child.inputs.items():
+            value = inputs.get(name)
+            if value is None:
+                if spec.is_required:
+                    raise StepFailed(f"{path}: the sub-recipe {child.recipe!r} needs the input {name!r}")
+            elif not spec.accepts(value):
+                raise StepFailed(
+                    f"{path}: input {name!r} of the sub-recipe {child.recipe!r} is not {spec.type}"
+                )
+        run = RecipeRun(inputs=inputs, recipe=child, source=step.run, side_effects=self._run.side_effects)
+        handle = await workflow.start_child_workflow(
+            "RecipeWorkflow",
+            run,
+            id=f"{workflow.info().workflow_id}/{path}",
+            task_queue=workflow.info().task_queue,
+            result_type=RunResult,
+            parent_close_policy=ParentClosePolicy.TERMINATE,
+            cancellation_type=ChildWorkflowCancellationType.WAIT_CANCELLATION_COMPLETED,
+        )
+        await workflow.wait_condition(lambda: handle.done() or self._stop)
+        if not handle.done():
+            handle.cancel()
+        try:
+            result = await handle
+        except ChildWorkflowError as exc:
+            if self._stop:
+                raise RunStopped from None
+            reason = exc.cause.message if isinstance(exc.cause, FailureError) else str(exc)
+            raise StepFailed(f"{path}: sub-recipe {child.recipe!r} failed: {reason}") from None
+        if self._stop and result.outcome == "stopped":
+            raise RunStopped
+        return result.outputs
 
     def _take_event(
         self, provider: str, key: str, match: str | None, scope: Scope, path: str

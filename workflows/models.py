@@ -57,6 +57,7 @@ __all__ = [
     "PollTrigger",
     "Recipe",
     "RetryPolicy",
+    "RunRecipeStep",
     "ScheduleOverlap",
     "ScheduleTrigger",
     "SetStep",
@@ -745,6 +746,24 @@ class ApprovalStep(_StepBase):
     )
 
 
+# --- sub-recipes (issue 18 item 5) ---
+class RunRecipeStep(_StepBase):
+    """Run another recipe (one-shot) as a Temporal child workflow; its outputs become the result.
+
+    The loader resolves the file, validates it and puts it in the parent's `recipes`, so the
+    child travels inside the parent's snapshot: editing the file never changes a running parent.
+    """
+
+    run: str = Field(
+        min_length=1,
+        max_length=500,
+        description="The sub-recipe's file, relative to this recipe's file (e.g. `./reply-policy.yaml`).",
+    )
+    with_: dict[str, Any] = Field(
+        default_factory=dict, alias="with", description="The sub-recipe's inputs (templates allowed)."
+    )
+
+
 #: Step kinds, in the order a mapping's keys are tested (`until` steps also have `call`).
 STEP_KINDS = (
     "until",
@@ -757,6 +776,7 @@ STEP_KINDS = (
     "fail",
     "notify",
     "approval",
+    "run",
     "if",
 )
 
@@ -781,12 +801,13 @@ Step = Annotated[
     | Annotated[ParallelStep, Tag("parallel")]
     | Annotated[FailStep, Tag("fail")]
     | Annotated[NotifyStep, Tag("notify")]
-    | Annotated[ApprovalStep, Tag("approval")],
+    | Annotated[ApprovalStep, Tag("approval")]
+    | Annotated[RunRecipeStep, Tag("run")],
     Discriminator(
         _step_kind,
         custom_error_type="unknown_step_kind",
         custom_error_message="a step needs one of the keys call, for_each, if, until, wait, set, "
-        "parallel, fail, notify, wait_for, approval",
+        "parallel, fail, notify, wait_for, approval, run",
     ),
 ]
 
@@ -830,6 +851,11 @@ class Recipe(_Strict):
         default="7d", description="How long a run waits for an expired account to be re-authorized."
     )
     steps: list[Step] = Field(min_length=1, description="The steps, run in order.")
+    recipes: dict[str, Recipe] = Field(
+        default_factory=dict,
+        description="Filled by the loader, not written by hand: the sub-recipes its `run:` steps "
+        "name, validated, by their `run:` value (the snapshot a run carries).",
+    )
 
     @model_serializer(mode="wrap")
     def _without_empty_labels(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
@@ -838,6 +864,8 @@ class Recipe(_Strict):
         data: dict[str, Any] = handler(self)
         if not self.labels:
             data.pop("labels", None)
+        if not self.recipes:
+            data.pop("recipes", None)
         return data
 
 
@@ -854,6 +882,7 @@ STEP_MODEL_KINDS: dict[type, str] = {
     FailStep: "fail",
     NotifyStep: "notify",
     ApprovalStep: "approval",
+    RunRecipeStep: "run",
 }
 
 for _model in (ForEachStep, IfStep, ParallelStep, Recipe):
@@ -865,6 +894,11 @@ RECIPE_ADAPTER: TypeAdapter[Recipe] = TypeAdapter(Recipe)
 def recipe_json_schema() -> dict[str, Any]:
     """The JSON Schema of a recipe file, as committed in `definitions/recipe.schema.json`."""
     schema = Recipe.model_json_schema(by_alias=True)
+    if "$ref" in schema:
+        # A recipe holds its sub-recipes (`recipes`), so pydantic puts `Recipe` itself in `$defs`
+        # and the top is a bare `$ref`; inlined, editors show the recipe's own fields at the top.
+        defs = schema["$defs"]
+        schema = {**defs[schema["$ref"].rsplit("/", 1)[-1]], "$defs": defs}
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["title"] = "tikflow recipe"
     return schema

@@ -43,6 +43,7 @@ from workflows.models import (
     NotifyStep,
     ParallelStep,
     Recipe,
+    RunRecipeStep,
     SetStep,
     Step,
     UntilStep,
@@ -318,6 +319,8 @@ class Checker:
                     self._expr(step.message, (*here, "message"), visible, scope)
                 if isinstance(step.webhook, str):
                     self._webhook(step.webhook, (*here, "webhook"), visible, scope)
+            case RunRecipeStep():
+                self._values(step.with_, (*here, "with"), visible, scope)
         return set()
 
     def _for_each(self, step: ForEachStep, here: DataPath, visible: set[str], scope: set[str]) -> None:
