@@ -40,7 +40,8 @@ from workflows.recipe import (
     RunResult,
     RunStatus,
 )
-from workflows.state import LABELS_KEY
+from workflows.memory import carried
+from workflows.state import LABELS_KEY, MonitorState
 
 if TYPE_CHECKING:
     from temporalio.api.workflow.v1 import PendingActivityInfo
@@ -53,6 +54,7 @@ __all__ = [
     "backfill_schedule",
     "describe_schedule",
     "get_status",
+    "last_memory",
     "label_values",
     "overlap_policy",
     "run_id_for",
@@ -174,6 +176,10 @@ async def start_recipe(
         except ScheduleAlreadyRunningError:
             raise AlreadyRunning(f"a schedule with id {run_id!r} already exists") from None
         return run_id, None
+    if trigger is not None and trigger.poll is not None:
+        memory = await last_memory(client, run_id)
+        if memory:
+            run.state = MonitorState(seen=carried(memory, run.recipe))
     try:
         handle = await client.start_workflow(
             RecipeWorkflow.run,
@@ -192,6 +198,24 @@ async def start_recipe(
             "stop it first, or start another with --id"
         ) from None
     return run_id, handle
+
+
+async def last_memory(client: Client, run_id: str) -> dict[str, list[str]]:
+    """The `new_only` memory the last closed run of `run_id` ended with (`workflows.memory`).
+
+    Empty when there was none, it is still running, or it failed or was terminated (no result).
+    """
+    handle = client.get_workflow_handle(run_id)
+    try:
+        described = await handle.describe()
+    except RPCError as exc:
+        if exc.status == RPCStatusCode.NOT_FOUND:
+            return {}
+        raise
+    if described.status != WorkflowExecutionStatus.COMPLETED:
+        return {}
+    result = await client.get_workflow_handle(run_id, run_id=described.run_id, result_type=RunResult).result()
+    return result.memory if isinstance(result, RunResult) else {}
 
 
 def overlap_policy(name: str) -> ScheduleOverlapPolicy:

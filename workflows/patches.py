@@ -16,6 +16,7 @@ __all__ = [
     "NOTIFY_PATCH",
     "QUIET_PHASE_PATCH",
     "RUN_SCOPED_KEYS_PATCH",
+    "SCHEDULE_MEMORY_PATCH",
     "SLIDING_WINDOW_PATCH",
     "STOP_PATCH",
 ]
@@ -59,3 +60,7 @@ ACTIVITY_SUMMARY_PATCH = "activity-summary"
 #: poll is one workflow task and a timer (a marker per call) instead of three workflow tasks and
 #: two activity tasks. Runs started before it schedule every call as a regular activity.
 LOCAL_READS_PATCH = "read-calls-as-local-activities"
+#: A run a Temporal Schedule starts takes its `new_only` memory from the previous run's result
+#: (Temporal's last-completion result, `workflows.memory`), so a schedule's runs share it. Before
+#: it each run started empty (and acted on every item again); runs started before it keep doing so.
+SCHEDULE_MEMORY_PATCH = "schedule-runs-share-memory"

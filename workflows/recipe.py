@@ -29,12 +29,15 @@ with workflow.unsafe.imports_passed_through():
     from workflows.expressions import ExpressionError, evaluate_value
     from workflows.interpreter import Interpreter
     from workflows.links import APPROVAL_QUERY, APPROVAL_SIGNAL
+    from workflows.memory import StepMemory, carried, summary
+    from workflows.memory import forget as forget_step
     from workflows.models import Recipe, input_value_problem, parse_duration
     from workflows.patches import (
         ITEM_KEY_PATCH,
         NOTIFY_PATCH,
         QUIET_PHASE_PATCH,
         RUN_SCOPED_KEYS_PATCH,
+        SCHEDULE_MEMORY_PATCH,
         SLIDING_WINDOW_PATCH,
         STOP_PATCH,
     )
@@ -161,6 +164,8 @@ class RecipeWorkflow(Interpreter):
         self._watched: set[str] = set()
         self._revoked: set[str] = set()
         self._background: set[asyncio.Task[None]] = set()
+        # `upgrade`: the new version the monitor continues as after this poll (`workflows.memory`).
+        self._upgrade: RecipeRun | None = None
 
     # -- signals and queries ---------------------------------------------------------------
 
@@ -192,6 +197,25 @@ class RecipeWorkflow(Interpreter):
                 call.cancelled = True
                 if call.handle is not None:  # a local call between attempts has none
                     call.handle.cancel()
+
+    @workflow.signal
+    def upgrade(self, run: RecipeRun) -> None:
+        """Continue as `run`'s recipe after the current poll, keeping the memory of the steps it still has.
+
+        `tikflow upgrade` validates the new version before it sends it; a paused monitor takes it
+        when resumed.
+        """
+        self._upgrade = run
+
+    @workflow.signal
+    def forget(self, step: str) -> None:
+        """Forget the `new_only` memory of one step (its id, else its path): it acts on everything again."""
+        forget_step(self._seen.ids, step)
+
+    @workflow.query
+    def memory(self) -> list[StepMemory]:
+        """The `new_only` memory per step: how many keys, the oldest and newest, the watermark."""
+        return summary(self._seen.ids)
 
     @workflow.signal
     def reauthorized(self, account: str) -> None:
@@ -297,6 +321,15 @@ class RecipeWorkflow(Interpreter):
         if run.state is not None:
             self._state = run.state
             self._seen.ids = {k: dict.fromkeys(v) for k, v in run.state.seen.items()}
+        if (
+            recipe.trigger is not None
+            and recipe.trigger.schedule is not None
+            and workflow.has_last_completion_result()
+            and workflow.patched(SCHEDULE_MEMORY_PATCH)
+        ):
+            last = workflow.get_last_completion_result(RunResult)
+            if last is not None:
+                self._seen.ids = {k: dict.fromkeys(v) for k, v in carried(last.memory, recipe).items()}
         if self._state.started_at is None:
             self._state.started_at = workflow.now()
         poll = recipe.trigger.poll if recipe.trigger else None
@@ -306,7 +339,11 @@ class RecipeWorkflow(Interpreter):
             except RunStopped:
                 self._ended("stopped")
                 return RunResult(
-                    recipe=recipe.recipe, outcome="stopped", polls=0, counters=self._state.counters
+                    recipe=recipe.recipe,
+                    outcome="stopped",
+                    polls=0,
+                    counters=self._state.counters,
+                    memory=self._memory(),
                 )
             self._set_phase("completed")
             return RunResult(
@@ -315,6 +352,7 @@ class RecipeWorkflow(Interpreter):
                 polls=1,
                 counters=self._state.counters,
                 outputs=outputs,
+                memory=self._memory(),
             )
         return await self._monitor(run, parse_duration(poll.every), poll.max_polls)
 
@@ -379,12 +417,16 @@ class RecipeWorkflow(Interpreter):
                 if remaining > 0:
                     with contextlib.suppress(asyncio.TimeoutError):
                         await workflow.wait_condition(
-                            lambda: self._stop, timeout=timedelta(seconds=remaining)
+                            lambda: self._stop or self._upgrade is not None,
+                            timeout=timedelta(seconds=remaining),
                         )
                 self._next_poll_at = None  # not sleeping any more: nothing is due
             await self._unpaused()
             if self._stop:
                 break
+            if self._upgrade is not None:
+                await workflow.wait_condition(workflow.all_handlers_finished)
+                self._continue_as_new(run)
             self._set_phase("running")
             started = workflow.now()
             self._last_poll_at = started
@@ -421,7 +463,11 @@ class RecipeWorkflow(Interpreter):
             self._state.next_poll_at = started + every
             if self._stop or (max_polls is not None and self._state.iteration >= max_polls):
                 break
-            if polls_this_run >= POLLS_PER_RUN or workflow.info().is_continue_as_new_suggested():
+            if (
+                polls_this_run >= POLLS_PER_RUN
+                or workflow.info().is_continue_as_new_suggested()
+                or self._upgrade is not None
+            ):
                 await workflow.wait_condition(workflow.all_handlers_finished)
                 self._continue_as_new(run)
         self._ended("stopped" if self._stop else "completed")
@@ -431,11 +477,20 @@ class RecipeWorkflow(Interpreter):
             polls=self._state.iteration,
             counters=self._state.counters,
             outputs=outputs,
+            memory=self._memory(),
         )
 
+    def _memory(self) -> dict[str, list[str]]:
+        return {k: list(v) for k, v in self._seen.ids.items()}
+
     def _continue_as_new(self, run: RecipeRun) -> None:
-        self._state.seen = {k: list(v) for k, v in self._seen.ids.items()}
-        carried = RecipeRun(
+        self._state.seen = self._memory()
+        if self._upgrade is not None:
+            # The new version: its snapshot, the memory of the steps it still has.
+            run = self._upgrade
+            self._state.seen = carried(self._state.seen, run.recipe)
+            workflow.logger.info("upgraded", extra={"recipe": run.recipe.recipe, "source": run.source})
+        next_run = RecipeRun(
             recipe=run.recipe,
             inputs=run.inputs,
             source=run.source,
@@ -445,7 +500,7 @@ class RecipeWorkflow(Interpreter):
         workflow.logger.info(
             "continuing as new", extra={"recipe": run.recipe.recipe, "iteration": self._state.iteration}
         )
-        workflow.continue_as_new(carried)
+        workflow.continue_as_new(next_run)
 
     def _resume_phase(self) -> None:
         """The phase of whatever still holds the run back, else `running`.
