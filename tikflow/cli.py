@@ -569,6 +569,7 @@ def build_parser() -> argparse.ArgumentParser:
         "trigger",
         "backfill",
         "approve",
+        "memory",
         "ingress",
         "list",
         "test",

@@ -97,4 +97,5 @@ def summary(memory: dict[str, dict[str, None]] | dict[str, list[str]]) -> list[S
         entry.count = len(values)
         entry.oldest = values[0] if values else None
         entry.newest = values[-1] if values else None
-    return list(shown.values())
+    # A for_each without `new_only` leaves an empty entry: nothing to show.
+    return [entry for entry in shown.values() if entry.count or entry.watermark is not None]
