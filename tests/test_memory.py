@@ -56,7 +56,8 @@ async def test_stop_then_run_keeps_the_memory_no_comment_answered_twice(time_env
         again_id, again = await start_recipe(
             time_env.client, loaded, {}, task_queue=task_queue, search_attributes=False
         )
-        assert again_id == run_id and again is not None
+        assert again_id == run_id
+        assert again is not None
         await status_when(again, lambda s: s.iteration == 1)
         shown = await again.query(RecipeWorkflow.memory)
         await again.signal(RecipeWorkflow.stop)

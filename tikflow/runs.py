@@ -30,6 +30,7 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from tikflow.loader import LoadedRecipe, resolve_inputs
+from workflows.memory import carried
 from workflows.models import Recipe, ScheduleTrigger, parse_duration
 from workflows.recipe import (
     PHASE_KEY,
@@ -40,7 +41,6 @@ from workflows.recipe import (
     RunResult,
     RunStatus,
 )
-from workflows.memory import carried
 from workflows.state import LABELS_KEY, MonitorState
 
 if TYPE_CHECKING:
@@ -54,8 +54,8 @@ __all__ = [
     "backfill_schedule",
     "describe_schedule",
     "get_status",
-    "last_memory",
     "label_values",
+    "last_memory",
     "overlap_policy",
     "run_id_for",
     "start_recipe",

@@ -164,7 +164,7 @@ class RunResult(BaseModel):
     outputs: dict[str, Any] = Field(default_factory=dict, description="Top-level step results (last poll).")
     memory: dict[str, list[str]] = Field(
         default_factory=dict,
-        description="new_only: the keys seen per step, for the next start of the same id (`workflows.memory`).",
+        description="new_only: the keys seen per step, for the next start of this id (`workflows.memory`).",
     )
 
 

@@ -59,7 +59,8 @@ def cmd_state(args: argparse.Namespace) -> int:
             steps = sorted({step_of(entry.step) for entry in shown})
             if args.reset not in steps:
                 raise UserError(
-                    f"run {args.id} has no memory for step {args.reset!r} (steps: {', '.join(steps) or 'none'})"
+                    f"run {args.id} has no memory for step {args.reset!r} "
+                    f"(steps: {', '.join(steps) or 'none'})"
                 )
             await handle.signal(RecipeWorkflow.forget, args.reset)
             print(f"reset: {args.id} forgets the memory of step {args.reset}")
