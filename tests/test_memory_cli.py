@@ -1,10 +1,9 @@
-"""`tikflow state` / `tikflow upgrade` from a shell, and a real Schedule's runs sharing memory (dev server)."""
+"""`tikflow state` / `tikflow upgrade` from a shell; a real Schedule's runs share memory (dev server)."""
 
 from __future__ import annotations
 
 import asyncio
 import json
-from pathlib import Path
 
 import pytest
 from test_devserver import tikflow
