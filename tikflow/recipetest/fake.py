@@ -142,14 +142,15 @@ class CannedActivities(ProviderActivities):
             non_retryable=True,
         )
 
-
     async def _decide(self, act: Action[Any], values: dict[str, Any]) -> None:
         """Deliver the case's decision on the approval this call asks for, if it is one and has one."""
-        data = values.get("data") or {}
-        approval_id = data.get("approval_id") if isinstance(data, dict) else None
-        if act.name != "notify.send" or data.get("event") != "awaiting_approval" or not approval_id:
+        data = values.get("data")
+        if act.name != "notify.send" or not isinstance(data, dict):
             return
-        decision = self.approvals.get(step_name(str(approval_id).partition("@")[0]))
+        approval_id = data.get("approval_id")
+        if data.get("event") != "awaiting_approval" or not isinstance(approval_id, str):
+            return
+        decision = self.approvals.get(step_name(approval_id.partition("@")[0]))
         if decision is not None and self.deliver is not None:
             await self.deliver(str(values.get("workflow_id", "")), {"id": approval_id, **decision})
 
