@@ -249,6 +249,10 @@ async def test_bad_links_change_nothing_and_a_link_decides_only_its_own_run(
             for answer in (await http.get(url), await http.post(url, data={"decision": "approve"})):
                 assert answer.status_code == 400, (url, answer.text)
                 assert reason in one_line(answer), (url, answer.text)
+        # Nor does the approval link do anything on the re-authorization route.
+        answer = await http.get(f"{d.ingress}/reauth/{token}")
+        assert answer.status_code == 400
+        assert one_line(answer) == "this is not a reauth link"
         for handle in (mine, other):
             still = await status(handle)
             assert still.phase == "awaiting_approval"
