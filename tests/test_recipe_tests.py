@@ -104,6 +104,11 @@ def test_a_typo_in_a_test_file_is_a_file_line_col_error(tmp_path: Path, capsys: 
             "effects[0].action: unknown action 'tikapi.repyl'",
         ),
         ("tests:\n  - name: x\n    polls: 0\n", "4:12", "polls"),
+        (
+            "tests:\n  - name: x\n    approvals: {videos: {decision: approve}}\n",
+            "4:17",
+            "approvals: 'videos' is not the id of an `approval:` step (approval steps: none)",
+        ),
     ],
 )
 def test_test_file_problems_are_located(tmp_path: Path, text: str, where: str, message: str):
@@ -129,6 +134,7 @@ def test_validate_and_test_keep_recipes_and_their_tests_apart():
         ("steps.status#3", "status"),
         ("steps.0.parallel1.sa_post", "sa_post"),
         ("steps.2.then.0", "steps.2.then.0"),
+        ("steps.ask:approval", "ask"),
     ],
 )
 def test_a_call_is_named_by_its_innermost_named_step(path: str, step: str):

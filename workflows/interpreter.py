@@ -43,7 +43,7 @@ with workflow.unsafe.imports_passed_through():
         WebhookCredential,
         parse_duration,
     )
-    from workflows.patches import ITEM_KEY_PATCH, NOTIFY_PATCH, SLIDING_WINDOW_PATCH
+    from workflows.patches import APPROVAL_TAG_PATCH, ITEM_KEY_PATCH, NOTIFY_PATCH, SLIDING_WINDOW_PATCH
     from workflows.policy import CallPolicy, RunStopped, StepFailed, failure_message
     from workflows.state import RecipeRun, RunResult, SeenIds
     from workflows.steps import run_condition
@@ -289,7 +289,9 @@ class Interpreter(CallPolicy):
         """
         assert self._run is not None
         info = workflow.info()
-        approval_id = f"{path}@{info.first_execution_run_id[:8]}.{self._state.iteration}"
+        run_id = info.first_execution_run_id
+        tag = run_id[-8:] if workflow.patched(APPROVAL_TAG_PATCH) else run_id[:8]
+        approval_id = f"{path}@{tag}.{self._state.iteration}"
         summary = {
             label: _shown(self._eval(template, scope, path)) for label, template in step.approval.items()
         }

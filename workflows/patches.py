@@ -10,6 +10,7 @@ from __future__ import annotations
 
 __all__ = [
     "ACTIVITY_SUMMARY_PATCH",
+    "APPROVAL_TAG_PATCH",
     "AUTH_WATCH_PATCH",
     "ITEM_KEY_PATCH",
     "LOCAL_READS_PATCH",
@@ -59,3 +60,9 @@ ACTIVITY_SUMMARY_PATCH = "activity-summary"
 #: poll is one workflow task and a timer (a marker per call) instead of three workflow tasks and
 #: two activity tasks. Runs started before it schedule every call as a regular activity.
 LOCAL_READS_PATCH = "read-calls-as-local-activities"
+#: An approval's id is tagged with the last 8 characters of the run's first run id, not the first
+#: 8: run ids are UUIDv7 on current Temporal servers, whose first characters are a timestamp shared
+#: by runs started within about a minute; a second run under the same workflow id found its
+#: approval already decided (the one-decision record is per workflow id and approval id). Runs
+#: started before it keep the id their links and decisions carry.
+APPROVAL_TAG_PATCH = "approval-id-random-tag"
