@@ -26,6 +26,7 @@ from pydantic import (
     Strict,
     Tag,
     TypeAdapter,
+    WithJsonSchema,
     field_validator,
     model_serializer,
     model_validator,
@@ -34,6 +35,7 @@ from pydantic import (
 __all__ = [
     "DEFAULT_RETRY_INITIAL",
     "DEFAULT_RETRY_MAX_INTERVAL",
+    "ERROR_TYPES",
     "EXPRESSION_NAMES",
     "MAX_DURATION",
     "MAX_INPUT_DEPTH",
@@ -43,6 +45,8 @@ __all__ = [
     "STEP_MODEL_KINDS",
     "WEBHOOK_KINDS",
     "CallStep",
+    "CatchClause",
+    "ErrorMatch",
     "FailStep",
     "ForEachStep",
     "IfStep",
@@ -57,6 +61,7 @@ __all__ = [
     "SetStep",
     "Step",
     "Trigger",
+    "TryStep",
     "UntilStep",
     "WaitForStep",
     "WaitStep",
@@ -173,7 +178,7 @@ EXPRESSION_NAMES = frozenset(
 #: the nested steps), Jinja's operators and its names inside templates (`loop`, macro internals).
 RESERVED_NAMES = EXPRESSION_NAMES | frozenset(
     {"and", "or", "not", "in", "is", "if", "else", "loop", "self", "caller", "varargs", "kwargs"}
-)
+) | frozenset({"error"})  # `error`: what a `try` step's `catch` steps read (`TryStep`)
 
 
 class _Strict(BaseModel):
@@ -632,8 +637,128 @@ class NotifyStep(_StepBase):
     data: dict[str, Any] = Field(default_factory=dict, description="Extra JSON fields sent with the message.")
 
 
+#: The error types a `catch` matches and `error.type` names: the provider error tree's classes
+#: (`activities.errors`), and `StepFailed` for a recipe's own failures (`fail:`, an expression, a
+#: deadline). A call's type is the error it ended in after its retries.
+ERROR_TYPES = (
+    "ProviderError",
+    "ProviderUnavailable",
+    "RateLimited",
+    "SessionExpired",
+    "TokenExpired",
+    "CredentialsRejected",
+    "ProviderRejected",
+    "StepFailed",
+)
+
+
+def _known_error_type(name: str) -> str:
+    if name not in ERROR_TYPES:
+        raise ValueError(f"unknown error type {name!r} (known: {', '.join(ERROR_TYPES)})")
+    return name
+
+
+# A checked name rather than a Literal: one message that lists the types, at the name itself.
+ErrorType = Annotated[
+    str,
+    AfterValidator(_known_error_type),
+    WithJsonSchema({"type": "string", "enum": list(ERROR_TYPES)}),
+]
+
+
+class ErrorMatch(_Strict):
+    """Which errors a `catch` takes: every key given must match (none given: every error)."""
+
+    type: list[ErrorType] | None = Field(
+        default=None,
+        description="The error's type, or a list of types (`ProviderError` matches every provider "
+        "error; `StepFailed` a recipe's own failures: `fail:`, expressions, deadlines).",
+        json_schema_extra={
+            "anyOf": [
+                {"type": "string", "enum": list(ERROR_TYPES)},
+                {"type": "array", "items": {"type": "string", "enum": list(ERROR_TYPES)}},
+                {"type": "null"},
+            ]
+        },
+    )
+    provider: str | None = Field(
+        default=None, description="The provider whose call failed (`tikapi`, `tiktok`, …)."
+    )
+    code: str | int | None = Field(
+        default=None, description="The provider's own error code (compared as text: `10202`)."
+    )
+
+    @field_validator("type", mode="before")
+    @classmethod
+    def _one_or_more(cls, value: Any) -> Any:
+        # `type: ProviderRejected` is a list of one; a list's bad name is reported at the name.
+        return [value] if isinstance(value, str) else value
+
+    def matches(self, error: dict[str, Any]) -> bool:
+        """Whether `error` (`{type, provider, code, …}`, as `StepFailed.fields`) is taken."""
+        if self.type is not None and not any(
+            error.get("type") == t
+            or (t == "ProviderError" and error.get("type") not in (None, "StepFailed"))
+            for t in self.type
+        ):
+            return False
+        if self.provider is not None and error.get("provider") != self.provider:
+            return False
+        return self.code is None or str(error.get("code")) == str(self.code)
+
+
+class CatchClause(_Strict):
+    """One `catch` of a `try` step: the errors it takes and the steps it runs for them."""
+
+    match: ErrorMatch = Field(
+        default_factory=ErrorMatch, description="Which errors it takes (default: every error)."
+    )
+    steps: list[Step] = Field(
+        min_length=1,
+        description="Steps run for the error; they read it as `error` (`type`, `code`, `provider`, "
+        "`message`, `step`).",
+    )
+
+
+class TryStep(_StepBase):
+    """Run `try`; a failure goes to the first `catch` that matches it; `finally` runs after both.
+
+    An error no `catch` matches fails the step once `finally` has run; a `stop` is not an error
+    (neither `catch` nor `finally` runs). The result: `{failed, caught, error}` (`caught`: the
+    index of the `catch` that ran, or null).
+    """
+
+    try_: list[Step] = Field(alias="try", min_length=1, description="The steps tried, in order.")
+    catch: list[CatchClause] = Field(
+        default_factory=list, description="What to do on an error, tested in order; the first match runs."
+    )
+    finally_: list[Step] = Field(
+        default_factory=list,
+        alias="finally",
+        description="Steps run after `try` (and the `catch` that ran), whether it failed or not.",
+    )
+
+    @model_validator(mode="after")
+    def _handles_something(self) -> TryStep:
+        if not self.catch and not self.finally_:
+            raise ValueError("a try step needs `catch` or `finally`")
+        return self
+
+
 #: Step kinds, in the order a mapping's keys are tested (`until` steps also have `call`).
-STEP_KINDS = ("until", "call", "for_each", "parallel", "wait_for", "wait", "set", "fail", "notify", "if")
+STEP_KINDS = (
+    "until",
+    "call",
+    "for_each",
+    "parallel",
+    "wait_for",
+    "wait",
+    "set",
+    "fail",
+    "notify",
+    "try",  # before `if`: a `try` step may have an `if` of its own
+    "if",
+)
 
 
 def _step_kind(value: Any) -> str | None:
@@ -655,12 +780,13 @@ Step = Annotated[
     | Annotated[SetStep, Tag("set")]
     | Annotated[ParallelStep, Tag("parallel")]
     | Annotated[FailStep, Tag("fail")]
-    | Annotated[NotifyStep, Tag("notify")],
+    | Annotated[NotifyStep, Tag("notify")]
+    | Annotated[TryStep, Tag("try")],
     Discriminator(
         _step_kind,
         custom_error_type="unknown_step_kind",
         custom_error_message="a step needs one of the keys call, for_each, if, until, wait, set, "
-        "parallel, fail, notify, wait_for",
+        "parallel, fail, notify, wait_for, try",
     ),
 ]
 
@@ -727,9 +853,10 @@ STEP_MODEL_KINDS: dict[type, str] = {
     ParallelStep: "parallel",
     FailStep: "fail",
     NotifyStep: "notify",
+    TryStep: "try",
 }
 
-for _model in (ForEachStep, IfStep, ParallelStep, Recipe):
+for _model in (ForEachStep, IfStep, ParallelStep, CatchClause, TryStep, Recipe):
     _model.model_rebuild()
 
 RECIPE_ADAPTER: TypeAdapter[Recipe] = TypeAdapter(Recipe)

@@ -35,6 +35,7 @@ from workflows.models import (
     EXPRESSION_NAMES,
     MAX_LIMIT,
     CallStep,
+    ErrorMatch,
     FailStep,
     ForEachStep,
     IfStep,
@@ -43,6 +44,7 @@ from workflows.models import (
     Recipe,
     SetStep,
     Step,
+    TryStep,
     UntilStep,
     WaitForStep,
     parse_duration,
@@ -70,7 +72,7 @@ MIN_POLL_EVERY = timedelta(seconds=10)
 GLOBAL_NAMES = EXPRESSION_NAMES
 
 #: Keys whose list value holds steps (`parallel` holds a list of such lists).
-_STEP_LISTS = ("steps", "then", "else")
+_STEP_LISTS = ("steps", "then", "else", "try", "finally")
 
 
 def check_shape(doc: Document, data: dict[str, Any]) -> set[DataPath]:
@@ -122,6 +124,11 @@ def check_shape(doc: Document, data: dict[str, Any]) -> set[DataPath]:
                 pending.append((child, (*path, key), depth + 1, level + 1, "steps"))
             elif role == "step" and isinstance(child, list) and key == "parallel":
                 pending.append((child, (*path, key), depth + 1, level + 1, "branches"))
+            elif role == "step" and isinstance(child, list) and key == "catch":
+                # A `try`'s catches: each holds its `steps`, one level below the `try`.
+                pending.extend(
+                    (clause, (*path, key, i), depth + 2, level, "step") for i, clause in enumerate(child)
+                )
             else:
                 pending.append((child, (*path, key), depth + 1, level, "data"))
     return not_finite
@@ -273,6 +280,14 @@ class Checker:
                 # Ids set in a branch are not visible after the `if`: the other branch may have run.
                 for below, body in nested_steps(step):
                     self._steps(body, (*here, *below), visible, scope)
+            case TryStep():
+                # Ids of `try` and `catch` are not visible after the step (either may stop short),
+                # nor in `finally`; `catch` steps read the error as `error`.
+                self._steps(step.try_, (*here, "try"), visible, scope)
+                for index, clause in enumerate(step.catch):
+                    self._catch_match(clause.match, (*here, "catch", index, "match"))
+                    self._steps(clause.steps, (*here, "catch", index, "steps"), visible, scope | {"error"})
+                return self._steps(step.finally_, (*here, "finally"), visible, scope) - visible
             case ParallelStep():
                 produced: set[str] = set()
                 for below, body in nested_steps(step):
@@ -294,6 +309,14 @@ class Checker:
                     self._webhook(step.webhook, (*here, "webhook"), visible, scope)
                 self._values(step.data, (*here, "data"), visible, scope)
         return set()
+
+    def _catch_match(self, match: ErrorMatch, path: DataPath) -> None:
+        """Refuse a `catch` that can never match: a provider no action belongs to."""
+        # An error's provider is the one its action belongs to (`http` for `http.request`).
+        providers = {name.split(".", 1)[0] for name in self.actions}
+        if match.provider is not None and match.provider not in providers:
+            known = ", ".join(sorted(providers))
+            self.doc.at((*path, "provider"), f"unknown provider {match.provider!r} (known: {known})")
 
     def _for_each(self, step: ForEachStep, here: DataPath, visible: set[str], scope: set[str]) -> None:
         """Check a `for_each`: its list, its per-item `if`, its limit, its steps and `collect`."""
