@@ -176,6 +176,8 @@ class Checker:
         self.ids: dict[str, DataPath] = {}
         # Every id in the recipe, so a reference to a step that runs later can say so.
         self.all_ids = _step_ids(recipe.steps)
+        # Ids inside the `try` and `catch` steps checked so far: not visible after their `try`.
+        self.tried_ids: set[str] = set()
         from activities.registry import load_actions
 
         self.actions = load_actions()
@@ -287,6 +289,9 @@ class Checker:
                 for index, clause in enumerate(step.catch):
                     self._catch_match(clause.match, (*here, "catch", index, "match"))
                     self._steps(clause.steps, (*here, "catch", index, "steps"), visible, scope | {"error"})
+                self.tried_ids |= _step_ids(step.try_) | _step_ids(
+                    [inner for clause in step.catch for inner in clause.steps]
+                )
                 return self._steps(step.finally_, (*here, "finally"), visible, scope) - visible
             case ParallelStep():
                 produced: set[str] = set()
@@ -432,12 +437,16 @@ class Checker:
             known = ", ".join(sorted((allowed - _CONSTANT_NAMES) | scope))
             only_event = event_only and name in GLOBAL_NAMES
             where = " (a trigger's expression reads only `event`)" if only_event else ""
+            if name == "error" and not event_only:
+                where = " (`error` is read only in a `try` step's `catch`)"
             self.doc.at(path, f"unknown name {name!r} in expression{where} (known: {known})")
         if event_only:
             return value  # `steps` and `inputs` were refused above, as names
         for ref in sorted(referenced_steps(tree)):
             if ref not in visible:
                 later = " (it runs later)" if ref in self.all_ids else ""
+                if ref in self.tried_ids:
+                    later = " (it is inside a `try` or `catch`, which may stop before it)"
                 self.doc.at(path, f"reference to undefined step {ref!r}{later}")
         for ref in sorted(referenced_steps(tree, root="inputs")):
             if ref not in self.recipe.inputs:
