@@ -30,7 +30,7 @@ steps:
         - {id: h, wait_for: tiktok, key: k}
   - id: guard
     try:
-      - {id: i, fail: no}
+      - {id: i, fail: stop}
     catch:
       - steps:
           - {id: j, set: {y: 1}}

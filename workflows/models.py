@@ -176,9 +176,11 @@ EXPRESSION_NAMES = frozenset(
 )
 #: Names a `for_each` item may not take: the scope's own names (hiding `steps` or `inputs` from
 #: the nested steps), Jinja's operators and its names inside templates (`loop`, macro internals).
-RESERVED_NAMES = EXPRESSION_NAMES | frozenset(
-    {"and", "or", "not", "in", "is", "if", "else", "loop", "self", "caller", "varargs", "kwargs"}
-) | frozenset({"error"})  # `error`: what a `try` step's `catch` steps read (`TryStep`)
+RESERVED_NAMES = (
+    EXPRESSION_NAMES
+    | frozenset({"and", "or", "not", "in", "is", "if", "else", "loop", "self", "caller", "varargs", "kwargs"})
+    | frozenset({"error"})
+)  # `error`: what a `try` step's `catch` steps read (`TryStep`)
 
 
 class _Strict(BaseModel):
@@ -697,8 +699,7 @@ class ErrorMatch(_Strict):
     def matches(self, error: dict[str, Any]) -> bool:
         """Whether `error` (`{type, provider, code, …}`, as `StepFailed.fields`) is taken."""
         if self.type is not None and not any(
-            error.get("type") == t
-            or (t == "ProviderError" and error.get("type") not in (None, "StepFailed"))
+            error.get("type") == t or (t == "ProviderError" and error.get("type") not in (None, "StepFailed"))
             for t in self.type
         ):
             return False

@@ -434,8 +434,9 @@ class CallPolicy:
             )
         except TimeoutError:
             self._set_phase("failed")
+            deadline = self._run.recipe.reauth_deadline
             raise StepFailed(
-                f"{path}: account {account!r} was not re-authorized within {self._run.recipe.reauth_deadline}",
+                f"{path}: account {account!r} was not re-authorized within {deadline}",
                 type="SessionExpired",
                 provider=self._reauth_providers.get(account),
                 step=path,
