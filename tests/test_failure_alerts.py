@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -83,16 +82,13 @@ async def run_to_failure(
     return cause.message, handle, status
 
 
-@pytest.fixture
-async def env(time_env: WorkflowEnvironment) -> AsyncIterator[WorkflowEnvironment]:
-    yield time_env
-
-
 async def test_a_failing_run_sends_one_alert_with_the_reason_and_the_restart_command(
-    env, tmp_path, credentials_file, task_queue, webhook
+    time_env, tmp_path, credentials_file, task_queue, webhook
 ):
     text = with_target(ONCE, f"on_failure: {{webhook: {webhook.url!r}}}")
-    message, handle, status = await run_to_failure(env, tmp_path, credentials_file, task_queue, text, {"who": "ann lee"})
+    message, handle, status = await run_to_failure(
+        time_env, tmp_path, credentials_file, task_queue, text, {"who": "ann lee"}
+    )
     assert message == "steps.1: the report for ann lee is empty"
     assert webhook.posts == 1
     key, body = webhook.calls[0]
@@ -105,11 +101,11 @@ async def test_a_failing_run_sends_one_alert_with_the_reason_and_the_restart_com
 
 
 async def test_a_monitor_that_gives_up_sends_one_alert_not_one_per_poll(
-    env, tmp_path, credentials_file, task_queue, webhook
+    time_env, tmp_path, credentials_file, task_queue, webhook
 ):
     # No on_failure: the recipe's notify target takes the alert.
     text = with_target(MONITOR, f"notify: {{webhook: {webhook.url!r}}}")
-    message, _, _ = await run_to_failure(env, tmp_path, credentials_file, task_queue, text, {})
+    message, _, _ = await run_to_failure(time_env, tmp_path, credentials_file, task_queue, text, {})
     assert message == f"{MAX_CONSECUTIVE_FAILED_POLLS} polls in a row failed; last: steps.0: provider down"
     assert webhook.posts == 1
     body = webhook.calls[0][1]
@@ -119,11 +115,11 @@ async def test_a_monitor_that_gives_up_sends_one_alert_not_one_per_poll(
 
 
 async def test_the_workers_default_webhook_takes_alerts_of_recipes_that_name_none(
-    env, tmp_path, credentials_file, task_queue, webhook
+    time_env, tmp_path, credentials_file, task_queue, webhook
 ):
     text = with_target(ONCE, "")
     message, handle, _ = await run_to_failure(
-        env, tmp_path, credentials_file, task_queue, text, {"who": "bo"}, default_webhook=webhook.url
+        time_env, tmp_path, credentials_file, task_queue, text, {"who": "bo"}, default_webhook=webhook.url
     )
     assert webhook.posts == 1
     assert webhook.calls[0][1]["reason"] == message
@@ -133,7 +129,9 @@ async def test_the_workers_default_webhook_takes_alerts_of_recipes_that_name_non
     assert "127.0.0.1" not in history.to_json()
 
 
-async def test_a_default_webhook_takes_no_ordinary_notify_step(env, tmp_path, credentials_file, task_queue, webhook):
+async def test_a_default_webhook_takes_no_ordinary_notify_step(
+    time_env, tmp_path, credentials_file, task_queue, webhook
+):
     text = """
 recipe: plain-notify
 steps:
@@ -141,19 +139,21 @@ steps:
   - fail: then broken
 """
     message, _, _ = await run_to_failure(
-        env, tmp_path, credentials_file, task_queue, text, {}, default_webhook=webhook.url
+        time_env, tmp_path, credentials_file, task_queue, text, {}, default_webhook=webhook.url
     )
     # The notify step stays log-only; only the failure alert reached the default webhook.
     assert [body["message"] for _, body in webhook.calls] == [f"plain-notify failed: {message}"]
 
 
 async def test_an_alert_that_cannot_be_delivered_leaves_the_run_failed_with_its_own_reason(
-    env, tmp_path, credentials_file, task_queue
+    time_env, tmp_path, credentials_file, task_queue
 ):
     gone = Webhook(status=404)  # the alert's hook was deleted
     try:
         text = with_target(ONCE, f"on_failure: {{webhook: {gone.url!r}}}")
-        message, _, status = await run_to_failure(env, tmp_path, credentials_file, task_queue, text, {"who": "cy"})
+        message, _, status = await run_to_failure(
+            time_env, tmp_path, credentials_file, task_queue, text, {"who": "cy"}
+        )
     finally:
         gone.close()
     assert message == "steps.1: the report for cy is empty"

@@ -11,10 +11,10 @@ from __future__ import annotations
 __all__ = [
     "ACTIVITY_SUMMARY_PATCH",
     "AUTH_WATCH_PATCH",
-    "ON_FAILURE_PATCH",
     "ITEM_KEY_PATCH",
     "LOCAL_READS_PATCH",
     "NOTIFY_PATCH",
+    "ON_FAILURE_PATCH",
     "QUIET_PHASE_PATCH",
     "RUN_SCOPED_KEYS_PATCH",
     "SLIDING_WINDOW_PATCH",
