@@ -28,6 +28,7 @@ steps:
       - - {id: f, notify: hi}
         - {id: g, until: "{{ true }}", call: log, with: {message: g}}
         - {id: h, wait_for: tiktok, key: k}
+        - {id: ok, approval: {reply: "hi"}}
 """
 
 
@@ -48,6 +49,7 @@ def test_iter_steps_walks_every_step_depth_first_in_file_order_with_its_yaml_pat
         (("steps", 2, "parallel", 1, 0), "f"),
         (("steps", 2, "parallel", 1, 1), "g"),
         (("steps", 2, "parallel", 1, 2), "h"),
+        (("steps", 2, "parallel", 1, 3), "ok"),
     ]
 
 

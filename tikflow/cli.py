@@ -568,6 +568,7 @@ def build_parser() -> argparse.ArgumentParser:
         "graph",
         "trigger",
         "backfill",
+        "approve",
         "ingress",
         "list",
         "test",

@@ -35,18 +35,22 @@ __all__ = [
     "DEFAULT_RETRY_INITIAL",
     "DEFAULT_RETRY_MAX_INTERVAL",
     "EXPRESSION_NAMES",
+    "MAX_APPROVAL_LABELS",
     "MAX_DURATION",
     "MAX_INPUT_DEPTH",
     "MAX_LIMIT",
+    "NEW_ONLY_FORMS",
     "RESERVED_NAMES",
     "STEP_KINDS",
     "STEP_MODEL_KINDS",
     "WEBHOOK_KINDS",
+    "ApprovalStep",
     "CallStep",
     "FailStep",
     "ForEachStep",
     "IfStep",
     "InputSpec",
+    "NewOnly",
     "NotifyStep",
     "NotifyTarget",
     "ParallelStep",
@@ -486,6 +490,40 @@ class NotifyTarget(_Strict):
     )
 
 
+class NewOnly(_Strict):
+    """`new_only` as an object: the item key, where memory starts, and an optional watermark."""
+
+    key: str = Field(min_length=1, description="The item field whose value identifies an item, e.g. `cid`.")
+    from_: Literal["all", "now"] = Field(
+        default="all",
+        alias="from",
+        description="`all`: the first poll acts on every item listed (as the string form does). "
+        "`now`: the first poll of the step only records what is there and acts on none.",
+    )
+    after: Expr | None = Field(
+        default=None,
+        description="A watermark, e.g. `{{ item.create_time }}` (the item is `item`, or a "
+        "`for_each`'s `as` name): only items whose value is greater than the greatest seen by "
+        "this step are kept (numbers compared as numbers, else as text; an empty value is "
+        "never past it).",
+    )
+
+
+def _new_only_form(value: Any) -> str:
+    # One form's errors, not both: `{key: cid, from: later}` is told about `from`, not that it
+    # is not a string either.
+    return "object" if isinstance(value, dict | NewOnly) else "string"
+
+
+#: The union tags of `new_only`'s two forms (the loader drops them from error locations).
+NEW_ONLY_FORMS = ("string", "object")
+
+#: `new_only`: a key field (the form recipes had first, serialized unchanged) or a `NewOnly`.
+NewOnlySpec = Annotated[
+    Annotated[str, Tag("string")] | Annotated[NewOnly, Tag("object")], Discriminator(_new_only_form)
+]
+
+
 class _StepBase(_Strict):
     id: StepId | None = Field(default=None, description="Name of the result, read later as `steps.<id>`.")
     name: str | None = Field(
@@ -509,10 +547,10 @@ class CallStep(_StepBase):
     call: str = Field(description="Action name, e.g. `tikapi.hashtag_posts`.")
     with_: dict[str, Any] = Field(default_factory=dict, alias="with", description="The action's inputs.")
     account: Expr | None = Field(default=None, description="Credential name to act as (default: `main`).")
-    new_only: str | None = Field(
+    new_only: NewOnlySpec | None = Field(
         default=None,
         description="Keep only result items whose value at this key was not seen in an earlier call "
-        "(kept across polls and continue-as-new).",
+        "(kept across polls and continue-as-new); or an object with `key`, `from` and `after`.",
     )
 
 
@@ -542,10 +580,11 @@ class ForEachStep(_StepBase):
         default=None, description="Process at most this many items (a number or an expression)."
     )
     steps: list[Step] = Field(min_length=1, description="Steps run per item.")
-    new_only: str | None = Field(
+    new_only: NewOnlySpec | None = Field(
         default=None,
         description="Skip items whose value at this key was processed in an earlier run of this step "
-        "(only processed items are remembered, so items cut by `limit` come back next poll).",
+        "(only processed items are remembered, so items cut by `limit` come back next poll); or an "
+        "object with `key`, `from` and `after`.",
     )
     collect: Expr | None = Field(
         default=None,
@@ -660,8 +699,66 @@ class NotifyStep(_StepBase):
     data: dict[str, Any] = Field(default_factory=dict, description="Extra JSON fields sent with the message.")
 
 
+# -- approval (issue 16, item 4) ------------------------------------------------------------
+
+#: A label of what an approval shows (`caption`, `video URL`): the page's row titles.
+ApprovalLabel = Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9 _.-]{0,39}$")]
+#: The most rows an approval page shows.
+MAX_APPROVAL_LABELS = 20
+#: A person needs time to act: an approval waits at least a minute.
+ApprovalTimeout = Annotated[str, _duration_field(_MINUTE), _at_least(_MINUTE)]
+
+
+class ApprovalStep(_StepBase):
+    """Ask a person to approve or reject, then go on with their decision.
+
+    The run sends a notification (the log and the webhook) with a signed link to a page that
+    shows the `approval` labels rendered, with Approve and Reject buttons and a comment;
+    `tikflow approve RUN_ID` / `tikflow reject RUN_ID` decide from a shell. The first decision
+    counts, every later one is refused. The result: `decision` (`approve` or `reject`, `none`
+    when the wait timed out), `comment`, `via` (`link` or `cli`) and `timed_out`.
+    """
+
+    approval: dict[ApprovalLabel, Expr] = Field(
+        min_length=1,
+        max_length=MAX_APPROVAL_LABELS,
+        description="What the person decides on: labels and templates, e.g. "
+        '`{caption: "{{ steps.draft.text }}", video: "{{ video.url }}"}`, shown on the page.',
+    )
+    message: Expr | None = Field(
+        default=None,
+        description="The notification's text (default: `Approval needed: <step>`); the link is added.",
+    )
+    webhook: Webhook | None = Field(
+        default=None,
+        description="URL the notification is POSTed to, or `{credential: NAME}` "
+        "(default: the recipe's `notify.webhook`).",
+    )
+    timeout: ApprovalTimeout = Field(
+        default="1d",
+        description="How long to wait for a decision (at least 1m); the link expires with it.",
+    )
+    on_timeout: Literal["fail", "continue"] = Field(
+        default="fail",
+        description="When nobody decided in time: `fail` the step, or `continue` with "
+        "`{decision: none, timed_out: true}`.",
+    )
+
+
 #: Step kinds, in the order a mapping's keys are tested (`until` steps also have `call`).
-STEP_KINDS = ("until", "call", "for_each", "parallel", "wait_for", "wait", "set", "fail", "notify", "if")
+STEP_KINDS = (
+    "until",
+    "call",
+    "for_each",
+    "parallel",
+    "wait_for",
+    "wait",
+    "set",
+    "fail",
+    "notify",
+    "approval",
+    "if",
+)
 
 
 def _step_kind(value: Any) -> str | None:
@@ -683,12 +780,13 @@ Step = Annotated[
     | Annotated[SetStep, Tag("set")]
     | Annotated[ParallelStep, Tag("parallel")]
     | Annotated[FailStep, Tag("fail")]
-    | Annotated[NotifyStep, Tag("notify")],
+    | Annotated[NotifyStep, Tag("notify")]
+    | Annotated[ApprovalStep, Tag("approval")],
     Discriminator(
         _step_kind,
         custom_error_type="unknown_step_kind",
         custom_error_message="a step needs one of the keys call, for_each, if, until, wait, set, "
-        "parallel, fail, notify, wait_for",
+        "parallel, fail, notify, wait_for, approval",
     ),
 ]
 
@@ -763,6 +861,7 @@ STEP_MODEL_KINDS: dict[type, str] = {
     ParallelStep: "parallel",
     FailStep: "fail",
     NotifyStep: "notify",
+    ApprovalStep: "approval",
 }
 
 for _model in (ForEachStep, IfStep, ParallelStep, Recipe):

@@ -52,6 +52,7 @@ Phase = Literal[
     "sleeping",
     "backing_off",
     "awaiting_reauth",
+    "awaiting_approval",
     "paused",
     "stopping",
     "completed",
@@ -146,6 +147,10 @@ class RunStatus(BaseModel):
     awaiting_reauth: dict[str, str] = Field(
         default_factory=dict,
         description="Accounts the run waits to see re-authorized, each with its provider.",
+    )
+    approvals: list[str] = Field(
+        default_factory=list,
+        description="Ids of the approvals waiting for a decision (`tikflow approve RUN_ID --approval ID`).",
     )
 
 

@@ -9,6 +9,7 @@ from itertools import count
 from typing import Any
 
 from workflows.models import (
+    ApprovalStep,
     CallStep,
     FailStep,
     ForEachStep,
@@ -118,6 +119,14 @@ class _Graph:
                     failed = self.node("fail", "[//]")
                     self.edge(node, failed, f"no event in {step.timeout}")
                 return node, node
+            case ApprovalStep():
+                # A person's decision: approve or reject go on to the next step (the recipe's
+                # `if` on the decision branches); nobody deciding fails the step unless continued.
+                node = self.node(f"{prefix}ask approval: {', '.join(step.approval)}", "{{}}")
+                if step.on_timeout == "fail":
+                    failed = self.node("fail", "[//]")
+                    self.edge(node, failed, f"no decision in {step.timeout}")
+                return node, node
         node = self.node(self.label(step, prefix), _SHAPES.get(step_kind(step), "[]"))
         return node, node
 
@@ -126,7 +135,9 @@ class _Graph:
         """The text of a step drawn as one node."""
         match step:
             case CallStep():
-                return f"{prefix}{step.call}" + (f" (new {step.new_only})" if step.new_only else "")
+                return f"{prefix}{step.call}" + (
+                    f" (new {getattr(step.new_only, 'key', step.new_only)})" if step.new_only else ""
+                )
             case WaitStep():
                 return f"{prefix}wait {step.wait}"
             case SetStep():

@@ -34,10 +34,12 @@ from workflows.expressions import (
 from workflows.models import (
     EXPRESSION_NAMES,
     MAX_LIMIT,
+    ApprovalStep,
     CallStep,
     FailStep,
     ForEachStep,
     IfStep,
+    NewOnly,
     NotifyStep,
     ParallelStep,
     Recipe,
@@ -279,6 +281,7 @@ class Checker:
         match step:
             case CallStep():
                 self._call(step, here, visible, scope)
+                self._new_only(step.new_only, here, visible, scope | {"item"})
             case UntilStep():
                 self._call(step, here, visible, scope)
                 self._expr(
@@ -311,6 +314,12 @@ class Checker:
                 if isinstance(step.webhook, str):
                     self._webhook(step.webhook, (*here, "webhook"), visible, scope)
                 self._values(step.data, (*here, "data"), visible, scope)
+            case ApprovalStep():
+                self._values(step.approval, (*here, "approval"), visible, scope)
+                if step.message is not None:
+                    self._expr(step.message, (*here, "message"), visible, scope)
+                if isinstance(step.webhook, str):
+                    self._webhook(step.webhook, (*here, "webhook"), visible, scope)
         return set()
 
     def _for_each(self, step: ForEachStep, here: DataPath, visible: set[str], scope: set[str]) -> None:
@@ -336,9 +345,30 @@ class Checker:
                     f"{label((*here, 'limit'))}: limit must be a whole number from 0 to "
                     f"{MAX_LIMIT:,}, and this is always {_short(limit)}",
                 )
+        self._new_only(step.new_only, here, visible, inner_scope)
         inner_visible = self._steps(step.steps, (*here, "steps"), visible, inner_scope)
         if step.collect:
             self._expr(step.collect, (*here, "collect"), inner_visible, inner_scope)
+
+    def _new_only(
+        self, new_only: str | NewOnly | None, here: DataPath, visible: set[str], scope: set[str]
+    ) -> None:
+        """Check `new_only`'s object form: a key that is a field name, an `after` that is a template."""
+        if not isinstance(new_only, NewOnly):
+            return
+        if not new_only.key.strip():
+            self.doc.at((*here, "new_only", "key"), f"{label((*here, 'new_only', 'key'))}: key is blank")
+        if new_only.after is None:
+            return
+        where = (*here, "new_only", "after")
+        if not is_template(new_only.after):
+            self.doc.at(
+                where,
+                f"{label(where)}: after must be a template giving each item's value, "
+                "e.g. `{{ item.create_time }}`",
+            )
+            return
+        self._expr(new_only.after, where, visible, scope)
 
     def _call(self, step: CallStep | UntilStep, here: DataPath, visible: set[str], scope: set[str]) -> None:
         if step.account:
