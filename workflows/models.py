@@ -960,6 +960,12 @@ class Recipe(_Strict):
     notify: NotifyTarget | None = Field(
         default=None, description="Where notifications go (re-authorization requests, notify steps)."
     )
+    on_failure: NotifyTarget | None = Field(
+        default=None,
+        description="Where one alert goes when a run fails or a monitor gives up (with the reason and "
+        "the command that restarts it); default: `notify`'s webhook, else the worker's "
+        "`TIKFLOW_NOTIFY_WEBHOOK`.",
+    )
     dedupe_limit: WholeNumber = Field(
         default=5000, ge=10, le=100_000, description="How many seen ids `new_only` remembers per step."
     )
@@ -982,6 +988,8 @@ class Recipe(_Strict):
             data.pop("labels", None)
         if not self.recipes:
             data.pop("recipes", None)
+        if self.on_failure is None:
+            data.pop("on_failure", None)
         return data
 
 

@@ -14,6 +14,7 @@ __all__ = [
     "ITEM_KEY_PATCH",
     "LOCAL_READS_PATCH",
     "NOTIFY_PATCH",
+    "ON_FAILURE_PATCH",
     "QUIET_PHASE_PATCH",
     "RUN_SCOPED_KEYS_PATCH",
     "SLIDING_WINDOW_PATCH",
@@ -59,3 +60,8 @@ ACTIVITY_SUMMARY_PATCH = "activity-summary"
 #: poll is one workflow task and a timer (a marker per call) instead of three workflow tasks and
 #: two activity tasks. Runs started before it schedule every call as a regular activity.
 LOCAL_READS_PATCH = "read-calls-as-local-activities"
+#: A run that fails, or a monitor that gives up after its failed polls, first sends one alert
+#: through `notify.send` (to `on_failure`, else `notify`, else the worker's
+#: `TIKFLOW_NOTIFY_WEBHOOK`) with the reason and the command that restarts it. Runs started before
+#: it failed without the activity and keep doing so on replay.
+ON_FAILURE_PATCH = "failure-alert"

@@ -207,6 +207,8 @@ class Checker:
             self.doc.at(("account",), f"account: {problem}")
         if self.recipe.notify and isinstance(self.recipe.notify.webhook, str):
             self._webhook(self.recipe.notify.webhook, ("notify", "webhook"), set(), set())
+        if self.recipe.on_failure and isinstance(self.recipe.on_failure.webhook, str):
+            self._webhook(self.recipe.on_failure.webhook, ("on_failure", "webhook"), set(), set())
         self._steps(self.recipe.steps, ("steps",), set(), set())
 
     def _check_webhook_trigger(self) -> None:
