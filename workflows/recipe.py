@@ -65,6 +65,7 @@ with workflow.unsafe.imports_passed_through():
     )
 
 __all__ = [
+    "ALERT_PATH",
     "DEFAULT_CALL_TIMEOUT",
     "ITEM_KEY_PATCH",
     "MAX_CONSECUTIVE_FAILED_POLLS",
@@ -99,6 +100,8 @@ MAX_INBOX = 200
 POLLS_PER_RUN = 50
 #: A monitor gives up after this many polls in a row fail (a misconfigured recipe, not a blip).
 MAX_CONSECUTIVE_FAILED_POLLS = 5
+#: The path a failure alert's `notify.send` is made at (in its idempotency key): no step has it.
+ALERT_PATH = "on_failure"
 #: Phases `TikflowPhase` shows as another (runs with QUIET_PHASE_PATCH).
 _SEARCHABLE_PHASE: dict[str, str] = {"sleeping": "running"}
 #: Phases a pause hides: a paused run shows `paused` until it is resumed (or ends).
@@ -450,7 +453,7 @@ class RecipeWorkflow(Interpreter):
         target = (recipe.on_failure.webhook if recipe.on_failure else None) or (
             recipe.notify.webhook if recipe.notify else None
         )
-        path = "on_failure"
+        path = ALERT_PATH
         try:
             scope = self._new_scope()
             params = {
