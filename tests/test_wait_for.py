@@ -151,7 +151,8 @@ async def test_no_event_in_time_fails_the_step(time_env: WorkflowEnvironment, ta
     reason = "steps.done: no tiktok event for 'pub-none' where {{ event.type == inputs.kind }} within 5m"
     assert failed.value.cause.message == reason  # type: ignore[attr-defined]
     # One failure alert, with the reason.
-    assert [(sent["data"]["event"], sent["data"]["reason"]) for sent in SENT[handle.id]] == [("failed", reason)]
+    alerts = [(sent["data"]["event"], sent["data"]["reason"]) for sent in SENT[handle.id]]
+    assert alerts == [("failed", reason)]
 
 
 async def test_on_timeout_continue_and_a_zero_wait_subscribes_to_nothing(
