@@ -175,3 +175,53 @@ steps:
             "step": "steps.each[0].0",
         }
     ]
+
+
+RATE_LIMITED = """
+recipe: rate-limited
+steps:
+  - id: guarded
+    try:
+      - id: answer
+        call: tikapi.reply
+        with: {media_id: v, reply_comment_id: '7', text: hi}
+        retry: {rate_limit_deadline: 25m}
+    catch:
+      - match: {type: RateLimited, provider: tikapi}
+        steps:
+          - call: log
+            with: {message: "{{ error.type }} at {{ error.step }}: {{ error.message }}"}
+"""
+
+
+async def test_a_rate_limit_past_its_deadline_fails_the_call_as_rate_limited_for_a_catch(
+    time_env, task_queue
+):
+    from temporalio import activity
+
+    from activities.errors import RateLimited
+
+    tried_at = []
+
+    def limited(request: ActionRequest) -> dict[str, Any]:
+        tried_at.append(activity.info().current_attempt_scheduled_time)
+        raise to_application_error(
+            RateLimited("daily quota spent", provider="tikapi", status=429, retry_after=600)
+        )
+
+    actions = Actions(tikapi__reply=limited, log=logged)
+    async with workers(time_env.client, task_queue, actions):
+        result = await (await start(time_env, task_queue, RATE_LIMITED)).result()
+    # Waited out after the tries at 0 and 10 minutes (each reset within the 25m); the reset after
+    # the try at 20 minutes would come past it, so the call fails there instead of waiting again.
+    assert [round((t - tried_at[0]).total_seconds() / 60) for t in tried_at] == [0, 10, 20]
+    assert result.counters.rate_limited == 2
+    assert messages(actions) == [
+        "RateLimited at steps.guarded.try.answer: rate-limited past its deadline (25m): daily quota spent"
+    ]
+    error = result.outputs["guarded"]["error"]
+    assert (error["type"], error["provider"], result.outputs["guarded"]["caught"]) == (
+        "RateLimited",
+        "tikapi",
+        0,
+    )

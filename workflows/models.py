@@ -218,6 +218,21 @@ class RetryPolicy(_Strict):
     max_duration: LongDuration | None = Field(
         default=None, description="Give up when retrying has taken this long in total."
     )
+    rate_limit_deadline: LongDuration | None = Field(
+        default=None,
+        description="Give up waiting out rate limits once the limit would reset this long after the "
+        "call started: the step fails with type `RateLimited` (a `try` step's `catch` can take it). "
+        "Default: wait as long as the provider asks.",
+    )
+
+    @model_serializer(mode="wrap")
+    def _without_unset_deadline(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # A policy without the deadline serializes as it did before it existed (the workflow
+        # input in history and the committed replay histories keep their shape).
+        data: dict[str, Any] = handler(self)
+        if self.rate_limit_deadline is None:
+            data.pop("rate_limit_deadline", None)
+        return data
 
     @model_validator(mode="after")
     def _max_interval_not_below_initial(self) -> RetryPolicy:

@@ -239,6 +239,9 @@ class CallPolicy:
         )
         timeout = parse_duration(step.timeout or recipe.timeout or "2m")
         policy = step.retry or recipe.retry
+        # Rate limits are waited out up to this moment (`retry.rate_limit_deadline`); None: always.
+        limit_after = policy.rate_limit_deadline if policy else None
+        limit_deadline = workflow.now() + parse_duration(limit_after) if limit_after else None
         # The error this call put in the status (an expiry it waits out): cleared once it succeeds.
         own_error: str | None = None
         if (
@@ -313,6 +316,9 @@ class CallPolicy:
                     continue
                 if isinstance(cause, ApplicationError) and cause.type == "RateLimited":
                     del self._calls[key]
+                    if limit_deadline is not None and workflow.now() + _retry_after(cause) > limit_deadline:
+                        past = f"rate-limited past its deadline ({limit_after}): "
+                        raise step_failure(exc, path, action, prefix=past) from None
                     await self._back_off(cause, path)
                     continue
                 raise step_failure(exc, path, action) from None
@@ -497,7 +503,7 @@ class CallPolicy:
     async def _back_off(self, cause: ApplicationError, path: str) -> None:
         """Wait out a rate limit with one durable timer (`stop` ends the wait)."""
         details = cause.details[0] if cause.details and isinstance(cause.details[0], dict) else {}
-        retry_after = float(details.get("retry_after") or 60)
+        retry_after = _retry_after(cause).total_seconds()
         self._state.counters.rate_limited += 1
         self._state.counters.backoff_s += retry_after
         until = workflow.now() + timedelta(seconds=retry_after)
@@ -586,12 +592,18 @@ def retry_delay(exc: FailureError, policy: TemporalRetryPolicy, attempt: int) ->
     return min(delay, policy.maximum_interval) if policy.maximum_interval else delay
 
 
-def step_failure(exc: FailureError, path: str, action: str) -> StepFailed:
+def _retry_after(cause: ApplicationError) -> timedelta:
+    """How long a rate limit says to wait (its `retry_after`; a minute when it does not say)."""
+    details = cause.details[0] if cause.details and isinstance(cause.details[0], dict) else {}
+    return timedelta(seconds=float(details.get("retry_after") or 60))
+
+
+def step_failure(exc: FailureError, path: str, action: str, *, prefix: str = "") -> StepFailed:
     """The typed `StepFailed` a call's final failure becomes (its type, provider and code kept).
 
     An application error's `type` is the provider error's class name and its first detail
     `error_details`; an attempt that timed out is an outage (`ProviderUnavailable`), as the
-    error tree classifies a timeout.
+    error tree classifies a timeout. `prefix` goes before the reason (why the call gave up).
     """
     cause: BaseException | None = exc.cause if isinstance(exc, ActivityError) else exc
     while isinstance(cause, ActivityError) and cause.cause is not None:
@@ -608,11 +620,11 @@ def step_failure(exc: FailureError, path: str, action: str) -> StepFailed:
     elif isinstance(cause, TimeoutError):
         kind = "ProviderUnavailable"
     return StepFailed(
-        f"{path} ({action}): {failure_message(exc)}",
+        f"{path} ({action}): {prefix}{failure_message(exc)}",
         type=kind,
         provider=provider,
         code=code,
-        reason=message,
+        reason=prefix + message,
         step=path,
     )
 
