@@ -139,3 +139,34 @@ def test_validate_and_test_keep_recipes_and_their_tests_apart():
 )
 def test_a_call_is_named_by_its_innermost_named_step(path: str, step: str):
     assert step_name(path) == step
+
+
+ALERTED = """\
+recipe: report-then-fail
+steps:
+  - id: started
+    notify: "starting"
+  - fail: "the report is empty"
+"""
+
+ALERTED_TESTS = """\
+recipe: report-then-fail.yaml
+tests:
+  - name: notifies, then fails
+    expect:
+      calls: {notify.send: 1}
+      effects: [{action: notify.send, step: started, with: {message: starting}}]
+      error: "the report is empty"
+"""
+
+
+async def test_a_failing_case_compares_its_steps_effects_not_the_failure_alert(tmp_path: Path):
+    from tikflow.recipetest import run_test_files
+
+    (tmp_path / "report-then-fail.yaml").write_text(ALERTED)
+    (tmp_path / "report-then-fail.test.yaml").write_text(ALERTED_TESTS)
+    (report,) = await run_test_files([load_test_file(tmp_path / "report-then-fail.test.yaml")])
+    assert report.differences == []
+    # The alert was sent all the same (recorded), once, after the step's notification.
+    sent = [(c.path, c.params.get("alert")) for c in report.calls if c.action == "notify.send"]
+    assert sent == [("steps.started", False), ("on_failure", True)]

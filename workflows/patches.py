@@ -15,6 +15,7 @@ __all__ = [
     "ITEM_KEY_PATCH",
     "LOCAL_READS_PATCH",
     "NOTIFY_PATCH",
+    "ON_FAILURE_PATCH",
     "QUIET_PHASE_PATCH",
     "RUN_SCOPED_KEYS_PATCH",
     "SLIDING_WINDOW_PATCH",
@@ -66,3 +67,9 @@ LOCAL_READS_PATCH = "read-calls-as-local-activities"
 #: approval already decided (the one-decision record is per workflow id and approval id). Runs
 #: started before it keep the id their links and decisions carry.
 APPROVAL_TAG_PATCH = "approval-id-random-tag"
+
+#: A run that fails, or a monitor that gives up after its failed polls, first sends one alert
+#: through `notify.send` (to `on_failure`, else `notify`, else the worker's
+#: `TIKFLOW_NOTIFY_WEBHOOK`) with the reason and the command that restarts it. Runs started before
+#: it failed without the activity and keep doing so on replay.
+ON_FAILURE_PATCH = "failure-alert"

@@ -35,6 +35,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.errors import ProviderError
     from workflows.events import subscribe_mailbox
     from workflows.models import (
+        ERROR_TYPES,
         CallStep,
         NotifyStep,
         RetryPolicy,
@@ -65,6 +66,7 @@ __all__ = [
     "non_retryable_errors",
     "retry_delay",
     "retry_policy",
+    "step_failure",
 ]
 
 
@@ -92,7 +94,50 @@ DEFAULT_CALL_TIMEOUT = timedelta(minutes=2)
 
 
 class StepFailed(Exception):
-    """A step failed; the message names the step and says why (one line)."""
+    """A step failed; the message names the step and says why (one line).
+
+    Attributes:
+        type: The error's type from the error tree (`workflows.models.ERROR_TYPES`): the provider error a call
+            ended in after its retries, or `StepFailed` for the recipe's own failures.
+        provider: The provider whose call failed, if any.
+        code: The provider's own error code, if any.
+        reason: The one-line reason without the step path.
+        step: The path of the step that failed (filled in by the innermost step that sees it).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        type: str = "StepFailed",
+        provider: str | None = None,
+        code: str | int | None = None,
+        reason: str | None = None,
+        step: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.type = type
+        self.provider = provider
+        self.code = code
+        self.reason = reason
+        self.step = step
+
+    def fields(self) -> dict[str, Any]:
+        """The error as a recipe sees it: `error`/`failed` (as ever) and its typed fields."""
+        text = str(self)
+        message = self.reason
+        if message is None:
+            prefix = f"{self.step}: "
+            message = text[len(prefix) :] if self.step and text.startswith(prefix) else text
+        return {
+            "error": text,
+            "failed": True,
+            "type": self.type,
+            "code": self.code,
+            "provider": self.provider,
+            "message": message,
+            "step": self.step,
+        }
 
 
 class RunStopped(Exception):
@@ -194,6 +239,9 @@ class CallPolicy:
         )
         timeout = parse_duration(step.timeout or recipe.timeout or "2m")
         policy = step.retry or recipe.retry
+        # Rate limits are waited out up to this moment (`retry.rate_limit_deadline`); None: always.
+        limit_after = policy.rate_limit_deadline if policy else None
+        limit_deadline = workflow.now() + parse_duration(limit_after) if limit_after else None
         # The error this call put in the status (an expiry it waits out): cleared once it succeeds.
         own_error: str | None = None
         if (
@@ -268,9 +316,12 @@ class CallPolicy:
                     continue
                 if isinstance(cause, ApplicationError) and cause.type == "RateLimited":
                     del self._calls[key]
+                    if limit_deadline is not None and workflow.now() + _retry_after(cause) > limit_deadline:
+                        past = f"rate-limited past its deadline ({limit_after}): "
+                        raise step_failure(exc, path, action, prefix=past) from None
                     await self._back_off(cause, path)
                     continue
-                raise StepFailed(f"{path} ({action}): {failure_message(exc)}") from None
+                raise step_failure(exc, path, action) from None
             finally:
                 self._calls.pop(key, None)
             if own_error is not None:
@@ -389,8 +440,12 @@ class CallPolicy:
             )
         except TimeoutError:
             self._set_phase("failed")
+            deadline = self._run.recipe.reauth_deadline
             raise StepFailed(
-                f"{path}: account {account!r} was not re-authorized within {self._run.recipe.reauth_deadline}"
+                f"{path}: account {account!r} was not re-authorized within {deadline}",
+                type="SessionExpired",
+                provider=self._reauth_providers.get(account),
+                step=path,
             ) from None
         finally:
             if first:
@@ -448,7 +503,7 @@ class CallPolicy:
     async def _back_off(self, cause: ApplicationError, path: str) -> None:
         """Wait out a rate limit with one durable timer (`stop` ends the wait)."""
         details = cause.details[0] if cause.details and isinstance(cause.details[0], dict) else {}
-        retry_after = float(details.get("retry_after") or 60)
+        retry_after = _retry_after(cause).total_seconds()
         self._state.counters.rate_limited += 1
         self._state.counters.backoff_s += retry_after
         until = workflow.now() + timedelta(seconds=retry_after)
@@ -535,6 +590,43 @@ def retry_delay(exc: FailureError, policy: TemporalRetryPolicy, attempt: int) ->
             return cause.next_retry_delay
     delay = policy.initial_interval * policy.backoff_coefficient ** (attempt - 1)
     return min(delay, policy.maximum_interval) if policy.maximum_interval else delay
+
+
+def _retry_after(cause: ApplicationError) -> timedelta:
+    """How long a rate limit says to wait (its `retry_after`; a minute when it does not say)."""
+    details = cause.details[0] if cause.details and isinstance(cause.details[0], dict) else {}
+    return timedelta(seconds=float(details.get("retry_after") or 60))
+
+
+def step_failure(exc: FailureError, path: str, action: str, *, prefix: str = "") -> StepFailed:
+    """The typed `StepFailed` a call's final failure becomes (its type, provider and code kept).
+
+    An application error's `type` is the provider error's class name and its first detail
+    `error_details`; an attempt that timed out is an outage (`ProviderUnavailable`), as the
+    error tree classifies a timeout. `prefix` goes before the reason (why the call gave up).
+    """
+    cause: BaseException | None = exc.cause if isinstance(exc, ActivityError) else exc
+    while isinstance(cause, ActivityError) and cause.cause is not None:
+        cause = cause.cause
+    message = failure_message(exc)
+    kind, provider, code = "StepFailed", action.split(".", 1)[0], None
+    if isinstance(cause, ApplicationError):
+        details = cause.details[0] if cause.details and isinstance(cause.details[0], dict) else {}
+        if cause.type in ERROR_TYPES:
+            kind = cause.type or kind
+            provider = str(details.get("provider") or provider)
+            code = details.get("code")
+            message = str(details.get("message") or message)
+    elif isinstance(cause, TimeoutError):
+        kind = "ProviderUnavailable"
+    return StepFailed(
+        f"{path} ({action}): {prefix}{failure_message(exc)}",
+        type=kind,
+        provider=provider,
+        code=code,
+        reason=prefix + message,
+        step=path,
+    )
 
 
 def failure_message(exc: FailureError) -> str:

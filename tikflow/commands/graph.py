@@ -11,6 +11,7 @@ from typing import Any
 from workflows.models import (
     ApprovalStep,
     CallStep,
+    ErrorMatch,
     FailStep,
     ForEachStep,
     IfStep,
@@ -20,6 +21,7 @@ from workflows.models import (
     RunRecipeStep,
     SetStep,
     Step,
+    TryStep,
     UntilStep,
     WaitForStep,
     WaitStep,
@@ -102,6 +104,15 @@ class _Graph:
                 for _, branch in nested_steps(step):
                     self.edge(self.steps(branch, head), join)
                 return head, join
+            case TryStep():
+                # The tried steps, one edge per `catch` from the head (any tried step may fail
+                # into it), a join, then `finally`.
+                head = self.node(f"{prefix}try", "[[]]")
+                join = self.node("", "(())")
+                self.edge(self.steps(step.try_, head, "ok"), join)
+                for clause in step.catch:
+                    self.edge(self.steps(clause.steps, head, _catch_label(clause.match)), join)
+                return head, self.steps(step.finally_, join, "finally")
             case ForEachStep():
                 # The body loops back to the head.
                 head = self.node(
@@ -160,6 +171,12 @@ class _Graph:
             case NotifyStep():
                 return f"{prefix}notify"
         return type(step).__name__
+
+
+def _catch_label(match: ErrorMatch) -> str:
+    """What a `catch` takes, as its edge says it: `catch ProviderRejected tikapi 10202`."""
+    parts = [*(match.type or []), match.provider or "", "" if match.code is None else str(match.code)]
+    return " ".join(["catch", *(part for part in parts if part)])
 
 
 #: The Mermaid shape of each kind drawn as one node (the others: a rectangle).

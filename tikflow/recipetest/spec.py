@@ -78,10 +78,14 @@ class Expectations(_Strict):
     """What a run must have done."""
 
     calls: dict[str, int] | None = Field(
-        default=None, description="Calls made per action, reads and effects (actions not listed: any)."
+        default=None,
+        description="Calls made per action, reads and effects (actions not listed: any; a failing "
+        "run's failure alert is not counted).",
     )
     effects: list[EffectExpectation] | None = Field(
-        default=None, description="Exactly these side effects, in order (absent: not checked)."
+        default=None,
+        description="Exactly these side effects of the steps, in order (absent: not checked; a "
+        "failing run's failure alert is not one).",
     )
     any_order: bool = Field(
         default=False, description="The effects may come in any order (parallel branches, concurrency)."
