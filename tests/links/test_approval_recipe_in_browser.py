@@ -113,7 +113,14 @@ def decide_in_chromium(link: str, button: str, comment: str) -> tuple[str, str, 
     """Open the link, write `comment`, click `button`: the page's HTML, the result and its HTML."""
     with browser(f"approve-reply-{button}") as window:
         window.open(link)
-        shown = window.html
+
+        # Read the page once its form is there (seen once under load: an empty page_source
+        # right after the load returned).
+        def form() -> str:
+            page = window.html
+            return page if 'id="comment"' in page else ""
+
+        shown = window.until(form, "the approval form")
         window.driver.find_element("id", "comment").send_keys(comment)  # type: ignore[attr-defined]
         window.screenshot("1-page")
         window.click(f"#{button}")
