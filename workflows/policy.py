@@ -37,11 +37,13 @@ with workflow.unsafe.imports_passed_through():
     from workflows.models import (
         CallStep,
         NotifyStep,
+        Pace,
         RetryPolicy,
         UntilStep,
         WebhookCredential,
         parse_duration,
     )
+    from workflows.pacing import PaceRequest, request_slot
     from workflows.patches import (
         ACTIVITY_SUMMARY_PATCH,
         AUTH_WATCH_PATCH,
@@ -156,6 +158,12 @@ class CallPolicy:
     # TikTok accounts this run watches for `authorization.removed`, and those removed right now.
     _watched: set[str]
     _revoked: set[str]
+    # Paced calls (`workflows.pacing`): slots the account pacers sent, by request id (only those
+    # a call waits for are kept), requests made, calls waiting for their slot, and what they wait for.
+    _pace_slots: dict[str, datetime | None]
+    _pace_requests: int
+    _pacing: int
+    _pacing_reason: str | None
 
     if TYPE_CHECKING:
         # The phase machine (`RecipeWorkflow`) and the interpreter (`Interpreter`) above.
@@ -203,6 +211,8 @@ class CallPolicy:
         ):
             self._watched.add(account)
             await subscribe_mailbox("tiktok", f"account:{account}")
+        if isinstance(step, CallStep) and step.pace is not None:
+            await self._await_slot(step.pace, action, account, path)
         while True:
             await self._unpaused()
             if account in self._revoked:
@@ -283,6 +293,58 @@ class CallPolicy:
             if self._phase in ("backing_off", "awaiting_reauth"):
                 self._resume_phase()
             return result
+
+    async def _await_slot(self, pace: Pace, action: str, account: str, path: str) -> None:
+        """Wait (phase `pacing`) until the account's pacer's slot for this call, then return.
+
+        The slot comes from the (provider, account) pacer shared by every run; the wait is one
+        durable timer, so a worker restart resumes it and `stop` ends it. Only recipes with
+        `pace:` take this path: others record no new command (no patch needed).
+        """
+        await self._unpaused()
+        if self._stop:
+            raise RunStopped
+        provider = action.split(".", 1)[0]
+        self._pace_requests += 1
+        request_id = f"{workflow.info().run_id}:{self._pace_requests}"
+        self._pace_slots[request_id] = None  # awaited: the signal handler keeps only these
+        what = f"{provider} account {account!r}"
+        self._pacing += 1
+        self._pacing_reason = f"a pacing slot of {what}"
+        self._resume_phase()
+        try:
+            asked = await request_slot(
+                provider,
+                account,
+                PaceRequest(
+                    workflow_id=workflow.info().workflow_id,
+                    request_id=request_id,
+                    every_s=parse_duration(pace.every).total_seconds() if pace.every else None,
+                    per_day=pace.per_day,
+                ),
+            )
+            if not asked:
+                raise StepFailed(f"{path} ({action}): the pacer of {what} did not answer")
+            await workflow.wait_condition(lambda: self._pace_slots[request_id] is not None or self._stop)
+            slot = self._pace_slots[request_id]
+            if self._stop or slot is None:
+                raise RunStopped
+            delay = slot - workflow.now()
+            if delay > timedelta(0):
+                self._state.counters.pacing_s += delay.total_seconds()
+                self._pacing_reason = f"the pacing slot of {what} at {slot:%Y-%m-%d %H:%M:%S} UTC"
+                self._resume_phase()
+                workflow.logger.info("pacing", extra={"path": path, "seconds": delay.total_seconds()})
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await workflow.wait_condition(lambda: self._stop, timeout=delay)
+                if self._stop:
+                    raise RunStopped
+        finally:
+            self._pace_slots.pop(request_id, None)
+            self._pacing -= 1
+            if not self._pacing:
+                self._pacing_reason = None
+            self._resume_phase()
 
     def _runs_locally(self, action: str) -> bool:
         """Whether this call runs as a local activity (`LOCAL_READS_PATCH`).
