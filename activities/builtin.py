@@ -23,7 +23,7 @@ from activities.errors import (
     RateLimited,
 )
 from activities.http import Reply, send
-from activities.links import reauth_link_for
+from activities.links import approval_link_for, reauth_link_for
 from activities.ratelimit import parse_retry_after
 from activities.registry import ActionContext, ActionInput, action
 
@@ -152,7 +152,7 @@ async def notify(ctx: ActionContext, params: NotifyInput) -> dict[str, Any]:
     by a credential is looked up here, and errors name the credential instead of the URL's path
     (where tokens of Slack-style webhooks live).
     """
-    params = _with_reauth_link(ctx, params)
+    params = _with_approval_link(ctx, _with_reauth_link(ctx, params))
     log.info("notification", message=params.message, recipe=params.recipe, workflow_id=params.workflow_id)
     if not params.webhook:
         return {"sent": False, "logged": True}
@@ -194,6 +194,38 @@ def _with_reauth_link(ctx: ActionContext, params: NotifyInput) -> NotifyInput:
         update={
             "message": f"{params.message} Or open this link to re-authorize it: {link}",
             "data": {**data, "reauth_url": link},
+        }
+    )
+
+
+def _with_approval_link(ctx: ActionContext, params: NotifyInput) -> NotifyInput:
+    """An `awaiting_approval` notification with the approval's link, or how to decide from a shell.
+
+    Made here for the reason the re-authorization link is: it is signed with a key no workflow
+    holds. The link expires when the run stops waiting (`expires_at`); it decides one approval of
+    one run, once, so it may be in the log line and the webhook body, never in history.
+    """
+    data = params.data
+    approval_id = data.get("approval_id")
+    if data.get("event") != "awaiting_approval" or not isinstance(approval_id, str):
+        return params
+    expires_at = data.get("expires_at")
+    link = approval_link_for(
+        ctx.services.credentials,
+        ctx.services.settings.public_url,
+        params.workflow_id,
+        approval_id,
+        float(expires_at) if isinstance(expires_at, int | float) else 0.0,
+    )
+    shell = f"tikflow approve {params.workflow_id} --approval '{approval_id}'"
+    if link is None:
+        return params.model_copy(
+            update={"message": f"{params.message} Decide with: {shell} (or tikflow reject …)"}
+        )
+    return params.model_copy(
+        update={
+            "message": f"{params.message} Approve or reject: {link}",
+            "data": {**data, "approval_url": link},
         }
     )
 

@@ -49,6 +49,8 @@ __all__ = [
     "LinkClaim",
     "LinkRefused",
     "LinkSigner",
+    "approval_link",
+    "approval_link_for",
     "reauth_link",
     "reauth_link_for",
     "signing_key",
@@ -224,3 +226,32 @@ def reauth_link_for(
         return None
     token = LinkSigner(key).issue("reauth", provider, account, workflow_id=workflow_id)
     return reauth_link(public_url, token)
+
+
+def approval_link(
+    signer: LinkSigner, public_url: str, workflow_id: str, approval_id: str, ttl_s: float
+) -> str:
+    """The address of the page deciding `approval_id` of run `workflow_id`, good for `ttl_s` seconds."""
+    token = signer.issue("approval", "", "", ttl_s=ttl_s, workflow_id=workflow_id, subject=approval_id)
+    return f"{public_url.rstrip('/')}/approve/{token}"
+
+
+def approval_link_for(
+    store: CredentialStore,
+    public_url: str | None,
+    workflow_id: str,
+    approval_id: str,
+    expires_at: float,
+    clock: Callable[[], float] = time.time,
+) -> str | None:
+    """A link to decide `approval_id` of `workflow_id`, expiring at `expires_at` (epoch seconds).
+
+    None when links are not set up (no public URL or no signing key), or the approval is over.
+    """
+    if not public_url:
+        return None
+    key = signing_key(store)
+    ttl = expires_at - clock()
+    if key is None or ttl <= 0:
+        return None
+    return approval_link(LinkSigner(key, clock=clock), public_url, workflow_id, approval_id, ttl)

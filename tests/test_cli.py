@@ -36,8 +36,12 @@ def assert_no_traceback(result: subprocess.CompletedProcess[str]) -> None:
 
 @pytest.fixture(scope="module")
 def validate_invalid() -> subprocess.CompletedProcess[str]:
-    """`tikflow validate tests/recipes/invalid`, run once for the tests that read its output."""
-    return tikflow("validate", "tests/recipes/invalid")
+    """`tikflow validate` of every invalid fixture, run once for the tests that read its output.
+
+    The files, not the folder: `invalid/sub/` holds the sub-recipes the fixtures call, some of
+    them broken on purpose, which a folder's validation would also report.
+    """
+    return tikflow("validate", *(f"tests/recipes/invalid/{path.name}" for path in INVALID))
 
 
 def test_validate_prints_one_located_line_per_problem_and_exits_2(validate_invalid):

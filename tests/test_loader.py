@@ -19,6 +19,7 @@ from workflows.models import (
     IfStep,
     NotifyStep,
     ParallelStep,
+    RunRecipeStep,
     SetStep,
     UntilStep,
     WaitStep,
@@ -83,6 +84,7 @@ def test_valid_fixtures_cover_every_step_kind_and_trigger():
         ParallelStep,
         FailStep,
         NotifyStep,
+        RunRecipeStep,
     }
     triggers = {"none" if r.trigger is None else "poll" if r.trigger.poll else "schedule" for r in recipes}
     assert triggers == {"none", "poll", "schedule"}

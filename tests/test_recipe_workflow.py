@@ -891,3 +891,112 @@ steps:
         workflows=[RecipeWorkflow], data_converter=pydantic_data_converter, workflow_runner=workflow_runner()
     )
     assert (await replayer.replay_workflow(history)).replay_failure is None
+
+
+def polls_of(*lists: list[dict[str, Any]]) -> Callable[[ActionRequest], dict[str, Any]]:
+    """A listing action answering poll N with `lists[N]` (the last one again after that)."""
+    calls = itertools.count()
+
+    def listing(request: ActionRequest) -> dict[str, Any]:
+        return {"items": lists[min(next(calls), len(lists) - 1)]}
+
+    return listing
+
+
+NEW_ONLY_OBJECT = """
+recipe: strategies
+trigger: {{poll: {{every: 1m, max_polls: {polls}}}}}
+steps:
+  - id: comments
+    call: tikapi.comments
+    with: {{media_id: v1}}
+    new_only: {new_only}
+  - for_each: "{{{{ steps.comments.items }}}}"
+    as: comment
+    steps:
+      - call: log
+        with: {{message: "{{{{ comment.cid }}}}"}}
+"""
+
+
+async def test_new_only_from_now_acts_on_nothing_the_first_poll_then_on_new_items(time_env, task_queue):
+    listing = polls_of(
+        [{"cid": "a"}, {"cid": "b"}],
+        [{"cid": "c"}, {"cid": "a"}, {"cid": "b"}, {"cid": "d"}],
+    )
+    actions = Actions(tikapi__comments=listing, log=logged)
+    text = NEW_ONLY_OBJECT.format(polls=3, new_only="{key: cid, from: now}")
+    async with workers(time_env.client, task_queue, actions):
+        result = await (await start(time_env, task_queue, text)).result()
+    assert [c.params["message"] for c in actions.of("log")] == ["c", "d"]
+    assert result.counters.new_items == 2
+    assert len(actions.of("tikapi.comments")) == 3
+
+
+async def test_new_only_from_all_acts_on_the_first_polls_items_as_the_string_form(time_env, task_queue):
+    listing = polls_of([{"cid": "a"}, {"cid": "b"}], [{"cid": "a"}, {"cid": "c"}])
+    actions = Actions(tikapi__comments=listing, log=logged)
+    text = NEW_ONLY_OBJECT.format(polls=2, new_only="{key: cid, from: all}")
+    async with workers(time_env.client, task_queue, actions):
+        await (await start(time_env, task_queue, text)).result()
+    assert [c.params["message"] for c in actions.of("log")] == ["a", "b", "c"]
+
+
+async def test_new_only_watermark_skips_old_items_even_when_their_ids_are_new(time_env, task_queue):
+    listing = polls_of(
+        [{"cid": "a", "t": 100}, {"cid": "b", "t": 200}],
+        # c and e are new ids but older than b; 90 < 200 as numbers though "90" > "200" as text.
+        [{"cid": "c", "t": 150}, {"cid": "d", "t": 300}, {"cid": "e", "t": 90}],
+        [{"cid": "f", "t": 300}, {"cid": "g", "t": 301}],
+    )
+    actions = Actions(tikapi__comments=listing, log=logged)
+    text = NEW_ONLY_OBJECT.format(polls=3, new_only='{key: cid, after: "{{ item.t }}"}')
+    async with workers(time_env.client, task_queue, actions):
+        result = await (await start(time_env, task_queue, text)).result()
+    assert [c.params["message"] for c in actions.of("log")] == ["a", "b", "d", "g"]
+    assert result.outputs["comments"]["items"] == [{"cid": "g", "t": 301}]
+
+
+async def test_for_each_new_only_from_now_with_a_watermark(time_env, task_queue):
+    listing = polls_of(
+        [{"cid": "a", "t": "2026-01-02"}, {"cid": "b", "t": "2026-01-03"}],
+        [{"cid": "c", "t": "2026-01-01"}, {"cid": "d", "t": "2026-01-04"}, {"cid": "a", "t": "2026-01-05"}],
+    )
+    actions = Actions(tikapi__comments=listing, log=logged)
+    text = """
+recipe: each-strategies
+trigger: {poll: {every: 1m, max_polls: 3}}
+steps:
+  - id: comments
+    call: tikapi.comments
+    with: {media_id: v1}
+  - for_each: "{{ steps.comments.items }}"
+    as: comment
+    new_only: {key: cid, from: now, after: "{{ comment.t }}"}
+    steps:
+      - call: log
+        with: {message: "{{ comment.cid }}"}
+"""
+    async with workers(time_env.client, task_queue, actions):
+        await (await start(time_env, task_queue, text)).result()
+    # Poll 1 records a, b (watermark 2026-01-03); c is older, a was seen: only d, once.
+    assert [c.params["message"] for c in actions.of("log")] == ["d"]
+
+
+async def test_new_only_watermark_survives_continue_as_new(time_env, task_queue):
+    calls = itertools.count()
+
+    def listing(request: ActionRequest) -> dict[str, Any]:
+        # Each poll: one item past the watermark and one new id just behind it.
+        n = next(calls)
+        return {"items": [{"cid": f"new{n}", "t": n}, {"cid": f"old{n}", "t": n - 1}]}
+
+    actions = Actions(tikapi__comments=listing, log=logged)
+    polls = POLLS_PER_RUN + 3
+    text = NEW_ONLY_OBJECT.format(polls=polls, new_only='{key: cid, after: "{{ item.t }}"}')
+    async with workers(time_env.client, task_queue, actions):
+        result = await (await start(time_env, task_queue, text)).result()
+    assert [c.params["message"] for c in actions.of("log")] == ["new0", "old0"] + [
+        f"new{n}" for n in range(1, polls)
+    ]
+    assert result.polls == polls

@@ -12,14 +12,16 @@ import os
 import re
 import subprocess
 import sys
+from datetime import timedelta
 from functools import cache
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
-from temporalio.client import Client
+from temporalio.client import Client, ScheduleOverlapPolicy, WorkflowExecutionStatus
 from test_devserver import ROOT, SCHEDULED, tikflow
 
+from tests.support.waiting import eventually
 from tikflow.devstack import find_binary
 from tikflow.loader import load_recipe_text
 from tikflow.runs import describe_schedule, run_id_for
@@ -179,3 +181,79 @@ async def _with_closed_stdout(client: Client, *args: str) -> tuple[int, str]:
     _, stderr = await asyncio.wait_for(process.communicate(), 60)
     assert process.returncode is not None
     return process.returncode, stderr.decode()
+
+
+POLICIES = """
+recipe: {name}
+trigger:
+  schedule: {{cron: "0 9 * * *", overlap: buffer_one, catchup_window: 2h, jitter: 30s}}
+steps:
+  - id: hello
+    call: log
+    with: {{message: "good morning"}}
+"""
+
+
+async def test_a_schedule_carries_its_policies_and_backfill_runs_each_missed_time_once(
+    dev_env, workers, tmp_path
+):
+    client = dev_env.client
+    tag = workers[3:11]
+    recipe, schedule_id = write(tmp_path, POLICIES, f"policies-{tag}")
+    plain, plain_id = write(tmp_path, SCHEDULED, f"plain-{tag}")
+    for path in (recipe, plain):
+        assert (await tikflow(client, "run", str(path), "--task-queue", workers)).returncode == 0
+
+    # What Temporal holds is what the recipe says; a recipe that says nothing keeps the defaults.
+    described = await client.get_schedule_handle(schedule_id).describe()
+    assert described.schedule.policy.overlap == ScheduleOverlapPolicy.BUFFER_ONE
+    assert described.schedule.policy.catchup_window == timedelta(hours=2)
+    assert described.schedule.spec.jitter == timedelta(seconds=30)
+    default = (await client.get_schedule_handle(plain_id).describe()).schedule
+    assert default.policy.overlap == ScheduleOverlapPolicy.SKIP
+    assert not default.spec.jitter
+    shown = await tikflow(client, "status", schedule_id)
+    assert shown.returncode == 0, shown.stderr
+    assert "overlap: buffer_one" in shown.stdout
+    assert "jitter: 30s" in shown.stdout or "jitter: 0:00:30" in shown.stdout
+
+    # Three missed 09:00 runs (the 10th is excluded: --to is not included), each run once.
+    filled = await tikflow(
+        client, "backfill", schedule_id, "--from", "2026-11-07T09:00", "--to", "2026-11-10T09:00"
+    )
+    assert filled.returncode == 0, filled.stderr
+    assert filled.stdout.splitlines()[0] == (
+        f"backfill of schedule {schedule_id}: 3 run(s), overlap buffer_all"
+    )
+    expected = {f"{schedule_id}-run-2026-11-0{day}T09:00:00Z" for day in (7, 8, 9)}
+
+    async def backfilled() -> set[str]:
+        found = set()
+        async for run in client.list_workflows(f"TemporalScheduledById = '{schedule_id}'"):
+            if run.status == WorkflowExecutionStatus.COMPLETED:
+                found.add(run.id)
+        return found
+
+    await eventually(
+        backfilled, until=lambda found: found == expected, within=60, what="the 3 backfilled runs"
+    )
+
+    # Refusals: one line each, nothing started.
+    for args, reason in (
+        (("--from", "2026-11-10T09:00", "--to", "2026-11-07T09:00"), "--from must be before --to"),
+        (("--from", "yesterday", "--to", "2026-11-07T09:00"), "is not an ISO 8601 time"),
+        (("--from", "2026-11-07T10:00", "--to", "2026-11-07T11:00"), ""),
+    ):
+        refused = await tikflow(client, "backfill", schedule_id, *args)
+        assert refused.returncode != 0, refused.stdout
+        [line] = refused.stderr.splitlines()
+        assert line.startswith("tikflow: ")
+        assert reason in line
+    missing = await tikflow(
+        client, "backfill", f"nothing-{tag}", "--from", "2026-11-07", "--to", "2026-11-08"
+    )
+    assert missing.returncode == 1
+    assert missing.stderr.startswith(f"tikflow: no schedule 'nothing-{tag}'")
+    assert await backfilled() == expected
+    for sid in (schedule_id, plain_id):
+        await client.get_schedule_handle(sid).delete()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from tikflow.loader import load_recipe_text
-from workflows.models import STEP_KINDS
+from workflows.models import STEP_KINDS, RunRecipeStep
 from workflows.steps import iter_steps, nested_steps, run_condition, step_kind
 
 NESTED = """
@@ -28,6 +28,7 @@ steps:
       - - {id: f, notify: hi}
         - {id: g, until: "{{ true }}", call: log, with: {message: g}}
         - {id: h, wait_for: tiktok, key: k}
+        - {id: ok, approval: {reply: "hi"}}
 """
 
 
@@ -48,6 +49,7 @@ def test_iter_steps_walks_every_step_depth_first_in_file_order_with_its_yaml_pat
         (("steps", 2, "parallel", 1, 0), "f"),
         (("steps", 2, "parallel", 1, 1), "g"),
         (("steps", 2, "parallel", 1, 2), "h"),
+        (("steps", 2, "parallel", 1, 3), "ok"),
     ]
 
 
@@ -58,7 +60,11 @@ def test_nested_steps_and_kinds():
     assert [below for below, _ in nested_steps(steps["loop"])] == [("steps",)]
     assert nested_steps(steps["a"]) == []
     kinds = {step_kind(step) for step in steps.values()}
-    assert kinds == set(STEP_KINDS)
+    # A `run:` step needs a sub-recipe file to load, so it is built here rather than in NESTED.
+    sub = RunRecipeStep.model_validate({"run": "./lib/policy.yaml"})
+    assert step_kind(sub) == "run"
+    assert nested_steps(sub) == []
+    assert kinds | {"run"} == set(STEP_KINDS)
 
 
 def test_run_condition_is_the_if_that_skips_the_step_itself():

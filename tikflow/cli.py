@@ -345,11 +345,23 @@ def _print_schedule(schedule: Any, *, as_json: bool) -> int:
     print("  next runs: " + (", ".join(t.isoformat() for t in schedule.next_runs) or "-"))
     if not schedule.runs:
         print("  recent runs: -")
-        return 0
-    print("  recent runs:")
-    for run in schedule.runs:
-        print(f"    {run.started_at.isoformat(timespec='seconds')}  {run.workflow_id}  {run.status}")
+    else:
+        print("  recent runs:")
+        for run in schedule.runs:
+            print(f"    {run.started_at.isoformat(timespec='seconds')}  {run.workflow_id}  {run.status}")
+    catchup = _span(schedule.catchup_window) if schedule.catchup_window else "365d (Temporal's default)"
+    jitter = _span(schedule.jitter) if schedule.jitter else "none"
+    print(f"  overlap: {schedule.overlap}   catch-up window: {catchup}   jitter: {jitter}")
     return 0
+
+
+def _span(value: Any) -> str:
+    """A timedelta as a recipe writes it: `30s`, `1h`, `90m`."""
+    seconds = int(value.total_seconds())
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
 
 
 def _signal_command(signal_name: str) -> Callable[[argparse.Namespace], int]:
@@ -555,6 +567,8 @@ def build_parser() -> argparse.ArgumentParser:
         "connect",
         "graph",
         "trigger",
+        "backfill",
+        "approve",
         "ingress",
         "list",
         "test",

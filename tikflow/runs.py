@@ -18,6 +18,9 @@ from temporalio.client import (
     Schedule,
     ScheduleActionStartWorkflow,
     ScheduleAlreadyRunningError,
+    ScheduleBackfill,
+    ScheduleOverlapPolicy,
+    SchedulePolicy,
     ScheduleSpec,
     WorkflowExecutionStatus,
     WorkflowHandle,
@@ -27,7 +30,7 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from tikflow.loader import LoadedRecipe, resolve_inputs
-from workflows.models import Recipe
+from workflows.models import Recipe, ScheduleTrigger, parse_duration
 from workflows.recipe import (
     PHASE_KEY,
     RECIPE_KEY,
@@ -44,11 +47,14 @@ if TYPE_CHECKING:
 
 __all__ = [
     "AlreadyRunning",
+    "BackfillRefused",
     "ScheduleInfo",
     "ScheduleRun",
+    "backfill_schedule",
     "describe_schedule",
     "get_status",
     "label_values",
+    "overlap_policy",
     "run_id_for",
     "start_recipe",
     "steer_schedule",
@@ -156,8 +162,11 @@ async def start_recipe(
                         memo=memo,
                     ),
                     spec=ScheduleSpec(
-                        cron_expressions=[trigger.schedule.cron], time_zone_name=trigger.schedule.timezone
+                        cron_expressions=[trigger.schedule.cron],
+                        time_zone_name=trigger.schedule.timezone,
+                        jitter=_duration_or_none(trigger.schedule.jitter),
                     ),
+                    policy=schedule_policy(trigger.schedule),
                 ),
                 # The server turns cron strings into calendar specs; keep the user's words.
                 memo={**memo, "cron": trigger.schedule.cron, "timezone": trigger.schedule.timezone},
@@ -183,6 +192,27 @@ async def start_recipe(
             "stop it first, or start another with --id"
         ) from None
     return run_id, handle
+
+
+def overlap_policy(name: str) -> ScheduleOverlapPolicy:
+    """Temporal's overlap policy of a recipe's `overlap:` word (`skip`, `buffer_one`, …)."""
+    return ScheduleOverlapPolicy[name.upper()]
+
+
+def schedule_policy(schedule: ScheduleTrigger) -> SchedulePolicy:
+    """The Temporal policy of a recipe's `schedule:`; what it leaves out is Temporal's default.
+
+    A recipe that names no policy gets the same `SchedulePolicy()` schedules had before these
+    fields existed: overlap `skip`, the server's catch-up window (365 days), no jitter.
+    """
+    return SchedulePolicy(
+        overlap=overlap_policy(schedule.overlap),
+        catchup_window=_duration_or_none(schedule.catchup_window),
+    )
+
+
+def _duration_or_none(text: str | None) -> timedelta | None:
+    return None if text is None else parse_duration(text)
 
 
 async def _register_webhook(
@@ -338,6 +368,9 @@ class ScheduleInfo:
     Attributes:
         recent_runs: Workflow ids of the last runs it started, oldest first.
         runs: The same runs with when they started and their outcome.
+        overlap: The overlap policy, as a recipe writes it (`skip`, `buffer_one`, …).
+        catchup_window: The catch-up window; None when the server's default (365 days) holds.
+        jitter: The most a run may start after its cron time; None for none.
     """
 
     schedule_id: str
@@ -348,6 +381,9 @@ class ScheduleInfo:
     next_runs: list[datetime]
     recent_runs: list[str]
     runs: list[ScheduleRun] = field(default_factory=list)
+    overlap: str = "skip"
+    catchup_window: timedelta | None = None
+    jitter: timedelta | None = None
 
 
 async def describe_schedule(client: Client, schedule_id: str) -> ScheduleInfo | None:
@@ -377,6 +413,9 @@ async def describe_schedule(client: Client, schedule_id: str) -> ScheduleInfo | 
             ScheduleRun(workflow_id=workflow_id, started_at=started, status=status)
             for (workflow_id, started), status in zip(recent, statuses, strict=True)
         ],
+        overlap=schedule.policy.overlap.name.lower(),
+        catchup_window=schedule.policy.catchup_window,
+        jitter=schedule.spec.jitter,
     )
 
 
@@ -452,3 +491,101 @@ async def steer_schedule(client: Client, schedule_id: str, command: str) -> bool
     else:
         raise ValueError(f"unknown command {command!r}")
     return True
+
+
+class BackfillRefused(Exception):
+    """A backfill that would do nothing, or not what was asked; the message says why, in one line."""
+
+
+#: The most runs one `tikflow backfill` starts: more is a mistyped range far more often than a
+#: wish (and Temporal lists at most 1,000 matching times); a longer outage is backfilled in parts.
+MAX_BACKFILL_RUNS = 500
+
+#: A backfill's overlap policy unless told: each missed time runs, one after another, so even a
+#: `skip` schedule gets all of them and never two runs at once. (The schedule's own `skip` would
+#: drop every missed time but the first, since Temporal starts them all at the same moment.)
+DEFAULT_BACKFILL_OVERLAP = "buffer_all"
+
+#: Less than any gap between two cron times: turns Temporal's inclusive range ends into `[from, to)`.
+_EPSILON = timedelta(milliseconds=1)
+
+
+async def backfill_schedule(
+    client: Client,
+    schedule_id: str,
+    start: datetime,
+    end: datetime,
+    *,
+    overlap: str | None = None,
+    now: datetime | None = None,
+) -> list[datetime]:
+    """Run the cron times of `schedule_id` from `start` (included) to `end` (excluded) now.
+
+    The runs are what the schedule would have started at those times (same input, workflow ids
+    `<schedule id>-run-<cron time>`), started by Temporal's `ScheduleHandle.backfill` under the
+    overlap policy `overlap` (default `DEFAULT_BACKFILL_OVERLAP`).
+
+    Returns:
+        The cron times that get a run, oldest first.
+
+    Raises:
+        BackfillRefused: no such schedule (or it is a run), `start` is not before `end`, `end`
+            is in the future, no cron time falls in the range, or more than `MAX_BACKFILL_RUNS` do.
+    """
+    from temporalio.api.workflowservice.v1 import ListScheduleMatchingTimesRequest
+
+    if start.tzinfo is None or end.tzinfo is None:
+        raise ValueError("backfill_schedule needs times with a time zone")
+    now = now or datetime.now(UTC)
+    span = f"from {start.isoformat()} to {end.isoformat()}"
+    if start >= end:
+        raise BackfillRefused(f"nothing to backfill {span}: --from must be before --to")
+    if end > now:
+        raise BackfillRefused(
+            f"--to {end.isoformat()} is in the future: backfill runs missed times only "
+            "(`tikflow trigger ID` runs the schedule once now)"
+        )
+    described = await _describe_for_backfill(client, schedule_id)
+    request = ListScheduleMatchingTimesRequest(namespace=client.namespace, schedule_id=schedule_id)
+    # Temporal's list reads (start, end]; shifted by less than a minute it is [start, end).
+    request.start_time.FromDatetime(start - _EPSILON)
+    request.end_time.FromDatetime(end - _EPSILON)
+    listed = await client.workflow_service.list_schedule_matching_times(request)
+    times = [stamp.ToDatetime(tzinfo=UTC) for stamp in listed.start_time]
+    cron = ", ".join(described.schedule.spec.cron_expressions) or "?"
+    if not times:
+        raise BackfillRefused(f"no cron time of schedule {schedule_id!r} ({cron}) falls {span}")
+    if len(times) > MAX_BACKFILL_RUNS:
+        shown = f"{len(times)}" if len(times) < 1000 else "1000 or more"
+        raise BackfillRefused(
+            f"{shown} cron times of schedule {schedule_id!r} ({cron}) fall {span}; at most "
+            f"{MAX_BACKFILL_RUNS} per backfill: split the range"
+        )
+    await client.get_schedule_handle(schedule_id).backfill(
+        # Temporal's backfill reads [start, end]: end - 1 ms leaves a cron time at `end` out.
+        ScheduleBackfill(
+            start_at=start,
+            end_at=end - _EPSILON,
+            overlap=overlap_policy(overlap or DEFAULT_BACKFILL_OVERLAP),
+        )
+    )
+    return times
+
+
+async def _describe_for_backfill(client: Client, schedule_id: str) -> Any:
+    """The schedule's description; a missing schedule (or a run's id) is a `BackfillRefused`."""
+    try:
+        return await client.get_schedule_handle(schedule_id).describe()
+    except RPCError as exc:
+        if exc.status != RPCStatusCode.NOT_FOUND:
+            raise
+    try:
+        await client.get_workflow_handle(schedule_id).describe()
+    except RPCError as exc:
+        if exc.status != RPCStatusCode.NOT_FOUND:
+            raise
+        raise BackfillRefused(f"no schedule {schedule_id!r} (`tikflow list` shows the runs)") from None
+    raise BackfillRefused(
+        f"{schedule_id!r} is a run, not a schedule: only a recipe with a `schedule:` trigger "
+        "has missed times to backfill"
+    )

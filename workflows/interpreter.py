@@ -10,23 +10,31 @@ Calls go through the call policy (`workflows.policy.CallPolicy`), the base of th
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
 from temporalio import workflow
+from temporalio.common import RetryPolicy as TemporalRetryPolicy
+from temporalio.exceptions import ActivityError, ChildWorkflowError, FailureError
+from temporalio.workflow import ChildWorkflowCancellationType, ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
+    from activities.contracts import ActionRequest
     from workflows.events import Event, mailbox_id, subscribe_mailbox
     from workflows.expressions import ExpressionError, evaluate_value, is_template, truthy
     from workflows.models import (
+        ApprovalStep,
         CallStep,
         FailStep,
         ForEachStep,
         IfStep,
+        NewOnly,
         NotifyStep,
         ParallelStep,
+        RunRecipeStep,
         SetStep,
         Step,
         UntilStep,
@@ -36,8 +44,8 @@ with workflow.unsafe.imports_passed_through():
         parse_duration,
     )
     from workflows.patches import ITEM_KEY_PATCH, NOTIFY_PATCH, SLIDING_WINDOW_PATCH
-    from workflows.policy import CallPolicy, RunStopped, StepFailed
-    from workflows.state import SeenIds
+    from workflows.policy import CallPolicy, RunStopped, StepFailed, failure_message
+    from workflows.state import RecipeRun, RunResult, SeenIds
     from workflows.steps import run_condition
 
 __all__ = ["Interpreter", "Scope"]
@@ -71,6 +79,11 @@ class Interpreter(CallPolicy):
     _consumed: set[str]
     _subscribed: set[str]
     _event_waits: dict[int, str]
+    # approval: what each pending approval shows (its query), what each waits for (`status`),
+    # and the first decision each received (the signal; a later one is ignored).
+    _approvals: dict[str, dict[str, str]]
+    _approval_waits: dict[str, str]
+    _decisions: dict[str, dict[str, str]]
 
     def _new_scope(self) -> Scope:
         assert self._run is not None
@@ -145,21 +158,58 @@ class Interpreter(CallPolicy):
                 return await self._notify(step, scope, path)
             case WaitForStep():
                 return await self._wait_for(step, scope, path)
+            case ApprovalStep():
+                return await self._approval(step, scope, path)
+            case RunRecipeStep():
+                return await self._run_recipe(step, scope, path)
         raise StepFailed(f"{path}: unsupported step {type(step).__name__}")
 
     async def _call_step(self, step: CallStep, scope: Scope, path: str) -> Any:
         result = await self._call(step.call, step.with_, step.account, step, scope, path)
-        if step.new_only and isinstance(result, dict) and isinstance(result.get("items"), list):
+        field = _new_only_key(step.new_only)
+        if field and isinstance(result, dict) and isinstance(result.get("items"), list):
             items = result["items"]
-            keys = [
-                str(item.get(step.new_only, "")) if isinstance(item, dict) else str(item) for item in items
-            ]
-            fresh = self._seen.filter_new(step.id or _static(path), keys)
+            keys = [str(item.get(field, "")) if isinstance(item, dict) else str(item) for item in items]
+            seen_key = step.id or _static(path)
+            first = seen_key not in self._seen.ids
+            fresh = self._seen.filter_new(seen_key, keys)
+            if isinstance(step.new_only, NewOnly):
+                if step.new_only.after is not None:
+                    marks = [self._eval(step.new_only.after, scope.child(item=item), path) for item in items]
+                    past = self._past_watermark(seen_key, marks)
+                    fresh = [is_new and is_past for is_new, is_past in zip(fresh, past, strict=True)]
+                    self._raise_watermark(seen_key, marks)
+                if first and step.new_only.from_ == "now":
+                    # `from: now`: the first poll only records what already exists.
+                    fresh = [False] * len(items)
             new_items = [item for item, is_new in zip(items, fresh, strict=True) if is_new]
             self._state.counters.items_seen += len(items)
             self._state.counters.new_items += len(new_items)
             result = {**result, "items": new_items, "seen": len(items)}
         return result
+
+    def _past_watermark(self, seen_key: str, marks: list[Any]) -> list[bool]:
+        """Which of `marks` are greater than the watermark of `seen_key` (all, when it has none)."""
+        stored = self._seen.ids.get(f"{seen_key}#after")
+        if not stored:
+            return [_mark_value(mark) is not None for mark in marks]
+        mark_now = json.loads(next(iter(stored)))
+        return [_greater(mark, mark_now) for mark in marks]
+
+    def _raise_watermark(self, seen_key: str, marks: list[Any]) -> None:
+        """Raise the watermark of `seen_key` to the greatest of `marks`.
+
+        Kept in `SeenIds` under a reserved `#after` key (as JSON, so a number stays a number), so
+        continue-as-new carries it without a new field in `MonitorState`.
+        """
+        stored = self._seen.ids.get(f"{seen_key}#after")
+        best = json.loads(next(iter(stored))) if stored else None
+        for mark in marks:
+            value = _mark_value(mark)
+            if value is not None and (best is None or _greater(value, best)):
+                best = value
+        if best is not None:
+            self._seen.ids[f"{seen_key}#after"] = {json.dumps(best): None}
 
     async def _until(self, step: UntilStep, scope: Scope, path: str) -> Any:
         deadline = workflow.now() + parse_duration(step.deadline)
@@ -229,6 +279,131 @@ class Interpreter(CallPolicy):
             return {"timed_out": True, "key": key}
         raise StepFailed(f"{path}: no {what} within {said}")
 
+    async def _approval(self, step: ApprovalStep, scope: Scope, path: str) -> Any:
+        """Ask for a decision (a notification with the approval link), then wait for it.
+
+        The approval's id is the step path and a tag of this run and poll
+        (`steps.ask@1a2b3c4d.0`): the one-decision record is kept per (workflow id, approval id)
+        long after the run, so a later run under the same workflow id (`tikflow run` again), or
+        the next poll of a monitor, asks anew instead of finding the old decision spent.
+        """
+        assert self._run is not None
+        info = workflow.info()
+        approval_id = f"{path}@{info.first_execution_run_id[:8]}.{self._state.iteration}"
+        summary = {
+            label: _shown(self._eval(template, scope, path)) for label, template in step.approval.items()
+        }
+        timeout = parse_duration(step.timeout)
+        expires_at = workflow.now() + timeout
+        name = step.name or step.id or path
+        self._approvals[approval_id] = summary
+        self._approval_waits[approval_id] = f"approval {approval_id!r} ({name})"
+        self._resume_phase()
+        target = step.webhook or (self._run.recipe.notify.webhook if self._run.recipe.notify else None)
+        message = self._eval(step.message, scope, path) if step.message else f"Approval needed: {name}"
+        try:
+            await workflow.execute_activity(
+                "notify.send",
+                ActionRequest(
+                    action="notify.send",
+                    params={
+                        "message": f"tikflow ({self._recipe_name}): {message}",
+                        "webhook": self._webhook(target, scope, path) if target else None,
+                        "data": {
+                            "event": "awaiting_approval",
+                            "approval_id": approval_id,
+                            "expires_at": expires_at.timestamp(),
+                            "approval": summary,
+                        },
+                        "recipe": self._recipe_name,
+                        "workflow_id": info.workflow_id,
+                    },
+                    idempotency_key=self._effect_key(f"{path}:approval"),
+                    recipe=self._recipe_name,
+                ),
+                task_queue=info.task_queue,
+                start_to_close_timeout=timedelta(seconds=30),
+                retry_policy=TemporalRetryPolicy(maximum_attempts=5),
+                result_type=dict,
+            )
+        except ActivityError as exc:
+            # The run waits all the same: `tikflow status` shows the approval, `tikflow approve`
+            # decides it.
+            reason = failure_message(exc)
+            self._notification_failed(reason, path=path)
+            self._approval_waits[approval_id] += f" (the notification failed: {reason})"
+        try:
+            await workflow.wait_condition(
+                lambda: approval_id in self._decisions or self._stop, timeout=timeout
+            )
+        except TimeoutError:
+            pass
+        finally:
+            # No longer pending: the page and `tikflow approve` refuse from now on.
+            del self._approvals[approval_id]
+            del self._approval_waits[approval_id]
+            self._resume_phase()
+        decided = self._decisions.get(approval_id)
+        if decided is not None:
+            return {
+                "decision": decided["decision"],
+                "comment": decided.get("comment", ""),
+                "via": decided.get("via", ""),
+                "timed_out": False,
+                "id": approval_id,
+            }
+        if self._stop:
+            raise RunStopped
+        if step.on_timeout == "continue":
+            return {"decision": None, "comment": "", "via": None, "timed_out": True, "id": approval_id}
+        raise StepFailed(f"{path}: nobody approved or rejected within {step.timeout}")
+
+    async def _run_recipe(self, step: RunRecipeStep, scope: Scope, path: str) -> Any:
+        """Run the sub-recipe of `step` from this run's snapshot as a child workflow; its outputs.
+
+        The child's id is this run's id and the step path, so a replay (or a retried workflow
+        task) finds the same child; a stop cancels it, a failure fails this step.
+        """
+        assert self._run is not None
+        child = self._run.recipe.recipes.get(step.run)
+        if child is None:
+            raise StepFailed(f"{path}: the sub-recipe {step.run!r} is not in this run's snapshot")
+        given = self._eval(step.with_, scope, path)
+        inputs = {name: spec.default for name, spec in child.inputs.items() if spec.default is not None}
+        inputs.update(given)
+        for name, spec in child.inputs.items():
+            value = inputs.get(name)
+            if value is None:
+                if spec.is_required:
+                    raise StepFailed(f"{path}: the sub-recipe {child.recipe!r} needs the input {name!r}")
+            elif not spec.accepts(value):
+                raise StepFailed(
+                    f"{path}: input {name!r} of the sub-recipe {child.recipe!r} is not {spec.type}"
+                )
+        run = RecipeRun(inputs=inputs, recipe=child, source=step.run, side_effects=self._run.side_effects)
+        handle = await workflow.start_child_workflow(
+            "RecipeWorkflow",
+            run,
+            id=f"{workflow.info().workflow_id}/{path}",
+            task_queue=workflow.info().task_queue,
+            result_type=RunResult,
+            parent_close_policy=ParentClosePolicy.TERMINATE,
+            cancellation_type=ChildWorkflowCancellationType.WAIT_CANCELLATION_COMPLETED,
+        )
+        await workflow.wait_condition(lambda: handle.done() or self._stop)
+        if not handle.done():
+            handle.cancel()
+        try:
+            result = await handle
+        except ChildWorkflowError as exc:
+            if self._stop:
+                raise RunStopped from None
+            reason = exc.cause.message if isinstance(exc.cause, FailureError) else str(exc)
+            raise StepFailed(f"{path}: sub-recipe {child.recipe!r} failed: {reason}") from None
+        if self._stop and result.outcome == "stopped":
+            raise RunStopped
+        return result.outputs
+
     def _take_event(
         self, provider: str, key: str, match: str | None, scope: Scope, path: str
     ) -> Event | None:
@@ -257,28 +432,47 @@ class Interpreter(CallPolicy):
             raise StepFailed(f"{path}: for_each limit must be a whole number, got {limit!r}")
         seen_key = f"{step.id or _static(path)}#each"
         by_new_only = workflow.patched(ITEM_KEY_PATCH)
+        field = _new_only_key(step.new_only)
+        spec = step.new_only if isinstance(step.new_only, NewOnly) else None
+        # `from: now`: the step's first run only records the items already there.
+        record_only = spec is not None and spec.from_ == "now" and seen_key not in self._seen.ids
         chosen: list[tuple[str, Scope]] = []
         chosen_keys: list[str] = []
-        if step.new_only is not None:
+        chosen_marks: list[Any] = []
+        if field is not None:
             self._state.counters.items_seen += len(items)
         for index, item in enumerate(items):
             if limit is not None and len(chosen) >= limit:
                 break
-            if step.new_only is not None:
-                item_key = str(item.get(step.new_only, "")) if isinstance(item, dict) else str(item)
+            if field is not None:
+                item_key = str(item.get(field, "")) if isinstance(item, dict) else str(item)
                 if self._seen.has(seen_key, item_key):
                     continue
-                self._state.counters.new_items += 1
             child = scope.child(**{step.as_: item})
+            mark: Any = None
+            if spec is not None and spec.after is not None:
+                mark = self._eval(spec.after, child, path)
+                if record_only:
+                    chosen_marks.append(mark)
+                elif not self._past_watermark(seen_key, [mark])[0]:
+                    continue
+            if record_only:
+                chosen_keys.append(item_key)
+                continue
+            if field is not None:
+                self._state.counters.new_items += 1
             if step.when is not None and not self._condition(step.when, child, path):
                 continue
-            key = _item_key(item, index, step.new_only) if by_new_only else _guessed_item_key(item, index)
+            key = _item_key(item, index, field) if by_new_only else _guessed_item_key(item, index)
             chosen.append((f"{path}[{key}]", child))
-            if step.new_only is not None:
+            if field is not None:
                 chosen_keys.append(item_key)
+                chosen_marks.append(mark)
         # Remembered before the items run: a failed item is not retried by the next poll either,
         # exactly as with a call step's `new_only` (Temporal already retried it durably).
         self._seen.add(seen_key, chosen_keys)
+        if spec is not None and spec.after is not None:
+            self._raise_watermark(seen_key, chosen_marks)
         failures: list[str] = []
         collected: list[Any] = [None] * len(chosen)
 
@@ -373,6 +567,14 @@ class Interpreter(CallPolicy):
 
 
 _SKIPPED = object()
+#: The longest text one approval label shows (the page, the notification, the run's query).
+_MAX_SHOWN = 2000
+
+
+def _shown(value: Any) -> str:
+    """An approval label's rendered value as the page shows it: text, bounded."""
+    text = "" if value is None else value if isinstance(value, str) else str(value)
+    return text if len(text) <= _MAX_SHOWN else text[: _MAX_SHOWN - 1] + "…"
 
 
 def _static(path: str) -> str:
@@ -387,6 +589,34 @@ def _static(path: str) -> str:
         elif depth == 0:
             out.append(char)
     return "".join(out).split("#")[0]
+
+
+def _new_only_key(new_only: str | NewOnly | None) -> str | None:
+    """The item field a step's `new_only` names, in either form (None: the step keeps everything)."""
+    if isinstance(new_only, NewOnly):
+        return new_only.key
+    return new_only or None
+
+
+def _mark_value(mark: Any) -> int | float | str | None:
+    """A rendered watermark as a comparable value: a number stays one, else text (None when empty)."""
+    if isinstance(mark, int | float) and not isinstance(mark, bool):
+        return mark
+    if mark is None or mark == "":
+        return None
+    return str(mark)
+
+
+def _greater(mark: Any, than: Any) -> bool:
+    """Whether watermark `mark` is past `than`: numbers as numbers, otherwise as text."""
+    value, other = _mark_value(mark), _mark_value(than)
+    if value is None:
+        return False
+    if other is None:
+        return True
+    if isinstance(value, str) or isinstance(other, str):
+        return str(value) > str(other)
+    return value > other
 
 
 def _item_key(item: Any, index: int, new_only: str | None) -> str:

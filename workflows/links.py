@@ -12,13 +12,33 @@ waiting run): no code, token or key.
 
 from __future__ import annotations
 
+import hashlib
+
 from pydantic import BaseModel, ConfigDict, Field
 from temporalio import workflow
 
-__all__ = ["LINK_WORKFLOW_PREFIX", "LinkUsed", "LinkUsedWorkflow", "link_workflow_id"]
+__all__ = [
+    "APPROVAL_QUERY",
+    "APPROVAL_SIGNAL",
+    "LINK_WORKFLOW_PREFIX",
+    "LinkUsed",
+    "LinkUsedWorkflow",
+    "approval_nonce",
+    "link_workflow_id",
+]
 
 #: The id prefix of the used-link records.
 LINK_WORKFLOW_PREFIX = "tikflow-link-"
+#: The run's query that tells what a pending approval shows (label → text; raises once decided).
+APPROVAL_QUERY = "approval_request"
+#: The signal a decision reaches the run with: `{id, decision: approve | reject, comment, via}`.
+APPROVAL_SIGNAL = "approval"
+
+
+def approval_nonce(workflow_id: str, approval_id: str) -> str:
+    """The record nonce of one approval of one run: every way of deciding it (links, shell) shares it."""
+    digest = hashlib.sha256(f"{workflow_id}\0{approval_id}".encode()).hexdigest()[:32]
+    return f"approval-{digest}"
 
 
 class LinkUsed(BaseModel):

@@ -35,19 +35,23 @@ __all__ = [
     "DEFAULT_RETRY_INITIAL",
     "DEFAULT_RETRY_MAX_INTERVAL",
     "EXPRESSION_NAMES",
+    "MAX_APPROVAL_LABELS",
     "MAX_DURATION",
     "MAX_INPUT_DEPTH",
     "MAX_LIMIT",
     "MAX_PACE_PER_DAY",
+    "NEW_ONLY_FORMS",
     "RESERVED_NAMES",
     "STEP_KINDS",
     "STEP_MODEL_KINDS",
     "WEBHOOK_KINDS",
+    "ApprovalStep",
     "CallStep",
     "FailStep",
     "ForEachStep",
     "IfStep",
     "InputSpec",
+    "NewOnly",
     "NotifyStep",
     "NotifyTarget",
     "Pace",
@@ -55,6 +59,8 @@ __all__ = [
     "PollTrigger",
     "Recipe",
     "RetryPolicy",
+    "RunRecipeStep",
+    "ScheduleOverlap",
     "ScheduleTrigger",
     "SetStep",
     "Step",
@@ -352,11 +358,38 @@ class PollTrigger(_Strict):
     )
 
 
+#: `schedule.overlap`: Temporal's `ScheduleOverlapPolicy`, named as a recipe writes it.
+ScheduleOverlap = Literal["skip", "buffer_one", "buffer_all", "allow_all", "cancel_other", "terminate_other"]
+#: Temporal's floor for a schedule's catch-up window (a shorter one is read as 10s).
+_CATCHUP_FLOOR = timedelta(seconds=10)
+#: `schedule.catchup_window`: 10s to a year.
+CatchupWindow = Annotated[str, _duration_field(_CATCHUP_FLOOR), _at_least(_CATCHUP_FLOOR)]
+
+
 class ScheduleTrigger(_Strict):
     """Run the steps once per cron tick, as a Temporal Schedule."""
 
     cron: str = Field(description="Cron expression, 5 fields (`*/15 * * * *`).")
     timezone: str = Field(default="UTC", description="IANA time zone the cron expression is read in.")
+    overlap: ScheduleOverlap = Field(
+        default="skip",
+        description="What a cron time does while a run it started earlier is still going: `skip` "
+        "(default, Temporal's: no run starts), `buffer_one` (start once the going run ends; at most "
+        "one waits), `buffer_all` (start each in turn), `allow_all` (start now, beside it), "
+        "`cancel_other` (cancel the going run, then start), `terminate_other` (terminate it, no "
+        "cleanup, then start).",
+    )
+    catchup_window: CatchupWindow | None = Field(
+        default=None,
+        description="After an outage of the Temporal server, cron times missed by no more than this "
+        "still start a run; older ones are dropped (default: Temporal's, 365 days).",
+    )
+    jitter: Duration | None = Field(
+        default=None,
+        description="Start each run up to this much later than its cron time, a random amount "
+        "(spreads schedules that share a time); shorter than the time between two cron times "
+        "(default: none).",
+    )
 
 
 #: A credential's name, as `tikflow credentials set` accepts it.
@@ -460,6 +493,40 @@ class NotifyTarget(_Strict):
     )
 
 
+class NewOnly(_Strict):
+    """`new_only` as an object: the item key, where memory starts, and an optional watermark."""
+
+    key: str = Field(min_length=1, description="The item field whose value identifies an item, e.g. `cid`.")
+    from_: Literal["all", "now"] = Field(
+        default="all",
+        alias="from",
+        description="`all`: the first poll acts on every item listed (as the string form does). "
+        "`now`: the first poll of the step only records what is there and acts on none.",
+    )
+    after: Expr | None = Field(
+        default=None,
+        description="A watermark, e.g. `{{ item.create_time }}` (the item is `item`, or a "
+        "`for_each`'s `as` name): only items whose value is greater than the greatest seen by "
+        "this step are kept (numbers compared as numbers, else as text; an empty value is "
+        "never past it).",
+    )
+
+
+def _new_only_form(value: Any) -> str:
+    # One form's errors, not both: `{key: cid, from: later}` is told about `from`, not that it
+    # is not a string either.
+    return "object" if isinstance(value, dict | NewOnly) else "string"
+
+
+#: The union tags of `new_only`'s two forms (the loader drops them from error locations).
+NEW_ONLY_FORMS = ("string", "object")
+
+#: `new_only`: a key field (the form recipes had first, serialized unchanged) or a `NewOnly`.
+NewOnlySpec = Annotated[
+    Annotated[str, Tag("string")] | Annotated[NewOnly, Tag("object")], Discriminator(_new_only_form)
+]
+
+
 class _StepBase(_Strict):
     id: StepId | None = Field(default=None, description="Name of the result, read later as `steps.<id>`.")
     name: str | None = Field(
@@ -529,10 +596,10 @@ class CallStep(_StepBase):
     call: str = Field(description="Action name, e.g. `tikapi.hashtag_posts`.")
     with_: dict[str, Any] = Field(default_factory=dict, alias="with", description="The action's inputs.")
     account: Expr | None = Field(default=None, description="Credential name to act as (default: `main`).")
-    new_only: str | None = Field(
+    new_only: NewOnlySpec | None = Field(
         default=None,
         description="Keep only result items whose value at this key was not seen in an earlier call "
-        "(kept across polls and continue-as-new).",
+        "(kept across polls and continue-as-new); or an object with `key`, `from` and `after`.",
     )
 
 
@@ -562,10 +629,11 @@ class ForEachStep(_StepBase):
         default=None, description="Process at most this many items (a number or an expression)."
     )
     steps: list[Step] = Field(min_length=1, description="Steps run per item.")
-    new_only: str | None = Field(
+    new_only: NewOnlySpec | None = Field(
         default=None,
         description="Skip items whose value at this key was processed in an earlier run of this step "
-        "(only processed items are remembered, so items cut by `limit` come back next poll).",
+        "(only processed items are remembered, so items cut by `limit` come back next poll); or an "
+        "object with `key`, `from` and `after`.",
     )
     collect: Expr | None = Field(
         default=None,
@@ -680,8 +748,85 @@ class NotifyStep(_StepBase):
     data: dict[str, Any] = Field(default_factory=dict, description="Extra JSON fields sent with the message.")
 
 
+# -- approval (issue 16, item 4) ------------------------------------------------------------
+
+#: A label of what an approval shows (`caption`, `video URL`): the page's row titles.
+ApprovalLabel = Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9 _.-]{0,39}$")]
+#: The most rows an approval page shows.
+MAX_APPROVAL_LABELS = 20
+#: A person needs time to act: an approval waits at least a minute.
+ApprovalTimeout = Annotated[str, _duration_field(_MINUTE), _at_least(_MINUTE)]
+
+
+class ApprovalStep(_StepBase):
+    """Ask a person to approve or reject, then go on with their decision.
+
+    The run sends a notification (the log and the webhook) with a signed link to a page that
+    shows the `approval` labels rendered, with Approve and Reject buttons and a comment;
+    `tikflow approve RUN_ID` / `tikflow reject RUN_ID` decide from a shell. The first decision
+    counts, every later one is refused. The result: `decision` (`approve` or `reject`, `none`
+    when the wait timed out), `comment`, `via` (`link` or `cli`) and `timed_out`.
+    """
+
+    approval: dict[ApprovalLabel, Expr] = Field(
+        min_length=1,
+        max_length=MAX_APPROVAL_LABELS,
+        description="What the person decides on: labels and templates, e.g. "
+        '`{caption: "{{ steps.draft.text }}", video: "{{ video.url }}"}`, shown on the page.',
+    )
+    message: Expr | None = Field(
+        default=None,
+        description="The notification's text (default: `Approval needed: <step>`); the link is added.",
+    )
+    webhook: Webhook | None = Field(
+        default=None,
+        description="URL the notification is POSTed to, or `{credential: NAME}` "
+        "(default: the recipe's `notify.webhook`).",
+    )
+    timeout: ApprovalTimeout = Field(
+        default="1d",
+        description="How long to wait for a decision (at least 1m); the link expires with it.",
+    )
+    on_timeout: Literal["fail", "continue"] = Field(
+        default="fail",
+        description="When nobody decided in time: `fail` the step, or `continue` with "
+        "`{decision: none, timed_out: true}`.",
+    )
+
+
+# --- sub-recipes (issue 18 item 5) ---
+class RunRecipeStep(_StepBase):
+    """Run another recipe (one-shot) as a Temporal child workflow; its outputs become the result.
+
+    The loader resolves the file, validates it and puts it in the parent's `recipes`, so the
+    child travels inside the parent's snapshot: editing the file never changes a running parent.
+    """
+
+    run: str = Field(
+        min_length=1,
+        max_length=500,
+        description="The sub-recipe's file, relative to this recipe's file (e.g. `./reply-policy.yaml`).",
+    )
+    with_: dict[str, Any] = Field(
+        default_factory=dict, alias="with", description="The sub-recipe's inputs (templates allowed)."
+    )
+
+
 #: Step kinds, in the order a mapping's keys are tested (`until` steps also have `call`).
-STEP_KINDS = ("until", "call", "for_each", "parallel", "wait_for", "wait", "set", "fail", "notify", "if")
+STEP_KINDS = (
+    "until",
+    "call",
+    "for_each",
+    "parallel",
+    "wait_for",
+    "wait",
+    "set",
+    "fail",
+    "notify",
+    "approval",
+    "run",
+    "if",
+)
 
 
 def _step_kind(value: Any) -> str | None:
@@ -703,12 +848,14 @@ Step = Annotated[
     | Annotated[SetStep, Tag("set")]
     | Annotated[ParallelStep, Tag("parallel")]
     | Annotated[FailStep, Tag("fail")]
-    | Annotated[NotifyStep, Tag("notify")],
+    | Annotated[NotifyStep, Tag("notify")]
+    | Annotated[ApprovalStep, Tag("approval")]
+    | Annotated[RunRecipeStep, Tag("run")],
     Discriminator(
         _step_kind,
         custom_error_type="unknown_step_kind",
         custom_error_message="a step needs one of the keys call, for_each, if, until, wait, set, "
-        "parallel, fail, notify, wait_for",
+        "parallel, fail, notify, wait_for, approval, run",
     ),
 ]
 
@@ -752,6 +899,11 @@ class Recipe(_Strict):
         default="7d", description="How long a run waits for an expired account to be re-authorized."
     )
     steps: list[Step] = Field(min_length=1, description="The steps, run in order.")
+    recipes: dict[str, Recipe] = Field(
+        default_factory=dict,
+        description="Filled by the loader, not written by hand: the sub-recipes its `run:` steps "
+        "name, validated, by their `run:` value (the snapshot a run carries).",
+    )
 
     @model_serializer(mode="wrap")
     def _without_empty_labels(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
@@ -760,6 +912,8 @@ class Recipe(_Strict):
         data: dict[str, Any] = handler(self)
         if not self.labels:
             data.pop("labels", None)
+        if not self.recipes:
+            data.pop("recipes", None)
         return data
 
 
@@ -775,6 +929,8 @@ STEP_MODEL_KINDS: dict[type, str] = {
     ParallelStep: "parallel",
     FailStep: "fail",
     NotifyStep: "notify",
+    ApprovalStep: "approval",
+    RunRecipeStep: "run",
 }
 
 for _model in (ForEachStep, IfStep, ParallelStep, Recipe):
@@ -786,6 +942,11 @@ RECIPE_ADAPTER: TypeAdapter[Recipe] = TypeAdapter(Recipe)
 def recipe_json_schema() -> dict[str, Any]:
     """The JSON Schema of a recipe file, as committed in `definitions/recipe.schema.json`."""
     schema = Recipe.model_json_schema(by_alias=True)
+    if "$ref" in schema:
+        # A recipe holds its sub-recipes (`recipes`), so pydantic puts `Recipe` itself in `$defs`
+        # and the top is a bare `$ref`; inlined, editors show the recipe's own fields at the top.
+        defs = schema["$defs"]
+        schema = {**defs[schema["$ref"].rsplit("/", 1)[-1]], "$defs": defs}
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["title"] = "tikflow recipe"
     return schema

@@ -28,6 +28,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.events import EVENT_SIGNAL, Event
     from workflows.expressions import ExpressionError, evaluate_value
     from workflows.interpreter import Interpreter
+    from workflows.links import APPROVAL_QUERY, APPROVAL_SIGNAL
     from workflows.models import Recipe, input_value_problem, parse_duration
     from workflows.pacing import PACE_SLOT_SIGNAL, PaceSlot
     from workflows.patches import (
@@ -97,7 +98,9 @@ MAX_CONSECUTIVE_FAILED_POLLS = 5
 #: Phases `TikflowPhase` shows as another (runs with QUIET_PHASE_PATCH).
 _SEARCHABLE_PHASE: dict[str, str] = {"sleeping": "running"}
 #: Phases a pause hides: a paused run shows `paused` until it is resumed (or ends).
-_PAUSABLE_PHASES = frozenset({"starting", "running", "sleeping", "backing_off", "awaiting_reauth", "pacing"})
+_PAUSABLE_PHASES = frozenset(
+    {"starting", "running", "sleeping", "backing_off", "awaiting_reauth", "awaiting_approval", "pacing"}
+)
 
 
 def workflow_runner() -> SandboxedWorkflowRunner:
@@ -152,6 +155,10 @@ class RecipeWorkflow(Interpreter):
         self._consumed: set[str] = set()
         self._subscribed: set[str] = set()
         self._event_waits: dict[int, str] = {}
+        # approval (see `Interpreter._approval`).
+        self._approvals: dict[str, dict[str, str]] = {}
+        self._approval_waits: dict[str, str] = {}
+        self._decisions: dict[str, dict[str, str]] = {}
         self._watched: set[str] = set()
         self._revoked: set[str] = set()
         self._background: set[asyncio.Task[None]] = set()
@@ -222,6 +229,45 @@ class RecipeWorkflow(Interpreter):
         if slot.request_id in self._pace_slots:
             self._pace_slots[slot.request_id] = slot.at
 
+    @workflow.signal(name=APPROVAL_SIGNAL)
+    def approval(self, decision: dict[str, str]) -> None:
+        """A person's decision on a pending approval: `{id, decision, comment, via}`.
+
+        Only the first decision on an approval that is waiting counts: a second one (another
+        link, the shell after the page), one for an approval not (or no longer) pending, or one
+        that is neither `approve` nor `reject` is logged and dropped.
+        """
+        approval_id = str(decision.get("id", ""))
+        choice = decision.get("decision")
+        if (
+            approval_id not in self._approvals
+            or approval_id in self._decisions
+            or choice
+            not in (
+                "approve",
+                "reject",
+            )
+        ):
+            workflow.logger.warning("approval decision ignored", extra={"approval": approval_id})
+            return
+        self._decisions[approval_id] = {
+            "decision": str(choice),
+            "comment": str(decision.get("comment", ""))[:500],
+            "via": str(decision.get("via", "")),
+        }
+
+    @workflow.query(name=APPROVAL_QUERY)
+    def approval_request(self, approval_id: str) -> dict[str, str]:
+        """What a pending approval shows (label → text).
+
+        Raises:
+            ValueError: The approval is not waiting for a decision (decided, timed out, unknown).
+        """
+        summary = self._approvals.get(approval_id)
+        if summary is None or approval_id in self._decisions:
+            raise ValueError(f"approval {approval_id!r} is not waiting for a decision")
+        return dict(summary)
+
     @workflow.query
     def status(self) -> RunStatus:
         """Where the run is and what it has done."""
@@ -234,12 +280,15 @@ class RecipeWorkflow(Interpreter):
             last_poll_at=self._last_poll_at,
             next_poll_at=self._next_poll_at,
             backoff_until=self._backoff_until,
-            waiting_for=self._waiting_for or "; ".join(self._event_waits.values()) or None,
+            waiting_for=self._waiting_for
+            or "; ".join([*self._event_waits.values(), *self._approval_waits.values()])
+            or None,
             last_error=self._state.last_error,
             recovered_from=self._state.recovered_from,
             calls=[call.shown() for call in self._calls.values()],
             counters=self._state.counters,
             awaiting_reauth={a: self._reauth_providers.get(a, "") for a in sorted(self._awaiting_reauth)},
+            approvals=[a for a in self._approvals if a not in self._decisions],
         )
 
     # -- the run -----------------------------------------------------------------------------
@@ -425,6 +474,9 @@ class RecipeWorkflow(Interpreter):
         elif self._pacing:
             self._waiting_for = self._pacing_reason
             self._set_phase("pacing")
+        elif self._approvals:
+            self._waiting_for = None  # `status` lists the approvals
+            self._set_phase("awaiting_approval")
         else:
             self._waiting_for = None
             self._set_phase("running")

@@ -53,6 +53,7 @@ Phase = Literal[
     "backing_off",
     "awaiting_reauth",
     "pacing",
+    "awaiting_approval",
     "paused",
     "stopping",
     "completed",
@@ -148,6 +149,10 @@ class RunStatus(BaseModel):
     awaiting_reauth: dict[str, str] = Field(
         default_factory=dict,
         description="Accounts the run waits to see re-authorized, each with its provider.",
+    )
+    approvals: list[str] = Field(
+        default_factory=list,
+        description="Ids of the approvals waiting for a decision (`tikflow approve RUN_ID --approval ID`).",
     )
 
 

@@ -66,7 +66,7 @@ class Browser:
             expected_conditions.element_to_be_clickable((By.CSS_SELECTOR, css))
         )
         element.click()
-        WebDriverWait(self.driver, 20).until(expected_conditions.staleness_of(element))
+        WebDriverWait(self.driver, 20).until(lambda _driver: _gone(element))
 
     def text(self, css: str) -> str:
         """The visible text of the element `css` selects (waiting for it to appear)."""
@@ -111,6 +111,22 @@ class Browser:
         path = ARTIFACTS / f"{self.prefix}-{re.sub(r'[^A-Za-z0-9_.-]', '_', name)}.png"
         self.driver.save_screenshot(str(path))  # type: ignore[attr-defined]
         return path
+
+
+def _gone(element: Any) -> bool:
+    """Whether the page `element` was on has been replaced.
+
+    Selenium's `staleness_of` knows only StaleElementReferenceException; chromedriver answers a
+    node of a page being torn down with another WebDriverException ("Node with given id does not
+    belong to the document"), which means the same thing here.
+    """
+    from selenium.common.exceptions import WebDriverException
+
+    try:
+        element.is_enabled()
+    except WebDriverException:
+        return True
+    return False
 
 
 @contextlib.contextmanager

@@ -1,15 +1,18 @@
 """Approval links (issue 16, item 4): the signed link, the page a person decides on, the one decision.
 
-Ready for the `wait_for: {approval: …}` step (built separately); what this module needs from it
-is the contract below, nothing else:
+The recipe's `approval:` step (`workflows.interpreter.Interpreter._approval`) keeps the contract
+below; nothing else of the run is needed here:
 
-- the run creates the link in an activity (`approval_link`: the signing key never enters a
-  workflow), with the approval's id (its step path) and the step's timeout as the link's lifetime;
+- the run creates the link in an activity (`notify.send` makes it with
+  `activities.links.approval_link_for`: the signing key never enters a workflow), with the
+  approval's id (its step path and a tag of the run and poll) and the step's timeout as the link's
+  lifetime;
 - the page shows what the run asks to approve: `Describe(client, workflow_id, approval_id)`
   answers it (default: the run's query `approval_request(approval_id)`, a mapping of label → text:
   the caption, the video URL, the reply text), or raises when the approval is no longer pending;
 - the decision reaches the run once: `Deliver(client, workflow_id, decision)` (default: the signal
-  `approval` with `{"id", "decision": "approve" | "reject", "comment", "via": "link"}`).
+  `approval` with `{"id", "decision": "approve" | "reject", "comment", "via": "link"}`);
+  `decide_once` is that path for `tikflow approve` / `tikflow reject` too (`via: "cli"`).
 
 `GET /approve/<link>` shows the page (Approve, Reject, an optional comment; ids `approve`, `reject`,
 `comment`); `POST /approve/<link>` decides. A decision is recorded in Temporal before it is
@@ -22,7 +25,6 @@ link cannot decide another run's approval.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Literal
 from urllib.parse import parse_qsl
@@ -30,9 +32,10 @@ from urllib.parse import parse_qsl
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
-from activities.links import LinkClaim, LinkRefused, LinkSigner
+from activities.links import LinkClaim, LinkRefused, LinkSigner, approval_link
 from tikflow.authorize.complete import Spender
 from tikflow.authorize.pages import page
+from workflows.links import APPROVAL_QUERY, APPROVAL_SIGNAL, approval_nonce
 
 __all__ = [
     "APPROVAL_QUERY",
@@ -40,15 +43,12 @@ __all__ = [
     "Decision",
     "approval_link",
     "decide",
+    "decide_once",
     "decision_page",
     "default_deliver",
     "default_describe",
 ]
 
-#: The run's query that tells what an approval is about (label → text).
-APPROVAL_QUERY = "approval_request"
-#: The signal a decision is delivered with.
-APPROVAL_SIGNAL = "approval"
 _MAX_COMMENT = 500
 _MAX_FORM = 8192
 
@@ -70,18 +70,24 @@ class Decision:
         return dataclasses.asdict(self)
 
 
-def approval_link(
-    signer: LinkSigner, public_url: str, workflow_id: str, approval_id: str, ttl_s: float
-) -> str:
-    """The address of the page deciding `approval_id` of run `workflow_id`, good for `ttl_s` seconds."""
-    token = signer.issue("approval", "", "", ttl_s=ttl_s, workflow_id=workflow_id, subject=approval_id)
-    return f"{public_url.rstrip('/')}/approve/{token}"
-
-
 def _once_per_approval(claim: LinkClaim) -> LinkClaim:
     """The claim whose nonce is the (run, approval) pair's: every link to one approval shares it."""
-    digest = hashlib.sha256(f"{claim.workflow_id}\0{claim.subject}".encode()).hexdigest()[:32]
-    return dataclasses.replace(claim, nonce=f"approval-{digest}")
+    return dataclasses.replace(claim, nonce=approval_nonce(claim.workflow_id, claim.subject))
+
+
+async def decide_once(
+    client: Any, spender: Spender, workflow_id: str, decision: Decision, deliver: Deliver | None = None
+) -> bool:
+    """Record `decision` as the one decision of its approval, then deliver it; False if decided before.
+
+    The page and `tikflow approve` / `tikflow reject` both decide through here, so whichever
+    comes first is the decision and the other is refused.
+    """
+    claim = LinkClaim("approval", "", "", "", 0.0, workflow_id=workflow_id, subject=decision.id)
+    if not await spender.spend(_once_per_approval(claim)):
+        return False
+    await (deliver or default_deliver)(client, workflow_id, decision)
+    return True
 
 
 async def default_describe(client: Any, workflow_id: str, approval_id: str) -> Mapping[str, str]:
@@ -153,8 +159,8 @@ async def decide(
     else:
         raise LinkRefused("incomplete", "choose Approve or Reject")
     comment = " ".join(form.get("comment", "").split())[:_MAX_COMMENT]
-    if not await spender.spend(_once_per_approval(claim)):
+    decision = Decision(claim.subject, choice, comment)
+    if not await decide_once(client, spender, claim.workflow_id, decision, deliver):
         raise LinkRefused("replayed", "this approval was already decided")
-    await deliver(client, claim.workflow_id, Decision(claim.subject, choice, comment))
     verb = "Approved" if choice == "approve" else "Rejected"
     return page(verb, [f"{verb}: the run {claim.workflow_id} goes on.", "You can close this page."], ok=True)

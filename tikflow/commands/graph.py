@@ -9,6 +9,7 @@ from itertools import count
 from typing import Any
 
 from workflows.models import (
+    ApprovalStep,
     CallStep,
     FailStep,
     ForEachStep,
@@ -16,6 +17,7 @@ from workflows.models import (
     NotifyStep,
     ParallelStep,
     Recipe,
+    RunRecipeStep,
     SetStep,
     Step,
     UntilStep,
@@ -53,9 +55,11 @@ def _quote(text: str) -> str:
 
 
 class _Graph:
-    def __init__(self) -> None:
+    def __init__(self, recipes: dict[str, Recipe]) -> None:
         self.lines: list[str] = []
         self.ids = count(1)
+        # The sub-recipes the steps being drawn can run (a sub-recipe's own, inside it).
+        self.recipes = recipes
 
     def node(self, label: str, shape: str = "[]") -> str:
         node_id = f"n{next(self.ids)}"
@@ -118,6 +122,24 @@ class _Graph:
                     failed = self.node("fail", "[//]")
                     self.edge(node, failed, f"no event in {step.timeout}")
                 return node, node
+            case ApprovalStep():
+                # A person's decision: approve or reject go on to the next step (the recipe's
+                # `if` on the decision branches); nobody deciding fails the step unless continued.
+                node = self.node(f"{prefix}ask approval: {', '.join(step.approval)}", "{{}}")
+                if step.on_timeout == "fail":
+                    failed = self.node("fail", "[//]")
+                    self.edge(node, failed, f"no decision in {step.timeout}")
+                return node, node
+            case RunRecipeStep() if step.run in self.recipes:
+                # The sub-recipe's steps drawn inside a box named after it, after the call.
+                child = self.recipes[step.run]
+                head = self.node(f"{prefix}run {child.recipe}", "[[]]")
+                self.lines.append(f"  subgraph s{next(self.ids)} [{_quote(f'{child.recipe} ({step.run})')}]")
+                outer, self.recipes = self.recipes, child.recipes
+                tail = self.steps(child.steps, head)
+                self.recipes = outer
+                self.lines.append("  end")
+                return head, tail
         node = self.node(self.label(step, prefix), _SHAPES.get(step_kind(step), "[]"))
         return node, node
 
@@ -126,7 +148,9 @@ class _Graph:
         """The text of a step drawn as one node."""
         match step:
             case CallStep():
-                return f"{prefix}{step.call}" + (f" (new {step.new_only})" if step.new_only else "")
+                return f"{prefix}{step.call}" + (
+                    f" (new {getattr(step.new_only, 'key', step.new_only)})" if step.new_only else ""
+                )
             case WaitStep():
                 return f"{prefix}wait {step.wait}"
             case SetStep():
@@ -144,7 +168,7 @@ _SHAPES = {"wait": "([])", "fail": "[//]", "notify": ">]"}
 
 def mermaid(recipe: Recipe) -> str:
     """The recipe as a Mermaid `flowchart TD`; a monitor's loop is drawn back to its start."""
-    graph = _Graph()
+    graph = _Graph(recipe.recipes)
     trigger = "run once"
     if recipe.trigger and recipe.trigger.poll:
         trigger = f"every {recipe.trigger.poll.every}"

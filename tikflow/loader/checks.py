@@ -20,7 +20,7 @@ from pydantic import BaseModel, ValidationError
 from activities.contracts import account_name_problem, http_url_problem
 from tikflow.loader.model_errors import label, value_at
 from tikflow.loader.problems import DataPath, Document
-from tikflow.loader.schedules import cron_problem, time_zone_problem
+from tikflow.loader.schedules import cron_problem, gap_text, shortest_cron_gap, time_zone_problem
 from tikflow.loader.yaml_positions import MAX_DEPTH
 from workflows.expressions import (
     ExpressionError,
@@ -34,13 +34,16 @@ from workflows.expressions import (
 from workflows.models import (
     EXPRESSION_NAMES,
     MAX_LIMIT,
+    ApprovalStep,
     CallStep,
     FailStep,
     ForEachStep,
     IfStep,
+    NewOnly,
     NotifyStep,
     ParallelStep,
     Recipe,
+    RunRecipeStep,
     SetStep,
     Step,
     UntilStep,
@@ -184,6 +187,7 @@ class Checker:
         trigger = self.recipe.trigger
         if trigger and trigger.schedule:
             self._check_cron(trigger.schedule.cron)
+            self._check_jitter(trigger.schedule.cron, trigger.schedule.jitter)
             problem = time_zone_problem(trigger.schedule.timezone)
             if problem:
                 self.doc.at(("trigger", "schedule", "timezone"), f"trigger.schedule.timezone: {problem}")
@@ -225,6 +229,21 @@ class Checker:
                 ("trigger", "schedule", "cron"), f"not a valid 5-field cron expression: {cron!r} ({problem})"
             )
 
+    def _check_jitter(self, cron: str, jitter: str | None) -> None:
+        """A jitter as long as the time between two cron times would blur one run into the next.
+
+        (Temporal cuts such a jitter to the time until the next cron time without a word.)
+        """
+        if jitter is None or cron_problem(cron) is not None:
+            return
+        gap = shortest_cron_gap(cron)
+        if gap is not None and parse_duration(jitter) >= gap:
+            self.doc.at(
+                ("trigger", "schedule", "jitter"),
+                f"trigger.schedule.jitter: {jitter} is not shorter than the time between two runs "
+                f"of {cron!r} ({gap_text(gap)})",
+            )
+
     def _webhook(self, source: str, path: DataPath, visible: set[str], scope: set[str]) -> None:
         value = self._expr(source, path, visible, scope)
         if isinstance(value, str):
@@ -261,6 +280,7 @@ class Checker:
         match step:
             case CallStep():
                 self._call(step, here, visible, scope)
+                self._new_only(step.new_only, here, visible, scope | {"item"})
             case UntilStep():
                 self._call(step, here, visible, scope)
                 self._expr(
@@ -293,6 +313,14 @@ class Checker:
                 if isinstance(step.webhook, str):
                     self._webhook(step.webhook, (*here, "webhook"), visible, scope)
                 self._values(step.data, (*here, "data"), visible, scope)
+            case ApprovalStep():
+                self._values(step.approval, (*here, "approval"), visible, scope)
+                if step.message is not None:
+                    self._expr(step.message, (*here, "message"), visible, scope)
+                if isinstance(step.webhook, str):
+                    self._webhook(step.webhook, (*here, "webhook"), visible, scope)
+            case RunRecipeStep():
+                self._values(step.with_, (*here, "with"), visible, scope)
         return set()
 
     def _for_each(self, step: ForEachStep, here: DataPath, visible: set[str], scope: set[str]) -> None:
@@ -318,9 +346,30 @@ class Checker:
                     f"{label((*here, 'limit'))}: limit must be a whole number from 0 to "
                     f"{MAX_LIMIT:,}, and this is always {_short(limit)}",
                 )
+        self._new_only(step.new_only, here, visible, inner_scope)
         inner_visible = self._steps(step.steps, (*here, "steps"), visible, inner_scope)
         if step.collect:
             self._expr(step.collect, (*here, "collect"), inner_visible, inner_scope)
+
+    def _new_only(
+        self, new_only: str | NewOnly | None, here: DataPath, visible: set[str], scope: set[str]
+    ) -> None:
+        """Check `new_only`'s object form: a key that is a field name, an `after` that is a template."""
+        if not isinstance(new_only, NewOnly):
+            return
+        if not new_only.key.strip():
+            self.doc.at((*here, "new_only", "key"), f"{label((*here, 'new_only', 'key'))}: key is blank")
+        if new_only.after is None:
+            return
+        where = (*here, "new_only", "after")
+        if not is_template(new_only.after):
+            self.doc.at(
+                where,
+                f"{label(where)}: after must be a template giving each item's value, "
+                "e.g. `{{ item.create_time }}`",
+            )
+            return
+        self._expr(new_only.after, where, visible, scope)
 
     def _call(self, step: CallStep | UntilStep, here: DataPath, visible: set[str], scope: set[str]) -> None:
         if step.account:

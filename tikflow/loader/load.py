@@ -12,6 +12,7 @@ from tikflow.loader.checks import Checker, check_poll_every, check_raw_expressio
 from tikflow.loader.files import check_characters, decode, read_file
 from tikflow.loader.model_errors import data_path, report_validation_error
 from tikflow.loader.problems import Document, RecipeError
+from tikflow.loader.subrecipes import resolve_subrecipes
 from tikflow.loader.yaml_positions import parse_yaml
 from workflows.models import Recipe
 
@@ -52,8 +53,12 @@ def parse_document(raw: bytes | str, file: str) -> tuple[Document, Any]:
     return doc, data
 
 
-def load_recipe_text(raw: bytes | str, file: str = "<recipe>") -> LoadedRecipe:
+def load_recipe_text(
+    raw: bytes | str, file: str = "<recipe>", *, parents: tuple[Path, ...] = ()
+) -> LoadedRecipe:
     """Validate recipe text (bytes or str) that came from `file`.
+
+    `parents` are the recipe files whose sub-recipes led here (to refuse a cycle).
 
     Raises:
         RecipeError: with every problem found.
@@ -76,6 +81,12 @@ def load_recipe_text(raw: bytes | str, file: str = "<recipe>") -> LoadedRecipe:
         check_raw_expressions(doc, data)
         raise RecipeError(doc.problems) from None
     Checker(doc, recipe).check()
+    recipe = resolve_subrecipes(doc, recipe, file, parents, _load_child)
     if doc.problems:
         raise RecipeError(doc.problems)
     return LoadedRecipe(recipe=recipe, source=file)
+
+
+def _load_child(path: Path, parents: tuple[Path, ...]) -> Recipe:
+    """The sub-recipe at `path`, loaded below `parents`."""
+    return load_recipe_text(read_file(path, str(path)), str(path), parents=parents).recipe

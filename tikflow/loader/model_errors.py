@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from tikflow.loader.problems import DataPath, Document
-from workflows.models import STEP_KINDS, WEBHOOK_KINDS
+from workflows.models import NEW_ONLY_FORMS, STEP_KINDS, WEBHOOK_KINDS
 
 __all__ = ["data_path", "label", "report_validation_error", "value_at"]
 
@@ -65,6 +65,7 @@ def data_path(data: Any, loc: Iterable[str | int]) -> tuple[DataPath, DataPath]:
                 # `trigger.webhook.credential` is a field, not a notification webhook's tag.
                 and clean[-2:-1] != ["trigger"]
             )
+            or (previous == "new_only" and part in NEW_ONLY_FORMS)
         )
         previous = part
         if tag:

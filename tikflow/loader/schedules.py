@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import difflib
 import functools
+import itertools
 import re
+from datetime import date, timedelta
 
-__all__ = ["cron_problem", "time_zone_problem"]
+__all__ = ["cron_problem", "gap_text", "shortest_cron_gap", "time_zone_problem"]
 
 # Cron as Temporal's schedule spec reads it, and meaning what it means in crontab(5): items `*`,
 # `N`, `N-M`, each with an optional `/STEP`, and 3-letter month and weekday names. Temporal
@@ -75,6 +77,63 @@ def _cron_item_problem(item: str, low: int, high: int, names: dict[str, int]) ->
     if match[4] is not None and int(match[4]) < 1:
         return "a step must be 1 or more"
     return None
+
+
+#: How many days `shortest_cron_gap` walks: two leap-year cycles, so `0 0 29 2 *` has two days.
+_GAP_SPAN_DAYS = 8 * 365 + 2
+
+
+def _cron_values(text: str, low: int, high: int, names: dict[str, int]) -> set[int]:
+    """The numbers one field of a valid cron expression matches."""
+    values: set[int] = set()
+    for item in text.split(","):
+        match = _CRON_ITEM.fullmatch(item)
+        assert match is not None, "only for expressions cron_problem accepts"
+        first, last = low, high
+        if match[2] is not None:
+            first = int(match[2]) if match[2].isdigit() else names[match[2].lower()]
+            # `N/STEP` runs from N to the field's end, `N` alone is just N.
+            last = first if match[3] is None and match[4] is None else high
+        if match[3] is not None:
+            last = int(match[3]) if match[3].isdigit() else names[match[3].lower()]
+        values.update(range(first, last + 1, int(match[4] or 1)))
+    return values
+
+
+def shortest_cron_gap(cron: str) -> timedelta | None:
+    """The shortest time between two consecutive times of a valid cron expression, on the wall clock.
+
+    None when it matches fewer than two times in eight years. Daylight saving time shifts are
+    ignored: the gap is read in the schedule's own (local) clock.
+    """
+    minutes, hours, days, months, weekdays = (
+        _cron_values(text, low, high, names)
+        for text, (_, low, high, names) in zip(cron.split(), _CRON_FIELDS, strict=True)
+    )
+    if 7 in weekdays:
+        weekdays.add(0)  # both are Sunday
+    times = sorted(hour * 60 + minute for hour in hours for minute in minutes)
+    gaps = [later - earlier for earlier, later in itertools.pairwise(times)]
+    start = date(2024, 1, 1)
+    matching = [
+        day.toordinal()
+        for day in (start + timedelta(days=n) for n in range(_GAP_SPAN_DAYS))
+        # Temporal runs on days that match both day fields (the loader refuses restricting both).
+        if day.month in months and day.day in days and (day.weekday() + 1) % 7 in weekdays
+    ]
+    gaps += [
+        (later - earlier) * 1440 + times[0] - times[-1] for earlier, later in itertools.pairwise(matching)
+    ]
+    return timedelta(minutes=min(gaps)) if gaps else None
+
+
+def gap_text(gap: timedelta) -> str:
+    """A whole number of minutes as a recipe would write it: `15m`, `8h`, `1d`, `90m`."""
+    minutes = int(gap.total_seconds()) // 60
+    for unit, size in (("d", 1440), ("h", 60)):
+        if minutes % size == 0:
+            return f"{minutes // size}{unit}"
+    return f"{minutes}m"
 
 
 #: Entries of the time zone database that are whatever the host makes them: a recipe's schedule

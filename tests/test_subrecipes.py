@@ -1,0 +1,181 @@
+"""Sub-recipes: a `run:` step runs another recipe as a Temporal child workflow of the run.
+
+The parent's file names its sub-recipes by path; the loader puts them in the parent's snapshot,
+so the run never reads the files again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from temporalio.api.enums.v1 import WorkflowExecutionStatus
+from temporalio.client import Client, WorkflowHandle
+
+from tests.support.waiting import eventually
+from tests.test_recipe_workflow import Actions, failure_message, logged, workers
+from tikflow.loader import load_recipe
+from tikflow.runs import build_run
+from workflows.recipe import RecipeWorkflow, RunResult
+
+GREET = """
+recipe: greet
+inputs:
+  who: {type: string}
+  loud: {type: boolean, default: false}
+steps:
+  - id: said
+    call: log
+    with: {message: "hello {{ inputs.who }}{{ '!' if inputs.loud else '' }}"}
+"""
+
+PARENT = """
+recipe: parent
+inputs: {name: {type: string, default: ana}}
+steps:
+  - id: first
+    run: ./lib/greet.yaml
+    with: {who: "{{ inputs.name }}"}
+  - id: second
+    run: lib/greet.yaml
+    with: {who: bo, loud: true}
+  - id: both
+    call: log
+    with: {message: "{{ steps.first.said.logged }} / {{ steps.second.said.logged }}"}
+"""
+
+
+def files(tmp_path: Path, parent: str, **children: str) -> Path:
+    """The parent recipe at `tmp_path/parent.yaml`, its children under `tmp_path/lib/`."""
+    (tmp_path / "lib").mkdir(exist_ok=True)
+    for name, text in children.items():
+        (tmp_path / "lib" / f"{name}.yaml").write_text(text)
+    (tmp_path / "parent.yaml").write_text(parent)
+    return tmp_path / "parent.yaml"
+
+
+async def start(client: Client, task_queue: str, path: Path, **inputs: Any) -> WorkflowHandle[Any, RunResult]:
+    return await client.start_workflow(
+        RecipeWorkflow.run,
+        build_run(load_recipe(path), inputs),
+        id=f"wf-{task_queue}",
+        task_queue=task_queue,
+        task_timeout=timedelta(seconds=10),
+    )
+
+
+async def test_two_sub_recipe_calls_run_as_child_workflows_of_the_run(time_env, task_queue, tmp_path):
+    path = files(tmp_path, PARENT, greet=GREET)
+    actions = Actions(log=logged)
+    async with workers(time_env.client, task_queue, actions):
+        handle = await start(time_env.client, task_queue, path)
+        result = await handle.result()
+        assert result.outputs["first"] == {"said": {"logged": "hello ana"}}
+        assert result.outputs["second"] == {"said": {"logged": "hello bo!"}}
+        assert result.outputs["both"] == {"logged": "hello ana / hello bo!"}
+        for step in ("first", "second"):
+            child = await time_env.client.get_workflow_handle(f"{handle.id}/steps.{step}").describe()
+            info = child.raw_description.workflow_execution_info
+            assert info.parent_execution.workflow_id == handle.id
+            assert child.workflow_type == "RecipeWorkflow"
+            assert child.status == WorkflowExecutionStatus.WORKFLOW_EXECUTION_STATUS_COMPLETED
+    assert [c.recipe for c in actions.calls] == ["greet", "greet", "parent"]
+
+
+async def test_children_are_listed_under_their_parent_on_a_real_server(dev_env, task_queue, tmp_path):
+    path = files(tmp_path, PARENT, greet=GREET)
+    async with workers(dev_env.client, task_queue, Actions(log=logged)):
+        handle = await start(dev_env.client, task_queue, path)
+        await asyncio.wait_for(handle.result(), 60)
+
+    async def children() -> list[str]:
+        query = f'ParentWorkflowId = "{handle.id}"'
+        return sorted([w.id async for w in dev_env.client.list_workflows(query)])
+
+    listed = await eventually(children, until=lambda ids: len(ids) == 2, within=10, what="the children")
+    assert listed == [f"{handle.id}/steps.first", f"{handle.id}/steps.second"]
+
+
+async def test_editing_the_sub_recipe_file_does_not_change_a_running_parent(time_env, task_queue, tmp_path):
+    parent = """
+recipe: parent
+steps:
+  - wait: 1h
+  - id: hello
+    run: ./lib/greet.yaml
+    with: {who: ana}
+"""
+    path = files(tmp_path, parent, greet=GREET)
+    async with workers(time_env.client, task_queue, Actions(log=logged)):
+        handle = await start(time_env.client, task_queue, path)
+        (tmp_path / "lib" / "greet.yaml").write_text(GREET.replace("hello", "bye"))
+        result = await handle.result()
+    assert result.outputs["hello"] == {"said": {"logged": "hello ana"}}
+
+
+async def test_a_failing_child_fails_the_parent_step_and_continue_on_error_catches_it(
+    time_env, task_queue, tmp_path
+):
+    failing = "recipe: broken\nsteps:\n  - fail: 'no stock for {{ inputs.item }}'\ninputs: {item: {}}\n"
+    parent = """
+recipe: parent
+steps:
+  - id: tried
+    run: ./lib/broken.yaml
+    with: {item: hats}
+    continue_on_error: true
+  - call: log
+    with: {message: "{{ steps.tried.failed }}: {{ steps.tried.error }}"}
+  - id: strict
+    run: ./lib/broken.yaml
+    with: {item: socks}
+"""
+    path = files(tmp_path, parent, broken=failing)
+    actions = Actions(log=logged)
+    async with workers(time_env.client, task_queue, actions):
+        message = await failure_message(await start(time_env.client, task_queue, path))
+    assert message == "steps.strict: sub-recipe 'broken' failed: steps.0: no stock for socks"
+    assert [c.params["message"] for c in actions.of("log")] == [
+        "True: steps.tried: sub-recipe 'broken' failed: steps.0: no stock for hats"
+    ]
+
+
+async def test_stopping_the_parent_cancels_its_running_child(time_env, task_queue, tmp_path):
+    slow = "recipe: slow\nsteps:\n  - wait: 2h\n  - call: log\n    with: {message: late}\n"
+    parent = "recipe: parent\nsteps:\n  - id: long\n    run: ./lib/slow.yaml\n"
+    path = files(tmp_path, parent, slow=slow)
+    actions = Actions(log=logged)
+    async with workers(time_env.client, task_queue, actions):
+        handle = await start(time_env.client, task_queue, path)
+        child = time_env.client.get_workflow_handle(f"{handle.id}/steps.long")
+
+        async def running() -> Any:
+            try:
+                return (await child.describe()).status
+            except Exception:  # not started yet
+                return None
+
+        await eventually(
+            running,
+            until=lambda s: s == WorkflowExecutionStatus.WORKFLOW_EXECUTION_STATUS_RUNNING,
+            within=10,
+            what="the child running",
+        )
+        await handle.signal(RecipeWorkflow.stop)
+        result = await handle.result()
+        assert result.outcome == "stopped"
+        assert (await child.describe()).status == WorkflowExecutionStatus.WORKFLOW_EXECUTION_STATUS_CANCELED
+    assert actions.of("log") == []
+
+
+def test_graph_draws_the_sub_recipe_steps_inside_a_box(tmp_path):
+    from tikflow.commands.graph import mermaid
+
+    drawn = mermaid(load_recipe(files(tmp_path, PARENT, greet=GREET)).recipe)
+    lines = drawn.splitlines()
+    assert '  n2[["first: run greet"]]' in lines
+    assert '  subgraph s3 ["greet (./lib/greet.yaml)"]' in lines
+    assert '  n4["said: log"]' in lines
+    assert lines[lines.index('  n4["said: log"]') + 2] == "  end"
