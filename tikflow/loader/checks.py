@@ -398,7 +398,7 @@ class Checker:
             # only slow a poll down (and a monitor's reads run as local activities, unpaced).
             self.doc.at(
                 (*here, "pace"),
-                f"{label((*here, 'pace'))}: {step.call} only reads; pace side-effecting calls "
+                f"{label((*here, 'pace'))}: {step.call} changes nothing; pace is for side-effecting calls "
                 "(replies, comments, likes, messages, posts)",
             )
         self._check_with(action.input_model, step.with_, (*here, "with"))
