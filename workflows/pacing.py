@@ -10,9 +10,9 @@ earlier than `every` after the previous one *ended* (the run's own clock when it
 which is after the provider saw the request). Spacing from the end, not from the start, is what
 makes the gap the provider sees at least `every`: two starts `every` apart would let a slower
 first request land closer than that to the next one.
-`per_day` is a rolling window: at most that many slots of the account in any 24 hours (not a
-calendar day, which would allow twice the budget around midnight). Each call brings its own
-`every`/`per_day` (recipes of one account may differ); a slot keeps the asking call's figures.
+`per_day` is a rolling window: at most that many calls of the account in any 24 hours (not a
+calendar day, which would allow twice the budget around midnight), each counted at its end.
+Each call brings its own `every`/`per_day` (recipes of one account may differ).
 
 Why a workflow holds the slots, not a reservation activity against a shared store:
 - Temporal is the only store every worker on every machine shares (no database beside Temporal):
@@ -195,6 +195,9 @@ class AccountPacerWorkflow:
                 s.booked.remove(s.holder_at)
         else:
             s.last_done = max(s.last_done or done_at, done_at)
+            # The day's window counts from the call's end too (after the provider saw it), so a
+            # call a day later is a day after this one as the provider saw them, not a few ms less.
+            s.booked = [done_at if b == s.holder_at else b for b in s.booked]
         s.holder, s.holder_at = None, None
 
     async def _send(self) -> None:
