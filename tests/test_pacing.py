@@ -309,3 +309,13 @@ async def status_of(handle: Any, check: Any) -> RunStatus:
         return await handle.query(RecipeWorkflow.status)
 
     return await eventually(status, until=check, within=10, every=0.02, what="the status checked")
+
+
+def test_graph_shows_a_calls_pace():
+    from pathlib import Path
+
+    from tikflow.commands.graph import mermaid
+    from tikflow.loader import load_recipe
+
+    recipe = load_recipe(Path(__file__).parent / "recipes" / "valid" / "paced.yaml").recipe
+    assert '["tikapi.reply (pace every 8s, 200/day)"]' in mermaid(recipe)
