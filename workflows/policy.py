@@ -331,7 +331,9 @@ class CallPolicy:
                     done_at = workflow.now()  # after the provider saw the request
             finally:
                 # Also when stopped or cancelled: the next call of the account need not wait for us.
-                await release_slot(provider, account, PaceRelease(request_id=request_id, done_at=done_at))
+                # Not when the worker drops the run from its cache (it goes on elsewhere, from history).
+                if workflow.in_workflow():
+                    await release_slot(provider, account, PaceRelease(request_id=request_id, done_at=done_at))
 
     async def _await_slot(self, pace: Pace, provider: str, account: str, path: str, request_id: str) -> bool:
         """Wait (phase `pacing`) until this call's slot; False: paused meanwhile (slot unused)."""
@@ -379,8 +381,10 @@ class CallPolicy:
             self._pacing -= 1
             if not self._pacing:
                 self._pacing_reason = None
-                workflow.set_current_details("")
-            self._resume_phase()
+            if workflow.in_workflow():  # not when the worker drops the run from its cache
+                if not self._pacing:
+                    workflow.set_current_details("")
+                self._resume_phase()
 
     def _runs_locally(self, action: str) -> bool:
         """Whether this call runs as a local activity (`LOCAL_READS_PATCH`).
