@@ -41,6 +41,7 @@ __all__ = [
     "MAX_DURATION",
     "MAX_INPUT_DEPTH",
     "MAX_LIMIT",
+    "MAX_PACE_PER_DAY",
     "NEW_ONLY_FORMS",
     "RESERVED_NAMES",
     "STEP_KINDS",
@@ -57,6 +58,7 @@ __all__ = [
     "NewOnly",
     "NotifyStep",
     "NotifyTarget",
+    "Pace",
     "ParallelStep",
     "PollTrigger",
     "Recipe",
@@ -564,8 +566,54 @@ class _StepBase(_Strict):
     )
 
 
+#: The most calls a day `pace.per_day` may allow: each paced call of the last day is one
+#: timestamp in the account's pacer workflow (`workflows.pacing`), carried across its
+#: continue-as-new, so the bound keeps that state under ~250 kB.
+MAX_PACE_PER_DAY = 10_000
+#: The longest `pace.every`: a longer spacing is a schedule, not pacing.
+MAX_PACE_EVERY = timedelta(days=1)
+
+
+def _pace_every(text: str) -> str:
+    if parse_duration(text) > MAX_PACE_EVERY:
+        raise ValueError(f"{text} is too long: at most {_format_duration(MAX_PACE_EVERY)}")
+    return text
+
+
+class Pace(_Strict):
+    """How far apart one account's calls go out, counted across every recipe and worker using it.
+
+    Counted per (provider, account) by that account's pacer workflow, so three recipes replying as
+    the same TikTok account share one spacing and one daily budget; the waits are durable timers.
+    """
+
+    every: Annotated[LongDuration, AfterValidator(_pace_every)] | None = Field(
+        default=None,
+        description="At least this long between two paced calls of the account (from 1s to 1d), e.g. `8s`.",
+    )
+    per_day: WholeNumber | None = Field(
+        default=None,
+        ge=1,
+        le=MAX_PACE_PER_DAY,
+        description=f"At most this many paced calls of the account in any 24 hours "
+        f"(1 to {MAX_PACE_PER_DAY}).",
+    )
+
+    @model_validator(mode="after")
+    def _something_paced(self) -> Pace:
+        if self.every is None and self.per_day is None:
+            raise ValueError("pace needs `every`, `per_day` or both")
+        return self
+
+
 class CallStep(_StepBase):
     """Call a registered action (`tikflow actions` lists them) as a durable activity."""
+
+    pace: Pace | None = Field(
+        default=None,
+        description="Space this side effect's calls per (provider, account) across every recipe and "
+        "worker: `{every: 8s, per_day: 200}`; the run waits (phase `pacing`) for its slot.",
+    )
 
     call: str = Field(description="Action name, e.g. `tikapi.hashtag_posts`.")
     with_: dict[str, Any] = Field(default_factory=dict, alias="with", description="The action's inputs.")

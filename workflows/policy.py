@@ -38,11 +38,13 @@ with workflow.unsafe.imports_passed_through():
         ERROR_TYPES,
         CallStep,
         NotifyStep,
+        Pace,
         RetryPolicy,
         UntilStep,
         WebhookCredential,
         parse_duration,
     )
+    from workflows.pacing import PaceRelease, PaceRequest, release_slot, request_slot
     from workflows.patches import (
         ACTIVITY_SUMMARY_PATCH,
         AUTH_WATCH_PATCH,
@@ -201,6 +203,13 @@ class CallPolicy:
     # TikTok accounts this run watches for `authorization.removed`, and those removed right now.
     _watched: set[str]
     _revoked: set[str]
+    _paused: bool
+    # Paced calls (`workflows.pacing`): slots the account pacers sent, by request id (only those
+    # a call waits for are kept), requests made, calls waiting for their slot, and what they wait for.
+    _pace_slots: dict[str, datetime | None]
+    _pace_requests: int
+    _pacing: int
+    _pacing_reason: str | None
 
     if TYPE_CHECKING:
         # The phase machine (`RecipeWorkflow`) and the interpreter (`Interpreter`) above.
@@ -225,6 +234,7 @@ class CallPolicy:
         path: str,
         *,
         rendered: bool = False,
+        paced: bool = False,
     ) -> Any:
         assert self._run is not None
         recipe = self._run.recipe
@@ -251,6 +261,14 @@ class CallPolicy:
         ):
             self._watched.add(account)
             await subscribe_mailbox("tiktok", f"account:{account}")
+        if isinstance(step, CallStep) and step.pace is not None and not paced:
+
+            def unpaced() -> Awaitable[Any]:
+                return self._call(
+                    action, params, account_expr, step, scope, path, rendered=rendered, paced=True
+                )
+
+            return await self._paced(step.pace, action, account, path, unpaced)
         while True:
             await self._unpaused()
             if account in self._revoked:
@@ -334,6 +352,90 @@ class CallPolicy:
             if self._phase in ("backing_off", "awaiting_reauth"):
                 self._resume_phase()
             return result
+
+    async def _paced(
+        self, pace: Pace, action: str, account: str, path: str, call: Callable[[], Awaitable[Any]]
+    ) -> Any:
+        """Run `call` in the account's pacing slot (`workflows.pacing`), and give the slot back after.
+
+        The run waits (phase `pacing`) for its slot in a durable timer, so a worker restart resumes
+        the wait and `stop` ends it. A pause that lands while waiting gives the slot back unused
+        (holding it through a pause would stall every recipe of the account) and asks again on
+        resume. Only recipes with `pace:` take this path: others record no new command.
+        """
+        provider = action.split(".", 1)[0]
+        while True:
+            await self._unpaused()
+            if self._stop:
+                raise RunStopped
+            self._pace_requests += 1
+            request_id = f"{workflow.info().run_id}:{self._pace_requests}"
+            done_at: datetime | None = None
+            granted = False
+            try:
+                granted = await self._await_slot(pace, provider, account, path, request_id)
+                if not granted:
+                    continue  # paused in the wait: asked again once resumed
+                try:
+                    return await call()
+                finally:
+                    done_at = workflow.now()  # after the provider saw the request
+            finally:
+                # Also when stopped or cancelled: the next call of the account need not wait for us.
+                # Not when the worker drops the run from its cache (it goes on elsewhere, from history).
+                if workflow.in_workflow():
+                    await release_slot(provider, account, PaceRelease(request_id=request_id, done_at=done_at))
+
+    async def _await_slot(self, pace: Pace, provider: str, account: str, path: str, request_id: str) -> bool:
+        """Wait (phase `pacing`) until this call's slot; False: paused meanwhile (slot unused)."""
+        self._pace_slots[request_id] = None  # awaited: the signal handler keeps only these
+        what = f"{provider} account {account!r}"
+        self._pacing += 1
+        self._pacing_reason = f"a pacing slot of {what} (other calls of the account go first)"
+        self._resume_phase()
+        workflow.set_current_details(f"pacing: waiting for a slot of {what}")
+        try:
+            asked = await request_slot(
+                provider,
+                account,
+                PaceRequest(
+                    workflow_id=workflow.info().workflow_id,
+                    request_id=request_id,
+                    every_s=parse_duration(pace.every).total_seconds() if pace.every else None,
+                    per_day=pace.per_day,
+                ),
+            )
+            if not asked:
+                raise StepFailed(f"{path}: the pacer of {what} did not answer")
+            await workflow.wait_condition(lambda: self._pace_slots[request_id] is not None or self._stop)
+            slot = self._pace_slots[request_id]
+            if self._stop or slot is None:
+                raise RunStopped
+            delay = slot - workflow.now()
+            if delay > timedelta(0):
+                self._state.counters.pacing_s += delay.total_seconds()
+                self._pacing_reason = f"the pacing slot of {what} at {slot:%Y-%m-%d %H:%M:%S} UTC"
+                self._resume_phase()
+                workflow.set_current_details(f"pacing: {path} waits for {what} until {slot:%H:%M:%S} UTC")
+                workflow.logger.info("pacing", extra={"path": path, "seconds": delay.total_seconds()})
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await workflow.wait_condition(
+                        lambda: self._stop or self._paused,
+                        timeout=delay,
+                        timeout_summary=f"pacing {path}: {what}",
+                    )
+                if self._stop:
+                    raise RunStopped
+            return not self._paused
+        finally:
+            self._pace_slots.pop(request_id, None)
+            self._pacing -= 1
+            if not self._pacing:
+                self._pacing_reason = None
+            if workflow.in_workflow():  # not when the worker drops the run from its cache
+                if not self._pacing:
+                    workflow.set_current_details("")
+                self._resume_phase()
 
     def _runs_locally(self, action: str) -> bool:
         """Whether this call runs as a local activity (`LOCAL_READS_PATCH`).

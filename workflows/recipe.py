@@ -32,6 +32,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.interpreter import Interpreter
     from workflows.links import APPROVAL_QUERY, APPROVAL_SIGNAL
     from workflows.models import NotifyStep, Recipe, input_value_problem, parse_duration
+    from workflows.pacing import PACE_SLOT_SIGNAL, PaceSlot
     from workflows.patches import (
         ITEM_KEY_PATCH,
         NOTIFY_PATCH,
@@ -106,7 +107,7 @@ ALERT_PATH = "on_failure"
 _SEARCHABLE_PHASE: dict[str, str] = {"sleeping": "running"}
 #: Phases a pause hides: a paused run shows `paused` until it is resumed (or ends).
 _PAUSABLE_PHASES = frozenset(
-    {"starting", "running", "sleeping", "backing_off", "awaiting_reauth", "awaiting_approval"}
+    {"starting", "running", "sleeping", "backing_off", "awaiting_reauth", "awaiting_approval", "pacing"}
 )
 
 
@@ -169,6 +170,11 @@ class RecipeWorkflow(Interpreter):
         self._watched: set[str] = set()
         self._revoked: set[str] = set()
         self._background: set[asyncio.Task[None]] = set()
+        # Paced calls (`CallPolicy._await_slot`).
+        self._pace_slots: dict[str, datetime | None] = {}
+        self._pace_requests = 0
+        self._pacing = 0
+        self._pacing_reason: str | None = None
 
     # -- signals and queries ---------------------------------------------------------------
 
@@ -224,6 +230,12 @@ class RecipeWorkflow(Interpreter):
         self._inbox_ids.add(event.id)
         self._inbox = [*self._inbox, event][-MAX_INBOX:]
         self._inbox_count += 1
+
+    @workflow.signal(name=PACE_SLOT_SIGNAL)
+    def pace_slot(self, slot: PaceSlot) -> None:
+        """An account pacer's answer to a paced call (one this run no longer awaits is dropped)."""
+        if slot.request_id in self._pace_slots:
+            self._pace_slots[slot.request_id] = slot.at
 
     @workflow.signal(name=APPROVAL_SIGNAL)
     def approval(self, decision: dict[str, str]) -> None:
@@ -496,6 +508,9 @@ class RecipeWorkflow(Interpreter):
         elif self._backing_off:
             self._waiting_for = self._backoff_reason
             self._set_phase("backing_off")
+        elif self._pacing:
+            self._waiting_for = self._pacing_reason
+            self._set_phase("pacing")
         elif self._approvals:
             self._waiting_for = None  # `status` lists the approvals
             self._set_phase("awaiting_approval")

@@ -16,6 +16,7 @@ from workflows.models import (
     ForEachStep,
     IfStep,
     NotifyStep,
+    Pace,
     ParallelStep,
     Recipe,
     RunRecipeStep,
@@ -159,8 +160,10 @@ class _Graph:
         """The text of a step drawn as one node."""
         match step:
             case CallStep():
-                return f"{prefix}{step.call}" + (
-                    f" (new {getattr(step.new_only, 'key', step.new_only)})" if step.new_only else ""
+                return (
+                    f"{prefix}{step.call}"
+                    + (f" (new {getattr(step.new_only, 'key', step.new_only)})" if step.new_only else "")
+                    + (f" (pace {_pace(step.pace)})" if step.pace else "")
                 )
             case WaitStep():
                 return f"{prefix}wait {step.wait}"
@@ -177,6 +180,12 @@ def _catch_label(match: ErrorMatch) -> str:
     """What a `catch` takes, as its edge says it: `catch ProviderRejected tikapi 10202`."""
     parts = [*(match.type or []), match.provider or "", "" if match.code is None else str(match.code)]
     return " ".join(["catch", *(part for part in parts if part)])
+
+
+def _pace(pace: Pace) -> str:
+    """`every 8s, 200/day`: a call's pacing as its node says it."""
+    every = f"every {pace.every}" if pace.every else ""
+    return ", ".join(part for part in (every, f"{pace.per_day}/day" if pace.per_day else "") if part)
 
 
 #: The Mermaid shape of each kind drawn as one node (the others: a rectangle).

@@ -423,6 +423,14 @@ class Checker:
             guess = f"; did you mean {close[0]!r}?" if close else ""
             self.doc.at((*here, "call"), f"unknown action {step.call!r}{hint}{guess}")
             return
+        if isinstance(step, CallStep) and step.pace is not None and not action.side_effect:
+            # Pacing exists against spam detection of an account's writes; spacing reads would
+            # only slow a poll down (and a monitor's reads run as local activities, unpaced).
+            self.doc.at(
+                (*here, "pace"),
+                f"{label((*here, 'pace'))}: {step.call} changes nothing; pace is for side-effecting calls "
+                "(replies, comments, likes, messages, posts)",
+            )
         self._check_with(action.input_model, step.with_, (*here, "with"))
 
     def _check_with(self, model: type[BaseModel], values: dict[str, Any], path: DataPath) -> None:
