@@ -130,6 +130,10 @@ class NotifyInput(ActionInput):
     data: dict[str, Any] = Field(default_factory=dict, description="Extra JSON fields.")
     recipe: str = Field(default="", description="The recipe that sends it.")
     workflow_id: str = Field(default="", description="The run that sends it.")
+    alert: bool = Field(
+        default=False,
+        description="A failure alert: without a webhook it goes to the worker's TIKFLOW_NOTIFY_WEBHOOK.",
+    )
 
     @field_validator("webhook")
     @classmethod
@@ -154,6 +158,10 @@ async def notify(ctx: ActionContext, params: NotifyInput) -> dict[str, Any]:
     """
     params = _with_approval_link(ctx, _with_reauth_link(ctx, params))
     log.info("notification", message=params.message, recipe=params.recipe, workflow_id=params.workflow_id)
+    if not params.webhook and params.alert and ctx.services.settings.notify_webhook:
+        # The worker's default alert target: read here, so its URL (often with a token) never
+        # enters a workflow's history.
+        return await _post_notification(ctx, params, ctx.services.settings.notify_webhook)
     if not params.webhook:
         return {"sent": False, "logged": True}
     if isinstance(params.webhook, WebhookCredentialRef):

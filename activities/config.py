@@ -142,6 +142,14 @@ def _url(raw: str) -> str:
     return raw.rstrip("/")
 
 
+def _webhook_url(raw: str) -> str:
+    from activities.contracts import http_url_problem
+
+    if http_url_problem(raw):
+        raise _Invalid(raw)
+    return raw
+
+
 def _path(raw: str) -> Path:
     return Path(raw).expanduser()
 
@@ -255,6 +263,19 @@ class EngineConfig:
             "and `tikflow connect` uses paste-back.",
             _url,
             "a URL",
+        ),
+    )
+    notify_webhook: str | None = field(
+        default=None,
+        # Kept out of the printed config: a webhook URL often carries a token.
+        repr=False,
+        metadata=_env(
+            "TIKFLOW_NOTIFY_WEBHOOK",
+            "Where failure alerts go (a run that fails, a monitor that gives up) for recipes whose "
+            "`on_failure` and `notify` name no webhook. Read by the worker's `notify.send`, so the URL "
+            "never enters a workflow's history. Unset: such alerts go to the log only.",
+            _webhook_url,
+            "an http(s) URL",
         ),
     )
     provider_urls: Mapping[str, str] = field(
@@ -487,6 +508,7 @@ class EngineConfig:
             http_timeout_s=self.http_timeout_s,
             max_connections=self.http_max_connections,
             public_url=self.public_url,
+            notify_webhook=self.notify_webhook,
         )
 
 

@@ -51,12 +51,14 @@ class Settings:
         http_timeout_s: Per-request timeout (connect, read, write, pool).
         max_connections: Size of the shared connection pool.
         public_url: The ingress's public base URL, for the links notifications carry (None: no links).
+        notify_webhook: Where failure alerts of recipes that name no webhook go (None: the log only).
     """
 
     base_urls: dict[str, str] = field(default_factory=_default_base_urls)
     http_timeout_s: float = 30.0
     max_connections: int = 100
     public_url: str | None = None
+    notify_webhook: str | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:

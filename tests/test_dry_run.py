@@ -160,6 +160,11 @@ def _scene(admin: AdminClient, recipe: str, tmp_path: Path) -> dict[str, Any]:
         mine = [v["id"] for v in state["tikapi"]["videos"] if v["author"] == ME]
         admin.admin("tick", {"comments": 1, "video_id": mine[0], "text": "FREE FOLLOWERS here"})
         admin.admin("tick", {"comments": 2, "video_id": mine[0], "text": "love it"})
+    if recipe == "approve-reply":
+        # Nobody decides in a dry run (time is skipped): the approval times out, nothing is posted.
+        mine = [v["id"] for v in state["tikapi"]["videos"] if v["author"] == ME]
+        made = admin.admin("tick", {"comments": 1, "video_id": mine[0], "text": "where can I buy it?"})
+        return {"video": mine[0], "comment": made["comments"][0]["cid"]}
     if recipe == "upload-and-confirm":
         return {"file": str(_mp4(tmp_path / "clip.mp4"))}
     if recipe == "upload-from-url":

@@ -17,12 +17,15 @@ import subprocess
 import sys
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
+from temporalio import activity
 from temporalio.client import WorkflowFailureError
 from temporalio.exceptions import ApplicationError
 from temporalio.worker import Worker
 
+from activities.contracts import ActionRequest
 from tikflow.loader import load_recipe_text
 from tikflow.runs import build_run
 from workflows.expressions import (
@@ -288,15 +291,25 @@ async def test_bombs_sized_by_inputs_fail_the_step_on_a_real_server(dev_env, tas
         assert cause.non_retryable
         return cause.message
 
+    alerts: dict[str, list[str]] = {}
+
+    @activity.defn(name="notify.send")
+    async def notify(request: ActionRequest) -> dict[str, Any]:
+        alerts.setdefault(activity.info().workflow_id or "", []).append(request.params["data"]["reason"])
+        return {"sent": True}
+
     async with Worker(
         dev_env.client,
         task_queue=task_queue,
         workflows=[RecipeWorkflow],
         workflow_runner=workflow_runner(),
+        activities=[notify],
     ):
         messages = []
         for index, (source, n, _) in enumerate(RUN_TIME_BOMBS):
             messages.append(await asyncio.wait_for(run(index, source, n), 150))
-    for message, (source, _, expected) in zip(messages, RUN_TIME_BOMBS, strict=True):
+    for index, (message, (source, _, expected)) in enumerate(zip(messages, RUN_TIME_BOMBS, strict=True)):
         assert message.startswith("steps.0: expression failed: "), (source, message)
         assert expected in message, (source, message)
+        # Each failed run sent its one failure alert, with that reason.
+        assert alerts[f"{task_queue}-{index}"] == [message], source

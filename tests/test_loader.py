@@ -21,6 +21,7 @@ from workflows.models import (
     ParallelStep,
     RunRecipeStep,
     SetStep,
+    TryStep,
     UntilStep,
     WaitStep,
 )
@@ -84,6 +85,7 @@ def test_valid_fixtures_cover_every_step_kind_and_trigger():
         ParallelStep,
         FailStep,
         NotifyStep,
+        TryStep,
         RunRecipeStep,
     }
     triggers = {"none" if r.trigger is None else "poll" if r.trigger.poll else "schedule" for r in recipes}

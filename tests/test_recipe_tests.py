@@ -104,6 +104,11 @@ def test_a_typo_in_a_test_file_is_a_file_line_col_error(tmp_path: Path, capsys: 
             "effects[0].action: unknown action 'tikapi.repyl'",
         ),
         ("tests:\n  - name: x\n    polls: 0\n", "4:12", "polls"),
+        (
+            "tests:\n  - name: x\n    approvals: {videos: {decision: approve}}\n",
+            "4:17",
+            "approvals: 'videos' is not the id of an `approval:` step (approval steps: none)",
+        ),
     ],
 )
 def test_test_file_problems_are_located(tmp_path: Path, text: str, where: str, message: str):
@@ -129,7 +134,39 @@ def test_validate_and_test_keep_recipes_and_their_tests_apart():
         ("steps.status#3", "status"),
         ("steps.0.parallel1.sa_post", "sa_post"),
         ("steps.2.then.0", "steps.2.then.0"),
+        ("steps.ask:approval", "ask"),
     ],
 )
 def test_a_call_is_named_by_its_innermost_named_step(path: str, step: str):
     assert step_name(path) == step
+
+
+ALERTED = """\
+recipe: report-then-fail
+steps:
+  - id: started
+    notify: "starting"
+  - fail: "the report is empty"
+"""
+
+ALERTED_TESTS = """\
+recipe: report-then-fail.yaml
+tests:
+  - name: notifies, then fails
+    expect:
+      calls: {notify.send: 1}
+      effects: [{action: notify.send, step: started, with: {message: starting}}]
+      error: "the report is empty"
+"""
+
+
+async def test_a_failing_case_compares_its_steps_effects_not_the_failure_alert(tmp_path: Path):
+    from tikflow.recipetest import run_test_files
+
+    (tmp_path / "report-then-fail.yaml").write_text(ALERTED)
+    (tmp_path / "report-then-fail.test.yaml").write_text(ALERTED_TESTS)
+    (report,) = await run_test_files([load_test_file(tmp_path / "report-then-fail.test.yaml")])
+    assert report.differences == []
+    # The alert was sent all the same (recorded), once, after the step's notification.
+    sent = [(c.path, c.params.get("alert")) for c in report.calls if c.action == "notify.send"]
+    assert sent == [("steps.started", False), ("on_failure", True)]

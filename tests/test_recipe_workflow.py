@@ -401,6 +401,11 @@ steps:
     assert result.outputs["answer"] == {
         "error": "steps.answer (tikapi.reply): comment is gone",
         "failed": True,
+        "type": "ProviderRejected",
+        "code": None,
+        "provider": "tikapi",
+        "message": "comment is gone",
+        "step": "steps.answer",
     }
     assert actions.of("log")[0].params["message"] == "failed=True"
     assert len(actions.of("tikapi.reply")) == 1, "a rejection must not be retried"

@@ -283,3 +283,19 @@ def test_both_sides_of_the_stop_and_notify_patches_are_guarded(stem: str, before
     assert before_did in event_kinds(before_path)
     assert before_did not in event_kinds(after_path)
     assert after_did in event_kinds(after_path)
+
+
+def test_both_sides_of_the_approval_tag_patch_are_guarded():
+    """An approval's id took the random end of the run id instead of its timestamp start behind
+    `workflow.patched`: approve-reply from before (no marker; the signal carries the old id) and
+    from after (the marker, the new id) both replay above."""
+    from workflows.patches import APPROVAL_TAG_PATCH
+
+    before = readable(HISTORIES[names_index("approval-tag-before-patch")].read_text())
+    after = recipe_history("approve-reply")
+    for text, tag in ((before, lambda run_id: run_id[:8]), (after, lambda run_id: run_id[-8:])):
+        run_id = re.search(r'"firstExecutionRunId": "([0-9a-f-]+)"', text)
+        assert run_id is not None
+        assert f"steps.ask@{tag(run_id.group(1))}.0" in text
+    assert APPROVAL_TAG_PATCH not in before
+    assert APPROVAL_TAG_PATCH in after

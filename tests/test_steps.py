@@ -29,6 +29,14 @@ steps:
         - {id: g, until: "{{ true }}", call: log, with: {message: g}}
         - {id: h, wait_for: tiktok, key: k}
         - {id: ok, approval: {reply: "hi"}}
+  - id: guard
+    try:
+      - {id: i, fail: stop}
+    catch:
+      - steps:
+          - {id: j, set: {y: 1}}
+    finally:
+      - {id: k, wait: 1s}
 """
 
 
@@ -50,6 +58,10 @@ def test_iter_steps_walks_every_step_depth_first_in_file_order_with_its_yaml_pat
         (("steps", 2, "parallel", 1, 1), "g"),
         (("steps", 2, "parallel", 1, 2), "h"),
         (("steps", 2, "parallel", 1, 3), "ok"),
+        (("steps", 3), "guard"),
+        (("steps", 3, "try", 0), "i"),
+        (("steps", 3, "catch", 0, "steps", 0), "j"),
+        (("steps", 3, "finally", 0), "k"),
     ]
 
 
@@ -58,6 +70,11 @@ def test_nested_steps_and_kinds():
     assert [below for below, _ in nested_steps(steps["b"])] == [("then",), ("else",)]
     assert [below for below, _ in nested_steps(steps["both"])] == [("parallel", 0), ("parallel", 1)]
     assert [below for below, _ in nested_steps(steps["loop"])] == [("steps",)]
+    assert [below for below, _ in nested_steps(steps["guard"])] == [
+        ("try",),
+        ("catch", 0, "steps"),
+        ("finally",),
+    ]
     assert nested_steps(steps["a"]) == []
     kinds = {step_kind(step) for step in steps.values()}
     # A `run:` step needs a sub-recipe file to load, so it is built here rather than in NESTED.

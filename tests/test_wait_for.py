@@ -13,10 +13,12 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+from temporalio import activity
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
+from activities.contracts import ActionRequest
 from tests.support.waiting import eventually
 from tests.test_recipe_workflow import status_when
 from tikflow.loader import load_recipe_text
@@ -51,13 +53,25 @@ steps:
 """
 
 
+#: The `notify.send` calls of the runs below (a failing run sends its failure alert), by run.
+SENT: dict[str, list[dict[str, Any]]] = {}
+
+
+@activity.defn(name="notify.send")
+async def record_notification(request: ActionRequest) -> dict[str, Any]:
+    SENT.setdefault(activity.info().workflow_id or "", []).append(request.params)
+    return {"sent": True}
+
+
 @contextlib.asynccontextmanager
-async def worker(client: Client, task_queue: str) -> AsyncIterator[None]:
+async def worker(client: Client, task_queue: str, *, notify: bool = True) -> AsyncIterator[None]:
+    """The workflows' worker; with `notify`, also a `notify.send` that records into `SENT`."""
     async with Worker(
         client,
         task_queue=task_queue,
         workflows=[RecipeWorkflow, *event_workflows()],
         workflow_runner=workflow_runner(),
+        activities=[record_notification] if notify else [],
     ):
         yield
 
@@ -129,13 +143,16 @@ async def test_the_run_waits_then_takes_the_matching_event_once(
 
 
 async def test_no_event_in_time_fails_the_step(time_env: WorkflowEnvironment, task_queue: str):
+    SENT.pop("waiter-none", None)
     async with worker(time_env.client, task_queue):
         handle = await start_waiter(time_env, task_queue, {"key": "pub-none", "wait": "5m"}, "waiter-none")
         with pytest.raises(WorkflowFailureError) as failed:
             await handle.result()
-    assert failed.value.cause.message == (  # type: ignore[attr-defined]
-        "steps.done: no tiktok event for 'pub-none' where {{ event.type == inputs.kind }} within 5m"
-    )
+    reason = "steps.done: no tiktok event for 'pub-none' where {{ event.type == inputs.kind }} within 5m"
+    assert failed.value.cause.message == reason  # type: ignore[attr-defined]
+    # One failure alert, with the reason.
+    alerts = [(sent["data"]["event"], sent["data"]["reason"]) for sent in SENT[handle.id]]
+    assert alerts == [("failed", reason)]
 
 
 async def test_on_timeout_continue_and_a_zero_wait_subscribes_to_nothing(
@@ -308,7 +325,7 @@ async def test_authorization_removed_parks_the_run_at_once_with_its_notice(
     )
     client = time_env.client
     async with (
-        worker(client, task_queue),
+        worker(client, task_queue, notify=False),  # the notices go to `actions`
         Worker(
             client,
             task_queue=task_queue_for("tiktok.creator_info", task_queue),

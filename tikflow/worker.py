@@ -49,6 +49,7 @@ from activities.settings import PROVIDERS
 from tikflow.connect import connect
 from workflows.events import event_workflows
 from workflows.links import LinkUsedWorkflow
+from workflows.pacing import AccountPacerWorkflow
 from workflows.recipe import RecipeWorkflow, workflow_runner
 
 __all__ = [
@@ -162,7 +163,7 @@ def build_workers(
         Worker(
             client,
             task_queue=base,
-            workflows=[RecipeWorkflow, *event_workflows(), LinkUsedWorkflow],
+            workflows=[RecipeWorkflow, *event_workflows(), LinkUsedWorkflow, AccountPacerWorkflow],
             workflow_runner=workflow_runner(),
             activities=[*grouped.pop(base), *local],
             max_concurrent_activities=max_activities,

@@ -37,13 +37,14 @@ with workflow.unsafe.imports_passed_through():
         RunRecipeStep,
         SetStep,
         Step,
+        TryStep,
         UntilStep,
         WaitForStep,
         WaitStep,
         WebhookCredential,
         parse_duration,
     )
-    from workflows.patches import ITEM_KEY_PATCH, NOTIFY_PATCH, SLIDING_WINDOW_PATCH
+    from workflows.patches import APPROVAL_TAG_PATCH, ITEM_KEY_PATCH, NOTIFY_PATCH, SLIDING_WINDOW_PATCH
     from workflows.policy import CallPolicy, RunStopped, StepFailed, failure_message
     from workflows.state import RecipeRun, RunResult, SeenIds
     from workflows.steps import run_condition
@@ -116,11 +117,13 @@ class Interpreter(CallPolicy):
         try:
             return await self._dispatch(step, scope, path)
         except StepFailed as exc:
+            if exc.step is None:  # the innermost step that sees the failure is the one that failed
+                exc.step = path
             if not step.continue_on_error:
                 raise
             self._state.counters.errors += 1
             self._state.last_error = str(exc)
-            return {"error": str(exc), "failed": True}
+            return exc.fields()
 
     async def _dispatch(self, step: Step, scope: Scope, path: str) -> Any:
         match step:
@@ -153,16 +156,40 @@ class Interpreter(CallPolicy):
                     scope.values["steps"].update(branch_scope.values["steps"])
                 return {"branches": len(branches)}
             case FailStep():
-                raise StepFailed(f"{path}: {self._eval(step.fail, scope, path)}")
+                reason = str(self._eval(step.fail, scope, path))
+                raise StepFailed(f"{path}: {reason}", reason=reason, step=path)
             case NotifyStep():
                 return await self._notify(step, scope, path)
             case WaitForStep():
                 return await self._wait_for(step, scope, path)
+            case TryStep():
+                return await self._try(step, scope, path)
             case ApprovalStep():
                 return await self._approval(step, scope, path)
             case RunRecipeStep():
                 return await self._run_recipe(step, scope, path)
         raise StepFailed(f"{path}: unsupported step {type(step).__name__}")
+
+    async def _try(self, step: TryStep, scope: Scope, path: str) -> Any:
+        """`try`, then the first `catch` matching its error, then `finally` (not on a `stop`)."""
+        try:
+            await self._steps(step.try_, scope, f"{path}.try")
+        except StepFailed as exc:
+            error = exc.fields()
+            chosen = next((i for i, c in enumerate(step.catch) if c.match.matches(error)), None)
+            if chosen is None:
+                await self._steps(step.finally_, scope, f"{path}.finally")
+                raise
+            try:
+                catch = step.catch[chosen]
+                await self._steps(catch.steps, scope.child(error=error), f"{path}.catch{chosen}")
+            except StepFailed:
+                await self._steps(step.finally_, scope, f"{path}.finally")
+                raise
+            await self._steps(step.finally_, scope, f"{path}.finally")
+            return {"failed": True, "caught": chosen, "error": error}
+        await self._steps(step.finally_, scope, f"{path}.finally")
+        return {"failed": False, "caught": None, "error": None}
 
     async def _call_step(self, step: CallStep, scope: Scope, path: str) -> Any:
         result = await self._call(step.call, step.with_, step.account, step, scope, path)
@@ -289,7 +316,9 @@ class Interpreter(CallPolicy):
         """
         assert self._run is not None
         info = workflow.info()
-        approval_id = f"{path}@{info.first_execution_run_id[:8]}.{self._state.iteration}"
+        run_id = info.first_execution_run_id
+        tag = run_id[-8:] if workflow.patched(APPROVAL_TAG_PATCH) else run_id[:8]
+        approval_id = f"{path}@{tag}.{self._state.iteration}"
         summary = {
             label: _shown(self._eval(template, scope, path)) for label, template in step.approval.items()
         }
@@ -473,7 +502,7 @@ class Interpreter(CallPolicy):
         self._seen.add(seen_key, chosen_keys)
         if spec is not None and spec.after is not None:
             self._raise_watermark(seen_key, chosen_marks)
-        failures: list[str] = []
+        failures: list[dict[str, Any]] = []
         collected: list[Any] = [None] * len(chosen)
 
         async def one(position: int, item_path: str, child: Scope) -> None:
@@ -482,7 +511,9 @@ class Interpreter(CallPolicy):
             except StepFailed as exc:
                 if not step.continue_on_error:
                     raise
-                failures.append(str(exc))
+                if exc.step is None:
+                    exc.step = item_path
+                failures.append(exc.fields())
                 return
             if step.collect is not None:
                 collected[position] = self._eval(step.collect, child, item_path)

@@ -26,6 +26,7 @@ from pydantic import (
     Strict,
     Tag,
     TypeAdapter,
+    WithJsonSchema,
     field_validator,
     model_serializer,
     model_validator,
@@ -34,11 +35,13 @@ from pydantic import (
 __all__ = [
     "DEFAULT_RETRY_INITIAL",
     "DEFAULT_RETRY_MAX_INTERVAL",
+    "ERROR_TYPES",
     "EXPRESSION_NAMES",
     "MAX_APPROVAL_LABELS",
     "MAX_DURATION",
     "MAX_INPUT_DEPTH",
     "MAX_LIMIT",
+    "MAX_PACE_PER_DAY",
     "NEW_ONLY_FORMS",
     "RESERVED_NAMES",
     "STEP_KINDS",
@@ -46,6 +49,8 @@ __all__ = [
     "WEBHOOK_KINDS",
     "ApprovalStep",
     "CallStep",
+    "CatchClause",
+    "ErrorMatch",
     "FailStep",
     "ForEachStep",
     "IfStep",
@@ -53,6 +58,7 @@ __all__ = [
     "NewOnly",
     "NotifyStep",
     "NotifyTarget",
+    "Pace",
     "ParallelStep",
     "PollTrigger",
     "Recipe",
@@ -63,6 +69,7 @@ __all__ = [
     "SetStep",
     "Step",
     "Trigger",
+    "TryStep",
     "UntilStep",
     "WaitForStep",
     "WaitStep",
@@ -177,9 +184,11 @@ EXPRESSION_NAMES = frozenset(
 )
 #: Names a `for_each` item may not take: the scope's own names (hiding `steps` or `inputs` from
 #: the nested steps), Jinja's operators and its names inside templates (`loop`, macro internals).
-RESERVED_NAMES = EXPRESSION_NAMES | frozenset(
-    {"and", "or", "not", "in", "is", "if", "else", "loop", "self", "caller", "varargs", "kwargs"}
-)
+RESERVED_NAMES = (
+    EXPRESSION_NAMES
+    | frozenset({"and", "or", "not", "in", "is", "if", "else", "loop", "self", "caller", "varargs", "kwargs"})
+    | frozenset({"error"})
+)  # `error`: what a `try` step's `catch` steps read (`TryStep`)
 
 
 class _Strict(BaseModel):
@@ -211,6 +220,21 @@ class RetryPolicy(_Strict):
     max_duration: LongDuration | None = Field(
         default=None, description="Give up when retrying has taken this long in total."
     )
+    rate_limit_deadline: LongDuration | None = Field(
+        default=None,
+        description="Give up waiting out rate limits once the limit would reset this long after the "
+        "call started: the step fails with type `RateLimited` (a `try` step's `catch` can take it). "
+        "Default: wait as long as the provider asks.",
+    )
+
+    @model_serializer(mode="wrap")
+    def _without_unset_deadline(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # A policy without the deadline serializes as it did before it existed (the workflow
+        # input in history and the committed replay histories keep their shape).
+        data: dict[str, Any] = handler(self)
+        if self.rate_limit_deadline is None:
+            data.pop("rate_limit_deadline", None)
+        return data
 
     @model_validator(mode="after")
     def _max_interval_not_below_initial(self) -> RetryPolicy:
@@ -542,8 +566,54 @@ class _StepBase(_Strict):
     )
 
 
+#: The most calls a day `pace.per_day` may allow: each paced call of the last day is one
+#: timestamp in the account's pacer workflow (`workflows.pacing`), carried across its
+#: continue-as-new, so the bound keeps that state under ~250 kB.
+MAX_PACE_PER_DAY = 10_000
+#: The longest `pace.every`: a longer spacing is a schedule, not pacing.
+MAX_PACE_EVERY = timedelta(days=1)
+
+
+def _pace_every(text: str) -> str:
+    if parse_duration(text) > MAX_PACE_EVERY:
+        raise ValueError(f"{text} is too long: at most {_format_duration(MAX_PACE_EVERY)}")
+    return text
+
+
+class Pace(_Strict):
+    """How far apart one account's calls go out, counted across every recipe and worker using it.
+
+    Counted per (provider, account) by that account's pacer workflow, so three recipes replying as
+    the same TikTok account share one spacing and one daily budget; the waits are durable timers.
+    """
+
+    every: Annotated[LongDuration, AfterValidator(_pace_every)] | None = Field(
+        default=None,
+        description="At least this long between two paced calls of the account (from 1s to 1d), e.g. `8s`.",
+    )
+    per_day: WholeNumber | None = Field(
+        default=None,
+        ge=1,
+        le=MAX_PACE_PER_DAY,
+        description=f"At most this many paced calls of the account in any 24 hours "
+        f"(1 to {MAX_PACE_PER_DAY}).",
+    )
+
+    @model_validator(mode="after")
+    def _something_paced(self) -> Pace:
+        if self.every is None and self.per_day is None:
+            raise ValueError("pace needs `every`, `per_day` or both")
+        return self
+
+
 class CallStep(_StepBase):
     """Call a registered action (`tikflow actions` lists them) as a durable activity."""
+
+    pace: Pace | None = Field(
+        default=None,
+        description="Space this side effect's calls per (provider, account) across every recipe and "
+        "worker: `{every: 8s, per_day: 200}`; the run waits (phase `pacing`) for its slot.",
+    )
 
     call: str = Field(description="Action name, e.g. `tikapi.hashtag_posts`.")
     with_: dict[str, Any] = Field(default_factory=dict, alias="with", description="The action's inputs.")
@@ -700,6 +770,113 @@ class NotifyStep(_StepBase):
     data: dict[str, Any] = Field(default_factory=dict, description="Extra JSON fields sent with the message.")
 
 
+#: The error types a `catch` matches and `error.type` names: the provider error tree's classes
+#: (`activities.errors`), and `StepFailed` for a recipe's own failures (`fail:`, an expression, a
+#: deadline). A call's type is the error it ended in after its retries.
+ERROR_TYPES = (
+    "ProviderError",
+    "ProviderUnavailable",
+    "RateLimited",
+    "SessionExpired",
+    "TokenExpired",
+    "CredentialsRejected",
+    "ProviderRejected",
+    "StepFailed",
+)
+
+
+def _known_error_type(name: str) -> str:
+    if name not in ERROR_TYPES:
+        raise ValueError(f"unknown error type {name!r} (known: {', '.join(ERROR_TYPES)})")
+    return name
+
+
+# A checked name rather than a Literal: one message that lists the types, at the name itself.
+ErrorType = Annotated[
+    str,
+    AfterValidator(_known_error_type),
+    WithJsonSchema({"type": "string", "enum": list(ERROR_TYPES)}),
+]
+
+
+class ErrorMatch(_Strict):
+    """Which errors a `catch` takes: every key given must match (none given: every error)."""
+
+    type: list[ErrorType] | None = Field(
+        default=None,
+        description="The error's type, or a list of types (`ProviderError` matches every provider "
+        "error; `StepFailed` a recipe's own failures: `fail:`, expressions, deadlines).",
+        json_schema_extra={
+            "anyOf": [
+                {"type": "string", "enum": list(ERROR_TYPES)},
+                {"type": "array", "items": {"type": "string", "enum": list(ERROR_TYPES)}},
+                {"type": "null"},
+            ]
+        },
+    )
+    provider: str | None = Field(
+        default=None, description="The provider whose call failed (`tikapi`, `tiktok`, …)."
+    )
+    code: str | int | None = Field(
+        default=None, description="The provider's own error code (compared as text: `10202`)."
+    )
+
+    @field_validator("type", mode="before")
+    @classmethod
+    def _one_or_more(cls, value: Any) -> Any:
+        # `type: ProviderRejected` is a list of one; a list's bad name is reported at the name.
+        return [value] if isinstance(value, str) else value
+
+    def matches(self, error: dict[str, Any]) -> bool:
+        """Whether `error` (`{type, provider, code, …}`, as `StepFailed.fields`) is taken."""
+        if self.type is not None and not any(
+            error.get("type") == t or (t == "ProviderError" and error.get("type") not in (None, "StepFailed"))
+            for t in self.type
+        ):
+            return False
+        if self.provider is not None and error.get("provider") != self.provider:
+            return False
+        return self.code is None or str(error.get("code")) == str(self.code)
+
+
+class CatchClause(_Strict):
+    """One `catch` of a `try` step: the errors it takes and the steps it runs for them."""
+
+    match: ErrorMatch = Field(
+        default_factory=ErrorMatch, description="Which errors it takes (default: every error)."
+    )
+    steps: list[Step] = Field(
+        min_length=1,
+        description="Steps run for the error; they read it as `error` (`type`, `code`, `provider`, "
+        "`message`, `step`).",
+    )
+
+
+class TryStep(_StepBase):
+    """Run `try`; a failure goes to the first `catch` that matches it; `finally` runs after both.
+
+    An error no `catch` matches fails the step once `finally` has run; a `stop` is not an error
+    (neither `catch` nor `finally` runs). The result: `{failed, caught, error}` (`caught`: the
+    index of the `catch` that ran, or null).
+    """
+
+    try_: list[Step] = Field(alias="try", min_length=1, description="The steps tried, in order.")
+    catch: list[CatchClause] = Field(
+        default_factory=list, description="What to do on an error, tested in order; the first match runs."
+    )
+    finally_: list[Step] = Field(
+        default_factory=list,
+        alias="finally",
+        description="Steps run after `try` (and the `catch` that ran), whether it failed or not.",
+    )
+
+    @model_validator(mode="after")
+    def _handles_something(self) -> TryStep:
+        if not self.catch and not self.finally_:
+            raise ValueError("a try step needs `catch` or `finally`")
+        return self
+
+
 # -- approval (issue 16, item 4) ------------------------------------------------------------
 
 #: A label of what an approval shows (`caption`, `video URL`): the page's row titles.
@@ -775,6 +952,7 @@ STEP_KINDS = (
     "set",
     "fail",
     "notify",
+    "try",  # before `if`: a `try` step may have an `if` of its own
     "approval",
     "run",
     "if",
@@ -801,13 +979,14 @@ Step = Annotated[
     | Annotated[ParallelStep, Tag("parallel")]
     | Annotated[FailStep, Tag("fail")]
     | Annotated[NotifyStep, Tag("notify")]
+    | Annotated[TryStep, Tag("try")]
     | Annotated[ApprovalStep, Tag("approval")]
     | Annotated[RunRecipeStep, Tag("run")],
     Discriminator(
         _step_kind,
         custom_error_type="unknown_step_kind",
         custom_error_message="a step needs one of the keys call, for_each, if, until, wait, set, "
-        "parallel, fail, notify, wait_for, approval, run",
+        "parallel, fail, notify, wait_for, try, approval, run",
     ),
 ]
 
@@ -844,6 +1023,12 @@ class Recipe(_Strict):
     notify: NotifyTarget | None = Field(
         default=None, description="Where notifications go (re-authorization requests, notify steps)."
     )
+    on_failure: NotifyTarget | None = Field(
+        default=None,
+        description="Where one alert goes when a run fails or a monitor gives up (with the reason and "
+        "the command that restarts it); default: `notify`'s webhook, else the worker's "
+        "`TIKFLOW_NOTIFY_WEBHOOK`.",
+    )
     dedupe_limit: WholeNumber = Field(
         default=5000, ge=10, le=100_000, description="How many seen ids `new_only` remembers per step."
     )
@@ -866,6 +1051,8 @@ class Recipe(_Strict):
             data.pop("labels", None)
         if not self.recipes:
             data.pop("recipes", None)
+        if self.on_failure is None:
+            data.pop("on_failure", None)
         return data
 
 
@@ -881,11 +1068,12 @@ STEP_MODEL_KINDS: dict[type, str] = {
     ParallelStep: "parallel",
     FailStep: "fail",
     NotifyStep: "notify",
+    TryStep: "try",
     ApprovalStep: "approval",
     RunRecipeStep: "run",
 }
 
-for _model in (ForEachStep, IfStep, ParallelStep, Recipe):
+for _model in (ForEachStep, IfStep, ParallelStep, CatchClause, TryStep, Recipe):
     _model.model_rebuild()
 
 RECIPE_ADAPTER: TypeAdapter[Recipe] = TypeAdapter(Recipe)

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 __all__ = [
     "ACTIVITY_SUMMARY_PATCH",
+    "APPROVAL_TAG_PATCH",
     "AUTH_WATCH_PATCH",
     "ITEM_KEY_PATCH",
     "LOCAL_READS_PATCH",
     "NOTIFY_PATCH",
+    "ON_FAILURE_PATCH",
     "QUIET_PHASE_PATCH",
     "RUN_SCOPED_KEYS_PATCH",
     "SCHEDULE_MEMORY_PATCH",
@@ -64,3 +66,16 @@ LOCAL_READS_PATCH = "read-calls-as-local-activities"
 #: (Temporal's last-completion result, `workflows.memory`), so a schedule's runs share it. Before
 #: it each run started empty (and acted on every item again); runs started before it keep doing so.
 SCHEDULE_MEMORY_PATCH = "schedule-runs-share-memory"
+
+#: An approval's id is tagged with the last 8 characters of the run's first run id, not the first
+#: 8: run ids are UUIDv7 on current Temporal servers, whose first characters are a timestamp shared
+#: by runs started within about a minute; a second run under the same workflow id found its
+#: approval already decided (the one-decision record is per workflow id and approval id). Runs
+#: started before it keep the id their links and decisions carry.
+APPROVAL_TAG_PATCH = "approval-id-random-tag"
+
+#: A run that fails, or a monitor that gives up after its failed polls, first sends one alert
+#: through `notify.send` (to `on_failure`, else `notify`, else the worker's
+#: `TIKFLOW_NOTIFY_WEBHOOK`) with the reason and the command that restarts it. Runs started before
+#: it failed without the activity and keep doing so on replay.
+ON_FAILURE_PATCH = "failure-alert"

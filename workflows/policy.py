@@ -35,13 +35,16 @@ with workflow.unsafe.imports_passed_through():
     from activities.errors import ProviderError
     from workflows.events import subscribe_mailbox
     from workflows.models import (
+        ERROR_TYPES,
         CallStep,
         NotifyStep,
+        Pace,
         RetryPolicy,
         UntilStep,
         WebhookCredential,
         parse_duration,
     )
+    from workflows.pacing import PaceRelease, PaceRequest, release_slot, request_slot
     from workflows.patches import (
         ACTIVITY_SUMMARY_PATCH,
         AUTH_WATCH_PATCH,
@@ -65,6 +68,7 @@ __all__ = [
     "non_retryable_errors",
     "retry_delay",
     "retry_policy",
+    "step_failure",
 ]
 
 
@@ -92,7 +96,50 @@ DEFAULT_CALL_TIMEOUT = timedelta(minutes=2)
 
 
 class StepFailed(Exception):
-    """A step failed; the message names the step and says why (one line)."""
+    """A step failed; the message names the step and says why (one line).
+
+    Attributes:
+        type: The error's type from the error tree (`workflows.models.ERROR_TYPES`): the provider error a call
+            ended in after its retries, or `StepFailed` for the recipe's own failures.
+        provider: The provider whose call failed, if any.
+        code: The provider's own error code, if any.
+        reason: The one-line reason without the step path.
+        step: The path of the step that failed (filled in by the innermost step that sees it).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        type: str = "StepFailed",
+        provider: str | None = None,
+        code: str | int | None = None,
+        reason: str | None = None,
+        step: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.type = type
+        self.provider = provider
+        self.code = code
+        self.reason = reason
+        self.step = step
+
+    def fields(self) -> dict[str, Any]:
+        """The error as a recipe sees it: `error`/`failed` (as ever) and its typed fields."""
+        text = str(self)
+        message = self.reason
+        if message is None:
+            prefix = f"{self.step}: "
+            message = text[len(prefix) :] if self.step and text.startswith(prefix) else text
+        return {
+            "error": text,
+            "failed": True,
+            "type": self.type,
+            "code": self.code,
+            "provider": self.provider,
+            "message": message,
+            "step": self.step,
+        }
 
 
 class RunStopped(Exception):
@@ -156,6 +203,13 @@ class CallPolicy:
     # TikTok accounts this run watches for `authorization.removed`, and those removed right now.
     _watched: set[str]
     _revoked: set[str]
+    _paused: bool
+    # Paced calls (`workflows.pacing`): slots the account pacers sent, by request id (only those
+    # a call waits for are kept), requests made, calls waiting for their slot, and what they wait for.
+    _pace_slots: dict[str, datetime | None]
+    _pace_requests: int
+    _pacing: int
+    _pacing_reason: str | None
 
     if TYPE_CHECKING:
         # The phase machine (`RecipeWorkflow`) and the interpreter (`Interpreter`) above.
@@ -180,6 +234,7 @@ class CallPolicy:
         path: str,
         *,
         rendered: bool = False,
+        paced: bool = False,
     ) -> Any:
         assert self._run is not None
         recipe = self._run.recipe
@@ -194,6 +249,9 @@ class CallPolicy:
         )
         timeout = parse_duration(step.timeout or recipe.timeout or "2m")
         policy = step.retry or recipe.retry
+        # Rate limits are waited out up to this moment (`retry.rate_limit_deadline`); None: always.
+        limit_after = policy.rate_limit_deadline if policy else None
+        limit_deadline = workflow.now() + parse_duration(limit_after) if limit_after else None
         # The error this call put in the status (an expiry it waits out): cleared once it succeeds.
         own_error: str | None = None
         if (
@@ -203,6 +261,14 @@ class CallPolicy:
         ):
             self._watched.add(account)
             await subscribe_mailbox("tiktok", f"account:{account}")
+        if isinstance(step, CallStep) and step.pace is not None and not paced:
+
+            def unpaced() -> Awaitable[Any]:
+                return self._call(
+                    action, params, account_expr, step, scope, path, rendered=rendered, paced=True
+                )
+
+            return await self._paced(step.pace, action, account, path, unpaced)
         while True:
             await self._unpaused()
             if account in self._revoked:
@@ -268,9 +334,12 @@ class CallPolicy:
                     continue
                 if isinstance(cause, ApplicationError) and cause.type == "RateLimited":
                     del self._calls[key]
+                    if limit_deadline is not None and workflow.now() + _retry_after(cause) > limit_deadline:
+                        past = f"rate-limited past its deadline ({limit_after}): "
+                        raise step_failure(exc, path, action, prefix=past) from None
                     await self._back_off(cause, path)
                     continue
-                raise StepFailed(f"{path} ({action}): {failure_message(exc)}") from None
+                raise step_failure(exc, path, action) from None
             finally:
                 self._calls.pop(key, None)
             if own_error is not None:
@@ -283,6 +352,90 @@ class CallPolicy:
             if self._phase in ("backing_off", "awaiting_reauth"):
                 self._resume_phase()
             return result
+
+    async def _paced(
+        self, pace: Pace, action: str, account: str, path: str, call: Callable[[], Awaitable[Any]]
+    ) -> Any:
+        """Run `call` in the account's pacing slot (`workflows.pacing`), and give the slot back after.
+
+        The run waits (phase `pacing`) for its slot in a durable timer, so a worker restart resumes
+        the wait and `stop` ends it. A pause that lands while waiting gives the slot back unused
+        (holding it through a pause would stall every recipe of the account) and asks again on
+        resume. Only recipes with `pace:` take this path: others record no new command.
+        """
+        provider = action.split(".", 1)[0]
+        while True:
+            await self._unpaused()
+            if self._stop:
+                raise RunStopped
+            self._pace_requests += 1
+            request_id = f"{workflow.info().run_id}:{self._pace_requests}"
+            done_at: datetime | None = None
+            granted = False
+            try:
+                granted = await self._await_slot(pace, provider, account, path, request_id)
+                if not granted:
+                    continue  # paused in the wait: asked again once resumed
+                try:
+                    return await call()
+                finally:
+                    done_at = workflow.now()  # after the provider saw the request
+            finally:
+                # Also when stopped or cancelled: the next call of the account need not wait for us.
+                # Not when the worker drops the run from its cache (it goes on elsewhere, from history).
+                if workflow.in_workflow():
+                    await release_slot(provider, account, PaceRelease(request_id=request_id, done_at=done_at))
+
+    async def _await_slot(self, pace: Pace, provider: str, account: str, path: str, request_id: str) -> bool:
+        """Wait (phase `pacing`) until this call's slot; False: paused meanwhile (slot unused)."""
+        self._pace_slots[request_id] = None  # awaited: the signal handler keeps only these
+        what = f"{provider} account {account!r}"
+        self._pacing += 1
+        self._pacing_reason = f"a pacing slot of {what} (other calls of the account go first)"
+        self._resume_phase()
+        workflow.set_current_details(f"pacing: waiting for a slot of {what}")
+        try:
+            asked = await request_slot(
+                provider,
+                account,
+                PaceRequest(
+                    workflow_id=workflow.info().workflow_id,
+                    request_id=request_id,
+                    every_s=parse_duration(pace.every).total_seconds() if pace.every else None,
+                    per_day=pace.per_day,
+                ),
+            )
+            if not asked:
+                raise StepFailed(f"{path}: the pacer of {what} did not answer")
+            await workflow.wait_condition(lambda: self._pace_slots[request_id] is not None or self._stop)
+            slot = self._pace_slots[request_id]
+            if self._stop or slot is None:
+                raise RunStopped
+            delay = slot - workflow.now()
+            if delay > timedelta(0):
+                self._state.counters.pacing_s += delay.total_seconds()
+                self._pacing_reason = f"the pacing slot of {what} at {slot:%Y-%m-%d %H:%M:%S} UTC"
+                self._resume_phase()
+                workflow.set_current_details(f"pacing: {path} waits for {what} until {slot:%H:%M:%S} UTC")
+                workflow.logger.info("pacing", extra={"path": path, "seconds": delay.total_seconds()})
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await workflow.wait_condition(
+                        lambda: self._stop or self._paused,
+                        timeout=delay,
+                        timeout_summary=f"pacing {path}: {what}",
+                    )
+                if self._stop:
+                    raise RunStopped
+            return not self._paused
+        finally:
+            self._pace_slots.pop(request_id, None)
+            self._pacing -= 1
+            if not self._pacing:
+                self._pacing_reason = None
+            if workflow.in_workflow():  # not when the worker drops the run from its cache
+                if not self._pacing:
+                    workflow.set_current_details("")
+                self._resume_phase()
 
     def _runs_locally(self, action: str) -> bool:
         """Whether this call runs as a local activity (`LOCAL_READS_PATCH`).
@@ -389,8 +542,12 @@ class CallPolicy:
             )
         except TimeoutError:
             self._set_phase("failed")
+            deadline = self._run.recipe.reauth_deadline
             raise StepFailed(
-                f"{path}: account {account!r} was not re-authorized within {self._run.recipe.reauth_deadline}"
+                f"{path}: account {account!r} was not re-authorized within {deadline}",
+                type="SessionExpired",
+                provider=self._reauth_providers.get(account),
+                step=path,
             ) from None
         finally:
             if first:
@@ -448,7 +605,7 @@ class CallPolicy:
     async def _back_off(self, cause: ApplicationError, path: str) -> None:
         """Wait out a rate limit with one durable timer (`stop` ends the wait)."""
         details = cause.details[0] if cause.details and isinstance(cause.details[0], dict) else {}
-        retry_after = float(details.get("retry_after") or 60)
+        retry_after = _retry_after(cause).total_seconds()
         self._state.counters.rate_limited += 1
         self._state.counters.backoff_s += retry_after
         until = workflow.now() + timedelta(seconds=retry_after)
@@ -535,6 +692,43 @@ def retry_delay(exc: FailureError, policy: TemporalRetryPolicy, attempt: int) ->
             return cause.next_retry_delay
     delay = policy.initial_interval * policy.backoff_coefficient ** (attempt - 1)
     return min(delay, policy.maximum_interval) if policy.maximum_interval else delay
+
+
+def _retry_after(cause: ApplicationError) -> timedelta:
+    """How long a rate limit says to wait (its `retry_after`; a minute when it does not say)."""
+    details = cause.details[0] if cause.details and isinstance(cause.details[0], dict) else {}
+    return timedelta(seconds=float(details.get("retry_after") or 60))
+
+
+def step_failure(exc: FailureError, path: str, action: str, *, prefix: str = "") -> StepFailed:
+    """The typed `StepFailed` a call's final failure becomes (its type, provider and code kept).
+
+    An application error's `type` is the provider error's class name and its first detail
+    `error_details`; an attempt that timed out is an outage (`ProviderUnavailable`), as the
+    error tree classifies a timeout. `prefix` goes before the reason (why the call gave up).
+    """
+    cause: BaseException | None = exc.cause if isinstance(exc, ActivityError) else exc
+    while isinstance(cause, ActivityError) and cause.cause is not None:
+        cause = cause.cause
+    message = failure_message(exc)
+    kind, provider, code = "StepFailed", action.split(".", 1)[0], None
+    if isinstance(cause, ApplicationError):
+        details = cause.details[0] if cause.details and isinstance(cause.details[0], dict) else {}
+        if cause.type in ERROR_TYPES:
+            kind = cause.type or kind
+            provider = str(details.get("provider") or provider)
+            code = details.get("code")
+            message = str(details.get("message") or message)
+    elif isinstance(cause, TimeoutError):
+        kind = "ProviderUnavailable"
+    return StepFailed(
+        f"{path} ({action}): {prefix}{failure_message(exc)}",
+        type=kind,
+        provider=provider,
+        code=code,
+        reason=prefix + message,
+        step=path,
+    )
 
 
 def failure_message(exc: FailureError) -> str:

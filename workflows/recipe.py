@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
+import shlex
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -31,10 +33,12 @@ with workflow.unsafe.imports_passed_through():
     from workflows.links import APPROVAL_QUERY, APPROVAL_SIGNAL
     from workflows.memory import StepMemory, carried, summary
     from workflows.memory import forget as forget_step
-    from workflows.models import Recipe, input_value_problem, parse_duration
+    from workflows.models import NotifyStep, Recipe, input_value_problem, parse_duration
+    from workflows.pacing import PACE_SLOT_SIGNAL, PaceSlot
     from workflows.patches import (
         ITEM_KEY_PATCH,
         NOTIFY_PATCH,
+        ON_FAILURE_PATCH,
         QUIET_PHASE_PATCH,
         RUN_SCOPED_KEYS_PATCH,
         SCHEDULE_MEMORY_PATCH,
@@ -65,12 +69,14 @@ with workflow.unsafe.imports_passed_through():
     )
 
 __all__ = [
+    "ALERT_PATH",
     "DEFAULT_CALL_TIMEOUT",
     "ITEM_KEY_PATCH",
     "MAX_CONSECUTIVE_FAILED_POLLS",
     "MAX_VARS_BYTES",
     "NON_RETRYABLE_ERRORS",
     "NOTIFY_PATCH",
+    "ON_FAILURE_PATCH",
     "PHASE_KEY",
     "POLLS_PER_RUN",
     "QUIET_PHASE_PATCH",
@@ -88,6 +94,7 @@ __all__ = [
     "RunResult",
     "RunStatus",
     "StepFailed",
+    "restart_command",
     "workflow_runner",
 ]
 
@@ -97,11 +104,13 @@ MAX_INBOX = 200
 POLLS_PER_RUN = 50
 #: A monitor gives up after this many polls in a row fail (a misconfigured recipe, not a blip).
 MAX_CONSECUTIVE_FAILED_POLLS = 5
+#: The path a failure alert's `notify.send` is made at (in its idempotency key): no step has it.
+ALERT_PATH = "on_failure"
 #: Phases `TikflowPhase` shows as another (runs with QUIET_PHASE_PATCH).
 _SEARCHABLE_PHASE: dict[str, str] = {"sleeping": "running"}
 #: Phases a pause hides: a paused run shows `paused` until it is resumed (or ends).
 _PAUSABLE_PHASES = frozenset(
-    {"starting", "running", "sleeping", "backing_off", "awaiting_reauth", "awaiting_approval"}
+    {"starting", "running", "sleeping", "backing_off", "awaiting_reauth", "awaiting_approval", "pacing"}
 )
 
 
@@ -166,6 +175,11 @@ class RecipeWorkflow(Interpreter):
         self._background: set[asyncio.Task[None]] = set()
         # `upgrade`: the new version the monitor continues as after this poll (`workflows.memory`).
         self._upgrade: RecipeRun | None = None
+        # Paced calls (`CallPolicy._await_slot`).
+        self._pace_slots: dict[str, datetime | None] = {}
+        self._pace_requests = 0
+        self._pacing = 0
+        self._pacing_reason: str | None = None
 
     # -- signals and queries ---------------------------------------------------------------
 
@@ -240,6 +254,12 @@ class RecipeWorkflow(Interpreter):
         self._inbox_ids.add(event.id)
         self._inbox = [*self._inbox, event][-MAX_INBOX:]
         self._inbox_count += 1
+
+    @workflow.signal(name=PACE_SLOT_SIGNAL)
+    def pace_slot(self, slot: PaceSlot) -> None:
+        """An account pacer's answer to a paced call (one this run no longer awaits is dropped)."""
+        if slot.request_id in self._pace_slots:
+            self._pace_slots[slot.request_id] = slot.at
 
     @workflow.signal(name=APPROVAL_SIGNAL)
     def approval(self, decision: dict[str, str]) -> None:
@@ -401,6 +421,7 @@ class RecipeWorkflow(Interpreter):
         except StepFailed as exc:
             self._state.counters.errors += 1
             self._set_phase("failed")
+            await self._alert(str(exc))
             raise ApplicationError(str(exc), type="StepFailed", non_retryable=True) from None
         return dict(scope.values["steps"])
 
@@ -450,11 +471,9 @@ class RecipeWorkflow(Interpreter):
                 )
                 if failed_in_a_row >= MAX_CONSECUTIVE_FAILED_POLLS:
                     self._set_phase("failed")
-                    raise ApplicationError(
-                        f"{failed_in_a_row} polls in a row failed; last: {exc}",
-                        type="StepFailed",
-                        non_retryable=True,
-                    ) from None
+                    reason = f"{failed_in_a_row} polls in a row failed; last: {exc}"
+                    await self._alert(reason)
+                    raise ApplicationError(reason, type="StepFailed", non_retryable=True) from None
             outputs = dict(scope.values["steps"])
             self._state.vars = bounded_vars(scope.values["vars"])
             self._state.iteration += 1
@@ -482,6 +501,36 @@ class RecipeWorkflow(Interpreter):
 
     def _memory(self) -> dict[str, list[str]]:
         return {k: list(v) for k, v in self._seen.ids.items()}
+
+    async def _alert(self, reason: str) -> None:
+        """Send the one failure alert of a failing run (`on_failure`, else `notify`, else the worker's).
+
+        A run started before alerts existed sends none (its history has no such activity). An
+        alert that cannot be delivered is logged and counted; the run still fails with `reason`.
+        """
+        if self._run is None or not workflow.patched(ON_FAILURE_PATCH):
+            return
+        run = self._run
+        recipe = run.recipe
+        target = (recipe.on_failure.webhook if recipe.on_failure else None) or (
+            recipe.notify.webhook if recipe.notify else None
+        )
+        path = ALERT_PATH
+        try:
+            scope = self._new_scope()
+            params = {
+                "message": f"{recipe.recipe} failed: {reason}",
+                # None: the worker's TIKFLOW_NOTIFY_WEBHOOK, read there so the URL stays out of history.
+                "webhook": self._webhook(target, scope, path) if target else None,
+                "data": {"event": "failed", "reason": reason, "restart": restart_command(run)},
+                "recipe": recipe.recipe,
+                "workflow_id": workflow.info().workflow_id,
+                "alert": True,
+            }
+            await self._call("notify.send", params, None, NotifyStep(notify=""), scope, path, rendered=True)
+        except (StepFailed, RunStopped) as exc:
+            self._notification_failed(str(exc) or "stopped before the alert was sent", path=path)
+            self._state.last_error = reason  # the run's failure stays its last error, not the alert's
 
     def _continue_as_new(self, run: RecipeRun) -> None:
         self._state.seen = self._memory()
@@ -514,6 +563,9 @@ class RecipeWorkflow(Interpreter):
         elif self._backing_off:
             self._waiting_for = self._backoff_reason
             self._set_phase("backing_off")
+        elif self._pacing:
+            self._waiting_for = self._pacing_reason
+            self._set_phase("pacing")
         elif self._approvals:
             self._waiting_for = None  # `status` lists the approvals
             self._set_phase("awaiting_approval")
@@ -578,3 +630,14 @@ class RecipeWorkflow(Interpreter):
                 return
             self._searchable_phase = searchable
         workflow.upsert_search_attributes([PHASE_KEY.value_set(searchable)])
+
+
+def restart_command(run: RecipeRun) -> str:
+    """The command line that starts `run`'s recipe again with the same inputs."""
+    words = ["tikflow", "run", run.source or run.recipe.recipe]
+    for name, value in run.inputs.items():
+        if value is None:
+            continue
+        text = value if isinstance(value, str) else json.dumps(value)
+        words += ["--input", f"{name}={text}"]
+    return shlex.join(words)

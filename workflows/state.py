@@ -52,6 +52,7 @@ Phase = Literal[
     "sleeping",
     "backing_off",
     "awaiting_reauth",
+    "pacing",
     "awaiting_approval",
     "paused",
     "stopping",
@@ -72,6 +73,7 @@ class Counters(BaseModel):
     errors: int = Field(default=0, description="Steps that failed (continued or not).")
     rate_limited: int = Field(default=0, description="Calls that hit a rate limit the run waited out.")
     backoff_s: float = Field(default=0, description="Total seconds spent waiting out rate limits.")
+    pacing_s: float = Field(default=0, description="Total seconds paced calls waited for their slot.")
     reauths: int = Field(default=0, description="Times the run waited for a re-authorization.")
     notifications_failed: int = Field(
         default=0, description="Notifications (`notify` steps, re-authorization notices) not delivered."

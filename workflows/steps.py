@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 
-from workflows.models import STEP_MODEL_KINDS, ForEachStep, IfStep, ParallelStep, Step
+from workflows.models import STEP_MODEL_KINDS, ForEachStep, IfStep, ParallelStep, Step, TryStep
 
 __all__ = ["StepPath", "iter_steps", "nested_steps", "run_condition", "step_kind"]
 
@@ -29,9 +29,15 @@ def step_kind(step: Step) -> str:
 def nested_steps(step: Step) -> list[tuple[StepPath, list[Step]]]:
     """The step lists `step` holds, each with its path below the step, in file order.
 
-    `for_each` holds `steps`; `if` its `then` and `else`; `parallel` one list per branch; the
-    other kinds hold none.
+    `for_each` holds `steps`; `if` its `then` and `else`; `parallel` one list per branch; `try`
+    its `try`, each `catch`'s `steps` and its `finally`; the other kinds hold none.
     """
+    if isinstance(step, TryStep):
+        return [
+            (("try",), step.try_),
+            *((("catch", index, "steps"), clause.steps) for index, clause in enumerate(step.catch)),
+            (("finally",), step.finally_),
+        ]
     if isinstance(step, ForEachStep):
         return [(("steps",), step.steps)]
     if isinstance(step, IfStep):

@@ -1,7 +1,8 @@
 """Approval links (issue 16, item 4's link, page and route) in a real browser, against real Temporal.
 
-The `wait_for: {approval: …}` step is built separately; a stand-in workflow here keeps the contract
-`tikflow.authorize.approvals` documents (query `approval_request`, signal `approval`). Approve and
+A stand-in workflow here keeps the contract `tikflow.authorize.approvals` documents (query
+`approval_request`, signal `approval`); `test_approval_recipe_in_browser.py` does the same with
+the `approval:` step of a real run of the shipped recipe approve-reply. Approve and
 reject in headless chromium (screenshots: tests/artifacts/screenshots/approval-*.png); a decision
 is delivered exactly once, whichever link carries the second one; a forged, altered or expired link,
 or one whose run no longer waits, is refused with one line; a link decides only its own run.

@@ -11,7 +11,8 @@ Two sets, both written by this one command:
 
 Every run of a continue-as-new chain is written as its own file (`<name>-run1.json`, …).
 `*-before-patch.json` (and `for-each-fixed-batches.json`) were recorded by the workflow code from
-before a `workflow.patched` change, the other side of the patch; they are kept, never re-recorded.
+before a `workflow.patched` change, the other side of the patch; they are kept, never re-recorded
+(`approval-tag-before-patch.json` is the shipped recipe approve-reply, recorded so).
 `python -m tests.replay.record --scenario stop-retrying …` records only the named mock scenarios.
 `tests/test_replay.py` replays them all against the current workflow code, so a change that breaks
 determinism for running workflows fails the tests. Re-record only when such a break is intended

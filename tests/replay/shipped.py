@@ -36,6 +36,7 @@ from tikflow.devstack import DevStack, free_port
 from tikflow.emulator import EmulatorConfig, demo_credentials
 from tikflow.loader import LoadedRecipe, load_recipe
 from tikflow.runs import start_recipe
+from workflows.links import APPROVAL_SIGNAL
 from workflows.models import PollTrigger, Trigger
 from workflows.recipe import RecipeWorkflow
 
@@ -113,6 +114,33 @@ async def _follower_jump(scene: Scene, handle: WorkflowHandle[Any, Any]) -> None
     )
 
 
+def _question_to_answer(scene: Scene) -> None:
+    """One question under our newest video; its ids are approve-reply's inputs (`_answer_inputs`)."""
+    mine = [v["id"] for v in scene.emulator.state()["tikapi"]["videos"] if v["author"] == ME]
+    made = scene.emulator.admin("tick", {"comments": 1, "video_id": mine[0], "text": "where can I buy it?"})
+    ids = {"video": mine[0], "comment": made["comments"][0]["cid"]}
+    (scene.scratch / "approve-reply.json").write_text(json.dumps(ids))
+
+
+def _answer_inputs(scene: Scene) -> dict[str, Any]:
+    return {**json.loads((scene.scratch / "approve-reply.json").read_text()), "webhook": scene.webhook}
+
+
+async def _approve(scene: Scene, handle: WorkflowHandle[Any, Any]) -> None:
+    """Approve the run's approval once it asks (as `tikflow approve` does: the `approval` signal)."""
+    for _ in range(600):
+        status = await handle.query(RecipeWorkflow.status)
+        if status.approvals:
+            break
+        # Nothing to wait on for "the run asks" from outside it: ask again.
+        await asyncio.sleep(0.02)
+    else:
+        raise RuntimeError("approve-reply never asked for an approval")
+    [approval_id] = status.approvals
+    decision = {"id": approval_id, "decision": "approve", "comment": "", "via": "cli"}
+    await handle.signal(APPROVAL_SIGNAL, decision)
+
+
 #: Recipes that need inputs or a scene (the same ones `tests/e2e/test_shipped_recipes.py` sets).
 PLANS: dict[str, Plan] = {
     "hashtag-reply": Plan(inputs=lambda scene: {"max_replies": 5}, polls=3, prepare=_price_questions),
@@ -150,6 +178,7 @@ PLANS: dict[str, Plan] = {
         during=_follower_jump,
     ),
     "dm-autoreply": Plan(),
+    "approve-reply": Plan(inputs=_answer_inputs, prepare=_question_to_answer, during=_approve),
 }
 
 

@@ -101,9 +101,14 @@ async def test_unanswered_reauth_notifies_once_then_fails_clearly_at_the_deadlin
     message = str(failure.value.cause)
     assert "was not re-authorized within 2d" in message
     assert "account 'main'" in message
-    # Five calls met the expiry at once: one notification, saying what to run.
-    assert len(provider.notifications) == 1
-    assert f"tikflow reauth {queue} --account main" in provider.notifications[0]["message"]
+    # Five calls met the expiry at once: one re-authorization request, saying what to run; then,
+    # at the deadline, the run's one failure alert with its reason.
+    request, alert = provider.notifications
+    assert f"tikflow reauth {queue} --account main" in request["message"]
+    assert request["data"]["event"] == "awaiting_reauth"
+    assert alert["alert"] is True
+    assert alert["data"]["event"] == "failed"
+    assert alert["data"]["reason"] == failure.value.cause.message  # type: ignore[attr-defined]
     assert status.phase == "failed"
     assert status.counters.reauths == 1
 

@@ -11,15 +11,18 @@ from typing import Any
 from workflows.models import (
     ApprovalStep,
     CallStep,
+    ErrorMatch,
     FailStep,
     ForEachStep,
     IfStep,
     NotifyStep,
+    Pace,
     ParallelStep,
     Recipe,
     RunRecipeStep,
     SetStep,
     Step,
+    TryStep,
     UntilStep,
     WaitForStep,
     WaitStep,
@@ -102,6 +105,15 @@ class _Graph:
                 for _, branch in nested_steps(step):
                     self.edge(self.steps(branch, head), join)
                 return head, join
+            case TryStep():
+                # The tried steps, one edge per `catch` from the head (any tried step may fail
+                # into it), a join, then `finally`.
+                head = self.node(f"{prefix}try", "[[]]")
+                join = self.node("", "(())")
+                self.edge(self.steps(step.try_, head, "ok"), join)
+                for clause in step.catch:
+                    self.edge(self.steps(clause.steps, head, _catch_label(clause.match)), join)
+                return head, self.steps(step.finally_, join, "finally")
             case ForEachStep():
                 # The body loops back to the head.
                 head = self.node(
@@ -148,8 +160,10 @@ class _Graph:
         """The text of a step drawn as one node."""
         match step:
             case CallStep():
-                return f"{prefix}{step.call}" + (
-                    f" (new {getattr(step.new_only, 'key', step.new_only)})" if step.new_only else ""
+                return (
+                    f"{prefix}{step.call}"
+                    + (f" (new {getattr(step.new_only, 'key', step.new_only)})" if step.new_only else "")
+                    + (f" (pace {_pace(step.pace)})" if step.pace else "")
                 )
             case WaitStep():
                 return f"{prefix}wait {step.wait}"
@@ -160,6 +174,18 @@ class _Graph:
             case NotifyStep():
                 return f"{prefix}notify"
         return type(step).__name__
+
+
+def _catch_label(match: ErrorMatch) -> str:
+    """What a `catch` takes, as its edge says it: `catch ProviderRejected tikapi 10202`."""
+    parts = [*(match.type or []), match.provider or "", "" if match.code is None else str(match.code)]
+    return " ".join(["catch", *(part for part in parts if part)])
+
+
+def _pace(pace: Pace) -> str:
+    """`every 8s, 200/day`: a call's pacing as its node says it."""
+    every = f"every {pace.every}" if pace.every else ""
+    return ", ".join(part for part in (every, f"{pace.per_day}/day" if pace.per_day else "") if part)
 
 
 #: The Mermaid shape of each kind drawn as one node (the others: a rectangle).

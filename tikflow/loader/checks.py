@@ -36,6 +36,7 @@ from workflows.models import (
     MAX_LIMIT,
     ApprovalStep,
     CallStep,
+    ErrorMatch,
     FailStep,
     ForEachStep,
     IfStep,
@@ -46,6 +47,7 @@ from workflows.models import (
     RunRecipeStep,
     SetStep,
     Step,
+    TryStep,
     UntilStep,
     WaitForStep,
     parse_duration,
@@ -73,7 +75,7 @@ MIN_POLL_EVERY = timedelta(seconds=10)
 GLOBAL_NAMES = EXPRESSION_NAMES
 
 #: Keys whose list value holds steps (`parallel` holds a list of such lists).
-_STEP_LISTS = ("steps", "then", "else")
+_STEP_LISTS = ("steps", "then", "else", "try", "finally")
 
 
 def check_shape(doc: Document, data: dict[str, Any]) -> set[DataPath]:
@@ -125,6 +127,11 @@ def check_shape(doc: Document, data: dict[str, Any]) -> set[DataPath]:
                 pending.append((child, (*path, key), depth + 1, level + 1, "steps"))
             elif role == "step" and isinstance(child, list) and key == "parallel":
                 pending.append((child, (*path, key), depth + 1, level + 1, "branches"))
+            elif role == "step" and isinstance(child, list) and key == "catch":
+                # A `try`'s catches: each holds its `steps`, one level below the `try`.
+                pending.extend(
+                    (clause, (*path, key, i), depth + 2, level, "step") for i, clause in enumerate(child)
+                )
             else:
                 pending.append((child, (*path, key), depth + 1, level, "data"))
     return not_finite
@@ -172,6 +179,8 @@ class Checker:
         self.ids: dict[str, DataPath] = {}
         # Every id in the recipe, so a reference to a step that runs later can say so.
         self.all_ids = _step_ids(recipe.steps)
+        # Ids inside the `try` and `catch` steps checked so far: not visible after their `try`.
+        self.tried_ids: set[str] = set()
         from activities.registry import load_actions
 
         self.actions = load_actions()
@@ -198,6 +207,8 @@ class Checker:
             self.doc.at(("account",), f"account: {problem}")
         if self.recipe.notify and isinstance(self.recipe.notify.webhook, str):
             self._webhook(self.recipe.notify.webhook, ("notify", "webhook"), set(), set())
+        if self.recipe.on_failure and isinstance(self.recipe.on_failure.webhook, str):
+            self._webhook(self.recipe.on_failure.webhook, ("on_failure", "webhook"), set(), set())
         self._steps(self.recipe.steps, ("steps",), set(), set())
 
     def _check_webhook_trigger(self) -> None:
@@ -293,6 +304,17 @@ class Checker:
                 # Ids set in a branch are not visible after the `if`: the other branch may have run.
                 for below, body in nested_steps(step):
                     self._steps(body, (*here, *below), visible, scope)
+            case TryStep():
+                # Ids of `try` and `catch` are not visible after the step (either may stop short),
+                # nor in `finally`; `catch` steps read the error as `error`.
+                self._steps(step.try_, (*here, "try"), visible, scope)
+                for index, clause in enumerate(step.catch):
+                    self._catch_match(clause.match, (*here, "catch", index, "match"))
+                    self._steps(clause.steps, (*here, "catch", index, "steps"), visible, scope | {"error"})
+                self.tried_ids |= _step_ids(step.try_) | _step_ids(
+                    [inner for clause in step.catch for inner in clause.steps]
+                )
+                return self._steps(step.finally_, (*here, "finally"), visible, scope) - visible
             case ParallelStep():
                 produced: set[str] = set()
                 for below, body in nested_steps(step):
@@ -322,6 +344,14 @@ class Checker:
             case RunRecipeStep():
                 self._values(step.with_, (*here, "with"), visible, scope)
         return set()
+
+    def _catch_match(self, match: ErrorMatch, path: DataPath) -> None:
+        """Refuse a `catch` that can never match: a provider no action belongs to."""
+        # An error's provider is the one its action belongs to (`http` for `http.request`).
+        providers = {name.split(".", 1)[0] for name in self.actions}
+        if match.provider is not None and match.provider not in providers:
+            known = ", ".join(sorted(providers))
+            self.doc.at((*path, "provider"), f"unknown provider {match.provider!r} (known: {known})")
 
     def _for_each(self, step: ForEachStep, here: DataPath, visible: set[str], scope: set[str]) -> None:
         """Check a `for_each`: its list, its per-item `if`, its limit, its steps and `collect`."""
@@ -393,6 +423,14 @@ class Checker:
             guess = f"; did you mean {close[0]!r}?" if close else ""
             self.doc.at((*here, "call"), f"unknown action {step.call!r}{hint}{guess}")
             return
+        if isinstance(step, CallStep) and step.pace is not None and not action.side_effect:
+            # Pacing exists against spam detection of an account's writes; spacing reads would
+            # only slow a poll down (and a monitor's reads run as local activities, unpaced).
+            self.doc.at(
+                (*here, "pace"),
+                f"{label((*here, 'pace'))}: {step.call} changes nothing; pace is for side-effecting calls "
+                "(replies, comments, likes, messages, posts)",
+            )
         self._check_with(action.input_model, step.with_, (*here, "with"))
 
     def _check_with(self, model: type[BaseModel], values: dict[str, Any], path: DataPath) -> None:
@@ -458,12 +496,16 @@ class Checker:
             known = ", ".join(sorted((allowed - _CONSTANT_NAMES) | scope))
             only_event = event_only and name in GLOBAL_NAMES
             where = " (a trigger's expression reads only `event`)" if only_event else ""
+            if name == "error" and not event_only:
+                where = " (`error` is read only in a `try` step's `catch`)"
             self.doc.at(path, f"unknown name {name!r} in expression{where} (known: {known})")
         if event_only:
             return value  # `steps` and `inputs` were refused above, as names
         for ref in sorted(referenced_steps(tree)):
             if ref not in visible:
                 later = " (it runs later)" if ref in self.all_ids else ""
+                if ref in self.tried_ids:
+                    later = " (it is inside a `try` or `catch`, which may stop before it)"
                 self.doc.at(path, f"reference to undefined step {ref!r}{later}")
         for ref in sorted(referenced_steps(tree, root="inputs")):
             if ref not in self.recipe.inputs:

@@ -32,7 +32,7 @@ def report_validation_error(doc: Document, data: Any, error: Any) -> None:
         return
     field_name = loc[-1] if loc else "recipe"
     message = message.removeprefix("Value error, ")
-    if kind == "too_short" and field_name == "steps":
+    if kind == "too_short" and field_name in ("steps", "try"):
         message = "needs at least one step"
     if kind == "string_pattern_mismatch":
         pattern = error.get("ctx", {}).get("pattern", "")

@@ -8,11 +8,17 @@ of its action; then, for a side effect, the dry run's stand-in (`activities.dryr
 sent, made-up ids for what it would have created), and for a read of something a dry run made
 up, its settled state. Anything else goes to the in-process sandbox if the test has one, or
 fails the run with a non-retryable `NoCannedResult` naming the step.
+
+An `approval:` step's notification (`notify.send` with `event: awaiting_approval`) is a call like
+the others; when the case gives that step a decision (`approvals:`), the notification delivers it
+to the run (`deliver`: the `approval` signal, as the page would) before it returns, so the run
+finds it decided the moment it starts to wait.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,6 +41,8 @@ _UNNAMED = re.compile(r"^(\d+|then|else|parallel\d+)$")
 def step_name(path: str) -> str:
     """The innermost named step of a call's path: `steps.replies[7300].0` → `replies`."""
     parts = [part.partition("#")[0] for part in _ITEM_KEY.sub("", path).split(".")]
+    # A step's own call keys add a suffix after `:` (`steps.ask:approval`, its notification).
+    parts = [part.partition(":")[0] for part in parts]
     for part in reversed(parts[1:] if parts and parts[0] == "steps" else parts):
         if part and not _UNNAMED.match(part):
             return part
@@ -74,6 +82,8 @@ class CannedActivities(ProviderActivities):
     services: Services
     canned: dict[str, dict[str, Any] | list[dict[str, Any]]]
     sandbox: bool = False
+    approvals: dict[str, dict[str, str]] = field(default_factory=dict)
+    deliver: Callable[[str, dict[str, str]], Awaitable[None]] | None = None
     calls: list[RecordedCall] = field(default_factory=list)
     plan: DryRun = field(default_factory=DryRun)
     _used: dict[str, int] = field(default_factory=dict)
@@ -120,6 +130,7 @@ class CannedActivities(ProviderActivities):
                 "none" if answer is None and by in ("canned", "stand-in") else by,
             )
         )
+        await self._decide(act, values)
         if by in ("sandbox", "local"):
             return await super().execute(act, request)
         if answer is not None:
@@ -130,6 +141,18 @@ class CannedActivities(ProviderActivities):
             type="NoCannedResult",
             non_retryable=True,
         )
+
+    async def _decide(self, act: Action[Any], values: dict[str, Any]) -> None:
+        """Deliver the case's decision on the approval this call asks for, if it is one and has one."""
+        data = values.get("data")
+        if act.name != "notify.send" or not isinstance(data, dict):
+            return
+        approval_id = data.get("approval_id")
+        if data.get("event") != "awaiting_approval" or not isinstance(approval_id, str):
+            return
+        decision = self.approvals.get(step_name(approval_id.partition("@")[0]))
+        if decision is not None and self.deliver is not None:
+            await self.deliver(str(values.get("workflow_id", "")), {"id": approval_id, **decision})
 
 
 def _holds(params: dict[str, Any], wanted: Any) -> bool:

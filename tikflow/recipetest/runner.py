@@ -4,7 +4,9 @@ One test server serves every case of a `tikflow test` command (waits, `every:` i
 retries cost no time). Each case gets its own task queue and workers whose activities are a
 `CannedActivities`: no provider is called, and with no `sandbox:` the HTTP client refuses every
 request, so a test touches no network. With `sandbox:`, calls without canned results go to a
-sandbox served inside this process through httpx's ASGI transport (no socket either).
+sandbox served inside this process through httpx's ASGI transport (no socket either). A case's
+`approvals:` decide its `approval:` steps when they ask (through the run's `approval` signal);
+an approval nobody decides times out at once, time being skipped.
 What a case expected and what its run did are compared into `Difference`s, each naming the
 step it is about.
 """
@@ -40,8 +42,9 @@ from tikflow.loader import LoadedRecipe
 from tikflow.recipetest.fake import CannedActivities, RecordedCall
 from tikflow.recipetest.spec import Case, EffectExpectation, LoadedTestFile
 from tikflow.runs import start_recipe
+from workflows.links import APPROVAL_SIGNAL
 from workflows.models import PollTrigger, Recipe, Trigger
-from workflows.recipe import RecipeWorkflow
+from workflows.recipe import ALERT_PATH, RecipeWorkflow
 
 __all__ = ["CASE_TIMEOUT_S", "CaseReport", "Difference", "compare", "run_test_files", "test_recipe"]
 
@@ -149,7 +152,13 @@ async def _run_case(env: WorkflowEnvironment, test: LoadedTestFile, index: int) 
     error: str | None = None
     with tempfile.TemporaryDirectory(prefix="tikflow-test-") as home:
         services = await _services(case, Path(home))
-        fake = CannedActivities(services, case.canned, sandbox=case.sandbox is not None)
+        fake = CannedActivities(
+            services,
+            case.canned,
+            sandbox=case.sandbox is not None,
+            approvals={step: d.model_dump() for step, d in case.approvals.items()},
+            deliver=functools.partial(_deliver, env.client),
+        )
         queue = f"tikflow-test-{uuid.uuid4()}"
         async with running_workers(env.client, services, queue, activities=fake):
             _, handle = await start_recipe(
@@ -172,6 +181,11 @@ async def _run_case(env: WorkflowEnvironment, test: LoadedTestFile, index: int) 
     report.differences = compare(case, fake.calls, result, error)
     report.seconds = time.monotonic() - started
     return report
+
+
+async def _deliver(client: Any, workflow_id: str, decision: dict[str, str]) -> None:
+    """A case's decision reaches the run as the approval page's does: the `approval` signal."""
+    await client.get_workflow_handle(workflow_id).signal(APPROVAL_SIGNAL, decision)
 
 
 async def run_test_files(tests: Sequence[LoadedTestFile], only: str | None = None) -> list[CaseReport]:
@@ -240,9 +254,15 @@ def _subset(expected: Any, actual: Any, where: str) -> list[str]:
 def compare(
     case: Case, calls: Sequence[RecordedCall], result: dict[str, Any] | None, error: str | None
 ) -> list[Difference]:
-    """What the run (its `calls`, its `result` or its `error`) did other than `case` expected."""
+    """What the run (its `calls`, its `result` or its `error`) did other than `case` expected.
+
+    The failure alert a failing run sends (`on_failure`) is the engine's, not a step's: it is in
+    the report's calls but not compared, so a case expects the same calls and effects whether or
+    not its failure is alerted.
+    """
     expect = case.expect
     found: list[Difference] = []
+    calls = [c for c in calls if c.path != ALERT_PATH]
     missing = [c for c in calls if c.answered_by == "none"]
     for call in missing[:1]:
         found.append(Difference(f"step {call.step}", f"{call.action} has no canned result ({call.path})"))

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -19,10 +19,12 @@ from tikflow.loader import LoadedRecipe, RecipeError, load_recipe
 from tikflow.loader.files import read_file
 from tikflow.loader.load import parse_document
 from tikflow.loader.model_errors import report_validation_error
+from workflows.models import ApprovalStep
 from workflows.steps import iter_steps
 
 __all__ = [
     "TEST_SUFFIXES",
+    "ApprovalDecision",
     "Case",
     "EffectExpectation",
     "Expectations",
@@ -52,6 +54,16 @@ class SandboxSeed(_Strict):
     seed: int = Field(default=7, description="Seed of the sandbox's generated world.")
 
 
+class ApprovalDecision(_Strict):
+    """The decision a person makes on an `approval:` step, as soon as the run asks."""
+
+    decision: Literal["approve", "reject"] = Field(description="What the person decides.")
+    comment: str = Field(default="", max_length=500, description="The comment they write with it.")
+    via: Literal["link", "cli"] = Field(
+        default="link", description="How it comes: the approval page (`link`) or `tikflow approve` (`cli`)."
+    )
+
+
 class EffectExpectation(_Strict):
     """One side effect the run must make, in order."""
 
@@ -66,10 +78,14 @@ class Expectations(_Strict):
     """What a run must have done."""
 
     calls: dict[str, int] | None = Field(
-        default=None, description="Calls made per action, reads and effects (actions not listed: any)."
+        default=None,
+        description="Calls made per action, reads and effects (actions not listed: any; a failing "
+        "run's failure alert is not counted).",
     )
     effects: list[EffectExpectation] | None = Field(
-        default=None, description="Exactly these side effects, in order (absent: not checked)."
+        default=None,
+        description="Exactly these side effects of the steps, in order (absent: not checked; a "
+        "failing run's failure alert is not one).",
     )
     any_order: bool = Field(
         default=False, description="The effects may come in any order (parallel branches, concurrency)."
@@ -96,6 +112,13 @@ class Case(_Strict):
     )
     sandbox: SandboxSeed | None = Field(
         default=None, description="Answer calls without canned results from an in-process sandbox."
+    )
+    approvals: dict[str, ApprovalDecision] = Field(
+        default_factory=dict,
+        description=(
+            "Decisions by `approval:` step id, delivered when the step asks (as its link would); "
+            "an approval step not listed is decided by nobody: it times out."
+        ),
     )
     expect: Expectations = Field(default_factory=Expectations, description="What the run must have done.")
 
@@ -163,6 +186,9 @@ def load_test_file(path: str | Path) -> LoadedTestFile:
     loaded = load_recipe(recipe_path)
     names = [case.name for case in spec.tests]
     step_ids = {step.id for _, step in iter_steps(loaded.recipe.steps) if step.id}
+    approval_ids = {
+        step.id for _, step in iter_steps(loaded.recipe.steps) if step.id and isinstance(step, ApprovalStep)
+    }
     actions = load_actions()
     for index, case in enumerate(spec.tests):
         if names.index(case.name) != index:
@@ -178,6 +204,14 @@ def load_test_file(path: str | Path) -> LoadedTestFile:
         for key in case.canned:
             if key not in step_ids and key not in actions:
                 doc.at(("tests", index, "canned", key), f"canned: {key!r} {_neither(key)}", key=True)
+        for key in case.approvals:
+            if key not in approval_ids:
+                known = ", ".join(sorted(approval_ids)) or "none"
+                doc.at(
+                    ("tests", index, "approvals", key),
+                    f"approvals: {key!r} is not the id of an `approval:` step (approval steps: {known})",
+                    key=True,
+                )
         for number, effect in enumerate(case.expect.effects or []):
             where = ("tests", index, "expect", "effects", number)
             if effect.action not in actions:

@@ -1,0 +1,162 @@
+"""Failure alerts (`on_failure:`, `TIKFLOW_NOTIFY_WEBHOOK`) in the time-skipping server.
+
+The production workers run the real `notify.send`, which POSTs to a webhook receiver on loopback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from temporalio.client import WorkflowFailureError, WorkflowHandle
+from temporalio.exceptions import ApplicationError
+from temporalio.testing import WorkflowEnvironment
+
+from activities.settings import Settings
+from tests.conftest import make_services
+from tests.support.webhook import Webhook
+from tikflow.devstack import running_workers
+from tikflow.loader import load_recipe
+from tikflow.runs import build_run
+from workflows.recipe import MAX_CONSECUTIVE_FAILED_POLLS, RecipeWorkflow, RunStatus
+
+ONCE = """
+recipe: nightly-report
+inputs: {who: {type: string}, count: {type: integer, default: 3}}
+TARGET
+steps:
+  - call: log
+    with: {message: "hello {{ inputs.who }}"}
+  - fail: "the report for {{ inputs.who }} is empty"
+"""
+
+MONITOR = """
+recipe: watch-tag
+TARGET
+trigger:
+  poll: {every: 1m}
+steps:
+  - fail: provider down
+"""
+
+
+def with_target(text: str, target: str) -> str:
+    return text.replace("TARGET", target)
+
+
+async def run_to_failure(
+    env: WorkflowEnvironment,
+    tmp_path: Path,
+    credentials_file: Path,
+    task_queue: str,
+    text: str,
+    inputs: dict[str, Any],
+    *,
+    default_webhook: str | None = None,
+) -> tuple[str, WorkflowHandle[Any, Any], RunStatus]:
+    """Run the recipe `text` (from a file) on the production workers until it fails.
+
+    Returns its failure's message, its handle and its final status.
+    """
+    path = tmp_path / "recipe.yaml"
+    path.write_text(text)
+    services = make_services(credentials_path=credentials_file)
+    services = dataclasses.replace(services, settings=Settings(notify_webhook=default_webhook))
+    async with running_workers(env.client, services, task_queue):
+        handle = await env.client.start_workflow(
+            RecipeWorkflow.run,
+            build_run(load_recipe(path), inputs),
+            id=f"wf-{task_queue}",
+            task_queue=task_queue,
+            task_timeout=timedelta(seconds=10),
+        )
+        with pytest.raises(WorkflowFailureError) as caught:
+            await asyncio.wait_for(handle.result(), 60)
+        status = await handle.query(RecipeWorkflow.status)
+    cause = caught.value.cause
+    assert isinstance(cause, ApplicationError)
+    return cause.message, handle, status
+
+
+async def test_a_failing_run_sends_one_alert_with_the_reason_and_the_restart_command(
+    time_env, tmp_path, credentials_file, task_queue, webhook
+):
+    text = with_target(ONCE, f"on_failure: {{webhook: {webhook.url!r}}}")
+    message, handle, status = await run_to_failure(
+        time_env, tmp_path, credentials_file, task_queue, text, {"who": "ann lee"}
+    )
+    assert message == "steps.1: the report for ann lee is empty"
+    assert webhook.posts == 1
+    key, body = webhook.calls[0]
+    assert key
+    assert body["message"] == f"nightly-report failed: {message}"
+    assert body["reason"] == message
+    assert body["restart"] == f"tikflow run {tmp_path / 'recipe.yaml'} --input 'who=ann lee' --input count=3"
+    assert body["workflow_id"] == handle.id
+    assert status.counters.notifications_failed == 0
+
+
+async def test_a_monitor_that_gives_up_sends_one_alert_not_one_per_poll(
+    time_env, tmp_path, credentials_file, task_queue, webhook
+):
+    # No on_failure: the recipe's notify target takes the alert.
+    text = with_target(MONITOR, f"notify: {{webhook: {webhook.url!r}}}")
+    message, _, _ = await run_to_failure(time_env, tmp_path, credentials_file, task_queue, text, {})
+    assert message == f"{MAX_CONSECUTIVE_FAILED_POLLS} polls in a row failed; last: steps.0: provider down"
+    assert webhook.posts == 1
+    body = webhook.calls[0][1]
+    assert body["reason"] == message
+    assert body["message"] == f"watch-tag failed: {message}"
+    assert body["restart"] == f"tikflow run {tmp_path / 'recipe.yaml'}"
+
+
+async def test_the_workers_default_webhook_takes_alerts_of_recipes_that_name_none(
+    time_env, tmp_path, credentials_file, task_queue, webhook
+):
+    text = with_target(ONCE, "")
+    message, handle, _ = await run_to_failure(
+        time_env, tmp_path, credentials_file, task_queue, text, {"who": "bo"}, default_webhook=webhook.url
+    )
+    assert webhook.posts == 1
+    assert webhook.calls[0][1]["reason"] == message
+    # The URL was read by the worker: the run's history never holds it.
+    history = await handle.fetch_history()
+    assert webhook.url not in history.to_json()
+    assert "127.0.0.1" not in history.to_json()
+
+
+async def test_a_default_webhook_takes_no_ordinary_notify_step(
+    time_env, tmp_path, credentials_file, task_queue, webhook
+):
+    text = """
+recipe: plain-notify
+steps:
+  - notify: all good
+  - fail: then broken
+"""
+    message, _, _ = await run_to_failure(
+        time_env, tmp_path, credentials_file, task_queue, text, {}, default_webhook=webhook.url
+    )
+    # The notify step stays log-only; only the failure alert reached the default webhook.
+    assert [body["message"] for _, body in webhook.calls] == [f"plain-notify failed: {message}"]
+
+
+async def test_an_alert_that_cannot_be_delivered_leaves_the_run_failed_with_its_own_reason(
+    time_env, tmp_path, credentials_file, task_queue
+):
+    gone = Webhook(status=404)  # the alert's hook was deleted
+    try:
+        text = with_target(ONCE, f"on_failure: {{webhook: {gone.url!r}}}")
+        message, _, status = await run_to_failure(
+            time_env, tmp_path, credentials_file, task_queue, text, {"who": "cy"}
+        )
+    finally:
+        gone.close()
+    assert message == "steps.1: the report for cy is empty"
+    assert gone.posts == 1  # refused, not retried
+    assert status.counters.notifications_failed == 1
+    assert status.last_error == message

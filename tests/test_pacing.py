@@ -1,0 +1,321 @@
+"""`pace:` per account across recipes: three monitors, one TikAPI account, the real sandbox.
+
+The runs, the account's pacer and the reply activities run in the time-skipping server, the
+replies go over HTTP to the sandbox (the real `tikapi.reply` activity of the production worker).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections.abc import AsyncIterator
+from datetime import datetime, timedelta
+from typing import Any
+
+import httpx
+from temporalio import activity
+from temporalio.client import Client
+from temporalio.service import RPCError
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
+
+from activities.contracts import ActionRequest
+from activities.credentials import CredentialStore
+from activities.registry import Action
+from activities.runner import ProviderActivities
+from tests.support.emulator import AdminClient, emulator_services, store_emulator_credentials
+from tests.support.waiting import eventually
+from tikflow.devstack import running_workers
+from tikflow.loader import load_recipe_text
+from tikflow.runs import build_run
+from workflows.pacing import AccountPacerWorkflow, PacerState, pacer_id
+from workflows.recipe import RecipeWorkflow, RunStatus, workflow_runner
+
+ME = "tikflow_demo"
+EVERY = timedelta(seconds=8)
+
+PACED = """
+recipe: pace-{n}
+inputs:
+  video: {{type: string}}
+trigger:
+  poll: {{every: 1m, max_polls: 4}}
+steps:
+  - id: comments
+    call: tikapi.comments
+    with: {{media_id: "{{{{ inputs.video }}}}", count: 30}}
+  - id: replies
+    for_each: "{{{{ steps.comments.items }}}}"
+    as: comment
+    if: "{{{{ comment.author != '{me}' }}}}"
+    new_only: cid
+    concurrency: 4
+    steps:
+      - call: tikapi.reply
+        pace: {{every: 8s}}
+        with:
+          media_id: "{{{{ comment.aweme_id }}}}"
+          reply_comment_id: "{{{{ comment.cid }}}}"
+          text: "thanks from recipe {n}"
+"""
+
+
+class TimedReplies(ProviderActivities):
+    """The production activities, with the test server's clock read around each reply.
+
+    `get_current_time` is the time-skipping server's clock, the one every workflow timer (and so
+    every pacing slot) runs on. The sandbox received each reply between the two readings, on that
+    clock, so `before` of one reply minus `after` of the previous is a lower bound of the gap the
+    sandbox saw. (The sandbox's own wall clock is no witness: skipped time never passes on it.)
+    It also counts the activities running, so the test skips time only when none is (a skip
+    during one would fire its timeout and retry it while the first attempt still posts).
+    """
+
+    def __init__(self, services: Any, env: WorkflowEnvironment) -> None:
+        super().__init__(services)
+        self.env = env
+        self.replies: list[tuple[datetime, datetime, str]] = []
+        self.running = 0
+        self.idle = asyncio.Event()
+        self.idle.set()
+
+    async def execute(self, act: Action[Any], request: ActionRequest) -> dict[str, Any]:
+        self.running += 1
+        self.idle.clear()
+        try:
+            if act.name != "tikapi.reply":
+                return await super().execute(act, request)
+            before = await self.env.get_current_time()
+            result = await super().execute(act, request)
+            after = await self.env.get_current_time()
+            self.replies.append((before, after, activity.info().workflow_id))
+            return result
+        finally:
+            self.running -= 1
+            if not self.running:
+                self.idle.set()
+
+
+async def _start(client: Client, task_queue: str, n: int, video: str) -> Any:
+    loaded = load_recipe_text(PACED.format(n=n, me=ME), f"pace-{n}.yaml")
+    return await client.start_workflow(
+        RecipeWorkflow.run,
+        build_run(loaded, {"video": video}),
+        id=f"pace-{n}-{uuid.uuid4()}",
+        task_queue=task_queue,
+    )
+
+
+async def test_three_recipes_on_one_account_reply_8s_apart_each_once(
+    time_env, sandbox_url, tmp_path, task_queue
+):
+    def prepare() -> tuple[CredentialStore, list[str]]:
+        admin = AdminClient(sandbox_url, timeout=10)
+        admin.admin("reset")
+        videos = [v["id"] for v in admin.state()["tikapi"]["videos"] if v["author"] != ME][:3]
+        for video in videos:
+            admin.admin("tick", {"comments": 12, "video_id": video, "text": "love it"})
+        return store_emulator_credentials(CredentialStore(tmp_path / "c.json", env={}), sandbox_url), videos
+
+    store, videos = await asyncio.to_thread(prepare)
+    services = emulator_services(sandbox_url, store, http=httpx.AsyncClient(timeout=30))
+    timed = TimedReplies(services, time_env)
+    async with running_workers(time_env.client, services, task_queue, activities=timed):
+        started = await time_env.get_current_time()
+        handles = [await _start(time_env.client, task_queue, n, video) for n, video in enumerate(videos)]
+
+        # While they run, a waiting run says so: phase `pacing` and until when.
+        async def status() -> RunStatus:
+            return await handles[0].query(RecipeWorkflow.status)
+
+        waiting = await eventually(
+            status, until=lambda s: s.phase == "pacing", within=30, every=0.01, what="a run pacing"
+        )
+        assert waiting.waiting_for
+        assert "tikapi account 'main'" in waiting.waiting_for
+
+        # Time moves a second at a time, each step once no activity runs (see `TimedReplies`).
+        with time_env.auto_time_skipping_disabled():
+            done = asyncio.gather(*(h.result() for h in handles))
+            for _ in range(15 * 60):
+                if done.done():
+                    break
+                await asyncio.wait_for(timed.idle.wait(), 30)
+                await time_env.sleep(timedelta(seconds=1))
+            results = await asyncio.wait_for(done, 30)
+        ended = await time_env.get_current_time()
+        pacer: PacerState = await time_env.client.get_workflow_handle(pacer_id("tikapi", "main")).query(
+            AccountPacerWorkflow.pacing
+        )
+
+    state = await asyncio.to_thread(AdminClient(sandbox_url).state)
+    comments = state["tikapi"]["comments"]
+    asked = {
+        c["cid"] for c in comments if c["aweme_id"] in videos and not c["reply_to"] and c["author"] != ME
+    }
+    replies = [c["reply_to"] for c in comments if c["author"] == ME and c["reply_to"] in asked]
+    assert len(asked) >= 36
+    assert sorted(replies) == sorted(asked), "a comment got no reply or two"
+    assert sum(r.polls for r in results) == 12
+    assert EVERY * (len(asked) - 1) <= ended - started <= timedelta(minutes=10)  # simulated
+
+    timed.replies.sort()
+    assert len(timed.replies) == len(asked)  # each posted once: no activity posted a second time
+    assert {wf for _, _, wf in timed.replies} == {h.id for h in handles}  # all three recipes replied
+    gaps = [nxt[0] - prev[1] for prev, nxt in zip(timed.replies, timed.replies[1:], strict=False)]
+    assert min(gaps) >= EVERY, f"two replies {min(gaps)} apart"
+    # Paced, not serialised far beyond the pace: the slots follow each other closely.
+    assert max(gaps) < EVERY + timedelta(seconds=2) or len(timed.replies) < 3
+    assert pacer.granted == len(asked)
+    assert pacer.holder is None
+    assert not pacer.queue
+    assert sum(r.counters.pacing_s for r in results) > 0
+
+
+class MockReplies:
+    """A mock `tikapi.reply` recording the server's (simulated) clock when each attempt was scheduled."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[datetime, str]] = []
+        self.running = 0
+        self.idle = asyncio.Event()
+        self.idle.set()
+
+    def activity(self) -> Any:
+        @activity.defn(name="tikapi.reply")
+        async def reply(request: ActionRequest) -> dict[str, Any]:
+            self.running += 1
+            self.idle.clear()
+            self.calls.append((activity.info().current_attempt_scheduled_time, activity.info().workflow_id))
+            await asyncio.sleep(0)
+            self.running -= 1
+            if not self.running:
+                self.idle.set()
+            return {"cid": "1"}
+
+        return reply
+
+
+async def _drive(env: WorkflowEnvironment, done: Any, idle: asyncio.Event) -> Any:
+    """Move the test server's clock until `done`: to the account's next slot, else a second on.
+
+    Time moves only while no activity runs: the server's automatic skipping would also skip while
+    one runs and fire its timeout (see `TimedReplies`).
+    """
+    pacer = env.client.get_workflow_handle(pacer_id("tikapi", "main"))
+    with env.auto_time_skipping_disabled():
+        for _ in range(5000):
+            if done.done():
+                break
+            await asyncio.wait_for(idle.wait(), 30)
+            gap = timedelta(seconds=1)
+            with contextlib.suppress(RPCError):
+                state: PacerState = await pacer.query(AccountPacerWorkflow.pacing)
+                now = await env.get_current_time()
+                if state.holder_at is not None and state.holder_at - now > gap:
+                    gap = state.holder_at - now
+            await env.sleep(gap)
+        return await asyncio.wait_for(done, 30)
+
+
+def _replying(name: str, times: int, pace: str) -> str:
+    return f"""
+recipe: {name}
+steps:
+  - for_each: "{{{{ range({times}) | list }}}}"
+    as: n
+    steps:
+      - call: tikapi.reply
+        pace: {pace}
+        with: {{media_id: "1", reply_comment_id: "{{{{ n }}}}", text: hi}}
+"""
+
+
+async def _start_text(client: Client, task_queue: str, text: str) -> Any:
+    return await client.start_workflow(
+        RecipeWorkflow.run,
+        build_run(load_recipe_text(text, "test.yaml"), {}),
+        id=f"wf-{uuid.uuid4()}",
+        task_queue=task_queue,
+    )
+
+
+@contextlib.asynccontextmanager
+async def _workers(client: Client, task_queue: str, mock: MockReplies) -> AsyncIterator[None]:
+    """The recipe and pacer workflows on `task_queue`, a mock `tikapi.reply` on its provider queue."""
+    async with (
+        Worker(
+            client,
+            task_queue=task_queue,
+            workflows=[RecipeWorkflow, AccountPacerWorkflow],
+            workflow_runner=workflow_runner(),
+        ),
+        Worker(client, task_queue=f"{task_queue}.tikapi", activities=[mock.activity()]),
+    ):
+        yield
+
+
+async def test_per_day_is_a_rolling_24_hours_across_recipes(time_env, task_queue):
+    mock = MockReplies()
+    calls = mock.calls
+    async with _workers(time_env.client, task_queue, mock):
+        handles = [
+            await _start_text(time_env.client, task_queue, _replying(f"r{n}", 3, "{per_day: 4}"))
+            for n in range(2)
+        ]
+        await _drive(time_env, asyncio.gather(*(h.result() for h in handles)), mock.idle)
+    times = sorted(t for t, _ in calls)
+    assert len(times) == 6
+    assert len({wf for _, wf in calls}) == 2
+    assert times[3] - times[0] < timedelta(minutes=1)  # four at once: the budget
+    # The fifth and sixth wait until the first and second are a day old, not for midnight.
+    assert times[4] - times[0] >= timedelta(days=1)
+    assert times[4] - times[0] < timedelta(days=1, minutes=1)
+    assert times[5] - times[1] >= timedelta(days=1)
+
+
+async def test_a_run_stopped_while_pacing_gives_its_slot_back_and_shows_the_wait(time_env, task_queue):
+    mock = MockReplies()
+    calls = mock.calls
+    async with _workers(time_env.client, task_queue, mock):
+        first = await _start_text(time_env.client, task_queue, _replying("first", 2, "{every: 1h}"))
+        waiting = await status_of(first, lambda s: s.phase == "pacing" and " at " in (s.waiting_for or ""))
+        assert "pacing slot of tikapi account 'main' at" in (waiting.waiting_for or "")
+        await first.signal(RecipeWorkflow.stop)
+        await _drive(time_env, asyncio.ensure_future(first.result()), mock.idle)
+        pacer = time_env.client.get_workflow_handle(pacer_id("tikapi", "main"))
+        state: PacerState = await pacer.query(AccountPacerWorkflow.pacing)
+        assert state.holder is None
+        assert len(state.booked) == 1
+
+        second = await _start_text(time_env.client, task_queue, _replying("second", 1, "{every: 1h}"))
+        await _drive(time_env, asyncio.ensure_future(second.result()), mock.idle)
+    assert [wf for _, wf in calls] == [first.id, second.id]
+    # The second run's call keeps the hour after the first call, though the stopped run gave up its slot.
+    assert calls[1][0] - calls[0][0] >= timedelta(hours=1)
+    summaries = [
+        e.user_metadata.summary.data.decode()
+        async for e in first.fetch_history_events()
+        if e.HasField("timer_started_event_attributes") and e.HasField("user_metadata")
+    ]
+    assert any("pacing" in s and "tikapi account 'main'" in s for s in summaries)  # the UI's timer label
+
+
+async def status_of(handle: Any, check: Any) -> RunStatus:
+    """Query `status` until `check` holds."""
+
+    async def status() -> RunStatus:
+        return await handle.query(RecipeWorkflow.status)
+
+    return await eventually(status, until=check, within=10, every=0.02, what="the status checked")
+
+
+def test_graph_shows_a_calls_pace():
+    from pathlib import Path
+
+    from tikflow.commands.graph import mermaid
+    from tikflow.loader import load_recipe
+
+    recipe = load_recipe(Path(__file__).parent / "recipes" / "valid" / "paced.yaml").recipe
+    assert '["tikapi.reply (pace every 8s, 200/day)"]' in mermaid(recipe)
