@@ -158,17 +158,12 @@ async def _client() -> Any:
 def cmd_run(args: argparse.Namespace) -> int:
     """`tikflow run FILE`: validate, then start the recipe (and optionally wait for its result)."""
     from tikflow.fleet import parse_labels
-    from tikflow.loader import RecipeError, load_recipe, resolve_inputs
+    from tikflow.loader import load_recipe, resolve_inputs
     from tikflow.runs import AlreadyRunning, start_recipe
 
-    try:
-        loaded = load_recipe(args.file)
-        given = _parse_inputs(args.input)
-        resolve_inputs(loaded.recipe, given, loaded.source)
-    except RecipeError as exc:
-        for problem in exc.problems:
-            print(problem, file=sys.stderr)
-        return EXIT_INVALID
+    loaded = load_recipe(args.file)  # a RecipeError is reported by `main`
+    given = _parse_inputs(args.input)
+    resolve_inputs(loaded.recipe, given, loaded.source)
     try:
         labels = parse_labels(args.label)
     except ValueError as exc:
@@ -628,6 +623,16 @@ def _run_command(argv: Sequence[str] | None) -> int:
     except UserError as exc:
         print(f"tikflow: {exc}", file=sys.stderr)
         code = exc.code
+    except Exception as exc:
+        # A recipe that does not load: its problems, one FILE:LINE:COL line each. Imported here,
+        # not at the top: the loader imports the models, which commands like `status` never need.
+        from tikflow.loader import RecipeError
+
+        if not isinstance(exc, RecipeError):
+            raise
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        code = EXIT_INVALID
     except KeyboardInterrupt:
         code = 130
     return code

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from collections.abc import Sequence
 from itertools import count
 from typing import Any
@@ -41,14 +40,9 @@ def add_parser(subparsers: Any) -> None:
 
 def cmd_graph(args: argparse.Namespace) -> int:
     """Validate the recipe, then print its diagram."""
-    from tikflow.loader import RecipeError, load_recipe
+    from tikflow.loader import load_recipe
 
-    try:
-        loaded = load_recipe(args.file)
-    except RecipeError as exc:
-        for problem in exc.problems:
-            print(problem, file=sys.stderr)
-        return 2
+    loaded = load_recipe(args.file)  # a RecipeError is reported by `tikflow.cli.main`
     print(mermaid(loaded.recipe))
     return 0
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import sys
 from typing import Any
 
 __all__ = ["add_parser", "cmd_state", "cmd_upgrade"]
@@ -85,12 +84,7 @@ def cmd_upgrade(args: argparse.Namespace) -> int:
     from tikflow.runs import build_run
     from workflows.recipe import RecipeRun, RecipeWorkflow
 
-    try:
-        loaded = load_recipe(args.file)
-    except RecipeError as exc:
-        for problem in exc.problems:
-            print(problem, file=sys.stderr)
-        return EXIT_INVALID
+    loaded = load_recipe(args.file)  # a RecipeError is reported by `tikflow.cli.main`
     if loaded.recipe.trigger is None or loaded.recipe.trigger.poll is None:
         raise UserError(
             f"{args.file}: not a monitor (no `trigger: poll`); only a monitor is upgraded", EXIT_INVALID
