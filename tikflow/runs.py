@@ -8,7 +8,9 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -118,11 +120,14 @@ async def start_recipe(
     workflow_id: str | None = None,
     search_attributes: bool = True,
     labels: dict[str, str] | None = None,
+    warn: Callable[[str], None] | None = None,
 ) -> tuple[str, WorkflowHandle[Any, Any] | None]:
     """Start a recipe: a workflow, or a Temporal Schedule for `trigger.schedule`.
 
     The run's labels are the recipe's `labels:` with `labels` (`tikflow run --label`) over them,
-    stored in `TikflowLabels` as `key=value` and in the memo.
+    stored in `TikflowLabels` as `key=value` and in the memo. A monitor starts from the memory
+    its id's last closed run kept (`last_memory`); `warn` gets the one line saying why it starts
+    empty when that memory is lost (default: a log warning).
 
     Returns:
         The workflow (or schedule) id and, for a workflow, its handle.
@@ -177,7 +182,7 @@ async def start_recipe(
             raise AlreadyRunning(f"a schedule with id {run_id!r} already exists") from None
         return run_id, None
     if trigger is not None and trigger.poll is not None:
-        memory = await last_memory(client, run_id)
+        memory = await last_memory(client, run_id, warn=warn)
         if memory:
             run.state = MonitorState(seen=carried(memory, run.recipe))
     try:
@@ -200,22 +205,23 @@ async def start_recipe(
     return run_id, handle
 
 
-async def last_memory(client: Client, run_id: str) -> dict[str, list[str]]:
-    """The `new_only` memory the last closed run of `run_id` ended with (`workflows.memory`).
+async def last_memory(
+    client: Client, run_id: str, *, warn: Callable[[str], None] | None = None
+) -> dict[str, list[str]]:
+    """The `new_only` memory the last closed run of `run_id` kept (`tikflow.kept_memory`).
 
-    Empty when there was none, it is still running, or it failed or was terminated (no result).
+    Empty when there was none or it is still running; also when it was lost, and then `warn`
+    (default: a log warning) gets one line saying so and why.
     """
-    handle = client.get_workflow_handle(run_id)
-    try:
-        described = await handle.describe()
-    except RPCError as exc:
-        if exc.status == RPCStatusCode.NOT_FOUND:
-            return {}
-        raise
-    if described.status != WorkflowExecutionStatus.COMPLETED:
+    from tikflow.kept_memory import kept_memory
+
+    kept = await kept_memory(client, run_id)
+    if kept is None:
         return {}
-    result = await client.get_workflow_handle(run_id, run_id=described.run_id, result_type=RunResult).result()
-    return result.memory if isinstance(result, RunResult) else {}
+    if kept.lost is not None:
+        line = f"run {run_id} ended {kept.status} and {kept.lost}: the new run's new_only memory starts empty"
+        (warn or logging.getLogger(__name__).warning)(line)
+    return kept.memory
 
 
 def overlap_policy(name: str) -> ScheduleOverlapPolicy:

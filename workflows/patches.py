@@ -12,6 +12,7 @@ __all__ = [
     "ACTIVITY_SUMMARY_PATCH",
     "APPROVAL_TAG_PATCH",
     "AUTH_WATCH_PATCH",
+    "FAILURE_MEMORY_PATCH",
     "ITEM_KEY_PATCH",
     "LOCAL_READS_PATCH",
     "NOTIFY_PATCH",
@@ -79,3 +80,9 @@ APPROVAL_TAG_PATCH = "approval-id-random-tag"
 #: `TIKFLOW_NOTIFY_WEBHOOK`) with the reason and the command that restarts it. Runs started before
 #: it failed without the activity and keep doing so on replay.
 ON_FAILURE_PATCH = "failure-alert"
+
+#: A monitor that gives up after its failed polls carries its `new_only` memory in its failure's
+#: details (`{"memory": {...}}`), so `tikflow run` restarts it from that memory without replaying
+#: its history (`tikflow.kept_memory`). Runs started before it failed without details and keep
+#: doing so on replay (their memory is then recovered by replaying their history).
+FAILURE_MEMORY_PATCH = "failure-carries-memory"

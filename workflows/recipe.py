@@ -36,6 +36,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.models import NotifyStep, Recipe, input_value_problem, parse_duration
     from workflows.pacing import PACE_SLOT_SIGNAL, PaceSlot
     from workflows.patches import (
+        FAILURE_MEMORY_PATCH,
         ITEM_KEY_PATCH,
         NOTIFY_PATCH,
         ON_FAILURE_PATCH,
@@ -230,6 +231,11 @@ class RecipeWorkflow(Interpreter):
     def memory(self) -> list[StepMemory]:
         """The `new_only` memory per step: how many keys, the oldest and newest, the watermark."""
         return summary(self._seen.ids)
+
+    @workflow.query
+    def remembered(self) -> dict[str, list[str]]:
+        """The whole `new_only` memory: the keys per step, what a restart of this run is seeded with."""
+        return self._memory()
 
     @workflow.signal
     def reauthorized(self, account: str) -> None:
@@ -473,7 +479,9 @@ class RecipeWorkflow(Interpreter):
                     self._set_phase("failed")
                     reason = f"{failed_in_a_row} polls in a row failed; last: {exc}"
                     await self._alert(reason)
-                    raise ApplicationError(reason, type="StepFailed", non_retryable=True) from None
+                    # The memory travels in the failure: its restart starts from it (`tikflow.kept_memory`).
+                    kept = [{"memory": self._memory()}] if workflow.patched(FAILURE_MEMORY_PATCH) else []
+                    raise ApplicationError(reason, *kept, type="StepFailed", non_retryable=True) from None
             outputs = dict(scope.values["steps"])
             self._state.vars = bounded_vars(scope.values["vars"])
             self._state.iteration += 1

@@ -1,0 +1,99 @@
+"""Memory that survives a monitor that failed or was terminated: its restart answers no comment twice."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from typing import Any
+
+import pytest
+from temporalio.client import WorkflowFailureError
+from temporalio.exceptions import ApplicationError
+from test_memory import MONITOR, answered, replied
+from test_recipe_workflow import Actions, recipe, status_when, workers
+
+from activities.contracts import ActionRequest
+from tikflow.kept_memory import kept_memory
+from tikflow.runs import start_recipe
+from workflows.recipe import MAX_CONSECUTIVE_FAILED_POLLS, RecipeWorkflow, RunResult
+
+FIRST = [{"cid": "a", "t": 1}, {"cid": "b", "t": 2}]
+LATER = [*FIRST, {"cid": "c", "t": 3}]
+#: What the first poll leaves (the for_each without `new_only` keeps an empty entry).
+KEPT = {"comments": ["a", "b"], "comments#after": ["2"], "steps.1#each": []}
+
+
+def listing_then_outage(outage: int):
+    """Poll 1 lists FIRST, the next `outage` polls are refused, then LATER is listed."""
+    calls = itertools.count()
+
+    def listing(request: ActionRequest) -> dict[str, Any]:
+        n = next(calls)
+        if n == 0:
+            return {"items": FIRST}
+        if n <= outage:
+            raise ApplicationError("media not found", type="ProviderRejected", non_retryable=True)
+        return {"items": LATER}
+
+    return listing
+
+
+async def test_a_monitor_that_gave_up_restarts_from_its_memory(time_env, task_queue):
+    actions = Actions(
+        tikapi__comments=listing_then_outage(MAX_CONSECUTIVE_FAILED_POLLS),
+        tikapi__reply=answered,
+        notify__send=answered,  # the give-up alert
+    )
+    loaded = recipe(MONITOR.format(step="comments"))
+    warnings: list[str] = []
+    async with workers(time_env.client, task_queue, actions):
+        run_id, first = await start_recipe(
+            time_env.client, loaded, {}, task_queue=task_queue, search_attributes=False
+        )
+        assert first is not None
+        with pytest.raises(WorkflowFailureError) as failed:
+            await asyncio.wait_for(first.result(), 60)
+        # The failure carries the memory: no replay is needed to read it.
+        cause = failed.value.cause
+        assert isinstance(cause, ApplicationError)
+        assert cause.details[0]["memory"] == KEPT
+        _, again = await start_recipe(
+            time_env.client, loaded, {}, task_queue=task_queue, search_attributes=False, warn=warnings.append
+        )
+        assert again is not None
+        await status_when(again, lambda s: s.iteration == 1)
+        await again.signal(RecipeWorkflow.stop)
+        ended: RunResult = await again.result()
+    assert replied(actions) == ["a", "b", "c"]
+    assert ended.counters.new_items == 1
+    assert warnings == []
+    assert run_id == again.id
+
+
+async def test_a_terminated_monitor_restarts_from_the_memory_its_history_replays_to(time_env, task_queue):
+    actions = Actions(tikapi__comments=listing_then_outage(0), tikapi__reply=answered)
+    loaded = recipe(MONITOR.format(step="comments"))
+    warnings: list[str] = []
+    async with workers(time_env.client, task_queue, actions):
+        run_id, first = await start_recipe(
+            time_env.client, loaded, {}, task_queue=task_queue, search_attributes=False
+        )
+        assert first is not None
+        await status_when(first, lambda s: s.iteration == 1 and s.phase == "sleeping")
+        await first.terminate("operator pulled the plug")
+        kept = await kept_memory(time_env.client, run_id)
+        assert kept is not None
+        assert (kept.status, kept.memory, kept.lost) == (
+            "terminated",
+            KEPT,
+            None,
+        )
+        _, again = await start_recipe(
+            time_env.client, loaded, {}, task_queue=task_queue, search_attributes=False, warn=warnings.append
+        )
+        assert again is not None
+        await status_when(again, lambda s: s.iteration == 1)
+        await again.signal(RecipeWorkflow.stop)
+        await again.result()
+    assert replied(actions) == ["a", "b", "c"]
+    assert warnings == []
