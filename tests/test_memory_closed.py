@@ -4,18 +4,22 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+from datetime import timedelta
 from typing import Any
 
 import pytest
+from temporalio import workflow
 from temporalio.client import WorkflowFailureError
 from temporalio.exceptions import ApplicationError
+from temporalio.worker import Worker
 from test_memory import MONITOR, answered, replied
 from test_recipe_workflow import Actions, recipe, status_when, workers
 
 from activities.contracts import ActionRequest
+from tests.support.waiting import eventually
 from tikflow.kept_memory import kept_memory
-from tikflow.runs import start_recipe
-from workflows.recipe import MAX_CONSECUTIVE_FAILED_POLLS, RecipeWorkflow, RunResult
+from tikflow.runs import build_run, run_id_for, start_recipe
+from workflows.recipe import MAX_CONSECUTIVE_FAILED_POLLS, RecipeRun, RecipeWorkflow, RunResult
 
 FIRST = [{"cid": "a", "t": 1}, {"cid": "b", "t": 2}]
 LATER = [*FIRST, {"cid": "c", "t": 3}]
@@ -97,3 +101,62 @@ async def test_a_terminated_monitor_restarts_from_the_memory_its_history_replays
         await again.result()
     assert replied(actions) == ["a", "b", "c"]
     assert warnings == []
+
+
+async def test_a_failed_run_without_memory_in_its_failure_is_replayed(time_env, task_queue):
+    # A run-once recipe's failure carries no memory (as a monitor's before FAILURE_MEMORY_PATCH).
+    text = MONITOR.format(step="comments").replace("trigger: {poll: {every: 1m}}\n", "")
+    actions = Actions(tikapi__comments=listing_then_outage(0), tikapi__reply=answered)
+    broken = recipe(text + "  - fail: then it broke\n")
+    async with workers(time_env.client, task_queue, actions):
+        run_id, handle = await start_recipe(
+            time_env.client, broken, {}, task_queue=task_queue, search_attributes=False
+        )
+        assert handle is not None
+        with pytest.raises(WorkflowFailureError):
+            await handle.result()
+    kept = await kept_memory(time_env.client, run_id)
+    assert kept is not None
+    assert (kept.status, kept.memory, kept.lost) == ("failed", KEPT, None)
+
+
+@workflow.defn(name="RecipeWorkflow", sandboxed=False)
+class AnotherVersion:
+    """A `RecipeWorkflow` whose commands today's code would not make: its history does not replay."""
+
+    @workflow.run
+    async def run(self, run: RecipeRun) -> None:
+        await workflow.sleep(timedelta(hours=1))
+
+
+async def test_memory_that_cannot_be_recovered_is_one_warning_and_an_empty_start(time_env, task_queue):
+    actions = Actions(tikapi__comments=listing_then_outage(0), tikapi__reply=answered)
+    loaded = recipe(MONITOR.format(step="comments"))
+    run_id = run_id_for(loaded.recipe, {})
+    async with Worker(time_env.client, task_queue=task_queue, workflows=[AnotherVersion]):
+        other = await time_env.client.start_workflow(
+            AnotherVersion.run, build_run(loaded, {}), id=run_id, task_queue=task_queue
+        )
+
+        async def timer_started() -> bool:
+            history = await other.fetch_history()
+            return any(event.HasField("timer_started_event_attributes") for event in history.events)
+
+        await eventually(timer_started, within=10, what="the other version's timer")
+        await other.terminate()
+    warnings: list[str] = []
+    async with workers(time_env.client, task_queue, actions):
+        _, again = await start_recipe(
+            time_env.client, loaded, {}, task_queue=task_queue, search_attributes=False, warn=warnings.append
+        )
+        assert again is not None
+        await status_when(again, lambda s: s.iteration == 1)
+        await again.signal(RecipeWorkflow.stop)
+        await again.result()
+    [line] = warnings
+    assert line.startswith(
+        f"run {run_id} ended terminated and its history did not replay with this version ("
+    )
+    assert line.endswith("): the new run's new_only memory starts empty")
+    assert "\n" not in line
+    assert replied(actions) == ["a", "b"]

@@ -25,12 +25,14 @@ When nothing can be recovered (the history does not replay, or is gone) the resu
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
 from temporalio import workflow
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError
 from temporalio.exceptions import ApplicationError
+from temporalio.runtime import Runtime, TelemetryConfig
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import (
     ExecuteWorkflowInput,
@@ -99,10 +101,12 @@ async def kept_memory(client: Client, workflow_id: str) -> KeptMemory | None:
         data_converter=client.data_converter,
         workflow_runner=workflow_runner(),
         interceptors=[_KeepInstance(replayed)],
+        # The SDK core logs a replay that fails to the console; the caller says it in one line.
+        runtime=Runtime(telemetry=TelemetryConfig(logging=None)),
     )
     outcome = await replayer.replay_workflow(history, raise_on_replay_failure=False)
     if outcome.replay_failure is not None or not replayed:
-        why = _one_line(str(outcome.replay_failure or "no workflow ran"))
+        why = _failure_message(outcome.replay_failure) if outcome.replay_failure else "no workflow ran"
         return KeptMemory(name, lost=f"its history did not replay with this version ({why})")
     return KeptMemory(name, replayed[0].remembered())
 
@@ -116,6 +120,13 @@ def _failure_memory(cause: BaseException | None) -> dict[str, list[str]] | None:
     if not isinstance(memory, dict):
         return None
     return {str(key): [str(value) for value in values] for key, values in memory.items()}
+
+
+def _failure_message(failure: Exception) -> str:
+    """The message of a replay failure (the core wraps it in a dump of its failure record)."""
+    text = str(failure)
+    inner = re.search(r'message: "((?:[^"\\]|\\.)*)"', text)
+    return _one_line(inner.group(1) if inner else text)
 
 
 def _one_line(text: str, limit: int = 200) -> str:

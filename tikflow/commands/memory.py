@@ -14,9 +14,16 @@ __all__ = ["add_parser", "cmd_state", "cmd_upgrade"]
 
 def add_parser(subparsers: Any) -> None:
     """Add `state` and `upgrade` to the `tikflow` command line."""
-    p = subparsers.add_parser("state", help="show (or reset) a run's new_only memory")
+    p = subparsers.add_parser(
+        "state", help="show (or reset) a run's new_only memory; of a closed run, what its restart starts from"
+    )
     p.add_argument("id", help="the run's workflow id")
-    p.add_argument("--reset", metavar="STEP", help="forget this step's memory (its id, else its path)")
+    p.add_argument(
+        "--reset",
+        metavar="STEP",
+        help="forget this step's memory (its id, else its path); a running run's only: "
+        "restart a closed one, then reset",
+    )
     p.set_defaults(func=cmd_state)
     p = subparsers.add_parser("upgrade", help="continue a running monitor as a new version of its recipe")
     p.add_argument("id", help="the monitor's workflow id")
@@ -45,15 +52,37 @@ async def _running(client: Any, workflow_id: str, what: str) -> Any:
 
 
 def cmd_state(args: argparse.Namespace) -> int:
-    """Print the memory per step (count, oldest, newest, watermark); `--reset STEP` forgets one step's."""
+    """Print the memory per step (count, oldest, newest, watermark); `--reset STEP` forgets one step's.
+
+    A closed run (completed, failed, terminated, ...) shows the memory it kept, which its restart
+    with the same recipe and inputs starts from (`tikflow.kept_memory`). Its memory cannot be
+    reset: the closed run's record is Temporal's history, which nothing rewrites, and a reset kept
+    beside it would be a store outside Temporal; restart it, then reset the running run.
+    """
     from tikflow.cli import UserError, _client
-    from workflows.memory import step_of
+    from tikflow.kept_memory import kept_memory
+    from workflows.memory import StepMemory, step_of, summary
     from workflows.recipe import RecipeWorkflow
 
     async def go() -> int:
         client = await _client()
-        handle = await _running(client, args.id, "reset" if args.reset else "show the state of")
-        shown = await handle.query(RecipeWorkflow.memory)
+        kept = await kept_memory(client, args.id)
+        if kept is None:
+            what = "reset" if args.reset else "show the state of"
+            raise UserError(f"cannot {what} {args.id!r}: no such run (`tikflow list` shows the runs)")
+        if kept.closed:
+            if args.reset:
+                raise UserError(
+                    f"cannot reset {args.id!r}: it is not running ({kept.status}); its restart starts "
+                    "from the memory `tikflow state` shows: start it again, then reset"
+                )
+            if kept.lost is not None:
+                raise UserError(f"{args.id} ended {kept.status} and {kept.lost}: its restart starts empty")
+            shown: list[StepMemory] = summary(kept.memory)
+            print(f"{args.id} is closed ({kept.status}): its restart starts from this memory")
+        else:
+            handle = client.get_workflow_handle(args.id)
+            shown = await handle.query(RecipeWorkflow.memory)
         if args.reset:
             steps = sorted({step_of(entry.step) for entry in shown})
             if args.reset not in steps:

@@ -1,0 +1,170 @@
+"""A failed or terminated monitor, the real sandbox, the CLI: `tikflow state` shows what it kept,
+and `tikflow run` restarts it without answering a comment twice (dev server)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+from temporalio.client import WorkflowFailureError
+from test_devserver import tikflow
+
+from tests.support.waiting import eventually
+from tikflow.loader import LoadedRecipe, load_recipe
+from tikflow.runs import run_id_for, start_recipe
+from workflows.models import PollTrigger, Trigger
+from workflows.recipe import RecipeWorkflow, RunStatus
+
+pytestmark = pytest.mark.devserver
+
+ME = "tikflow_demo"
+
+MONITOR = """
+recipe: {name}
+inputs:
+  video: {{type: string}}
+trigger:
+  poll: {{every: 1h}}
+steps:
+  - id: comments
+    call: tikapi.comments
+    with: {{media_id: "{{{{ inputs.video }}}}", count: 30}}
+  - id: replies
+    for_each: "{{{{ steps.comments.items }}}}"
+    as: comment
+    if: "{{{{ comment.author != '{me}' }}}}"
+    new_only: cid
+    steps:
+      - call: tikapi.reply
+        with:
+          media_id: "{{{{ comment.aweme_id }}}}"
+          reply_comment_id: "{{{{ comment.cid }}}}"
+          text: thanks
+"""
+
+
+def prepare(stack: Any) -> str:
+    """A video of someone else's with a few comments to answer; its id."""
+    video = next(v["id"] for v in stack.state()["tikapi"]["videos"] if v["author"] != ME)
+    stack.admin("tick", {"comments": 3, "video_id": video, "text": "love it"})
+    return str(video)
+
+
+def replies_per_comment(stack: Any, video: str) -> Counter[str]:
+    """How many replies of ours each comment under `video` has in the sandbox."""
+    comments = stack.state()["tikapi"]["comments"]
+    return Counter(c["reply_to"] for c in comments if c["author"] == ME and c["aweme_id"] == video)
+
+
+def asked(stack: Any, video: str) -> set[str]:
+    """The comments of others under `video` (each wants one reply)."""
+    comments = stack.state()["tikapi"]["comments"]
+    return {c["cid"] for c in comments if c["aweme_id"] == video and not c["reply_to"] and c["author"] != ME}
+
+
+async def first_run(stack: Any, path: Path, video: str, every: str) -> tuple[str, Any]:
+    """Start the monitor in `path` polling `every` (the CLI holds files to 10 s at least)."""
+    loaded = load_recipe(path)
+    fast = loaded.recipe.model_copy(update={"trigger": Trigger(poll=PollTrigger(every=every))})
+    run_id, handle = await start_recipe(
+        stack.client,
+        LoadedRecipe(recipe=fast, source=loaded.source),
+        {"video": video},
+        task_queue=stack.task_queue,
+    )
+    assert run_id == run_id_for(loaded.recipe, {"video": video})
+    return run_id, handle
+
+
+async def restart_and_answer(stack: Any, path: Path, video: str, run_id: str) -> None:
+    """`tikflow run` the same recipe and inputs again, let it poll once, stop it."""
+    ran = await tikflow(
+        stack.client, "run", str(path), "--input", f"video={video}", "--task-queue", stack.task_queue
+    )
+    assert ran.returncode == 0, ran.stderr
+    assert ran.stderr == ""  # no warning: the memory was recovered
+    handle = stack.client.get_workflow_handle(run_id)
+
+    async def status() -> RunStatus:
+        return await handle.query(RecipeWorkflow.status)
+
+    await eventually(status, until=lambda s: s.iteration == 1, within=30, what="the restart's first poll")
+    await handle.signal(RecipeWorkflow.stop)
+    await asyncio.wait_for(handle.result(), 30)
+
+
+async def test_a_monitor_that_gave_up_on_a_refusing_provider_restarts_without_answering_twice(
+    stack, tmp_path
+):
+    video = await asyncio.to_thread(prepare, stack)
+    path = tmp_path / "monitor.yaml"
+    path.write_text(MONITOR.format(name=f"memfail-{stack.task_queue[3:11]}", me=ME))
+    run_id, handle = await first_run(stack, path, video, "1s")
+
+    async def status() -> RunStatus:
+        return await handle.query(RecipeWorkflow.status)
+
+    await eventually(status, until=lambda s: s.iteration >= 1, within=30, what="the first poll")
+    # TikAPI refuses the key for listings from now on (401: CredentialsRejected, not retried):
+    # every poll fails. Replies still pass, so one in flight now is posted.
+    rule = {"provider": "tikapi", "kind": "status", "status": 401, "path": "/comment/list", "count": None}
+    await asyncio.to_thread(stack.admin, "faults", {"rules": [rule]})
+    with pytest.raises(WorkflowFailureError):
+        await asyncio.wait_for(handle.result(), 60)
+    answered = await asyncio.to_thread(replies_per_comment, stack, video)
+    assert answered
+    assert set(answered.values()) == {1}
+
+    shown = await tikflow(stack.client, "state", run_id)
+    assert shown.returncode == 0, shown.stderr
+    head, *lines = shown.stdout.splitlines()
+    assert head == f"{run_id} is closed (failed): its restart starts from this memory"
+    [line] = lines
+    assert line.startswith(f"replies#each: {len(answered)} keys   oldest: ")
+    refused = await tikflow(stack.client, "state", run_id, "--reset", "replies")
+    assert refused.returncode == 1
+    assert refused.stderr == (
+        f"tikflow: cannot reset {run_id!r}: it is not running (failed); its restart starts from the "
+        "memory `tikflow state` shows: start it again, then reset\n"
+    )
+
+    await asyncio.to_thread(stack.admin, "faults", method="DELETE")
+    await asyncio.to_thread(stack.admin, "tick", {"comments": 1, "video_id": video, "text": "and me?"})
+    await restart_and_answer(stack, path, video, run_id)
+    answered = await asyncio.to_thread(replies_per_comment, stack, video)
+    assert set(answered.values()) == {1}, "a comment was answered twice"
+    assert set(answered) == await asyncio.to_thread(asked, stack, video)
+
+
+async def test_a_terminated_monitor_restarts_without_answering_twice(stack, tmp_path):
+    video = await asyncio.to_thread(prepare, stack)
+    path = tmp_path / "monitor.yaml"
+    path.write_text(MONITOR.format(name=f"memterm-{stack.task_queue[3:11]}", me=ME))
+    run_id, handle = await first_run(stack, path, video, "1h")
+
+    async def status() -> RunStatus:
+        return await handle.query(RecipeWorkflow.status)
+
+    # Terminated between polls: a reply cut off mid-poll would stay unanswered (items are
+    # remembered before their steps run), which is not what this test is about.
+    await eventually(
+        status, until=lambda s: s.iteration == 1 and s.phase == "sleeping", within=30, what="the first poll"
+    )
+    await handle.terminate("pulled the plug")
+    answered = await asyncio.to_thread(replies_per_comment, stack, video)
+    assert answered
+
+    shown = await tikflow(stack.client, "state", run_id)
+    assert shown.returncode == 0, shown.stderr
+    head, line = shown.stdout.splitlines()
+    assert head == f"{run_id} is closed (terminated): its restart starts from this memory"
+    assert line.startswith(f"replies#each: {len(answered)} keys   oldest: ")
+
+    await asyncio.to_thread(stack.admin, "tick", {"comments": 1, "video_id": video, "text": "and me?"})
+    await restart_and_answer(stack, path, video, run_id)
+    answered = await asyncio.to_thread(replies_per_comment, stack, video)
+    assert set(answered.values()) == {1}, "a comment was answered twice"
+    assert set(answered) == await asyncio.to_thread(asked, stack, video)
