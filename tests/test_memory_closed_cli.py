@@ -5,18 +5,21 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+from temporalio import workflow
 from temporalio.client import WorkflowFailureError
+from temporalio.worker import Worker
 from test_devserver import tikflow
 
 from tests.support.waiting import eventually
 from tikflow.loader import LoadedRecipe, load_recipe
-from tikflow.runs import run_id_for, start_recipe
+from tikflow.runs import build_run, run_id_for, start_recipe
 from workflows.models import PollTrigger, Trigger
-from workflows.recipe import RecipeWorkflow, RunStatus
+from workflows.recipe import RecipeRun, RecipeWorkflow, RunStatus
 
 pytestmark = pytest.mark.devserver
 
@@ -43,6 +46,15 @@ steps:
           media_id: "{{{{ comment.aweme_id }}}}"
           reply_comment_id: "{{{{ comment.cid }}}}"
           text: thanks
+"""
+
+#: A monitor that needs no provider.
+LOGGING = """
+recipe: {name}
+trigger: {{poll: {{every: 1h}}}}
+steps:
+  - call: log
+    with: {{message: hi}}
 """
 
 
@@ -168,3 +180,53 @@ async def test_a_terminated_monitor_restarts_without_answering_twice(stack, tmp_
     answered = await asyncio.to_thread(replies_per_comment, stack, video)
     assert set(answered.values()) == {1}, "a comment was answered twice"
     assert set(answered) == await asyncio.to_thread(asked, stack, video)
+
+
+@workflow.defn(name="RecipeWorkflow", sandboxed=False)
+class AnotherVersion:
+    """A `RecipeWorkflow` whose commands today's code would not make: its history does not replay."""
+
+    @workflow.run
+    async def run(self, run: RecipeRun) -> None:
+        await workflow.sleep(timedelta(hours=1))
+
+
+async def test_memory_that_cannot_be_recovered_is_one_line_in_state_and_run(dev_env, workers, tmp_path):
+    client = dev_env.client
+    path = tmp_path / "monitor.yaml"
+    path.write_text(LOGGING.format(name=f"memlost-{workers[3:11]}"))
+    loaded = load_recipe(path)
+    run_id = run_id_for(loaded.recipe, {})
+    other_queue = f"{workers}-other"
+    async with Worker(client, task_queue=other_queue, workflows=[AnotherVersion]):
+        other = await client.start_workflow(
+            AnotherVersion.run, build_run(loaded, {}), id=run_id, task_queue=other_queue
+        )
+
+        async def timer_started() -> bool:
+            history = await other.fetch_history()
+            return any(event.HasField("timer_started_event_attributes") for event in history.events)
+
+        await eventually(timer_started, within=10, what="the other version's timer")
+        await other.terminate()
+
+    shown = await tikflow(client, "state", run_id)
+    assert shown.returncode == 1
+    assert shown.stdout == ""
+    [line] = shown.stderr.splitlines()
+    assert line.startswith(
+        f"tikflow: {run_id} ended terminated and its history did not replay with this version"
+    )
+    assert line.endswith(": its restart starts empty")
+
+    ran = await tikflow(client, "run", str(path), "--task-queue", workers)
+    assert ran.returncode == 0, ran.stderr
+    [warning] = ran.stderr.splitlines()
+    assert warning.startswith(
+        f"tikflow: warning: run {run_id} ended terminated and its history did not replay"
+    )
+    assert warning.endswith(": the new run's new_only memory starts empty")
+    assert ran.stdout.startswith(f"started run {run_id}\n")
+    handle = client.get_workflow_handle(run_id)
+    await handle.signal(RecipeWorkflow.stop)
+    await asyncio.wait_for(handle.result(), 30)

@@ -10,14 +10,16 @@ with a watermark under `<key>#after`. A call step's key is its id (else its stat
   closed run of that id (Temporal keeps it for the namespace's retention) and seeds the new run
   with the memory of the steps the (perhaps edited) recipe still has (`carried`). No store beside
   Temporal, and nothing in a running workflow changes: the seed is the new run's input.
-  A run that failed or was terminated has no result: its successor starts empty.
+  A monitor that gave up carries its memory in its failure's details; one terminated, timed out
+  or cancelled has its memory read back from its replayed history (`tikflow.kept_memory`).
 - **upgrade.** `tikflow upgrade ID FILE` validates FILE, then signals `upgrade` with the new
   snapshot; the monitor finishes its current poll (or wakes from its sleep), and continues as new
   as the new version with `carried(memory, new recipe)`, its counters and its next poll time.
 - **schedules.** Each run a Temporal Schedule starts receives the previous run's result as
   Temporal's last-completion result (`workflow.get_last_completion_result`): a scheduled run
   starts with its memory (behind `SCHEDULE_MEMORY_PATCH`).
-- `tikflow state ID` shows it (`summary`); `--reset STEP` forgets one step's (`forget`).
+- `tikflow state ID` shows it (`summary`), of a closed run what its restart starts from;
+  `--reset STEP` forgets one step's (`forget`) of a running run.
 """
 
 from __future__ import annotations
