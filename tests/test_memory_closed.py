@@ -160,3 +160,34 @@ async def test_memory_that_cannot_be_recovered_is_one_warning_and_an_empty_start
     assert line.endswith("): the new run's new_only memory starts empty")
     assert "\n" not in line
     assert replied(actions) == ["a", "b"]
+
+
+async def test_a_monitor_that_timed_out_restarts_from_its_memory(time_env, task_queue):
+    actions = Actions(tikapi__comments=listing_then_outage(0), tikapi__reply=answered)
+    loaded = recipe(MONITOR.format(step="comments"))
+    run_id = run_id_for(loaded.recipe, {})
+    async with workers(time_env.client, task_queue, actions):
+        # `tikflow run` gives a monitor no execution timeout; one started with one ends timed out.
+        first = await time_env.client.start_workflow(
+            RecipeWorkflow.run,
+            build_run(loaded, {}),
+            id=run_id,
+            task_queue=task_queue,
+            execution_timeout=timedelta(seconds=90),
+        )
+        with pytest.raises(WorkflowFailureError):
+            await first.result()
+        kept = await kept_memory(time_env.client, run_id)
+        assert kept is not None
+        assert (kept.status, kept.memory) == (
+            "timed_out",
+            KEPT | {"comments": ["a", "b", "c"], "comments#after": ["3"]},
+        )
+        _, again = await start_recipe(
+            time_env.client, loaded, {}, task_queue=task_queue, search_attributes=False
+        )
+        assert again is not None
+        await status_when(again, lambda s: s.iteration == 1)
+        await again.signal(RecipeWorkflow.stop)
+        await again.result()
+    assert replied(actions) == ["a", "b", "c"]

@@ -10,7 +10,8 @@ Where it is depends on how the run ended:
   fetched and replayed here, in this process, with the workflow code the worker runs, and the
   memory is read from the replayed workflow after its last workflow task. Items are remembered
   before their steps run (`workflows.interpreter`), so that memory holds every item the run acted
-  on, or had started to.
+  on, or had started to. A replay costs the run's workflow code again, bounded by
+  `POLLS_PER_RUN`: about 4 s for a run of 49 polls and 980 replies (2,032 events) on 2 cores.
 
 Why a local replay rather than a query of the closed run (which the server answers by replaying
 it on a worker): a query needs a worker polling the closed run's task queue, and waits until its
@@ -81,19 +82,20 @@ async def kept_memory(client: Client, workflow_id: str) -> KeptMemory | None:
     if status == WorkflowExecutionStatus.RUNNING:
         return KeptMemory(name)
     run = client.get_workflow_handle(workflow_id, run_id=described.run_id, result_type=RunResult)
-    if status == WorkflowExecutionStatus.COMPLETED:
-        result = await run.result(follow_runs=False)
-        return KeptMemory(name, result.memory if isinstance(result, RunResult) else {})
-    if status == WorkflowExecutionStatus.FAILED:
-        try:
-            await run.result(follow_runs=False)
-        except WorkflowFailureError as exc:
-            memory = _failure_memory(exc.cause)
-            if memory is not None:
-                return KeptMemory(name, memory)
     try:
+        if status == WorkflowExecutionStatus.COMPLETED:
+            result = await run.result(follow_runs=False)
+            return KeptMemory(name, result.memory if isinstance(result, RunResult) else {})
+        if status == WorkflowExecutionStatus.FAILED:
+            try:
+                await run.result(follow_runs=False)
+            except WorkflowFailureError as exc:
+                memory = _failure_memory(exc.cause)
+                if memory is not None:
+                    return KeptMemory(name, memory)
         history = await run.fetch_history()
     except RPCError as exc:
+        # Between `describe` and now the history passed the namespace's retention, or the server went.
         return KeptMemory(name, lost=f"its history could not be read ({_one_line(exc.message)})")
     replayed: list[Any] = []
     replayer = Replayer(
