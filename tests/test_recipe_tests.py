@@ -135,6 +135,10 @@ def test_validate_and_test_keep_recipes_and_their_tests_apart():
         ("steps.0.parallel1.sa_post", "sa_post"),
         ("steps.2.then.0", "steps.2.then.0"),
         ("steps.ask:approval", "ask"),
+        ("steps.reply.catch0.0", "reply"),
+        # A sub-recipe's call: the `run:` step's path, then the child's own.
+        ("steps.replies[7300].answer/steps.reply.try.posted", "posted"),
+        ("steps.handle[a/b].0.else.answer/steps.0", "answer"),
     ],
 )
 def test_a_call_is_named_by_its_innermost_named_step(path: str, step: str):
