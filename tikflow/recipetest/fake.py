@@ -25,12 +25,12 @@ from typing import Any
 from temporalio.exceptions import ApplicationError
 
 from activities.contracts import ActionRequest
-from activities.dryrun import DryRun, is_side_effect, step_path
+from activities.dryrun import DryRun, call_path, is_side_effect
 from activities.registry import Action, Services
 from activities.runner import ProviderActivities
 from tikflow.recipetest.spec import CannedError
 
-__all__ = ["CannedActivities", "RecordedCall", "call_path", "step_name"]
+__all__ = ["CannedActivities", "RecordedCall", "step_name"]
 
 #: Actions that reach nothing outside the worker: without a canned result they run for real.
 _LOCAL = frozenset({"log"})
@@ -42,7 +42,7 @@ _UNNAMED = re.compile(r"^(\d+|then|else|parallel\d+|try|catch\d+|finally)$")
 def step_name(path: str) -> str:
     """The innermost named step of a call's path: `steps.replies[7300].0` → `replies`.
 
-    A sub-recipe's call has the `run:` step's path before its own (`call_path`):
+    A sub-recipe's call has the `run:` step's path before its own (`activities.dryrun.call_path`):
     `steps.replies[7300].answer/steps.reply.try.posted` → `posted`.
     """
     for segment in reversed(_ITEM_KEY.sub("", path).split("/")):
@@ -53,18 +53,6 @@ def step_name(path: str) -> str:
             if part and not _UNNAMED.match(part):
                 return part
     return path
-
-
-def call_path(idempotency_key: str) -> str:
-    """A call's step path, after the `run:` step paths of the sub-recipes it is in, if any.
-
-    A sub-recipe's workflow id is its parent's id and the `run:` step's path
-    (`tikflow-test-…/steps.replies[7300].answer`); a recipe test's own id has no `/`.
-    """
-    workflow_id = idempotency_key.partition("@")[0]
-    _, _, above = workflow_id.partition("/")
-    path = step_path(idempotency_key)
-    return f"{above}/{path}" if above else path
 
 
 @dataclass(frozen=True)
