@@ -39,7 +39,9 @@ SHIPPED = sorted((ROOT / "definitions").glob("*.yaml"))
 def history(path: Path) -> WorkflowHistory:
     # A shipped recipe's run replays under the id it was recorded with (`tests.replay.shipped`):
     # the ids of its sub-recipes' child workflows start with it.
-    workflow_id = f"replay-recipe-{recipe_of(path)}" if path.parent.name == "recipes" else f"replay-{path.stem}"
+    workflow_id = (
+        f"replay-recipe-{recipe_of(path)}" if path.parent.name == "recipes" else f"replay-{path.stem}"
+    )
     return WorkflowHistory.from_json(workflow_id, path.read_text())
 
 
@@ -104,9 +106,7 @@ def test_the_auto_reply_recipes_are_recorded_before_and_after_the_shared_reply_p
     scheduled = "activityTaskScheduledEventAttributes"
     replied = [e for e in json.loads(before.read_text())["events"] if scheduled in e]
     assert any(e[scheduled]["activityType"]["name"] == "tikapi.reply" for e in replied)
-    started = [
-        e[child]["workflowId"] for e in json.loads(after.read_text())["events"] if child in e
-    ]
+    started = [e[child]["workflowId"] for e in json.loads(after.read_text())["events"] if child in e]
     assert started, "no reply-to-comment child workflow in the new recording"
     assert all(s.startswith(f"replay-recipe-{name}/steps.") for s in started)
     assert len(set(started)) == len(started)  # one child per answered comment

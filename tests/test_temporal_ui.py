@@ -165,7 +165,8 @@ async def test_the_temporal_ui_filters_by_label_and_shows_step_summaries(dev_sta
     child_reads = sum([await local_calls(child) for child in replies])
     assert len(summaries) + len(child_summaries) == result.counters.calls - reads - child_reads
     assert any(
-        s.startswith("tikapi.like_comment • handle[") and " tikapi.like_comment → 7300" in s for s in summaries
+        s.startswith("tikapi.like_comment • handle[") and " tikapi.like_comment → 7300" in s
+        for s in summaries
     )
     assert all(s.startswith("tikapi.reply • ") and " tikapi.reply → 7300" in s for s in child_summaries)
 
