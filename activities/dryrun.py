@@ -23,7 +23,14 @@ from typing import Any
 from activities.contracts import ActionRequest
 from activities.registry import Action, ActionInput
 
-__all__ = ["SIMULATED_PREFIX", "DryRun", "PlannedEffect", "describe_effect", "is_side_effect"]
+__all__ = [
+    "SIMULATED_PREFIX",
+    "DryRun",
+    "PlannedEffect",
+    "call_path",
+    "describe_effect",
+    "is_side_effect",
+]
 
 #: Ids a dry run makes up for what it did not create start with this.
 SIMULATED_PREFIX = "dryrun-"
@@ -111,7 +118,7 @@ class DryRun:
         self.effects.append(
             PlannedEffect(
                 action=act.name,
-                path=step_path(request.idempotency_key),
+                path=call_path(request.idempotency_key),
                 account=request.account,
                 params=values,
                 description=describe_effect(act.name, values),
@@ -146,6 +153,19 @@ def step_path(idempotency_key: str) -> str:
     rest = idempotency_key.partition("@")[2] or idempotency_key
     parts = rest.split(":", 2)
     return parts[2] if len(parts) == 3 else idempotency_key
+
+
+def call_path(idempotency_key: str) -> str:
+    """A call's step path, after the `run:` step paths of the sub-recipes it is made in, if any.
+
+    A sub-recipe's workflow id is its parent's id and the `run:` step's path
+    (`recipe-hashtag-reply-1a2b/steps.replies[7300].answer`), so its reply is
+    `steps.replies[7300].answer/steps.reply.try.posted`.
+    """
+    workflow_id = idempotency_key.partition("@")[0]
+    at = workflow_id.find("/steps.")
+    path = step_path(idempotency_key)
+    return f"{workflow_id[at + 1 :]}/{path}" if at >= 0 else path
 
 
 class _Fields(dict[str, str]):

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
@@ -172,6 +173,28 @@ async def stack(
     services = emulator_services(sandbox_url, store, http=httpx.AsyncClient(timeout=30))
     async with running_workers(dev_env.client, services, task_queue):
         yield Stack(dev_env.client, sandbox_url, task_queue, path)
+        await _end_pacers(dev_env.client, task_queue)
+
+
+async def _end_pacers(client: Client, task_queue: str) -> None:
+    """End the account pacers a test's runs started on its task queue.
+
+    A pacer lives on the queue of the run that started it and serves every later run of the
+    account; left running on the session's server after the test's worker is gone, it would
+    never grant a later test's paced call (`pace:`, the shipped reply-to-comment).
+    """
+    from temporalio.service import RPCError
+
+    from workflows.pacing import pacer_id
+
+    for provider in ("tikapi", "tiktok", "highlevel", "dumpling", "socialapi"):
+        handle = client.get_workflow_handle(pacer_id(provider, "main"))
+        try:
+            described = await handle.describe()
+        except RPCError:  # never started
+            continue
+        if described.task_queue == task_queue and described.status == WorkflowExecutionStatus.RUNNING:
+            await handle.terminate("the test that started this pacer ended")
 
 
 @pytest.fixture

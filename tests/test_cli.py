@@ -247,6 +247,12 @@ def test_graph_draws_every_step_reachable_from_the_start(recipe):
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert lines[0] == "flowchart TD"
+    # A sub-recipe's steps are drawn inside a box: `subgraph sN ["name (file)"]` … `end`.
+    boxes = [line for line in lines[1:] if re.match(r"\s+(subgraph s\d+ \[|end$)", line)]
+    lines = [line for line in lines if line not in boxes]
+    assert len(boxes) % 2 == 0
+    if re.search(r"^\s*(- )?run: ", recipe.read_text(), re.M):
+        assert boxes, "a recipe with a sub-recipe draws it"
     edges = [re.match(r"\s+(n\d+) -->(?:\|.*?\|)? (n\d+)$", line) for line in lines[1:]]
     pairs = [(m.group(1), m.group(2)) for m in edges if m]
     nodes = [

@@ -22,7 +22,7 @@ from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
 
 from activities.contracts import ActionRequest
 from activities.credentials import CredentialStore
-from activities.dryrun import DryRun, describe_effect, step_path
+from activities.dryrun import DryRun, call_path, describe_effect, step_path
 from activities.registry import load_actions
 from activities.runner import ProviderActivities
 from tests.support.actions import fake_services
@@ -135,6 +135,11 @@ def test_effects_read_in_plain_words():
     assert describe_effect("notify.send", {"message": "hi", "webhook": None}) == "notify the log: 'hi'"
     assert step_path("wf@run:3:steps.a[1].0") == "steps.a[1].0"
     assert step_path("wf:3:steps.a") == "steps.a"
+    # A sub-recipe's call: after the `run:` step's path, which its workflow id ends with.
+    assert call_path("wf/steps.r[7300].answer@run:0:steps.reply.try.posted") == (
+        "steps.r[7300].answer/steps.reply.try.posted"
+    )
+    assert call_path("wf@run:3:steps.a") == "steps.a"
 
 
 # -- every shipped recipe against the sandbox ---------------------------------------------------
@@ -165,6 +170,10 @@ def _scene(admin: AdminClient, recipe: str, tmp_path: Path) -> dict[str, Any]:
         mine = [v["id"] for v in state["tikapi"]["videos"] if v["author"] == ME]
         made = admin.admin("tick", {"comments": 1, "video_id": mine[0], "text": "where can I buy it?"})
         return {"video": mine[0], "comment": made["comments"][0]["cid"]}
+    if recipe == "reply-to-comment":
+        mine = [v["id"] for v in state["tikapi"]["videos"] if v["author"] == ME]
+        made = admin.admin("tick", {"comments": 1, "video_id": mine[0], "text": "love it"})
+        return {"media_id": mine[0], "comment_id": made["comments"][0]["cid"], "text": "Thank you!"}
     if recipe == "upload-and-confirm":
         return {"file": str(_mp4(tmp_path / "clip.mp4"))}
     if recipe == "upload-from-url":
@@ -197,11 +206,18 @@ async def _real_effects(loaded: LoadedRecipe, inputs: dict[str, Any], services: 
             )
             assert handle is not None
             await handle.result()
-            history = await handle.fetch_history()
+            histories = [await handle.fetch_history()]
+            # A sub-recipe's calls are in its own (child workflow's) history.
+            for history in histories:
+                for event in history.events:
+                    if event.HasField("child_workflow_execution_started_event_attributes"):
+                        child = event.child_workflow_execution_started_event_attributes.workflow_execution
+                        found = env.client.get_workflow_handle(child.workflow_id, run_id=child.run_id)
+                        histories.append(await found.fetch_history())
     finally:
         await env.shutdown()
     effects = []
-    for event in history.events:
+    for event in (event for history in histories for event in history.events):
         if not event.HasField("activity_task_scheduled_event_attributes"):
             continue
         attrs = event.activity_task_scheduled_event_attributes
@@ -211,7 +227,7 @@ async def _real_effects(loaded: LoadedRecipe, inputs: dict[str, Any], services: 
             continue
         params = act.input_model.model_validate(request.params).model_dump(mode="json", by_alias=True)
         effects.append(
-            (request.action, step_path(request.idempotency_key), json.dumps(params, sort_keys=True))
+            (request.action, call_path(request.idempotency_key), json.dumps(params, sort_keys=True))
         )
     return effects
 

@@ -74,9 +74,10 @@ def test_a_broken_expectation_fails_with_a_diff_naming_the_step(
     lines = out.splitlines()
     assert lines[0].startswith("FAIL ")
     assert lines[0].endswith("hashtag-reply: a wrong reply text and a wrong count")
-    assert "    calls tikapi.reply: expected 2 call(s), got 1 (at step replies)" in lines
+    # The reply is made by the sub-recipe reply-to-comment.yaml, at its step `posted`.
+    assert "    calls tikapi.reply: expected 2 call(s), got 1 (at step posted)" in lines
     assert (
-        '    step replies, effect 1 tikapi.reply: with.text: expected "Hello", '
+        '    step posted, effect 1 tikapi.reply: with.text: expected "Hello", '
         'got "Thanks for asking! The price is in our bio 💸"'
     ) in lines
     # Nothing is sent: a read without a canned result stops the run, named by its step.
@@ -84,7 +85,7 @@ def test_a_broken_expectation_fails_with_a_diff_naming_the_step(
     assert lines[-1] == "0 passed, 2 failed"
     failures = list(ET.parse(junit).getroot().iter("failure"))
     assert len(failures) == 2
-    assert "step replies" in (failures[0].text or "")
+    assert "step posted" in (failures[0].text or "")
 
 
 def test_a_typo_in_a_test_file_is_a_file_line_col_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
@@ -135,6 +136,10 @@ def test_validate_and_test_keep_recipes_and_their_tests_apart():
         ("steps.0.parallel1.sa_post", "sa_post"),
         ("steps.2.then.0", "steps.2.then.0"),
         ("steps.ask:approval", "ask"),
+        ("steps.reply.catch0.0", "reply"),
+        # A sub-recipe's call: the `run:` step's path, then the child's own.
+        ("steps.replies[7300].answer/steps.reply.try.posted", "posted"),
+        ("steps.handle[a/b].0.else.answer/steps.0", "answer"),
     ],
 )
 def test_a_call_is_named_by_its_innermost_named_step(path: str, step: str):

@@ -37,7 +37,12 @@ SHIPPED = sorted((ROOT / "definitions").glob("*.yaml"))
 
 
 def history(path: Path) -> WorkflowHistory:
-    return WorkflowHistory.from_json(f"replay-{path.stem}", path.read_text())
+    # A shipped recipe's run replays under the id it was recorded with (`tests.replay.shipped`):
+    # the ids of its sub-recipes' child workflows start with it.
+    workflow_id = (
+        f"replay-recipe-{recipe_of(path)}" if path.parent.name == "recipes" else f"replay-{path.stem}"
+    )
+    return WorkflowHistory.from_json(workflow_id, path.read_text())
 
 
 def replayer(*workflows: type) -> Replayer:
@@ -89,6 +94,22 @@ def test_both_sides_of_the_local_reads_patch_are_recorded():
     markers, activities = markers_and_activities("monitor-reads-before-patch")
     assert "core_local_activity" not in markers
     assert "tikapi.hashtag_posts" in activities
+
+
+@pytest.mark.parametrize("name", ["hashtag-reply", "my-comments-autoreply"])
+def test_the_auto_reply_recipes_are_recorded_before_and_after_the_shared_reply_policy(name: str):
+    """Runs that reply in the recipe itself may still be going: both versions replay (above)."""
+    child = "startChildWorkflowExecutionInitiatedEventAttributes"
+    before = HISTORIES[names_index(f"{name}-before-subrecipe")]
+    [after] = [p for p in RECIPE_HISTORIES if p.stem == name]
+    assert child not in event_kinds(before)
+    scheduled = "activityTaskScheduledEventAttributes"
+    replied = [e for e in json.loads(before.read_text())["events"] if scheduled in e]
+    assert any(e[scheduled]["activityType"]["name"] == "tikapi.reply" for e in replied)
+    started = [e[child]["workflowId"] for e in json.loads(after.read_text())["events"] if child in e]
+    assert started, "no reply-to-comment child workflow in the new recording"
+    assert all(s.startswith(f"replay-recipe-{name}/steps.") for s in started)
+    assert len(set(started)) == len(started)  # one child per answered comment
 
 
 def names_index(stem: str) -> int:

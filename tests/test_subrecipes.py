@@ -11,14 +11,21 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
 from temporalio.api.enums.v1 import WorkflowExecutionStatus
 from temporalio.client import Client, WorkflowHandle
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.worker import Replayer
 
+from activities.credentials import CredentialStore
+from tests.support.emulator import AdminClient, emulator_services, store_emulator_credentials
 from tests.support.waiting import eventually
 from tests.test_recipe_workflow import Actions, failure_message, logged, workers
-from tikflow.loader import load_recipe
+from tikflow.devstack import running_workers
+from tikflow.loader import LoadedRecipe, load_recipe
 from tikflow.runs import build_run
-from workflows.recipe import RecipeWorkflow, RunResult
+from workflows.models import PollTrigger, Trigger
+from workflows.recipe import RecipeWorkflow, RunResult, workflow_runner
 
 GREET = """
 recipe: greet
@@ -179,3 +186,59 @@ def test_graph_draws_the_sub_recipe_steps_inside_a_box(tmp_path):
     assert '  subgraph s3 ["greet (./lib/greet.yaml)"]' in lines
     assert '  n4["said: log"]' in lines
     assert lines[lines.index('  n4["said: log"]') + 2] == "  end"
+
+
+async def test_the_shipped_auto_reply_replies_once_per_comment_through_one_child_each(
+    time_env, sandbox_url, tmp_path, task_queue
+):
+    """hashtag-reply runs reply-to-comment per comment it answers: child ids name the comment,
+    a second poll answers none again, the parent counts the children's replies, and the run's
+    history replays (the same child ids)."""
+    me = "tikflow_demo"
+
+    def prepare() -> tuple[CredentialStore, list[str]]:
+        admin = AdminClient(sandbox_url, timeout=10)
+        admin.admin("reset")
+        cats = [v["id"] for v in admin.state()["tikapi"]["videos"] if "cats" in v["hashtags"]]
+        made = admin.admin("tick", {"comments": 3, "video_id": cats[0], "text": "what's the PRICE?"})
+        store = store_emulator_credentials(CredentialStore(tmp_path / "c.json", env={}), sandbox_url)
+        return store, [c["cid"] for c in made["comments"]]
+
+    store, asked = await asyncio.to_thread(prepare)
+    shipped = load_recipe(Path(__file__).parent.parent / "definitions" / "hashtag-reply.yaml")
+    loaded = LoadedRecipe(
+        recipe=shipped.recipe.model_copy(
+            update={"trigger": Trigger(poll=PollTrigger(every="1m", max_polls=2))}
+        ),
+        source=shipped.source,
+    )
+    services = emulator_services(sandbox_url, store, http=httpx.AsyncClient(timeout=30))
+    async with running_workers(time_env.client, services, task_queue):
+        handle = await time_env.client.start_workflow(
+            RecipeWorkflow.run,
+            build_run(loaded, {"max_replies": 20}),
+            id=f"wf-{task_queue}",
+            task_queue=task_queue,
+        )
+        result = await asyncio.wait_for(handle.result(), 120)
+        history = await handle.fetch_history()
+        children = [
+            e.child_workflow_execution_started_event_attributes.workflow_execution.workflow_id
+            for e in history.events
+            if e.HasField("child_workflow_execution_started_event_attributes")
+        ]
+        for child in children:
+            described = await time_env.client.get_workflow_handle(child).describe()
+            assert described.status == WorkflowExecutionStatus.WORKFLOW_EXECUTION_STATUS_COMPLETED
+
+    state = await asyncio.to_thread(AdminClient(sandbox_url).state)
+    ours = [c["reply_to"] for c in state["tikapi"]["comments"] if c["author"] == me and c["reply_to"]]
+    assert result.polls == 2
+    assert set(asked) <= set(ours), "a price question got no reply"
+    assert len(ours) == len(set(ours)), "a comment got two replies"
+    assert sorted(children) == sorted(f"{handle.id}/steps.replies[{cid}].answer" for cid in ours)
+    assert result.counters.effects == len(ours)
+    replayer = Replayer(
+        workflows=[RecipeWorkflow], data_converter=pydantic_data_converter, workflow_runner=workflow_runner()
+    )
+    assert (await replayer.replay_workflow(history, raise_on_replay_failure=False)).replay_failure is None

@@ -99,6 +99,8 @@ class Interpreter(CallPolicy):
                     "workflow_id": info.workflow_id,
                     "recipe": self._recipe_name,
                     "iteration": self._state.iteration,
+                    # The recipe's default account, for what it hands on (a sub-recipe's `account`).
+                    "account": self._run.recipe.account,
                 },
             }
         )
@@ -391,7 +393,8 @@ class Interpreter(CallPolicy):
         """Run the sub-recipe of `step` from this run's snapshot as a child workflow; its outputs.
 
         The child's id is this run's id and the step path, so a replay (or a retried workflow
-        task) finds the same child; a stop cancels it, a failure fails this step.
+        task) finds the same child; a stop cancels it, a failure fails this step. The child's
+        counters (but its polls) are added to this run's.
         """
         assert self._run is not None
         child = self._run.recipe.recipes.get(step.run)
@@ -429,6 +432,12 @@ class Interpreter(CallPolicy):
                 raise RunStopped from None
             reason = exc.cause.message if isinstance(exc.cause, FailureError) else str(exc)
             raise StepFailed(f"{path}: sub-recipe {child.recipe!r} failed: {reason}") from None
+        # What the child did counts as this run's work: `status` and the result of a parent
+        # whose replies are all made by sub-recipes still show them (effects, calls, waits).
+        counters = self._state.counters
+        for name, value in result.counters:
+            if name != "polls":
+                setattr(counters, name, getattr(counters, name) + value)
         if self._stop and result.outcome == "stopped":
             raise RunStopped
         return result.outputs

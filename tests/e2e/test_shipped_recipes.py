@@ -36,6 +36,9 @@ def _mp4(path: Path, size: int = 64 * 1024) -> Path:
     return path
 
 
+# The shipped reply policy (reply-to-comment) paces replies 8 s apart per account, in real time
+# on the dev server: a run of a dozen or more replies takes minutes.
+@pytest.mark.timeout(300)
 async def test_hashtag_reply_replies_once_to_each_matching_comment(stack):
     cats = [v["id"] for v in stack.state()["tikapi"]["videos"] if "cats" in v["hashtags"]]
     stack.admin("tick", {"comments": 4, "video_id": cats[0], "text": "what's the PRICE of this?"})
@@ -66,6 +69,7 @@ async def test_hashtag_reply_replies_once_to_each_matching_comment(stack):
     assert result.counters.effects == len(replies)
 
 
+@pytest.mark.timeout(300)  # its replies are paced 8 s apart, as hashtag-reply's
 async def test_my_comments_autoreply_likes_replies_and_deletes_blocklisted(stack):
     mine = [v["id"] for v in stack.state()["tikapi"]["videos"] if v["author"] == ME]
     spam = stack.admin("tick", {"comments": 1, "video_id": mine[0], "text": "FREE FOLLOWERS here"})[

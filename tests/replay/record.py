@@ -13,6 +13,9 @@ Every run of a continue-as-new chain is written as its own file (`<name>-run1.js
 `*-before-patch.json` (and `for-each-fixed-batches.json`) were recorded by the workflow code from
 before a `workflow.patched` change, the other side of the patch; they are kept, never re-recorded
 (`approval-tag-before-patch.json` is the shipped recipe approve-reply, recorded so).
+`<recipe>-before-<change>.json` are shipped recipes as they were before a change to the recipe
+itself (`hashtag-reply-before-subrecipe.json`: replying in the recipe, before it ran the shared
+reply-to-comment sub-recipe); runs of them may still be going, so they must replay too.
 `python -m tests.replay.record --scenario stop-retrying …` records only the named mock scenarios.
 `tests/test_replay.py` replays them all against the current workflow code, so a change that breaks
 determinism for running workflows fails the tests. Re-record only when such a break is intended

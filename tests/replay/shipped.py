@@ -141,6 +141,20 @@ async def _approve(scene: Scene, handle: WorkflowHandle[Any, Any]) -> None:
     await handle.signal(APPROVAL_SIGNAL, decision)
 
 
+def _comment_to_reply_to(scene: Scene) -> None:
+    """One comment under the newest #cats video; its ids are reply-to-comment's inputs."""
+    cats = [v["id"] for v in scene.emulator.state()["tikapi"]["videos"] if "cats" in v["hashtags"]]
+    made = scene.emulator.admin("tick", {"comments": 1, "video_id": cats[0], "text": "love it"})
+    comment = made["comments"][0]
+    ids = {"media_id": cats[0], "comment_id": comment["cid"], "author": comment["author"]}
+    (scene.scratch / "reply-to-comment.json").write_text(json.dumps(ids))
+
+
+def _reply_inputs(scene: Scene) -> dict[str, Any]:
+    ids = json.loads((scene.scratch / "reply-to-comment.json").read_text())
+    return {**ids, "text": "Thank you!", "mention": True}
+
+
 #: Recipes that need inputs or a scene (the same ones `tests/e2e/test_shipped_recipes.py` sets).
 PLANS: dict[str, Plan] = {
     "hashtag-reply": Plan(inputs=lambda scene: {"max_replies": 5}, polls=3, prepare=_price_questions),
@@ -179,6 +193,8 @@ PLANS: dict[str, Plan] = {
     ),
     "dm-autoreply": Plan(),
     "approve-reply": Plan(inputs=_answer_inputs, prepare=_question_to_answer, during=_approve),
+    # The reply policy the auto-reply recipes run as a sub-recipe, run here on its own.
+    "reply-to-comment": Plan(inputs=_reply_inputs, prepare=_comment_to_reply_to),
 }
 
 

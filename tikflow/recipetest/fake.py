@@ -25,9 +25,10 @@ from typing import Any
 from temporalio.exceptions import ApplicationError
 
 from activities.contracts import ActionRequest
-from activities.dryrun import DryRun, is_side_effect, step_path
+from activities.dryrun import DryRun, call_path, is_side_effect
 from activities.registry import Action, Services
 from activities.runner import ProviderActivities
+from tikflow.recipetest.spec import CannedError
 
 __all__ = ["CannedActivities", "RecordedCall", "step_name"]
 
@@ -35,17 +36,22 @@ __all__ = ["CannedActivities", "RecordedCall", "step_name"]
 _LOCAL = frozenset({"log"})
 
 _ITEM_KEY = re.compile(r"\[[^\]]*\]")
-_UNNAMED = re.compile(r"^(\d+|then|else|parallel\d+)$")
+_UNNAMED = re.compile(r"^(\d+|then|else|parallel\d+|try|catch\d+|finally)$")
 
 
 def step_name(path: str) -> str:
-    """The innermost named step of a call's path: `steps.replies[7300].0` → `replies`."""
-    parts = [part.partition("#")[0] for part in _ITEM_KEY.sub("", path).split(".")]
-    # A step's own call keys add a suffix after `:` (`steps.ask:approval`, its notification).
-    parts = [part.partition(":")[0] for part in parts]
-    for part in reversed(parts[1:] if parts and parts[0] == "steps" else parts):
-        if part and not _UNNAMED.match(part):
-            return part
+    """The innermost named step of a call's path: `steps.replies[7300].0` → `replies`.
+
+    A sub-recipe's call has the `run:` step's path before its own (`activities.dryrun.call_path`):
+    `steps.replies[7300].answer/steps.reply.try.posted` → `posted`.
+    """
+    for segment in reversed(_ITEM_KEY.sub("", path).split("/")):
+        parts = [part.partition("#")[0] for part in segment.split(".")]
+        # A step's own call keys add a suffix after `:` (`steps.ask:approval`, its notification).
+        parts = [part.partition(":")[0] for part in parts]
+        for part in reversed(parts[1:] if parts and parts[0] == "steps" else parts):
+            if part and not _UNNAMED.match(part):
+                return part
     return path
 
 
@@ -91,12 +97,14 @@ class CannedActivities(ProviderActivities):
     def __post_init__(self) -> None:
         super().__init__(self.services)
 
-    def _canned(self, key: str, params: dict[str, Any]) -> dict[str, Any] | None:
+    def _canned(self, key: str, params: dict[str, Any]) -> dict[str, Any] | CannedError | None:
         results = self.canned.get(key)
         if results is None or isinstance(results, dict):
             return results
         for entry in results:
             if "with" in entry and _holds(params, entry["with"]):
+                if "error" in entry:
+                    return CannedError.model_validate(entry["error"])
                 return dict(entry.get("result") or {})
         in_turn = [entry for entry in results if "with" not in entry]
         if not in_turn:
@@ -108,7 +116,7 @@ class CannedActivities(ProviderActivities):
     async def execute(self, act: Action[Any], request: ActionRequest) -> dict[str, Any]:
         """Answer one call as the module docstring says; record it first."""
         params = self.validate(act, request)
-        path = step_path(request.idempotency_key)
+        path = call_path(request.idempotency_key)
         step = step_name(path)
         effect = is_side_effect(act, params)
         values = params.model_dump(mode="json", by_alias=True)
@@ -133,6 +141,16 @@ class CannedActivities(ProviderActivities):
         await self._decide(act, values)
         if by in ("sandbox", "local"):
             return await super().execute(act, request)
+        if isinstance(answer, CannedError):
+            # As `activities.errors.to_application_error` fails a call the provider refused.
+            provider = act.name.split(".", 1)[0]
+            details = {"provider": provider, "code": answer.code, "message": answer.message}
+            raise ApplicationError(
+                f"{provider} refused {act.name}: {answer.message}",
+                details,
+                type=answer.type,
+                non_retryable=True,
+            )
         if answer is not None:
             return dict(answer)
         raise ApplicationError(

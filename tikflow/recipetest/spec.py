@@ -19,12 +19,13 @@ from tikflow.loader import LoadedRecipe, RecipeError, load_recipe
 from tikflow.loader.files import read_file
 from tikflow.loader.load import parse_document
 from tikflow.loader.model_errors import report_validation_error
-from workflows.models import ApprovalStep
+from workflows.models import ApprovalStep, Recipe
 from workflows.steps import iter_steps
 
 __all__ = [
     "TEST_SUFFIXES",
     "ApprovalDecision",
+    "CannedError",
     "Case",
     "EffectExpectation",
     "Expectations",
@@ -62,6 +63,17 @@ class ApprovalDecision(_Strict):
     via: Literal["link", "cli"] = Field(
         default="link", description="How it comes: the approval page (`link`) or `tikflow approve` (`cli`)."
     )
+
+
+class CannedError(_Strict):
+    """The error a provider answers a call with, in a canned entry (`error:` instead of `result:`)."""
+
+    type: Literal["ProviderRejected", "CredentialsRejected"] = Field(
+        default="ProviderRejected",
+        description="The error tree's type (one never retried: the call ends in it at once).",
+    )
+    code: str | int | None = Field(default=None, description="The provider's error code (`10000`).")
+    message: str = Field(default="refused", max_length=500, description="The provider's message.")
 
 
 class EffectExpectation(_Strict):
@@ -105,9 +117,10 @@ class Case(_Strict):
     canned: dict[str, dict[str, Any] | list[dict[str, Any]]] = Field(
         default_factory=dict,
         description=(
-            "Results by step id or action name (a step id wins). A list: entries "
-            "`{with: {...}, result: {...}}` answer calls with those arguments, "
-            "the others are used in turn, the last repeating."
+            "Results by step id or action name (a step id wins; a sub-recipe's step ids "
+            "count). A list: entries `{with: {...}, result: {...}}` answer calls with those "
+            "arguments (`error: {type: ProviderRejected, code, message}` instead of `result:` "
+            "fails them so), the others are used in turn, the last repeating."
         ),
     )
     sandbox: SandboxSeed | None = Field(
@@ -132,12 +145,23 @@ class Case(_Strict):
                 raise ValueError(f"canned results of {key!r} are an empty list")
             for entry in results if isinstance(results, list) else []:
                 if "with" in entry and (
-                    set(entry) - {"with", "result"} or not isinstance(entry["with"], dict)
+                    set(entry) - {"with", "result", "error"}
+                    or not isinstance(entry["with"], dict)
+                    or {"result", "error"} <= set(entry)
                 ):
                     raise ValueError(
                         f"canned results of {key!r}: an entry with `with:` (a mapping of arguments) "
-                        "holds only `with:` and `result:`"
+                        "holds only `with:` and `result:` or `error:`"
                     )
+                if "with" in entry and "error" in entry:
+                    try:
+                        CannedError.model_validate(entry["error"])
+                    except ValidationError as exc:
+                        first = exc.errors(include_url=False)[0]
+                        at = ".".join(str(p) for p in first["loc"])
+                        raise ValueError(
+                            f"canned results of {key!r}: error{'.' + at if at else ''}: {first['msg']}"
+                        ) from None
         return value
 
 
@@ -185,10 +209,9 @@ def load_test_file(path: str | Path) -> LoadedTestFile:
         raise RecipeError(doc.problems)
     loaded = load_recipe(recipe_path)
     names = [case.name for case in spec.tests]
-    step_ids = {step.id for _, step in iter_steps(loaded.recipe.steps) if step.id}
-    approval_ids = {
-        step.id for _, step in iter_steps(loaded.recipe.steps) if step.id and isinstance(step, ApprovalStep)
-    }
+    steps = [step for recipe in _with_subrecipes(loaded.recipe) for _, step in iter_steps(recipe.steps)]
+    step_ids = {step.id for step in steps if step.id}
+    approval_ids = {step.id for step in steps if step.id and isinstance(step, ApprovalStep)}
     actions = load_actions()
     for index, case in enumerate(spec.tests):
         if names.index(case.name) != index:
@@ -229,6 +252,14 @@ def load_test_file(path: str | Path) -> LoadedTestFile:
         raise RecipeError(doc.problems)
     lines = tuple(doc.position(("tests", i))[0] for i in range(len(spec.tests)))
     return LoadedTestFile(spec=spec, recipe=loaded, source=name, lines=lines)
+
+
+def _with_subrecipes(recipe: Recipe) -> list[Recipe]:
+    """`recipe` and the sub-recipes in its snapshot, theirs included (their calls are its calls)."""
+    found = [recipe]
+    for child in recipe.recipes.values():
+        found += _with_subrecipes(child)
+    return found
 
 
 def _neither(key: str) -> str:
