@@ -76,6 +76,7 @@ __all__ = [
     "WebhookCredential",
     "WebhookTrigger",
     "input_value_problem",
+    "pace_every",
     "parse_duration",
     "recipe_json_schema",
 ]
@@ -574,9 +575,20 @@ MAX_PACE_PER_DAY = 10_000
 MAX_PACE_EVERY = timedelta(days=1)
 
 
-def _pace_every(text: str) -> str:
-    if parse_duration(text) > MAX_PACE_EVERY:
+def pace_every(text: str) -> timedelta:
+    """`pace.every` as a duration, from 1s to 1d; ValueError saying what is wrong otherwise."""
+    every = parse_duration(text)
+    if every < _SECOND:
+        raise ValueError(f"{text} is too short: at least {_format_duration(_SECOND)}")
+    if every > MAX_PACE_EVERY:
         raise ValueError(f"{text} is too long: at most {_format_duration(MAX_PACE_EVERY)}")
+    return every
+
+
+def _pace_every(text: str) -> str:
+    if "{{" in text:
+        return text  # a template (e.g. `{{ inputs.reply_every }}`): rendered when the call runs
+    pace_every(text)
     return text
 
 
@@ -587,9 +599,10 @@ class Pace(_Strict):
     the same TikTok account share one spacing and one daily budget; the waits are durable timers.
     """
 
-    every: Annotated[LongDuration, AfterValidator(_pace_every)] | None = Field(
+    every: Annotated[str, AfterValidator(_pace_every)] | None = Field(
         default=None,
-        description="At least this long between two paced calls of the account (from 1s to 1d), e.g. `8s`.",
+        description="At least this long between two paced calls of the account (from 1s to 1d), e.g. "
+        "`8s`, or a template read when the call runs (e.g. `{{ inputs.reply_every }}`).",
     )
     per_day: WholeNumber | None = Field(
         default=None,

@@ -34,6 +34,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.contracts import ActionRequest, idempotency_key, reauth_command, task_queue_for
     from activities.errors import ProviderError
     from workflows.events import subscribe_mailbox
+    from workflows.expressions import is_template
     from workflows.models import (
         ERROR_TYPES,
         CallStep,
@@ -42,6 +43,7 @@ with workflow.unsafe.imports_passed_through():
         RetryPolicy,
         UntilStep,
         WebhookCredential,
+        pace_every,
         parse_duration,
     )
     from workflows.pacing import PaceRelease, PaceRequest, release_slot, request_slot
@@ -268,7 +270,15 @@ class CallPolicy:
                     action, params, account_expr, step, scope, path, rendered=rendered, paced=True
                 )
 
-            return await self._paced(step.pace, action, account, path, unpaced)
+            pace = step.pace
+            if pace.every is not None and is_template(pace.every):
+                said = str(self._eval(pace.every, scope, path))
+                try:
+                    pace_every(said)
+                except ValueError as exc:
+                    raise StepFailed(f"{path}: pace every: {exc}") from None
+                pace = pace.model_copy(update={"every": said})
+            return await self._paced(pace, action, account, path, unpaced)
         while True:
             await self._unpaused()
             if account in self._revoked:

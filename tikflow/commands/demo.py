@@ -136,7 +136,7 @@ async def _demo(home: Path, polls: int, keep: bool, outcome: list[int], config: 
             run_id, handle = await start_recipe(
                 stack.client,
                 reply,
-                {"hashtag": "tikflowdemo"},
+                {"hashtag": "tikflowdemo", "reply_every": "1s"},  # the sandbox: 1 s between replies, not 8
                 task_queue=stack.task_queue,
                 workflow_id=f"demo-hashtag-reply-{video.stat().st_mtime_ns}",
             )
