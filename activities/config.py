@@ -44,15 +44,64 @@ __all__ = [
     "ConfigError",
     "EngineConfig",
     "Variable",
+    "default_cached_workflows",
+    "memory_limit_mib",
 ]
 
-#: Workflow runs a worker keeps in memory (the SDK's default; `TIKFLOW_MAX_CACHED_WORKFLOWS`).
+#: The fewest workflow runs a worker keeps in memory by default (the SDK's own default); more
+#: when the worker's memory allows (`default_cached_workflows`, `TIKFLOW_MAX_CACHED_WORKFLOWS`).
 DEFAULT_CACHED_WORKFLOWS = 1000
+#: The most runs the default keeps, however much memory there is.
+MAX_DEFAULT_CACHED_WORKFLOWS = 10_000
+#: Memory the default budgets per cached run: a cached monitor measured 0.25-0.5 MiB of worker RSS
+#: (bench/memory.py; bench/monitors.py at 2,000 monitors), doubled for recipes with more state.
+CACHED_RUN_MIB = 1.0
+#: The share of the worker's memory the default lets the cache fill.
+CACHE_MEMORY_SHARE = 0.25
 #: `gc.set_threshold` of a worker process (`TIKFLOW_GC_THRESHOLD`).
 DEFAULT_GC_THRESHOLD = (20_000, 20, 20)
 
 #: Where a per-provider variable's name holds the provider key, upper-cased.
 _PROVIDER = "<PROVIDER>"
+
+
+def memory_limit_mib() -> float | None:
+    """The memory this process may use, in MiB: its cgroup's limit if it has one, else the machine's.
+
+    None when neither can be read (not Linux).
+    """
+    limits: list[float] = []
+    for path in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
+        try:
+            raw = Path(path).read_text().strip()
+        except OSError:
+            continue
+        if raw.isdigit() and int(raw) < 1 << 60:  # cgroup v1 says "no limit" with a huge number
+            limits.append(int(raw) / 2**20)
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                limits.append(int(line.split()[1]) / 1024)
+    except (OSError, ValueError, IndexError):
+        pass
+    return min(limits) if limits else None
+
+
+def default_cached_workflows(memory_mib: float | None = None) -> int:
+    """The default of `TIKFLOW_MAX_CACHED_WORKFLOWS`, sized from the worker's memory.
+
+    A run evicted from the cache replays its whole history at its next workflow task: at 2,000
+    monitors on a worker caching 1,000, 9.6 of 33.3 polls/s were served instead of 27.6 with all
+    cached (bench/monitors.py). So the default lets the cache fill `CACHE_MEMORY_SHARE` of the
+    memory (`memory_mib`, default `memory_limit_mib()`) at `CACHED_RUN_MIB` a run, never fewer
+    than the SDK's 1,000 nor more than `MAX_DEFAULT_CACHED_WORKFLOWS`: 6,000 runs on 24 GiB, 1,000
+    in a 4 GiB container.
+    """
+    memory = memory_limit_mib() if memory_mib is None else memory_mib
+    if memory is None:
+        return DEFAULT_CACHED_WORKFLOWS
+    fits = int(memory * CACHE_MEMORY_SHARE / CACHED_RUN_MIB)
+    return max(DEFAULT_CACHED_WORKFLOWS, min(MAX_DEFAULT_CACHED_WORKFLOWS, fits))
 
 
 class ConfigError(ValueError):
@@ -380,11 +429,13 @@ class EngineConfig:
         ),
     )
     max_cached_workflows: int = field(
-        default=DEFAULT_CACHED_WORKFLOWS,
+        default_factory=default_cached_workflows,
         metadata=_env(
             "TIKFLOW_MAX_CACHED_WORKFLOWS",
-            f"Runs a worker keeps in memory (default {DEFAULT_CACHED_WORKFLOWS}); keep it above the number "
-            "of monitors a worker serves, or each evicted run replays its history at its next poll.",
+            "Runs a worker keeps in memory (default: a quarter of its memory at 1 MiB a run, between "
+            f"{DEFAULT_CACHED_WORKFLOWS} and {MAX_DEFAULT_CACHED_WORKFLOWS}); keep it above the number of "
+            "monitors a worker serves, or each evicted run replays its history at its next poll (the "
+            "worker warns at start).",
             _non_negative_int,
             "an integer, 0 or more",
         ),

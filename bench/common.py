@@ -77,6 +77,15 @@ def peak_rss_mib() -> float:
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
 
+def process_peak_rss_mib(pid: int) -> float:
+    """Peak resident memory of another (running) process, e.g. a further worker."""
+    with contextlib.suppress(OSError):
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return round(int(line.split()[1]) / 1024, 1)
+    return 0.0
+
+
 def current_rss_mib() -> float:
     """Resident memory of this process right now."""
     with contextlib.suppress(OSError):
@@ -86,9 +95,10 @@ def current_rss_mib() -> float:
     return 0.0
 
 
-def cpu_seconds() -> dict[str, float]:
+def cpu_seconds(workers: Sequence[int] = ()) -> dict[str, float]:
     """CPU seconds (user + system) used so far by this process (`worker`) and by each of its
-    child processes, by name: `temporal` (the dev server) and `sandbox` (the providers)."""
+    child processes, by name: `temporal` (the dev server), the further worker processes `workers`
+    (counted as `worker` with this one) and `sandbox` (the providers)."""
     ticks = os.sysconf("SC_CLK_TCK")
     me = os.getpid()
     used: dict[str, float] = {}
@@ -102,7 +112,7 @@ def cpu_seconds() -> dict[str, float]:
         pid, ppid = int(stat.parent.name), int(fields[1])
         if pid != me and ppid != me:
             continue
-        name = "worker" if pid == me else "temporal" if command == "temporal" else "sandbox"
+        name = "worker" if pid == me or pid in workers else "temporal" if command == "temporal" else "sandbox"
         used[name] = used.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / ticks
     return used
 
@@ -206,6 +216,8 @@ class Engine:
     task_queue: str
     services: Any
     home: Path
+    #: The further worker processes (`engine(worker_processes=N)`): N - 1 of them.
+    worker_pids: tuple[int, ...] = ()
 
     @property
     def emulator(self) -> AdminClient:
@@ -221,14 +233,19 @@ async def engine(
     extra_workflows: Sequence[type] = (),
     worker_env: Mapping[str, str] | None = None,
     activity_interceptors: Sequence[Any] = (),
+    worker_processes: int = 1,
 ) -> AsyncIterator[Engine]:
     """A fresh Temporal dev server (as `tikflow dev` starts it), a sandbox and tikflow's workers.
 
     `quotas` replaces the in-process pacing the worker derives from `worker_env` (None: derive it).
     The workers are `worker.build_workers` exactly, with `extra_workflows` (the hand-written
     baselines) registered next to `RecipeWorkflow` on the base queue, so the interpreter and its
-    baseline share one worker, one activity implementation and one HTTP pool.
+    baseline share one worker, one activity implementation and one HTTP pool. With
+    `worker_processes` > 1, that many minus one further processes (`bench.worker_process`) poll
+    the same queue with the same configuration, as a second `tikflow worker` would.
     """
+    if worker_processes > 1 and (quotas is not None or activity_interceptors):
+        raise ValueError("further worker processes take their pacing from the environment, no interceptors")
     from activities.config import EngineConfig
     from activities.credentials import CredentialStore
     from activities.ratelimit import RateLimiter
@@ -270,7 +287,42 @@ async def engine(
                 running.push_async_callback(services.http.aclose)
                 for w in workers:
                     await running.enter_async_context(w)
-                yield Engine(stack.client, url, queue, services, home)
+                pids: list[int] = []
+                for _ in range(worker_processes - 1):
+                    process = worker_process(
+                        {**os.environ, **dict(worker_env or {})}, stack.address, queue, url, home
+                    )
+                    running.callback(stop_process, process, 30)
+                    pids.append(process.pid)
+                yield Engine(stack.client, url, queue, services, home, tuple(pids))
+
+
+def worker_process(
+    env: Mapping[str, str], address: str, queue: str, emulator_url: str, home: Path
+) -> subprocess.Popen[bytes]:
+    """A further worker process (`bench.worker_process`) on `queue`, returned once its workers poll."""
+    ready = home / f"worker-{uuid.uuid4().hex[:8]}.ready"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bench.worker_process"],
+        cwd=ROOT,
+        env={
+            **env,
+            "BENCH_WORKER_ADDRESS": address,
+            "BENCH_WORKER_QUEUE": queue,
+            "BENCH_WORKER_EMULATOR": emulator_url,
+            "BENCH_WORKER_HOME": str(home),
+            "BENCH_WORKER_READY": str(ready),
+        },
+        # The SDK core logs to stdout; the benchmark's own stdout is its JSON result.
+        stdout=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 60
+    while not ready.exists():
+        if process.poll() is not None or time.monotonic() > deadline:
+            stop_process(process, 5)
+            raise RuntimeError(f"a further worker process did not start (exit code {process.returncode})")
+        time.sleep(0.05)  # setup, before any load: nothing else waits on this loop yet
+    return process
 
 
 def _build_workers(

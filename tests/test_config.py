@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from activities.config import DEFAULT_GC_THRESHOLD, ConfigError, EngineConfig
+from activities.config import DEFAULT_GC_THRESHOLD, ConfigError, EngineConfig, default_cached_workflows
 from activities.contracts import DEFAULT_TASK_QUEUE
 from activities.settings import DEFAULT_BASE_URLS, PROVIDERS, Settings
 from tikflow.devstack import sandbox_worker_config
@@ -25,7 +25,7 @@ def test_an_empty_environment_gives_the_documented_defaults():
     assert config.provider_urls == DEFAULT_BASE_URLS
     assert (config.http_timeout_s, config.http_max_connections) == (30.0, 100)
     assert (config.max_concurrent_activities, config.max_concurrent_workflow_tasks) == (100, 100)
-    assert (config.max_cached_workflows, config.graceful_shutdown_s) == (1000, 30)
+    assert (config.max_cached_workflows, config.graceful_shutdown_s) == (default_cached_workflows(), 30)
     assert config.gc_threshold == DEFAULT_GC_THRESHOLD
     assert config.queue_rps == {}
     assert config.credentials_file is config.credentials_seed is config.ledger_file is None

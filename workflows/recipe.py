@@ -26,6 +26,8 @@ from temporalio import workflow
 from temporalio.exceptions import ApplicationError
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
+from workflows.runner import LeanSandboxedWorkflowRunner
+
 with workflow.unsafe.imports_passed_through():
     from workflows.events import EVENT_SIGNAL, Event
     from workflows.expressions import ExpressionError, evaluate_value
@@ -121,9 +123,10 @@ def workflow_runner() -> SandboxedWorkflowRunner:
     Jinja2 is deterministic and stateless here; re-importing it per run would cost time and trip
     the sandbox's lock checks. `workflows` (this module included) keeps no module-level state,
     and every module of it but this one was already imported passed through: importing this one
-    once instead of once per run saves each cached monitor its own copy (bench/memory.py).
+    once instead of once per run saves each cached monitor its own copy (bench/memory.py). The
+    runner is the SDK's sandbox minus two per-activation costs (`workflows.runner`).
     """
-    return SandboxedWorkflowRunner(
+    return LeanSandboxedWorkflowRunner(
         restrictions=SandboxRestrictions.default.with_passthrough_modules("jinja2", "markupsafe", "workflows")
     )
 
