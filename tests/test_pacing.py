@@ -14,8 +14,10 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
+import pytest
 from temporalio import activity
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowFailureError
+from temporalio.exceptions import CancelledError
 from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
@@ -219,9 +221,10 @@ async def _drive(env: WorkflowEnvironment, done: Any, idle: asyncio.Event) -> An
         return await asyncio.wait_for(done, 30)
 
 
-def _replying(name: str, times: int, pace: str) -> str:
+def _replying(name: str, times: int, pace: str, account: str = "main") -> str:
     return f"""
 recipe: {name}
+account: {account}
 steps:
   - for_each: "{{{{ range({times}) | list }}}}"
     as: n
@@ -319,3 +322,91 @@ def test_graph_shows_a_calls_pace():
 
     recipe = load_recipe(Path(__file__).parent / "recipes" / "valid" / "paced.yaml").recipe
     assert '["tikapi.reply (pace every 8s, 200/day)"]' in mermaid(recipe)
+
+
+class HeldReplies(MockReplies):
+    """A mock `tikapi.reply` whose calls from the `held` recipes stay out until cancelled (a slow provider).
+
+    A held attempt heartbeats (that is how a cancellation reaches it) and ends cancelled, as a
+    real attempt stopped mid-request would; `holding` is set while one is out.
+    """
+
+    def __init__(self, held: set[str]) -> None:
+        super().__init__()
+        self.held = held
+        self.holding = asyncio.Event()
+
+    def activity(self) -> Any:
+        @activity.defn(name="tikapi.reply")
+        async def reply(request: ActionRequest) -> dict[str, Any]:
+            self.calls.append((activity.info().current_attempt_scheduled_time, activity.info().workflow_id))
+            if request.recipe not in self.held:
+                return {"cid": "1"}
+            self.holding.set()
+            try:
+                while True:
+                    activity.heartbeat()
+                    await asyncio.sleep(0.05)
+            finally:
+                self.holding.clear()
+
+        return reply
+
+
+@contextlib.asynccontextmanager
+async def _held_workers(client: Client, task_queue: str, mock: MockReplies) -> AsyncIterator[None]:
+    """As `_workers`, with heartbeats sent at once (so a cancellation reaches a held attempt in ms)."""
+    async with (
+        Worker(
+            client,
+            task_queue=task_queue,
+            workflows=[RecipeWorkflow, AccountPacerWorkflow],
+            workflow_runner=workflow_runner(),
+        ),
+        Worker(
+            client,
+            task_queue=f"{task_queue}.tikapi",
+            activities=[mock.activity()],
+            default_heartbeat_throttle_interval=timedelta(milliseconds=20),
+            max_heartbeat_throttle_interval=timedelta(milliseconds=20),
+        ),
+    ):
+        yield
+
+
+@pytest.mark.parametrize("how", ["stop", "cancel"])
+async def test_a_run_ended_while_its_paced_call_is_out_gives_the_slot_back_at_once(dev_env, task_queue, how):
+    # The dev server: the time-skipping server drops a cancelled attempt at once, as if it had not
+    # started; a real server waits until the worker says the attempt ended, as here.
+    mock = HeldReplies(held={"first"})
+    account = f"acct-{uuid.uuid4().hex[:8]}"  # the session's server: a pacer of this test's own
+    pace = "{every: 2s}"
+    async with _held_workers(dev_env.client, task_queue, mock):
+        first = await _start_text(dev_env.client, task_queue, _replying("first", 1, pace, account))
+        await asyncio.wait_for(mock.holding.wait(), 30)  # its call is out: it holds the slot
+        pacer = dev_env.client.get_workflow_handle(pacer_id("tikapi", account))
+        held: PacerState = await pacer.query(AccountPacerWorkflow.pacing)
+        assert held.holder is not None
+        assert held.holder.workflow_id == first.id
+        if how == "stop":
+            await first.signal(RecipeWorkflow.stop)
+            assert (await asyncio.wait_for(first.result(), 30)).outcome == "stopped"
+        else:
+            await first.cancel()
+            with pytest.raises(WorkflowFailureError) as caught:
+                await asyncio.wait_for(first.result(), 30)
+            assert isinstance(caught.value.cause, CancelledError)
+
+        async def pacing() -> PacerState:
+            return await pacer.query(AccountPacerWorkflow.pacing)
+
+        freed = await eventually(
+            pacing, until=lambda s: s.holder is None, within=10, every=0.02, what="the slot given back"
+        )
+        assert freed.last_done is not None
+        second = await _start_text(dev_env.client, task_queue, _replying("second", 1, pace, account))
+        await asyncio.wait_for(second.result(), 60)
+    assert [wf for _, wf in mock.calls] == [first.id, second.id]
+    # The second recipe waited the pace after the first call ended, not the lease's half hour.
+    gap = mock.calls[1][0] - freed.last_done
+    assert timedelta(seconds=2) - timedelta(milliseconds=50) <= gap < timedelta(seconds=30)

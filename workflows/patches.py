@@ -12,6 +12,7 @@ __all__ = [
     "ACTIVITY_SUMMARY_PATCH",
     "APPROVAL_TAG_PATCH",
     "AUTH_WATCH_PATCH",
+    "CANCELLED_RUN_PATCH",
     "ITEM_KEY_PATCH",
     "LOCAL_READS_PATCH",
     "NOTIFY_PATCH",
@@ -79,3 +80,9 @@ APPROVAL_TAG_PATCH = "approval-id-random-tag"
 #: `TIKFLOW_NOTIFY_WEBHOOK`) with the reason and the command that restarts it. Runs started before
 #: it failed without the activity and keep doing so on replay.
 ON_FAILURE_PATCH = "failure-alert"
+
+#: A run cancelled (`temporal workflow cancel`, the UI) while a call is out ends `cancelled` once
+#: the call's attempt ends, giving its pacing slot back on the way. Before it, the cancelled call
+#: was a failed step: the run sent a failure alert and ended failed; runs started before it keep
+#: doing so on replay.
+CANCELLED_RUN_PATCH = "cancelled-run-ends-cancelled"

@@ -28,7 +28,13 @@ from typing import TYPE_CHECKING, Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy as TemporalRetryPolicy
-from temporalio.exceptions import ActivityError, ApplicationError, CancelledError, FailureError
+from temporalio.exceptions import (
+    ActivityError,
+    ApplicationError,
+    CancelledError,
+    FailureError,
+    is_cancelled_exception,
+)
 
 with workflow.unsafe.imports_passed_through():
     from activities.contracts import ActionRequest, idempotency_key, reauth_command, task_queue_for
@@ -48,6 +54,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.patches import (
         ACTIVITY_SUMMARY_PATCH,
         AUTH_WATCH_PATCH,
+        CANCELLED_RUN_PATCH,
         LOCAL_READS_PATCH,
         RUN_SCOPED_KEYS_PATCH,
         STOP_PATCH,
@@ -326,6 +333,12 @@ class CallPolicy:
             except FailureError as exc:
                 if call.cancelled:
                     raise RunStopped from None
+                if (
+                    workflow.cancellation_reason() is not None
+                    and is_cancelled_exception(exc)
+                    and workflow.patched(CANCELLED_RUN_PATCH)
+                ):
+                    raise  # the run was cancelled: it ends cancelled (and gives its pacing slot back)
                 # A local activity's failure is its own error, not wrapped in an ActivityError.
                 cause = exc.cause if isinstance(exc, ActivityError) else exc
                 if isinstance(cause, ApplicationError) and cause.type == "SessionExpired":
