@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import uuid
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
@@ -410,3 +411,31 @@ async def test_a_run_ended_while_its_paced_call_is_out_gives_the_slot_back_at_on
     # The second recipe waited the pace after the first call ended, not the lease's half hour.
     gap = mock.calls[1][0] - freed.last_done
     assert timedelta(seconds=2) - timedelta(milliseconds=50) <= gap < timedelta(seconds=30)
+
+
+async def test_a_worker_restart_mid_pacing_keeps_the_pace_and_posts_each_reply_once(dev_env, task_queue):
+    # The dev server: a worker that shuts down tells a real server to stop sending its runs' tasks
+    # to its own (sticky) queue; the time-skipping server keeps sending them there for a while.
+    mock = MockReplies()
+    account = f"acct-{uuid.uuid4().hex[:8]}"
+    every = timedelta(seconds=2)
+    async with _workers(dev_env.client, task_queue, mock):
+        handles = [
+            await _start_text(dev_env.client, task_queue, _replying(f"r{n}", 3, "{every: 2s}", account))
+            for n in range(2)
+        ]
+        done = asyncio.gather(*(h.result() for h in handles))
+
+        async def replies() -> int:
+            return len(mock.calls)
+
+        await eventually(replies, until=lambda n: n >= 2, within=30, every=0.05, what="two replies out")
+    # The old workers are gone (their caches with them); new ones take the runs and the pacer over.
+    assert 2 <= len(mock.calls) < 6
+    async with _workers(dev_env.client, task_queue, mock):
+        await asyncio.wait_for(done, 60)
+    keys = [wf for _, wf in mock.calls]
+    assert sorted(keys) == sorted([h.id for h in handles] * 3)  # three replies per recipe, none twice
+    times = sorted(t for t, _ in mock.calls)
+    gaps = [b - a for a, b in itertools.pairwise(times)]
+    assert min(gaps) >= every, f"two replies {min(gaps)} apart"

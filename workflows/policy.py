@@ -392,7 +392,9 @@ class CallPolicy:
                 try:
                     return await call()
                 finally:
-                    done_at = workflow.now()  # after the provider saw the request
+                    # After the provider saw the request (none of this when the worker drops the run).
+                    if workflow.in_workflow():
+                        done_at = workflow.now()
             finally:
                 # Also when stopped or cancelled: the next call of the account need not wait for us.
                 # Not when the worker drops the run from its cache (it goes on elsewhere, from history).
