@@ -32,7 +32,7 @@ from tests.support.waiting import eventually
 from tikflow.devstack import running_workers
 from tikflow.loader import load_recipe_text
 from tikflow.runs import build_run
-from workflows.pacing import AccountPacerWorkflow, PacerState, pacer_id
+from workflows.pacing import GRANTS_PER_RUN, AccountPacerWorkflow, PacerState, pacer_id
 from workflows.recipe import RecipeWorkflow, RunStatus, workflow_runner
 
 ME = "tikflow_demo"
@@ -439,3 +439,49 @@ async def test_a_worker_restart_mid_pacing_keeps_the_pace_and_posts_each_reply_o
     times = sorted(t for t, _ in mock.calls)
     gaps = [b - a for a, b in itertools.pairwise(times)]
     assert min(gaps) >= every, f"two replies {min(gaps)} apart"
+
+
+async def test_the_pacer_continues_as_new_keeping_the_day_count_and_the_last_call(time_env, task_queue):
+    mock = MockReplies()
+    pacer = time_env.client.get_workflow_handle(pacer_id("tikapi", "main"))
+    async with _workers(time_env.client, task_queue, mock):
+        now = await time_env.get_current_time()
+        # A pacer of 3 slots per run (the production one hands out `GRANTS_PER_RUN`), idle since an hour.
+        first_run = await time_env.client.start_workflow(
+            AccountPacerWorkflow.run,
+            args=[None, PacerState(grants_per_run=3, last_done=now - timedelta(hours=1))],
+            id=pacer.id,
+            task_queue=task_queue,
+        )
+        run = await _start_text(time_env.client, task_queue, _replying("many", 8, "{every: 8s, per_day: 6}"))
+        await _drive(time_env, asyncio.ensure_future(run.result()), mock.idle)
+        state: PacerState = await pacer.query(AccountPacerWorkflow.pacing)
+        # The pacer's runs, each continued as the next, and the events of each.
+        events: list[int] = []
+        run_id: str | None = first_run.result_run_id
+        while run_id:
+            history = await time_env.client.get_workflow_handle(pacer.id, run_id=run_id).fetch_history()
+            events.append(len(history.events))
+            last = history.events[-1]
+            run_id = (
+                last.workflow_execution_continued_as_new_event_attributes.new_execution_run_id
+                if last.HasField("workflow_execution_continued_as_new_event_attributes")
+                else None
+            )
+    times = sorted(t for t, _ in mock.calls)
+    assert len(times) == 8
+    gaps = [b - a for a, b in itertools.pairwise(times)]
+    assert min(gaps) >= EVERY  # the last call's end crossed each continue-as-new
+    # The day's count crossed them too: the 7th and 8th waited until the 1st and 2nd were a day old.
+    assert times[5] - times[0] < timedelta(minutes=2)
+    assert times[6] - times[0] >= timedelta(days=1)
+    assert times[7] - times[1] >= timedelta(days=1)
+    assert state.granted == 8
+    assert state.grants_per_run == 3
+    assert state.booked[-1] == state.last_done  # the last slot counted at its end
+    assert state.last_done is not None
+    assert state.last_done >= times[-1]
+    assert len(events) == 3  # 8 slots, 3 per run: continued as new twice
+    # About 15 events per slot (46, 55, 44 measured): `GRANTS_PER_RUN` slots stay under 4,000.
+    assert max(events) < 3 * 20
+    assert GRANTS_PER_RUN * 16 < 4000
