@@ -18,7 +18,7 @@ import httpx
 import pytest
 from temporalio import activity
 from temporalio.client import Client, WorkflowFailureError
-from temporalio.exceptions import CancelledError
+from temporalio.exceptions import ApplicationError, CancelledError
 from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
@@ -485,3 +485,51 @@ async def test_the_pacer_continues_as_new_keeping_the_day_count_and_the_last_cal
     # About 15 events per slot (46, 55, 44 measured): `GRANTS_PER_RUN` slots stay under 4,000.
     assert max(events) < 3 * 20
     assert GRANTS_PER_RUN * 16 < 4000
+
+
+async def test_a_call_awaiting_reauth_holds_no_slot_other_recipes_of_the_account_post(time_env, task_queue):
+    calls: list[tuple[datetime, str]] = []
+    expired = {"a"}  # recipe a's session has expired until it is re-authorized
+    idle = asyncio.Event()
+    idle.set()
+
+    @activity.defn(name="tikapi.reply")
+    async def reply(request: ActionRequest) -> dict[str, Any]:
+        if request.recipe in expired:
+            raise ApplicationError(
+                "session expired (428)", {"provider": "tikapi", "account": "main"}, type="SessionExpired"
+            )
+        calls.append((activity.info().current_attempt_scheduled_time, request.recipe or ""))
+        return {"cid": "1"}
+
+    @activity.defn(name="notify.send")
+    async def notify(request: ActionRequest) -> dict[str, Any]:
+        return {"sent": True}
+
+    async with (
+        Worker(
+            time_env.client,
+            task_queue=task_queue,
+            workflows=[RecipeWorkflow, AccountPacerWorkflow],
+            activities=[notify],
+            workflow_runner=workflow_runner(),
+        ),
+        Worker(time_env.client, task_queue=f"{task_queue}.tikapi", activities=[reply]),
+    ):
+        a = await _start_text(time_env.client, task_queue, _replying("a", 1, "{every: 8s}"))
+        await status_of(a, lambda s: s.phase == "awaiting_reauth")
+        b_started = await time_env.get_current_time()
+        b = await _start_text(time_env.client, task_queue, _replying("b", 3, "{every: 8s}"))
+        await _drive(time_env, asyncio.ensure_future(b.result()), idle)
+        # b posted all its replies while a waited for a person: the slot was not a's.
+        assert [r for _, r in calls] == ["b", "b", "b"]
+        assert (await a.query(RecipeWorkflow.status)).phase == "awaiting_reauth"
+        expired.clear()
+        await a.signal(RecipeWorkflow.reauthorized, "main")
+        await _drive(time_env, asyncio.ensure_future(a.result()), idle)
+    assert [r for _, r in calls] == ["b", "b", "b", "a"]
+    times = [t for t, _ in calls]
+    assert min(b - a for a, b in itertools.pairwise(times)) >= EVERY
+    # b was paced after a's failed attempt, not held for a's lease (`LEASE_TTL`).
+    assert times[0] - b_started <= EVERY + timedelta(seconds=2)
+    assert times[2] - times[0] < 2 * EVERY + timedelta(seconds=4)

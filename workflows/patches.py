@@ -17,6 +17,7 @@ __all__ = [
     "LOCAL_READS_PATCH",
     "NOTIFY_PATCH",
     "ON_FAILURE_PATCH",
+    "PACE_PER_ATTEMPT_PATCH",
     "QUIET_PHASE_PATCH",
     "RUN_SCOPED_KEYS_PATCH",
     "SCHEDULE_MEMORY_PATCH",
@@ -86,3 +87,10 @@ ON_FAILURE_PATCH = "failure-alert"
 #: was a failed step: the run sent a failure alert and ended failed; runs started before it keep
 #: doing so on replay.
 CANCELLED_RUN_PATCH = "cancelled-run-ends-cancelled"
+
+#: A paced call takes its account's slot per attempt, not for the whole call: its activity runs
+#: one attempt at a time (`maximum_attempts=1`) and the workflow retries it with timers outside the
+#: slot, and the slot is given back before a rate-limit or re-authorization wait, so a call waiting
+#: out an outage blocks no other recipe of the account. Runs started before it held the slot for
+#: the whole call (server-side retries) and keep doing so on replay.
+PACE_PER_ATTEMPT_PATCH = "pace-slot-per-attempt"
