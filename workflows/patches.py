@@ -10,6 +10,7 @@ from __future__ import annotations
 
 __all__ = [
     "ACTIVITY_SUMMARY_PATCH",
+    "ALERT_RETRY_PATCH",
     "APPROVAL_TAG_PATCH",
     "AUTH_WATCH_PATCH",
     "CANCELLED_RUN_PATCH",
@@ -94,3 +95,9 @@ CANCELLED_RUN_PATCH = "cancelled-run-ends-cancelled"
 #: out an outage blocks no other recipe of the account. Runs started before it held the slot for
 #: the whole call (server-side retries) and keep doing so on replay.
 PACE_PER_ATTEMPT_PATCH = "pace-slot-per-attempt"
+
+#: A failure alert retries under its own bounded policy (`workflows.recipe.ALERT_RETRY`: four
+#: attempts, 90 s at most) instead of the recipe's `retry:` (20 attempts over about an hour by
+#: default), so a dead webhook cannot hold a failed run open. Runs started before it schedule the
+#: alert with the recipe's policy and keep doing so on replay.
+ALERT_RETRY_PATCH = "failure-alert-own-retry"
