@@ -326,7 +326,8 @@ def _alert_differences(wanted: AlertExpectation, alerts: Sequence[RecordedCall])
     if len(alerts) != 1:
         return [Difference("alert", f"expected one failure alert, got {len(alerts)}")]
     params = alerts[0].params
-    data = params.get("data") if isinstance(params.get("data"), dict) else {}
+    data = params.get("data")
+    data = data if isinstance(data, dict) else {}
     sent = {"reason": str(data.get("reason", "")), "message": str(params.get("message", ""))}
     return [
         Difference("alert", f"expected a {part} containing {text!r}, got {sent[part]!r}")
