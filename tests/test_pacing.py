@@ -533,3 +533,46 @@ async def test_a_call_awaiting_reauth_holds_no_slot_other_recipes_of_the_account
     # b was paced after a's failed attempt, not held for a's lease (`LEASE_TTL`).
     assert times[0] - b_started <= EVERY + timedelta(seconds=2)
     assert times[2] - times[0] < 2 * EVERY + timedelta(seconds=4)
+
+
+async def test_a_call_retrying_an_outage_gives_the_slot_back_between_attempts(time_env, task_queue):
+    attempts: list[tuple[datetime, str, bool]] = []  # (when, recipe, succeeded): every request sent
+    idle = asyncio.Event()
+    idle.set()
+
+    @activity.defn(name="tikapi.reply")
+    async def reply(request: ActionRequest) -> dict[str, Any]:
+        failing = request.recipe == "a" and sum(r == "a" for _, r, _ in attempts) < 2
+        attempts.append((activity.info().current_attempt_scheduled_time, request.recipe or "", not failing))
+        if failing:
+            raise ApplicationError("HTTP 503", {"provider": "tikapi"}, type="ProviderUnavailable")
+        return {"cid": "1"}
+
+    retrying = _replying("a", 1, "{every: 8s}").replace(
+        "steps:", "retry: {initial: 1m, max_attempts: 3}\nsteps:", 1
+    )
+    async with (
+        Worker(
+            time_env.client,
+            task_queue=task_queue,
+            workflows=[RecipeWorkflow, AccountPacerWorkflow],
+            workflow_runner=workflow_runner(),
+        ),
+        Worker(time_env.client, task_queue=f"{task_queue}.tikapi", activities=[reply]),
+    ):
+        a = await _start_text(time_env.client, task_queue, retrying)
+        await status_of(a, lambda s: any(c.last_failure for c in s.calls))  # its first attempt failed
+        b_started = await time_env.get_current_time()
+        b = await _start_text(time_env.client, task_queue, _replying("b", 3, "{every: 8s}"))
+        await _drive(time_env, asyncio.ensure_future(asyncio.gather(a.result(), b.result())), idle)
+    assert [(r, ok) for _, r, ok in attempts] == [
+        ("a", False),
+        ("b", True),
+        ("b", True),
+        ("b", True),
+        ("a", False),
+        ("a", True),
+    ]
+    times = [t for t, _, _ in attempts]
+    assert min(y - x for x, y in itertools.pairwise(times)) >= EVERY  # failed attempts are paced too
+    assert times[1] - b_started <= EVERY + timedelta(seconds=2)  # b went on during a's backoff
