@@ -22,7 +22,7 @@ from tests.support.webhook import Webhook
 from tikflow.devstack import running_workers
 from tikflow.loader import load_recipe
 from tikflow.runs import build_run
-from workflows.recipe import MAX_CONSECUTIVE_FAILED_POLLS, RecipeWorkflow, RunStatus
+from workflows.recipe import ALERT_RETRY, MAX_CONSECUTIVE_FAILED_POLLS, RecipeWorkflow, RunStatus
 
 ONCE = """
 recipe: nightly-report
@@ -158,5 +158,26 @@ async def test_an_alert_that_cannot_be_delivered_leaves_the_run_failed_with_its_
         gone.close()
     assert message == "steps.1: the report for cy is empty"
     assert gone.posts == 1  # refused, not retried
+    assert status.counters.notifications_failed == 1
+    assert status.last_error == message
+
+
+async def test_an_alert_to_a_dead_webhook_gives_up_within_its_bound_and_the_run_fails(
+    time_env, tmp_path, credentials_file, task_queue
+):
+    dead = Webhook(status=503)  # answers, always with an outage
+    try:
+        # The recipe's own policy would retry for about an hour; the alert has its own.
+        text = with_target(ONCE, f"retry: {{max_attempts: 50}}\non_failure: {{webhook: {dead.url!r}}}")
+        message, handle, status = await run_to_failure(
+            time_env, tmp_path, credentials_file, task_queue, text, {"who": "di"}
+        )
+        run = await handle.describe()
+    finally:
+        dead.close()
+    assert message == "steps.1: the report for di is empty"
+    assert dead.posts == ALERT_RETRY.max_attempts
+    assert run.close_time is not None
+    assert run.close_time - run.start_time <= timedelta(seconds=90)  # simulated: the alert's bound
     assert status.counters.notifications_failed == 1
     assert status.last_error == message

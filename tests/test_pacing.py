@@ -8,14 +8,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import uuid
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
+import pytest
 from temporalio import activity
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowFailureError
+from temporalio.exceptions import ApplicationError, CancelledError
 from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
@@ -29,7 +32,7 @@ from tests.support.waiting import eventually
 from tikflow.devstack import running_workers
 from tikflow.loader import load_recipe_text
 from tikflow.runs import build_run
-from workflows.pacing import AccountPacerWorkflow, PacerState, pacer_id
+from workflows.pacing import GRANTS_PER_RUN, AccountPacerWorkflow, PacerState, pacer_id
 from workflows.recipe import RecipeWorkflow, RunStatus, workflow_runner
 
 ME = "tikflow_demo"
@@ -219,9 +222,10 @@ async def _drive(env: WorkflowEnvironment, done: Any, idle: asyncio.Event) -> An
         return await asyncio.wait_for(done, 30)
 
 
-def _replying(name: str, times: int, pace: str) -> str:
+def _replying(name: str, times: int, pace: str, account: str = "main") -> str:
     return f"""
 recipe: {name}
+account: {account}
 steps:
   - for_each: "{{{{ range({times}) | list }}}}"
     as: n
@@ -319,3 +323,256 @@ def test_graph_shows_a_calls_pace():
 
     recipe = load_recipe(Path(__file__).parent / "recipes" / "valid" / "paced.yaml").recipe
     assert '["tikapi.reply (pace every 8s, 200/day)"]' in mermaid(recipe)
+
+
+class HeldReplies(MockReplies):
+    """A mock `tikapi.reply` whose calls from the `held` recipes stay out until cancelled (a slow provider).
+
+    A held attempt heartbeats (that is how a cancellation reaches it) and ends cancelled, as a
+    real attempt stopped mid-request would; `holding` is set while one is out.
+    """
+
+    def __init__(self, held: set[str]) -> None:
+        super().__init__()
+        self.held = held
+        self.holding = asyncio.Event()
+
+    def activity(self) -> Any:
+        @activity.defn(name="tikapi.reply")
+        async def reply(request: ActionRequest) -> dict[str, Any]:
+            self.calls.append((activity.info().current_attempt_scheduled_time, activity.info().workflow_id))
+            if request.recipe not in self.held:
+                return {"cid": "1"}
+            self.holding.set()
+            try:
+                while True:
+                    activity.heartbeat()
+                    await asyncio.sleep(0.05)
+            finally:
+                self.holding.clear()
+
+        return reply
+
+
+@contextlib.asynccontextmanager
+async def _held_workers(client: Client, task_queue: str, mock: MockReplies) -> AsyncIterator[None]:
+    """As `_workers`, with heartbeats sent at once (so a cancellation reaches a held attempt in ms)."""
+    async with (
+        Worker(
+            client,
+            task_queue=task_queue,
+            workflows=[RecipeWorkflow, AccountPacerWorkflow],
+            workflow_runner=workflow_runner(),
+        ),
+        Worker(
+            client,
+            task_queue=f"{task_queue}.tikapi",
+            activities=[mock.activity()],
+            default_heartbeat_throttle_interval=timedelta(milliseconds=20),
+            max_heartbeat_throttle_interval=timedelta(milliseconds=20),
+        ),
+    ):
+        yield
+
+
+@pytest.mark.parametrize("how", ["stop", "cancel"])
+async def test_a_run_ended_while_its_paced_call_is_out_gives_the_slot_back_at_once(dev_env, task_queue, how):
+    # The dev server: the time-skipping server drops a cancelled attempt at once, as if it had not
+    # started; a real server waits until the worker says the attempt ended, as here.
+    mock = HeldReplies(held={"first"})
+    account = f"acct-{uuid.uuid4().hex[:8]}"  # the session's server: a pacer of this test's own
+    pace = "{every: 2s}"
+    async with _held_workers(dev_env.client, task_queue, mock):
+        first = await _start_text(dev_env.client, task_queue, _replying("first", 1, pace, account))
+        await asyncio.wait_for(mock.holding.wait(), 30)  # its call is out: it holds the slot
+        pacer = dev_env.client.get_workflow_handle(pacer_id("tikapi", account))
+        held: PacerState = await pacer.query(AccountPacerWorkflow.pacing)
+        assert held.holder is not None
+        assert held.holder.workflow_id == first.id
+        if how == "stop":
+            await first.signal(RecipeWorkflow.stop)
+            assert (await asyncio.wait_for(first.result(), 30)).outcome == "stopped"
+        else:
+            await first.cancel()
+            with pytest.raises(WorkflowFailureError) as caught:
+                await asyncio.wait_for(first.result(), 30)
+            assert isinstance(caught.value.cause, CancelledError)
+
+        async def pacing() -> PacerState:
+            return await pacer.query(AccountPacerWorkflow.pacing)
+
+        freed = await eventually(
+            pacing, until=lambda s: s.holder is None, within=10, every=0.02, what="the slot given back"
+        )
+        assert freed.last_done is not None
+        second = await _start_text(dev_env.client, task_queue, _replying("second", 1, pace, account))
+        await asyncio.wait_for(second.result(), 60)
+    assert [wf for _, wf in mock.calls] == [first.id, second.id]
+    # The second recipe waited the pace after the first call ended, not the lease's half hour.
+    gap = mock.calls[1][0] - freed.last_done
+    assert timedelta(seconds=2) - timedelta(milliseconds=50) <= gap < timedelta(seconds=30)
+
+
+async def test_a_worker_restart_mid_pacing_keeps_the_pace_and_posts_each_reply_once(dev_env, task_queue):
+    # The dev server: a worker that shuts down tells a real server to stop sending its runs' tasks
+    # to its own (sticky) queue; the time-skipping server keeps sending them there for a while.
+    mock = MockReplies()
+    account = f"acct-{uuid.uuid4().hex[:8]}"
+    every = timedelta(seconds=2)
+    async with _workers(dev_env.client, task_queue, mock):
+        handles = [
+            await _start_text(dev_env.client, task_queue, _replying(f"r{n}", 3, "{every: 2s}", account))
+            for n in range(2)
+        ]
+        done = asyncio.gather(*(h.result() for h in handles))
+
+        async def replies() -> int:
+            return len(mock.calls)
+
+        await eventually(replies, until=lambda n: n >= 2, within=30, every=0.05, what="two replies out")
+    # The old workers are gone (their caches with them); new ones take the runs and the pacer over.
+    assert 2 <= len(mock.calls) < 6
+    async with _workers(dev_env.client, task_queue, mock):
+        await asyncio.wait_for(done, 60)
+    keys = [wf for _, wf in mock.calls]
+    assert sorted(keys) == sorted([h.id for h in handles] * 3)  # three replies per recipe, none twice
+    times = sorted(t for t, _ in mock.calls)
+    gaps = [b - a for a, b in itertools.pairwise(times)]
+    assert min(gaps) >= every, f"two replies {min(gaps)} apart"
+
+
+async def test_the_pacer_continues_as_new_keeping_the_day_count_and_the_last_call(time_env, task_queue):
+    mock = MockReplies()
+    pacer = time_env.client.get_workflow_handle(pacer_id("tikapi", "main"))
+    async with _workers(time_env.client, task_queue, mock):
+        now = await time_env.get_current_time()
+        # A pacer of 3 slots per run (the production one hands out `GRANTS_PER_RUN`), idle since an hour.
+        first_run = await time_env.client.start_workflow(
+            AccountPacerWorkflow.run,
+            args=[None, PacerState(grants_per_run=3, last_done=now - timedelta(hours=1))],
+            id=pacer.id,
+            task_queue=task_queue,
+        )
+        run = await _start_text(time_env.client, task_queue, _replying("many", 8, "{every: 8s, per_day: 6}"))
+        await _drive(time_env, asyncio.ensure_future(run.result()), mock.idle)
+        state: PacerState = await pacer.query(AccountPacerWorkflow.pacing)
+        # The pacer's runs, each continued as the next, and the events of each.
+        events: list[int] = []
+        run_id: str | None = first_run.result_run_id
+        while run_id:
+            history = await time_env.client.get_workflow_handle(pacer.id, run_id=run_id).fetch_history()
+            events.append(len(history.events))
+            last = history.events[-1]
+            run_id = (
+                last.workflow_execution_continued_as_new_event_attributes.new_execution_run_id
+                if last.HasField("workflow_execution_continued_as_new_event_attributes")
+                else None
+            )
+    times = sorted(t for t, _ in mock.calls)
+    assert len(times) == 8
+    gaps = [b - a for a, b in itertools.pairwise(times)]
+    assert min(gaps) >= EVERY  # the last call's end crossed each continue-as-new
+    # The day's count crossed them too: the 7th and 8th waited until the 1st and 2nd were a day old.
+    assert times[5] - times[0] < timedelta(minutes=2)
+    assert times[6] - times[0] >= timedelta(days=1)
+    assert times[7] - times[1] >= timedelta(days=1)
+    assert state.granted == 8
+    assert state.grants_per_run == 3
+    assert state.booked[-1] == state.last_done  # the last slot counted at its end
+    assert state.last_done is not None
+    assert state.last_done >= times[-1]
+    assert len(events) == 3  # 8 slots, 3 per run: continued as new twice
+    # About 15 events per slot (46, 55, 44 measured): `GRANTS_PER_RUN` slots stay under 4,000.
+    assert max(events) < 3 * 20
+    assert GRANTS_PER_RUN * 16 < 4000
+
+
+async def test_a_call_awaiting_reauth_holds_no_slot_other_recipes_of_the_account_post(time_env, task_queue):
+    calls: list[tuple[datetime, str]] = []
+    expired = {"a"}  # recipe a's session has expired until it is re-authorized
+    idle = asyncio.Event()
+    idle.set()
+
+    @activity.defn(name="tikapi.reply")
+    async def reply(request: ActionRequest) -> dict[str, Any]:
+        if request.recipe in expired:
+            raise ApplicationError(
+                "session expired (428)", {"provider": "tikapi", "account": "main"}, type="SessionExpired"
+            )
+        calls.append((activity.info().current_attempt_scheduled_time, request.recipe or ""))
+        return {"cid": "1"}
+
+    @activity.defn(name="notify.send")
+    async def notify(request: ActionRequest) -> dict[str, Any]:
+        return {"sent": True}
+
+    async with (
+        Worker(
+            time_env.client,
+            task_queue=task_queue,
+            workflows=[RecipeWorkflow, AccountPacerWorkflow],
+            activities=[notify],
+            workflow_runner=workflow_runner(),
+        ),
+        Worker(time_env.client, task_queue=f"{task_queue}.tikapi", activities=[reply]),
+    ):
+        a = await _start_text(time_env.client, task_queue, _replying("a", 1, "{every: 8s}"))
+        await status_of(a, lambda s: s.phase == "awaiting_reauth")
+        b_started = await time_env.get_current_time()
+        b = await _start_text(time_env.client, task_queue, _replying("b", 3, "{every: 8s}"))
+        await _drive(time_env, asyncio.ensure_future(b.result()), idle)
+        # b posted all its replies while a waited for a person: the slot was not a's.
+        assert [r for _, r in calls] == ["b", "b", "b"]
+        assert (await a.query(RecipeWorkflow.status)).phase == "awaiting_reauth"
+        expired.clear()
+        await a.signal(RecipeWorkflow.reauthorized, "main")
+        await _drive(time_env, asyncio.ensure_future(a.result()), idle)
+    assert [r for _, r in calls] == ["b", "b", "b", "a"]
+    times = [t for t, _ in calls]
+    assert min(b - a for a, b in itertools.pairwise(times)) >= EVERY
+    # b was paced after a's failed attempt, not held for a's lease (`LEASE_TTL`).
+    assert times[0] - b_started <= EVERY + timedelta(seconds=2)
+    assert times[2] - times[0] < 2 * EVERY + timedelta(seconds=4)
+
+
+async def test_a_call_retrying_an_outage_gives_the_slot_back_between_attempts(time_env, task_queue):
+    attempts: list[tuple[datetime, str, bool]] = []  # (when, recipe, succeeded): every request sent
+    idle = asyncio.Event()
+    idle.set()
+
+    @activity.defn(name="tikapi.reply")
+    async def reply(request: ActionRequest) -> dict[str, Any]:
+        failing = request.recipe == "a" and sum(r == "a" for _, r, _ in attempts) < 2
+        attempts.append((activity.info().current_attempt_scheduled_time, request.recipe or "", not failing))
+        if failing:
+            raise ApplicationError("HTTP 503", {"provider": "tikapi"}, type="ProviderUnavailable")
+        return {"cid": "1"}
+
+    retrying = _replying("a", 1, "{every: 8s}").replace(
+        "steps:", "retry: {initial: 1m, max_attempts: 3}\nsteps:", 1
+    )
+    async with (
+        Worker(
+            time_env.client,
+            task_queue=task_queue,
+            workflows=[RecipeWorkflow, AccountPacerWorkflow],
+            workflow_runner=workflow_runner(),
+        ),
+        Worker(time_env.client, task_queue=f"{task_queue}.tikapi", activities=[reply]),
+    ):
+        a = await _start_text(time_env.client, task_queue, retrying)
+        await status_of(a, lambda s: any(c.last_failure for c in s.calls))  # its first attempt failed
+        b_started = await time_env.get_current_time()
+        b = await _start_text(time_env.client, task_queue, _replying("b", 3, "{every: 8s}"))
+        await _drive(time_env, asyncio.ensure_future(asyncio.gather(a.result(), b.result())), idle)
+    assert [(r, ok) for _, r, ok in attempts] == [
+        ("a", False),
+        ("b", True),
+        ("b", True),
+        ("b", True),
+        ("a", False),
+        ("a", True),
+    ]
+    times = [t for t, _, _ in attempts]
+    assert min(y - x for x, y in itertools.pairwise(times)) >= EVERY  # failed attempts are paced too
+    assert times[1] - b_started <= EVERY + timedelta(seconds=2)  # b went on during a's backoff

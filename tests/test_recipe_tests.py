@@ -175,3 +175,28 @@ async def test_a_failing_case_compares_its_steps_effects_not_the_failure_alert(t
     # The alert was sent all the same (recorded), once, after the step's notification.
     sent = [(c.path, c.params.get("alert")) for c in report.calls if c.action == "notify.send"]
     assert sent == [("steps.started", False), ("on_failure", True)]
+
+
+async def test_a_case_can_expect_the_failure_alert_and_its_reason(tmp_path: Path):
+    from tikflow.recipetest import run_test_files
+
+    (tmp_path / "report-then-fail.yaml").write_text(ALERTED)
+    (tmp_path / "report-then-fail.test.yaml").write_text(
+        """\
+recipe: report-then-fail.yaml
+tests:
+  - name: alerts with the reason
+    expect:
+      error: "the report is empty"
+      alert: {reason: "the report is empty", message: "report-then-fail failed"}
+  - name: expects another reason
+    expect:
+      error: "the report is empty"
+      alert: {reason: "quota"}
+"""
+    )
+    good, bad = await run_test_files([load_test_file(tmp_path / "report-then-fail.test.yaml")])
+    assert good.differences == []
+    assert [(d.where, d.message) for d in bad.differences] == [
+        ("alert", "expected a reason containing 'quota', got 'steps.1: the report is empty'")
+    ]

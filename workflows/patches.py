@@ -10,13 +10,16 @@ from __future__ import annotations
 
 __all__ = [
     "ACTIVITY_SUMMARY_PATCH",
+    "ALERT_RETRY_PATCH",
     "APPROVAL_TAG_PATCH",
     "AUTH_WATCH_PATCH",
+    "CANCELLED_RUN_PATCH",
     "FAILURE_MEMORY_PATCH",
     "ITEM_KEY_PATCH",
     "LOCAL_READS_PATCH",
     "NOTIFY_PATCH",
     "ON_FAILURE_PATCH",
+    "PACE_PER_ATTEMPT_PATCH",
     "QUIET_PHASE_PATCH",
     "RUN_SCOPED_KEYS_PATCH",
     "SCHEDULE_MEMORY_PATCH",
@@ -86,3 +89,22 @@ ON_FAILURE_PATCH = "failure-alert"
 #: its history (`tikflow.kept_memory`). Runs started before it failed without details and keep
 #: doing so on replay (their memory is then recovered by replaying their history).
 FAILURE_MEMORY_PATCH = "failure-carries-memory"
+
+#: A run cancelled (`temporal workflow cancel`, the UI) while a call is out ends `cancelled` once
+#: the call's attempt ends, giving its pacing slot back on the way. Before it, the cancelled call
+#: was a failed step: the run sent a failure alert and ended failed; runs started before it keep
+#: doing so on replay.
+CANCELLED_RUN_PATCH = "cancelled-run-ends-cancelled"
+
+#: A paced call takes its account's slot per attempt, not for the whole call: its activity runs
+#: one attempt at a time (`maximum_attempts=1`) and the workflow retries it with timers outside the
+#: slot, and the slot is given back before a rate-limit or re-authorization wait, so a call waiting
+#: out an outage blocks no other recipe of the account. Runs started before it held the slot for
+#: the whole call (server-side retries) and keep doing so on replay.
+PACE_PER_ATTEMPT_PATCH = "pace-slot-per-attempt"
+
+#: A failure alert retries under its own bounded policy (`workflows.recipe.ALERT_RETRY`: four
+#: attempts, 90 s at most) instead of the recipe's `retry:` (20 attempts over about an hour by
+#: default), so a dead webhook cannot hold a failed run open. Runs started before it schedule the
+#: alert with the recipe's policy and keep doing so on replay.
+ALERT_RETRY_PATCH = "failure-alert-own-retry"

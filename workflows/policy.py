@@ -28,7 +28,13 @@ from typing import TYPE_CHECKING, Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy as TemporalRetryPolicy
-from temporalio.exceptions import ActivityError, ApplicationError, CancelledError, FailureError
+from temporalio.exceptions import (
+    ActivityError,
+    ApplicationError,
+    CancelledError,
+    FailureError,
+    is_cancelled_exception,
+)
 
 with workflow.unsafe.imports_passed_through():
     from activities.contracts import ActionRequest, idempotency_key, reauth_command, task_queue_for
@@ -50,7 +56,9 @@ with workflow.unsafe.imports_passed_through():
     from workflows.patches import (
         ACTIVITY_SUMMARY_PATCH,
         AUTH_WATCH_PATCH,
+        CANCELLED_RUN_PATCH,
         LOCAL_READS_PATCH,
+        PACE_PER_ATTEMPT_PATCH,
         RUN_SCOPED_KEYS_PATCH,
         STOP_PATCH,
     )
@@ -263,21 +271,23 @@ class CallPolicy:
         ):
             self._watched.add(account)
             await subscribe_mailbox("tiktok", f"account:{account}")
-        if isinstance(step, CallStep) and step.pace is not None and not paced:
+        # Each attempt of a paced call takes the account's slot (`PACE_PER_ATTEMPT_PATCH`), so
+        # retries, rate-limit and re-authorization waits hold no other recipe of the account.
+        pace = step.pace if isinstance(step, CallStep) and not paced else None
+        if pace is not None and pace.every is not None and is_template(pace.every):
+            said = str(self._eval(pace.every, scope, path))
+            try:
+                pace_every(said)
+            except ValueError as exc:
+                raise StepFailed(f"{path}: pace every: {exc}") from None
+            pace = pace.model_copy(update={"every": said})
+        if pace is not None and not workflow.patched(PACE_PER_ATTEMPT_PATCH):
 
             def unpaced() -> Awaitable[Any]:
                 return self._call(
                     action, params, account_expr, step, scope, path, rendered=rendered, paced=True
                 )
 
-            pace = step.pace
-            if pace.every is not None and is_template(pace.every):
-                said = str(self._eval(pace.every, scope, path))
-                try:
-                    pace_every(said)
-                except ValueError as exc:
-                    raise StepFailed(f"{path}: pace every: {exc}") from None
-                pace = pace.model_copy(update={"every": said})
             return await self._paced(pace, action, account, path, unpaced)
         while True:
             await self._unpaused()
@@ -313,6 +323,27 @@ class CallPolicy:
                     path, action, workflow.now(), None, local=True, max_attempts=retries.maximum_attempts
                 )
                 outcome = self._local_attempts(call, attempt, retries, schedule_to_close)
+            elif pace is not None:
+
+                def paced_attempt() -> workflow.ActivityHandle[Any]:
+                    return workflow.start_activity(
+                        action,
+                        request,
+                        summary=activity_summary(path, action, values),
+                        task_queue=task_queue_for(action, workflow.info().task_queue),
+                        start_to_close_timeout=timeout,
+                        # Retried here, by `_paced_attempts`: the slot is given back between attempts.
+                        retry_policy=TemporalRetryPolicy(maximum_attempts=1),
+                        result_type=dict,
+                        cancellation_type=workflow.ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+                    )
+
+                retries = retry_policy(policy)
+                # Attempts counted here, as a local call's (`CallInFlight.local`).
+                call = CallInFlight(
+                    path, action, workflow.now(), None, local=True, max_attempts=retries.maximum_attempts
+                )
+                outcome = self._paced_attempts(call, paced_attempt, retries, schedule_to_close, pace, account)
             else:
                 handle = workflow.start_activity(
                     action,
@@ -336,6 +367,12 @@ class CallPolicy:
             except FailureError as exc:
                 if call.cancelled:
                     raise RunStopped from None
+                if (
+                    workflow.cancellation_reason() is not None
+                    and is_cancelled_exception(exc)
+                    and workflow.patched(CANCELLED_RUN_PATCH)
+                ):
+                    raise  # the run was cancelled: it ends cancelled (and gives its pacing slot back)
                 # A local activity's failure is its own error, not wrapped in an ActivityError.
                 cause = exc.cause if isinstance(exc, ActivityError) else exc
                 if isinstance(cause, ApplicationError) and cause.type == "SessionExpired":
@@ -389,12 +426,52 @@ class CallPolicy:
                 try:
                     return await call()
                 finally:
-                    done_at = workflow.now()  # after the provider saw the request
+                    # After the provider saw the request (none of this when the worker drops the run).
+                    if workflow.in_workflow():
+                        done_at = workflow.now()
             finally:
                 # Also when stopped or cancelled: the next call of the account need not wait for us.
                 # Not when the worker drops the run from its cache (it goes on elsewhere, from history).
                 if workflow.in_workflow():
                     await release_slot(provider, account, PaceRelease(request_id=request_id, done_at=done_at))
+
+    async def _paced_attempts(
+        self,
+        call: CallInFlight,
+        attempt: Callable[[], workflow.ActivityHandle[Any]],
+        policy: TemporalRetryPolicy,
+        max_duration: timedelta | None,
+        pace: Pace,
+        account: str,
+    ) -> Any:
+        """Run a paced call's attempts under `policy`, each in its own pacing slot of the account.
+
+        As `_local_attempts`, with the slot taken before each attempt and given back when it ends:
+        the backoff after a failed attempt is a workflow timer outside the slot, and so are the
+        rate-limit and re-authorization waits of `_call` (the failure is raised out of the slot),
+        so an account's other recipes post while this call waits out an outage.
+        """
+        deadline = call.started_at + max_duration if max_duration else None
+
+        async def one() -> Any:
+            call.handle = attempt()
+            return await call.handle
+
+        while True:
+            try:
+                return await self._paced(pace, call.action, account, call.path, one)
+            except FailureError as exc:
+                delay = None if call.cancelled else retry_delay(exc, policy, call.attempt)
+                if delay is None or (deadline is not None and workflow.now() + delay > deadline):
+                    raise
+                call.handle = None
+                call.last_failure = failure_message(exc)
+                call.next_attempt_at = workflow.now() + delay
+            with contextlib.suppress(asyncio.TimeoutError):
+                await workflow.wait_condition(lambda: call.cancelled, timeout=delay)
+            if call.cancelled:
+                raise RunStopped
+            call.attempt += 1
 
     async def _await_slot(self, pace: Pace, provider: str, account: str, path: str, request_id: str) -> bool:
         """Wait (phase `pacing`) until this call's slot; False: paused meanwhile (slot unused)."""

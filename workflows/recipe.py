@@ -35,9 +35,10 @@ with workflow.unsafe.imports_passed_through():
     from workflows.links import APPROVAL_QUERY, APPROVAL_SIGNAL
     from workflows.memory import StepMemory, carried, summary
     from workflows.memory import forget as forget_step
-    from workflows.models import NotifyStep, Recipe, input_value_problem, parse_duration
+    from workflows.models import NotifyStep, Recipe, RetryPolicy, input_value_problem, parse_duration
     from workflows.pacing import PACE_SLOT_SIGNAL, PaceSlot
     from workflows.patches import (
+        ALERT_RETRY_PATCH,
         FAILURE_MEMORY_PATCH,
         ITEM_KEY_PATCH,
         NOTIFY_PATCH,
@@ -73,6 +74,8 @@ with workflow.unsafe.imports_passed_through():
 
 __all__ = [
     "ALERT_PATH",
+    "ALERT_RETRY",
+    "ALERT_TIMEOUT",
     "DEFAULT_CALL_TIMEOUT",
     "ITEM_KEY_PATCH",
     "MAX_CONSECUTIVE_FAILED_POLLS",
@@ -109,6 +112,18 @@ POLLS_PER_RUN = 50
 MAX_CONSECUTIVE_FAILED_POLLS = 5
 #: The path a failure alert's `notify.send` is made at (in its idempotency key): no step has it.
 ALERT_PATH = "on_failure"
+#: A failure alert's retries (`ALERT_RETRY_PATCH`): four attempts within about a minute, at most
+#: 90 s in all; then the run fails all the same, with one log line that the alert was not sent.
+ALERT_RETRY = RetryPolicy(
+    max_attempts=4,
+    initial="5s",
+    backoff=2.0,
+    max_interval="20s",
+    max_duration="90s",
+    rate_limit_deadline="1m",
+)
+#: The longest one attempt of a failure alert may take.
+ALERT_TIMEOUT = "15s"
 #: Phases `TikflowPhase` shows as another (runs with QUIET_PHASE_PATCH).
 _SEARCHABLE_PHASE: dict[str, str] = {"sleeping": "running"}
 #: Phases a pause hides: a paused run shows `paused` until it is resumed (or ends).
@@ -538,7 +553,12 @@ class RecipeWorkflow(Interpreter):
                 "workflow_id": workflow.info().workflow_id,
                 "alert": True,
             }
-            await self._call("notify.send", params, None, NotifyStep(notify=""), scope, path, rendered=True)
+            # The alert's own bounded policy, not the recipe's: a dead webhook must not hold a failed
+            # run open for the recipe's hour of retries.
+            step = NotifyStep(notify="", retry=ALERT_RETRY, timeout=ALERT_TIMEOUT)
+            if not workflow.patched(ALERT_RETRY_PATCH):
+                step = NotifyStep(notify="")
+            await self._call("notify.send", params, None, step, scope, path, rendered=True)
         except (StepFailed, RunStopped) as exc:
             self._notification_failed(str(exc) or "stopped before the alert was sent", path=path)
             self._state.last_error = reason  # the run's failure stays its last error, not the alert's

@@ -40,7 +40,7 @@ from tikflow.devstack import find_binary, running_workers, store_credentials
 from tikflow.dryrun import dry_run_recipe
 from tikflow.loader import LoadedRecipe
 from tikflow.recipetest.fake import CannedActivities, RecordedCall
-from tikflow.recipetest.spec import Case, EffectExpectation, LoadedTestFile
+from tikflow.recipetest.spec import AlertExpectation, Case, EffectExpectation, LoadedTestFile
 from tikflow.runs import start_recipe
 from workflows.links import APPROVAL_SIGNAL
 from workflows.models import PollTrigger, Recipe, Trigger
@@ -262,6 +262,8 @@ def compare(
     """
     expect = case.expect
     found: list[Difference] = []
+    if expect.alert is not None:
+        found += _alert_differences(expect.alert, [c for c in calls if c.path == ALERT_PATH])
     calls = [c for c in calls if c.path != ALERT_PATH]
     missing = [c for c in calls if c.answered_by == "none"]
     for call in missing[:1]:
@@ -317,6 +319,21 @@ def compare(
                 step = _outputs_step(problem)
                 found.append(Difference(f"result (step {step})" if step else "result", problem))
     return found
+
+
+def _alert_differences(wanted: AlertExpectation, alerts: Sequence[RecordedCall]) -> list[Difference]:
+    """How the failure alerts sent differ from the one `expect.alert` describes."""
+    if len(alerts) != 1:
+        return [Difference("alert", f"expected one failure alert, got {len(alerts)}")]
+    params = alerts[0].params
+    data = params.get("data")
+    data = data if isinstance(data, dict) else {}
+    sent = {"reason": str(data.get("reason", "")), "message": str(params.get("message", ""))}
+    return [
+        Difference("alert", f"expected a {part} containing {text!r}, got {sent[part]!r}")
+        for part, text in (("reason", wanted.reason), ("message", wanted.message))
+        if text is not None and text not in sent[part]
+    ]
 
 
 def _matches(wanted: EffectExpectation, call: RecordedCall) -> bool:

@@ -24,6 +24,7 @@ from workflows.steps import iter_steps
 
 __all__ = [
     "TEST_SUFFIXES",
+    "AlertExpectation",
     "ApprovalDecision",
     "CannedError",
     "Case",
@@ -86,6 +87,13 @@ class EffectExpectation(_Strict):
     )
 
 
+class AlertExpectation(_Strict):
+    """The one failure alert (`on_failure`) a failing run must send."""
+
+    reason: str | None = Field(default=None, description="Text the alert's reason must contain.")
+    message: str | None = Field(default=None, description="Text the alert's message must contain.")
+
+
 class Expectations(_Strict):
     """What a run must have done."""
 
@@ -106,6 +114,9 @@ class Expectations(_Strict):
         default=None, description="Parts of the run's result (`outcome`, `polls`, `counters`, `outputs`)."
     )
     error: str | None = Field(default=None, description="The run fails, with a message containing this.")
+    alert: AlertExpectation | None = Field(
+        default=None, description="The run sends one failure alert, with these parts (absent: not checked)."
+    )
 
 
 class Case(_Strict):
