@@ -419,6 +419,7 @@ class CallPolicy:
             request_id = f"{workflow.info().run_id}:{self._pace_requests}"
             done_at: datetime | None = None
             granted = False
+            closing = False
             try:
                 granted = await self._await_slot(pace, provider, account, path, request_id)
                 if not granted:
@@ -429,10 +430,15 @@ class CallPolicy:
                     # After the provider saw the request (none of this when the worker drops the run).
                     if workflow.in_workflow():
                         done_at = workflow.now()
+            except GeneratorExit:
+                # The coroutine is being closed (an evicted run's tasks collected): awaiting now
+                # would be "coroutine ignored GeneratorExit"; the run goes on elsewhere, from history.
+                closing = True
+                raise
             finally:
                 # Also when stopped or cancelled: the next call of the account need not wait for us.
                 # Not when the worker drops the run from its cache (it goes on elsewhere, from history).
-                if workflow.in_workflow():
+                if not closing and workflow.in_workflow():
                     await release_slot(provider, account, PaceRelease(request_id=request_id, done_at=done_at))
 
     async def _paced_attempts(
