@@ -132,7 +132,7 @@ async def test_the_temporal_ui_filters_by_label_and_shows_step_summaries(dev_sta
     autoreply_id, autoreply = await start_recipe(
         client,
         once,
-        {"recent_videos": 1},
+        {"recent_videos": 1, "reply_every": "1s"},  # paced per account: 8 s by default
         task_queue=queue,
         workflow_id="ui-autoreply-acme",
         labels={"client": "acme"},

@@ -34,7 +34,7 @@ FAKE = {
 def _recipes(video: Path, hook: str) -> list[tuple[str, dict, bool]]:
     return [
         # Replies are paced per account (8 s by default); 1 s keeps real time short, still paced.
-        ("hashtag-reply.yaml", {"max_replies": 5, "reply_every": "1s"}, True),
+        ("hashtag-reply.yaml", {"max_replies": 2, "reply_every": "1s"}, True),
         ("my-comments-autoreply.yaml", {"reply_every": "1s"}, True),
         ("upload-and-confirm.yaml", {"file": str(video), "webhook": hook, "event_wait": "1s"}, False),
         (
