@@ -457,27 +457,14 @@ class CallPolicy:
         rate-limit and re-authorization waits of `_call` (the failure is raised out of the slot),
         so an account's other recipes post while this call waits out an outage.
         """
-        deadline = call.started_at + max_duration if max_duration else None
 
         async def one() -> Any:
             call.handle = attempt()
             return await call.handle
 
-        while True:
-            try:
-                return await self._paced(pace, call.action, account, call.path, one)
-            except FailureError as exc:
-                delay = None if call.cancelled else retry_delay(exc, policy, call.attempt)
-                if delay is None or (deadline is not None and workflow.now() + delay > deadline):
-                    raise
-                call.handle = None
-                call.last_failure = failure_message(exc)
-                call.next_attempt_at = workflow.now() + delay
-            with contextlib.suppress(asyncio.TimeoutError):
-                await workflow.wait_condition(lambda: call.cancelled, timeout=delay)
-            if call.cancelled:
-                raise RunStopped
-            call.attempt += 1
+        return await self._retried(
+            call, lambda: self._paced(pace, call.action, account, call.path, one), policy, max_duration
+        )
 
     async def _await_slot(self, pace: Pace, provider: str, account: str, path: str, request_id: str) -> bool:
         """Wait (phase `pacing`) until this call's slot; False: paused meanwhile (slot unused)."""
@@ -565,11 +552,30 @@ class CallPolicy:
         time are on `call`, so `status` shows a retrying read as it shows a pending activity.
         Raises the last failure when `policy` (or `max_duration`) allows no further attempt.
         """
+
+        async def once() -> Any:
+            call.handle = attempt()
+            return await call.handle
+
+        return await self._retried(call, once, policy, max_duration)
+
+    async def _retried(
+        self,
+        call: CallInFlight,
+        once: Callable[[], Awaitable[Any]],
+        policy: TemporalRetryPolicy,
+        max_duration: timedelta | None,
+    ) -> Any:
+        """Run `once` until it succeeds or `policy` (or `max_duration`) allows no further attempt.
+
+        The workflow's side of Temporal's retries, for the calls whose attempts it runs itself
+        (local reads, paced calls): the backoff is a cancellable workflow timer (`stop` ends
+        it), and `call` shows the attempt, the last failure and the next attempt's time.
+        """
         deadline = call.started_at + max_duration if max_duration else None
         while True:
-            call.handle = attempt()
             try:
-                return await call.handle
+                return await once()
             except FailureError as exc:
                 delay = None if call.cancelled else retry_delay(exc, policy, call.attempt)
                 if delay is None or (deadline is not None and workflow.now() + delay > deadline):
