@@ -33,7 +33,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from tikflow.loader import LoadedRecipe, resolve_inputs
 from workflows.memory import carried
-from workflows.models import Recipe, ScheduleTrigger, parse_duration
+from workflows.models import DEFAULT_BACKFILL_OVERLAP, Recipe, ScheduleTrigger, parse_duration
 from workflows.recipe import (
     PHASE_KEY,
     RECIPE_KEY,
@@ -530,11 +530,6 @@ class BackfillRefused(Exception):
 #: The most runs one `tikflow backfill` starts: more is a mistyped range far more often than a
 #: wish (and Temporal lists at most 1,000 matching times); a longer outage is backfilled in parts.
 MAX_BACKFILL_RUNS = 500
-
-#: A backfill's overlap policy unless told: each missed time runs, one after another, so even a
-#: `skip` schedule gets all of them and never two runs at once. (The schedule's own `skip` would
-#: drop every missed time but the first, since Temporal starts them all at the same moment.)
-DEFAULT_BACKFILL_OVERLAP = "buffer_all"
 
 #: Less than any gap between two cron times: turns Temporal's inclusive range ends into `[from, to)`.
 _EPSILON = timedelta(milliseconds=1)

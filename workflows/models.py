@@ -33,6 +33,7 @@ from pydantic import (
 )
 
 __all__ = [
+    "DEFAULT_BACKFILL_OVERLAP",
     "DEFAULT_RETRY_INITIAL",
     "DEFAULT_RETRY_MAX_INTERVAL",
     "ERROR_TYPES",
@@ -383,6 +384,10 @@ class PollTrigger(_Strict):
 
 #: `schedule.overlap`: Temporal's `ScheduleOverlapPolicy`, named as a recipe writes it.
 ScheduleOverlap = Literal["skip", "buffer_one", "buffer_all", "allow_all", "cancel_other", "terminate_other"]
+#: A backfill's overlap policy unless told: each missed time runs, one after another, so even a
+#: `skip` schedule gets all of them and never two runs at once. (The schedule's own `skip` would
+#: drop every missed time but the first, since Temporal starts them all at the same moment.)
+DEFAULT_BACKFILL_OVERLAP: ScheduleOverlap = "buffer_all"
 #: Temporal's floor for a schedule's catch-up window (a shorter one is read as 10s).
 _CATCHUP_FLOOR = timedelta(seconds=10)
 #: `schedule.catchup_window`: 10s to a year.

@@ -23,8 +23,8 @@ _SHOWN_TIMES = 10
 
 def add_parser(subparsers: Any) -> None:
     """Add `backfill` to the `tikflow` command line."""
-    from tikflow.runs import DEFAULT_BACKFILL_OVERLAP
-    from workflows.models import ScheduleOverlap
+    # Not from tikflow.runs: every command builds this parser, and that module imports the client.
+    from workflows.models import DEFAULT_BACKFILL_OVERLAP, ScheduleOverlap
 
     p = subparsers.add_parser("backfill", help="run a schedule's missed cron times now")
     p.add_argument("id", help="the schedule's id (`tikflow run` printed it)")
