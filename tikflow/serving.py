@@ -34,8 +34,15 @@ def running_in_thread(
     Raises:
         RuntimeError: The server did not start within 10 s (`what` names it).
     """
-    sock = socket.socket()
+    # IPPROTO_TCP named, not the default 0: asyncio turns Nagle's algorithm off only on sockets
+    # whose proto says TCP, and connections accepted from a proto-0 socket kept it on. A response
+    # then went out as headers, then body after the client's delayed ACK: 40 ms per request on a
+    # kept-alive connection (every provider call against the sandbox). TCP_NODELAY is set here
+    # as well, for the accepted sockets to inherit.
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     sock.bind((host, port))
     bound = sock.getsockname()[1]
     server = uvicorn_server(app, host, bound, server_header=server_header)
