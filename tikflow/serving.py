@@ -37,8 +37,10 @@ def running_in_thread(
     # IPPROTO_TCP named, not the default 0: asyncio turns Nagle's algorithm off only on sockets
     # whose proto says TCP, and connections accepted from a proto-0 socket kept it on. A response
     # then went out as headers, then body after the client's delayed ACK: 40 ms per request on a
-    # kept-alive connection (every provider call against the sandbox). TCP_NODELAY is set here
-    # as well, for the accepted sockets to inherit.
+    # kept-alive connection (each provider call against the sandbox of `tikflow dev`, the demo
+    # and the tests; each webhook into `tikflow dev`'s ingress). `tikflow sandbox` and `tikflow
+    # ingress` let uvicorn open their sockets, which say TCP. TCP_NODELAY is also set here, for
+    # the accepted sockets to inherit.
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
