@@ -191,3 +191,79 @@ async def test_a_monitor_that_timed_out_restarts_from_its_memory(time_env, task_
         await again.signal(RecipeWorkflow.stop)
         await again.result()
     assert replied(actions) == ["a", "b", "c"]
+
+
+#: A monitor whose `for_each` remembers the comments it answers (`new_only` on the for_each).
+EACH_MONITOR = """
+recipe: answer
+trigger: {poll: {every: 1m}}
+steps:
+  - id: comments
+    call: tikapi.comments
+    with: {media_id: v1}
+  - id: replies
+    for_each: "{{ steps.comments.items }}"
+    as: comment
+    new_only: cid
+    steps:
+      - call: tikapi.reply
+        with: {media_id: v1, reply_comment_id: "{{ comment.cid }}", text: hi}
+"""
+
+
+async def test_a_monitor_terminated_mid_reply_keeps_no_memory_of_the_unfinished_item(time_env, task_queue):
+    sending = asyncio.Event()
+    release = asyncio.Event()
+    first_run = True
+
+    async def reply(request: ActionRequest) -> dict[str, Any]:
+        # The first run's reply to `b` is cut off by the terminate: it never returns a result.
+        if first_run and request.params["reply_comment_id"] == "b":
+            sending.set()
+            await release.wait()
+            raise ApplicationError("cut off", type="ProviderRejected", non_retryable=True)
+        return {"replied": True}
+
+    actions = Actions(tikapi__comments=lambda request: {"items": FIRST}, tikapi__reply=reply)
+    loaded = recipe(EACH_MONITOR)
+    async with workers(time_env.client, task_queue, actions):
+        run_id, first = await start_recipe(
+            time_env.client, loaded, {}, task_queue=task_queue, search_attributes=False
+        )
+        assert first is not None
+        await asyncio.wait_for(sending.wait(), 30)
+        await first.terminate("operator pulled the plug mid-poll")
+        first_run = False
+        release.set()
+        kept = await kept_memory(time_env.client, run_id)
+        assert kept is not None
+        # `a` was answered, `b`'s steps never finished: the restart must answer it.
+        assert (kept.status, kept.memory.get("replies#each"), kept.lost) == ("terminated", ["a"], None)
+        before = len(replied(actions))
+        _, again = await start_recipe(time_env.client, loaded, {}, task_queue=task_queue, search_attributes=False)
+        assert again is not None
+        await status_when(again, lambda s: s.iteration == 1 and s.phase == "sleeping")
+        await again.signal(RecipeWorkflow.stop)
+        ended: RunResult = await again.result()
+    assert replied(actions)[before:] == ["b"]
+    assert ended.memory["replies#each"] == ["a", "b"]
+
+
+async def test_an_item_whose_steps_failed_stays_remembered(time_env, task_queue):
+    def reply(request: ActionRequest) -> dict[str, Any]:
+        if request.params["reply_comment_id"] == "b":
+            raise ApplicationError("comment deleted", type="ProviderRejected", non_retryable=True)
+        return {"replied": True}
+
+    actions = Actions(tikapi__comments=lambda request: {"items": FIRST}, tikapi__reply=reply)
+    loaded = recipe(EACH_MONITOR.replace("as: comment", "as: comment\n    continue_on_error: true"))
+    async with workers(time_env.client, task_queue, actions):
+        run_id, first = await start_recipe(
+            time_env.client, loaded, {}, task_queue=task_queue, search_attributes=False
+        )
+        assert first is not None
+        await status_when(first, lambda s: s.iteration == 1 and s.phase == "sleeping")
+        await first.terminate("operator pulled the plug")
+        kept = await kept_memory(time_env.client, run_id)
+    assert kept is not None
+    assert kept.memory.get("replies#each") == ["a", "b"]

@@ -514,9 +514,27 @@ class Interpreter(CallPolicy):
         failures: list[dict[str, Any]] = []
         collected: list[Any] = [None] * len(chosen)
 
-        async def one(position: int, item_path: str, child: Scope) -> None:
+        # Chosen and not finished: left out of `remembered`, so the restart of a run terminated (or
+        # timed out) mid-poll acts on them. Workflow state only: no recorded command changes.
+        in_flight = self._state.in_flight.setdefault(seen_key, {}) if field is not None else None
+        item_keys = chosen_keys if field is not None and not record_only else []
+        if in_flight is not None:
+            in_flight.update(dict.fromkeys(item_keys))
+
+        async def one_item(position: int, item_path: str, child: Scope) -> None:
             try:
                 await self._steps(step.steps, child, item_path)
+            except (StepFailed, RunStopped):
+                # Failed (after Temporal's retries) or stopped: finished as far as memory goes.
+                if in_flight is not None:
+                    in_flight.pop(item_keys[position], None)
+                raise
+            if in_flight is not None:
+                in_flight.pop(item_keys[position], None)
+
+        async def one(position: int, item_path: str, child: Scope) -> None:
+            try:
+                await one_item(position, item_path, child)
             except StepFailed as exc:
                 if not step.continue_on_error:
                     raise
@@ -527,29 +545,37 @@ class Interpreter(CallPolicy):
             if step.collect is not None:
                 collected[position] = self._eval(step.collect, child, item_path)
 
-        if workflow.patched(SLIDING_WINDOW_PATCH):
-            # A sliding window: an item starts as soon as any running one finishes, so one slow
-            # item (a 429 waited out, a long upload) does not hold up `concurrency - 1` others.
-            gate = asyncio.Semaphore(step.concurrency)
-            stopped = False
+        try:
+            if workflow.patched(SLIDING_WINDOW_PATCH):
+                # A sliding window: an item starts as soon as any running one finishes, so one slow
+                # item (a 429 waited out, a long upload) does not hold up `concurrency - 1` others.
+                gate = asyncio.Semaphore(step.concurrency)
+                stopped = False
 
-            async def windowed(position: int, item_path: str, child: Scope) -> None:
-                nonlocal stopped
-                async with gate:
-                    if stopped:  # an earlier item failed the step: start no more
-                        return
-                    try:
-                        await one(position, item_path, child)
-                    except BaseException:
-                        stopped = True
-                        raise
+                async def windowed(position: int, item_path: str, child: Scope) -> None:
+                    nonlocal stopped
+                    async with gate:
+                        if stopped:  # an earlier item failed the step: start no more
+                            return
+                        try:
+                            await one(position, item_path, child)
+                        except BaseException:
+                            stopped = True
+                            raise
 
-            await asyncio.gather(*(windowed(i, p, c) for i, (p, c) in enumerate(chosen)))
-        else:
-            # Runs started before the sliding window went in replay with fixed batches.
-            for start in range(0, len(chosen), step.concurrency):
-                batch = chosen[start : start + step.concurrency]
-                await asyncio.gather(*(one(start + i, p, c) for i, (p, c) in enumerate(batch)))
+                await asyncio.gather(*(windowed(i, p, c) for i, (p, c) in enumerate(chosen)))
+            else:
+                # Runs started before the sliding window went in replay with fixed batches.
+                for start in range(0, len(chosen), step.concurrency):
+                    batch = chosen[start : start + step.concurrency]
+                    await asyncio.gather(*(one(start + i, p, c) for i, (p, c) in enumerate(batch)))
+        except (StepFailed, RunStopped):
+            # The step failed (or the run stopped): the items it did not start are remembered too,
+            # as before (a failed poll's items are not retried by the next).
+            if in_flight is not None:
+                for item_key in item_keys:
+                    in_flight.pop(item_key, None)
+            raise
         self._state.counters.errors += len(failures)
         result: dict[str, Any] = {
             "count": len(items),

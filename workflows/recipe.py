@@ -252,8 +252,14 @@ class RecipeWorkflow(Interpreter):
 
     @workflow.query
     def remembered(self) -> dict[str, list[str]]:
-        """The whole `new_only` memory: the keys per step, what a restart of this run is seeded with."""
-        return self._memory()
+        """The whole `new_only` memory: the keys per step, what a restart of this run is seeded with.
+
+        Leaves out the `for_each` items whose steps were still running (a run terminated or timed
+        out mid-poll never finished them): its restart acts on them. An item whose steps failed
+        stays remembered.
+        """
+        in_flight = self._state.in_flight
+        return {k: [x for x in v if x not in in_flight.get(k, ())] for k, v in self._seen.ids.items()}
 
     @workflow.signal
     def reauthorized(self, account: str) -> None:

@@ -93,6 +93,14 @@ class MonitorState(BaseModel):
     )
     next_poll_at: datetime | None = Field(default=None, description="When the next poll is due.")
     vars: dict[str, Any] = Field(default_factory=dict, description="`set` values, kept from poll to poll.")
+    in_flight: dict[str, dict[str, None]] = Field(
+        default_factory=dict,
+        exclude=True,
+        description=(
+            "new_only for_each: the item keys chosen whose steps have not finished, per step (left out"
+            " of `remembered`; never serialized, so no recorded payload carries it)."
+        ),
+    )
 
 
 class RecipeRun(BaseModel):
