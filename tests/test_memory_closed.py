@@ -240,7 +240,9 @@ async def test_a_monitor_terminated_mid_reply_keeps_no_memory_of_the_unfinished_
         # `a` was answered, `b`'s steps never finished: the restart must answer it.
         assert (kept.status, kept.memory.get("replies#each"), kept.lost) == ("terminated", ["a"], None)
         before = len(replied(actions))
-        _, again = await start_recipe(time_env.client, loaded, {}, task_queue=task_queue, search_attributes=False)
+        _, again = await start_recipe(
+            time_env.client, loaded, {}, task_queue=task_queue, search_attributes=False
+        )
         assert again is not None
         await status_when(again, lambda s: s.iteration == 1 and s.phase == "sleeping")
         await again.signal(RecipeWorkflow.stop)
