@@ -230,3 +230,42 @@ async def test_memory_that_cannot_be_recovered_is_one_line_in_state_and_run(dev_
     handle = client.get_workflow_handle(run_id)
     await handle.signal(RecipeWorkflow.stop)
     await asyncio.wait_for(handle.result(), 30)
+
+
+async def test_a_monitor_terminated_mid_replies_restarts_and_answers_every_comment_once(stack, tmp_path):
+    video = await asyncio.to_thread(prepare, stack)
+    path = tmp_path / "monitor.yaml"
+    path.write_text(MONITOR.format(name=f"memmid-{stack.task_queue[3:11]}", me=ME))
+    # The first reply is posted; the next ones get a 503 (retried), so the run terminated between
+    # two attempts has an item whose steps are in flight and that posted nothing.
+    rule = {
+        "provider": "tikapi",
+        "kind": "status",
+        "method": "POST",
+        "path": "/user/comment",
+        "count": None,
+        "skip": 1,
+    }
+    await asyncio.to_thread(stack.admin, "faults", {"rules": [rule]})
+    run_id, handle = await first_run(stack, path, video, "1h")
+
+    async def attempts() -> list[int]:
+        described = await handle.describe()
+        return [a.attempt for a in described.raw_description.pending_activities]
+
+    await eventually(attempts, until=lambda a: any(n >= 2 for n in a), within=30, what="a reply retried")
+    await handle.terminate("pulled the plug mid-replies")
+    await asyncio.to_thread(stack.admin, "faults", method="DELETE")
+    answered = await asyncio.to_thread(replies_per_comment, stack, video)
+    assert len(answered) == 1
+    # Only the answered comment is remembered: the restart answers the others.
+    shown = await tikflow(stack.client, "state", run_id)
+    assert shown.returncode == 0, shown.stderr
+    head, line = shown.stdout.splitlines()
+    assert head == f"{run_id} is closed (terminated): its restart starts from this memory"
+    assert line.startswith("replies#each: 1 keys   oldest: ")
+
+    await restart_and_answer(stack, path, video, run_id)
+    answered = await asyncio.to_thread(replies_per_comment, stack, video)
+    assert set(answered.values()) == {1}, "a comment was answered twice"
+    assert set(answered) == await asyncio.to_thread(asked, stack, video)
