@@ -42,6 +42,15 @@ def listing_then_outage(outage: int):
     return listing
 
 
+async def terminated_after_first_poll(client: Any, loaded: Any, task_queue: str) -> Any:
+    """Start `loaded` as a monitor, terminate it once its first poll is done, read its kept memory."""
+    run_id, first = await start_recipe(client, loaded, {}, task_queue=task_queue, search_attributes=False)
+    assert first is not None
+    await status_when(first, lambda s: s.iteration == 1 and s.phase == "sleeping")
+    await first.terminate("operator pulled the plug")
+    return await kept_memory(client, run_id)
+
+
 async def test_a_monitor_that_gave_up_restarts_from_its_memory(time_env, task_queue):
     actions = Actions(
         tikapi__comments=listing_then_outage(MAX_CONSECUTIVE_FAILED_POLLS),
@@ -79,13 +88,7 @@ async def test_a_terminated_monitor_restarts_from_the_memory_its_history_replays
     loaded = recipe(MONITOR.format(step="comments"))
     warnings: list[str] = []
     async with workers(time_env.client, task_queue, actions):
-        run_id, first = await start_recipe(
-            time_env.client, loaded, {}, task_queue=task_queue, search_attributes=False
-        )
-        assert first is not None
-        await status_when(first, lambda s: s.iteration == 1 and s.phase == "sleeping")
-        await first.terminate("operator pulled the plug")
-        kept = await kept_memory(time_env.client, run_id)
+        kept = await terminated_after_first_poll(time_env.client, loaded, task_queue)
         assert kept is not None
         assert (kept.status, kept.memory, kept.lost) == (
             "terminated",
@@ -260,12 +263,6 @@ async def test_an_item_whose_steps_failed_stays_remembered(time_env, task_queue)
     actions = Actions(tikapi__comments=lambda request: {"items": FIRST}, tikapi__reply=reply)
     loaded = recipe(EACH_MONITOR.replace("as: comment", "as: comment\n    continue_on_error: true"))
     async with workers(time_env.client, task_queue, actions):
-        run_id, first = await start_recipe(
-            time_env.client, loaded, {}, task_queue=task_queue, search_attributes=False
-        )
-        assert first is not None
-        await status_when(first, lambda s: s.iteration == 1 and s.phase == "sleeping")
-        await first.terminate("operator pulled the plug")
-        kept = await kept_memory(time_env.client, run_id)
+        kept = await terminated_after_first_poll(time_env.client, loaded, task_queue)
     assert kept is not None
     assert kept.memory.get("replies#each") == ["a", "b"]
