@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from activities.contracts import DEFAULT_TASK_QUEUE
+from activities.contracts import DEFAULT_PACER_QUEUE, DEFAULT_TASK_QUEUE
 from activities.settings import DEFAULT_BASE_URLS, PROVIDERS, Settings
 
 __all__ = [
@@ -266,6 +266,18 @@ class EngineConfig:
             "TIKFLOW_TASK_QUEUE",
             f"The base task queue (default `{DEFAULT_TASK_QUEUE}`): the recipe workflows and the built-in "
             "actions; each provider's actions get `<base>.<provider>`.",
+            _text,
+            "a task queue name",
+        ),
+    )
+    pacer_queue: str = field(
+        default=DEFAULT_PACER_QUEUE,
+        metadata=_env(
+            "TIKFLOW_PACER_QUEUE",
+            f"The task queue of the account pacers (default `{DEFAULT_PACER_QUEUE}`), one for the "
+            "namespace whatever the base queue: every worker serves it, so a recipe's `pace:` slots "
+            "keep coming when the workers of the queue that first paced the account are gone. "
+            "`tikflow run` records it in the run; set it alike for every worker and command.",
             _text,
             "a task queue name",
         ),

@@ -36,6 +36,9 @@ _ACCOUNT_NAME = re.compile(ACCOUNT_NAME_PATTERN)
 
 #: Task queue of the workflows and of the built-in actions; providers get `tikflow.<provider>`.
 DEFAULT_TASK_QUEUE = "tikflow"
+#: Task queue of the account pacers (`workflows.pacing`): one for the namespace, served by every
+#: worker whatever its base queue, because a pacer serves every recipe of its account.
+DEFAULT_PACER_QUEUE = "tikflow-pacers"
 BUILTIN_PROVIDERS = frozenset({"http", "log", "notify", "tikflow"})
 
 #: The credential fields a re-authorization renews, per provider whose session can expire

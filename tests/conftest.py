@@ -172,16 +172,18 @@ async def stack(
     store = await asyncio.to_thread(prepare)
     services = emulator_services(sandbox_url, store, http=httpx.AsyncClient(timeout=30))
     async with running_workers(dev_env.client, services, task_queue):
-        yield Stack(dev_env.client, sandbox_url, task_queue, path)
-        await _end_pacers(dev_env.client, task_queue)
+        try:
+            yield Stack(dev_env.client, sandbox_url, task_queue, path)
+        finally:
+            await _end_pacers(dev_env.client)
 
 
-async def _end_pacers(client: Client, task_queue: str) -> None:
-    """End the account pacers a test's runs started on its task queue.
+async def _end_pacers(client: Client) -> None:
+    """End the account pacers of the sandbox's account that a test's runs left running.
 
-    A pacer lives on the queue of the run that started it and serves every later run of the
-    account; left running on the session's server after the test's worker is gone, it would
-    never grant a later test's paced call (`pace:`, the shipped reply-to-comment).
+    A pacer serves every later run of its account from the namespace's pacer queue (every test's
+    workers serve it); left running, it would hold the last call's time, and a later test's
+    first paced call (`pace:`, the shipped reply-to-comment) would wait out its pace.
     """
     from temporalio.service import RPCError
 
@@ -193,7 +195,7 @@ async def _end_pacers(client: Client, task_queue: str) -> None:
             described = await handle.describe()
         except RPCError:  # never started
             continue
-        if described.task_queue == task_queue and described.status == WorkflowExecutionStatus.RUNNING:
+        if described.status == WorkflowExecutionStatus.RUNNING:
             await handle.terminate("the test that started this pacer ended")
 
 

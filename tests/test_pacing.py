@@ -237,9 +237,12 @@ steps:
 
 
 async def _start_text(client: Client, task_queue: str, text: str) -> Any:
+    """Start `text` on `task_queue`, its account pacers there too (the test's workers serve both)."""
+    run = build_run(load_recipe_text(text, "test.yaml"), {})
+    run.pacer_queue = task_queue
     return await client.start_workflow(
         RecipeWorkflow.run,
-        build_run(load_recipe_text(text, "test.yaml"), {}),
+        run,
         id=f"wf-{uuid.uuid4()}",
         task_queue=task_queue,
     )

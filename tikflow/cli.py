@@ -200,6 +200,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                 task_queue=args.task_queue or engine_config().task_queue,
                 workflow_id=args.id,
                 labels=labels,
+                pacer_queue=engine_config().pacer_queue,
                 warn=lambda line: print(f"tikflow: warning: {line}", file=sys.stderr),
             )
         except AlreadyRunning as exc:

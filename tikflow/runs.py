@@ -121,13 +121,15 @@ async def start_recipe(
     search_attributes: bool = True,
     labels: dict[str, str] | None = None,
     warn: Callable[[str], None] | None = None,
+    pacer_queue: str | None = None,
 ) -> tuple[str, WorkflowHandle[Any, Any] | None]:
     """Start a recipe: a workflow, or a Temporal Schedule for `trigger.schedule`.
 
     The run's labels are the recipe's `labels:` with `labels` (`tikflow run --label`) over them,
     stored in `TikflowLabels` as `key=value` and in the memo. A monitor starts from the memory
     its id's last closed run kept (`last_memory`); `warn` gets the one line saying why it starts
-    empty when that memory is lost (default: a log warning).
+    empty when that memory is lost (default: a log warning). `pacer_queue` is where its account
+    pacers start (`TIKFLOW_PACER_QUEUE`; None: `activities.contracts.DEFAULT_PACER_QUEUE`).
 
     Returns:
         The workflow (or schedule) id and, for a workflow, its handle.
@@ -137,6 +139,7 @@ async def start_recipe(
         RecipeError: the inputs are wrong.
     """
     run = build_run(loaded, given)
+    run.pacer_queue = pacer_queue
     run_id = workflow_id or run_id_for(loaded.recipe, run.inputs)
     all_labels = {**loaded.recipe.labels, **(labels or {})}
     pairs: list[SearchAttributePair[Any]] = [

@@ -176,6 +176,18 @@ def build_workers(
             graceful_shutdown_timeout=graceful,
         )
     ]
+    if config.pacer_queue != base:
+        # The account pacers: one queue for the namespace, served by every worker (`workflows.pacing`).
+        workers.append(
+            Worker(
+                client,
+                task_queue=config.pacer_queue,
+                workflows=[AccountPacerWorkflow],
+                workflow_runner=workflow_runner(),
+                max_concurrent_workflow_tasks=config.max_concurrent_workflow_tasks,
+                graceful_shutdown_timeout=graceful,
+            )
+        )
     for queue, on_queue in sorted(grouped.items()):
         provider = queue.rsplit(".", 1)[-1]
         workers.append(

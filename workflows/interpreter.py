@@ -412,7 +412,13 @@ class Interpreter(CallPolicy):
                 raise StepFailed(
                     f"{path}: input {name!r} of the sub-recipe {child.recipe!r} is not {spec.type}"
                 )
-        run = RecipeRun(inputs=inputs, recipe=child, source=step.run, side_effects=self._run.side_effects)
+        run = RecipeRun(
+            inputs=inputs,
+            recipe=child,
+            source=step.run,
+            side_effects=self._run.side_effects,
+            pacer_queue=self._run.pacer_queue,
+        )
         handle = await workflow.start_child_workflow(
             "RecipeWorkflow",
             run,

@@ -250,12 +250,15 @@ class AccountPacerWorkflow:
 _MAX_BOOKED = 10_000
 
 
-async def request_slot(provider: str, account: str, request: PaceRequest) -> bool:
+async def request_slot(
+    provider: str, account: str, request: PaceRequest, task_queue: str | None = None
+) -> bool:
     """From a run's workflow code: queue `request` at the account's pacer (the answer is a signal).
 
-    Starts the pacer (an abandoned child, so it outlives this run, on this run's task queue) with
-    the request, or signals it when it runs already. A pacer that ended between the two is started
-    again. False: it could be neither started nor signalled, three times over.
+    Starts the pacer (an abandoned child, so it outlives this run, on `task_queue`: the
+    namespace's pacer queue, or this run's own queue for runs from before `PACER_QUEUE_PATCH`)
+    with the request, or signals it when it runs already. A pacer that ended between the two is
+    started again. False: it could be neither started nor signalled, three times over.
     """
     target = pacer_id(provider, account)
     for _ in range(3):
@@ -264,7 +267,7 @@ async def request_slot(provider: str, account: str, request: PaceRequest) -> boo
                 AccountPacerWorkflow.run,
                 args=[request, None],
                 id=target,
-                task_queue=workflow.info().task_queue,
+                task_queue=task_queue or workflow.info().task_queue,
                 parent_close_policy=workflow.ParentClosePolicy.ABANDON,
             )
             return True

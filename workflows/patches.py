@@ -19,6 +19,7 @@ __all__ = [
     "LOCAL_READS_PATCH",
     "NOTIFY_PATCH",
     "ON_FAILURE_PATCH",
+    "PACER_QUEUE_PATCH",
     "PACE_PER_ATTEMPT_PATCH",
     "QUIET_PHASE_PATCH",
     "RUN_SCOPED_KEYS_PATCH",
@@ -108,3 +109,10 @@ PACE_PER_ATTEMPT_PATCH = "pace-slot-per-attempt"
 #: default), so a dead webhook cannot hold a failed run open. Runs started before it schedule the
 #: alert with the recipe's policy and keep doing so on replay.
 ALERT_RETRY_PATCH = "failure-alert-own-retry"
+
+#: An account pacer starts on the namespace's pacer queue (`RecipeRun.pacer_queue`, default
+#: `activities.contracts.DEFAULT_PACER_QUEUE`), which every worker serves, instead of the queue of
+#: the run that happened to start it: a pacer started by a recipe on queue A kept every later
+#: recipe of the account, on any queue, waiting for a slot once A's workers were gone. Runs
+#: started before it start the pacer on their own queue and keep doing so on replay.
+PACER_QUEUE_PATCH = "pacer-on-shared-queue"

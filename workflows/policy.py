@@ -37,7 +37,13 @@ from temporalio.exceptions import (
 )
 
 with workflow.unsafe.imports_passed_through():
-    from activities.contracts import ActionRequest, idempotency_key, reauth_command, task_queue_for
+    from activities.contracts import (
+        DEFAULT_PACER_QUEUE,
+        ActionRequest,
+        idempotency_key,
+        reauth_command,
+        task_queue_for,
+    )
     from activities.errors import ProviderError
     from workflows.events import subscribe_mailbox
     from workflows.expressions import is_template
@@ -59,6 +65,7 @@ with workflow.unsafe.imports_passed_through():
         CANCELLED_RUN_PATCH,
         LOCAL_READS_PATCH,
         PACE_PER_ATTEMPT_PATCH,
+        PACER_QUEUE_PATCH,
         RUN_SCOPED_KEYS_PATCH,
         STOP_PATCH,
     )
@@ -466,6 +473,13 @@ class CallPolicy:
             call, lambda: self._paced(pace, call.action, account, call.path, one), policy, max_duration
         )
 
+    def _pacer_queue(self) -> str | None:
+        """The queue a pacer this run starts runs on; None: the run's own (runs before the patch)."""
+        assert self._run is not None
+        if not workflow.patched(PACER_QUEUE_PATCH):
+            return None
+        return self._run.pacer_queue or DEFAULT_PACER_QUEUE
+
     async def _await_slot(self, pace: Pace, provider: str, account: str, path: str, request_id: str) -> bool:
         """Wait (phase `pacing`) until this call's slot; False: paused meanwhile (slot unused)."""
         self._pace_slots[request_id] = None  # awaited: the signal handler keeps only these
@@ -484,6 +498,7 @@ class CallPolicy:
                     every_s=parse_duration(pace.every).total_seconds() if pace.every else None,
                     per_day=pace.per_day,
                 ),
+                self._pacer_queue(),
             )
             if not asked:
                 raise StepFailed(f"{path}: the pacer of {what} did not answer")

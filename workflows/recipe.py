@@ -570,6 +570,7 @@ class RecipeWorkflow(Interpreter):
             self._state.last_error = reason  # the run's failure stays its last error, not the alert's
 
     def _continue_as_new(self, run: RecipeRun) -> None:
+        pacer_queue = run.pacer_queue
         self._state.seen = self._memory()
         if self._upgrade is not None:
             # The new version: its snapshot, the memory of the steps it still has.
@@ -582,6 +583,7 @@ class RecipeWorkflow(Interpreter):
             source=run.source,
             side_effects=run.side_effects,
             state=self._state,
+            pacer_queue=run.pacer_queue or pacer_queue,
         )
         workflow.logger.info(
             "continuing as new", extra={"recipe": run.recipe.recipe, "iteration": self._state.iteration}

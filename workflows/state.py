@@ -117,6 +117,13 @@ class RecipeRun(BaseModel):
     event: Event | None = Field(
         default=None, description="The event that started the run (a `trigger: webhook` recipe's)."
     )
+    pacer_queue: str | None = Field(
+        default=None,
+        description=(
+            "The task queue its account pacers start on (`TIKFLOW_PACER_QUEUE`); None: "
+            "`activities.contracts.DEFAULT_PACER_QUEUE`."
+        ),
+    )
 
 
 class CallStatus(BaseModel):

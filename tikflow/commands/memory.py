@@ -134,6 +134,7 @@ def cmd_upgrade(args: argparse.Namespace) -> int:
         except RecipeError as exc:
             raise UserError(f"{exc.problems[0]} (the run's inputs)", EXIT_INVALID) from None
         new: RecipeRun = build_run(loaded, current.inputs)
+        new.pacer_queue = current.pacer_queue
         await handle.signal(RecipeWorkflow.upgrade, new)
         print(f"upgrade: {args.id} continues as {loaded.source} after its current poll")
         return 0
