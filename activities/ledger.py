@@ -10,11 +10,14 @@ another path), rewritten atomically (temp file + `os.replace`) under an exclusiv
 activities in this and other worker processes on the machine see each other's entries.
 
 Keys name the run (`activities.contracts.idempotency_key`), so a new run of the same recipe does
-new work while every retry, worker death and reset inside one run finds what it already did. The
-file stays bounded on write: entries older than `keep_s` go (every retry of their step is long
-over), entries of a workflow's earlier run chains go as soon as a newer chain of the same workflow
-id records one (Temporal keeps at most one run of an id open, so the older chain is closed), and
-past `max_entries` the oldest go.
+new work while every retry, worker death and reset inside one run finds what it already did. A
+monitor restarted after it was terminated mid-poll redoes the items it had not finished under the
+old run's keys (`workflows.state.MonitorState.unfinished`), so it finds their entries here too.
+The file stays bounded on write: entries older than `keep_s` go (every retry of their step is long
+over), entries of a workflow's other run chains go once a chain of the same workflow id records
+one and they are older than `SUPERSEDED_KEEP_S` (Temporal keeps at most one run of an id open, so
+the older chain is closed; the week is for its restart's unfinished items), and past
+`max_entries` the oldest go.
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ if TYPE_CHECKING:
     from activities.contracts import RunScope
     from activities.registry import Services
 
-__all__ = ["EffectLedger", "EffectLedgerError", "default_ledger_path", "ledger_for"]
+__all__ = ["SUPERSEDED_KEEP_S", "EffectLedger", "EffectLedgerError", "default_ledger_path", "ledger_for"]
 
 #: Thirty days: far longer than any activity retry or workflow reset window.
 DEFAULT_KEEP_S = 30 * 24 * 3600.0
@@ -40,6 +43,11 @@ DEFAULT_KEEP_S = 30 * 24 * 3600.0
 #: read 45 ms on 2 busy cores (20,000: 380 ms and 170 ms). An entry is needed only while its call
 #: can still be retried or reset, so only that many newer effects in between could drop a live one.
 DEFAULT_MAX_ENTRIES = 5_000
+
+#: A week: entries of a workflow's closed run chain outlive a newer chain's first write this long,
+#: so a monitor terminated on a Friday and started again on Monday still finds what its unfinished
+#: items did (before, they went at the newer chain's first write, which could come first).
+SUPERSEDED_KEEP_S = 7 * 24 * 3600.0
 
 _FILE_VERSION = 1
 
@@ -118,7 +126,8 @@ class EffectLedger:
             entries = {
                 k: e
                 for k, e in self._read().items()
-                if now - e["at"] <= self.keep_s and not _superseded(e.get("run"), run)
+                if now - e["at"] <= self.keep_s
+                and not (now - e["at"] > SUPERSEDED_KEEP_S and _superseded(e.get("run"), run))
             }
             entry: dict[str, Any] = {"at": now, "value": dict(value)}
             if run is not None:

@@ -10,7 +10,10 @@ Where it is depends on how the run ended:
   fetched and replayed here, in this process, with the workflow code the worker runs, and the
   memory is read from the replayed workflow after its last workflow task. Items are remembered
   before their steps run (`workflows.interpreter`), so that memory holds every item the run acted
-  on, or had started to. A replay costs the run's workflow code again, bounded by
+  on, or had started to; those it had started and not finished are left out of it, and given
+  with the run and poll their idempotency keys name (`unfinished`), so the new run acts on them
+  again under the same keys and finds in the effect ledger what the old one's calls did. A
+  replay costs the run's workflow code again, bounded by
   `POLLS_PER_RUN`: about 4 s for a run of 49 polls and 980 replies (2,032 events) on 2 cores.
 
 Why a local replay rather than a query of the closed run (which the server answers by replaying
@@ -56,6 +59,9 @@ class KeptMemory:
     """How the run stands: running, completed, failed, terminated, timed_out, canceled."""
     memory: dict[str, list[str]] = field(default_factory=dict)
     """The keys remembered per step (as `RunResult.memory`)."""
+    unfinished: dict[str, dict[str, str]] = field(default_factory=dict)
+    """Items it had started and not finished, per step, with the run and poll their idempotency
+    keys name (`RecipeWorkflow.unfinished`): a terminated or timed-out run's only."""
     lost: str | None = None
     """Why a closed run's memory could not be recovered (None: it was, or the run is running)."""
 
@@ -110,7 +116,7 @@ async def kept_memory(client: Client, workflow_id: str) -> KeptMemory | None:
     if outcome.replay_failure is not None or not replayed:
         why = _failure_message(outcome.replay_failure) if outcome.replay_failure else "no workflow ran"
         return KeptMemory(name, lost=f"its history did not replay with this version ({why})")
-    return KeptMemory(name, replayed[0].remembered())
+    return KeptMemory(name, replayed[0].remembered(), replayed[0].unfinished())
 
 
 def _failure_memory(cause: BaseException | None) -> dict[str, list[str]] | None:

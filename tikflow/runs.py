@@ -32,7 +32,7 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from tikflow.loader import LoadedRecipe, resolve_inputs
-from workflows.memory import carried
+from workflows.memory import carried, memory_keys
 from workflows.models import DEFAULT_BACKFILL_OVERLAP, Recipe, ScheduleTrigger, parse_duration
 from workflows.recipe import (
     PHASE_KEY,
@@ -57,7 +57,7 @@ __all__ = [
     "describe_schedule",
     "get_status",
     "label_values",
-    "last_memory",
+    "last_state",
     "overlap_policy",
     "run_id_for",
     "start_recipe",
@@ -127,7 +127,7 @@ async def start_recipe(
 
     The run's labels are the recipe's `labels:` with `labels` (`tikflow run --label`) over them,
     stored in `TikflowLabels` as `key=value` and in the memo. A monitor starts from the memory
-    its id's last closed run kept (`last_memory`); `warn` gets the one line saying why it starts
+    its id's last closed run kept (`last_state`); `warn` gets the one line saying why it starts
     empty when that memory is lost (default: a log warning). `pacer_queue` is where its account
     pacers start (`TIKFLOW_PACER_QUEUE`; None: `activities.contracts.DEFAULT_PACER_QUEUE`).
 
@@ -185,9 +185,7 @@ async def start_recipe(
             raise AlreadyRunning(f"a schedule with id {run_id!r} already exists") from None
         return run_id, None
     if trigger is not None and trigger.poll is not None:
-        memory = await last_memory(client, run_id, warn=warn)
-        if memory:
-            run.state = MonitorState(seen=carried(memory, run.recipe))
+        run.state = await last_state(client, run_id, run.recipe, warn=warn)
     try:
         handle = await client.start_workflow(
             RecipeWorkflow.run,
@@ -208,23 +206,30 @@ async def start_recipe(
     return run_id, handle
 
 
-async def last_memory(
-    client: Client, run_id: str, *, warn: Callable[[str], None] | None = None
-) -> dict[str, list[str]]:
-    """The `new_only` memory the last closed run of `run_id` kept (`tikflow.kept_memory`).
+async def last_state(
+    client: Client, run_id: str, recipe: Recipe, *, warn: Callable[[str], None] | None = None
+) -> MonitorState | None:
+    """What a monitor's new run starts from: what its id's last closed run kept (`tikflow.kept_memory`).
 
-    Empty when there was none or it is still running; also when it was lost, and then `warn`
-    (default: a log warning) gets one line saying so and why.
+    Its `new_only` memory (of the steps `recipe` still has) and the items it had started and not
+    finished, which the new run acts on under the old run's idempotency keys. None when there was
+    nothing, or the last run is still running; also when it was lost, and then `warn` (default: a
+    log warning) gets one line saying so and why.
     """
     from tikflow.kept_memory import kept_memory
 
     kept = await kept_memory(client, run_id)
     if kept is None:
-        return {}
+        return None
     if kept.lost is not None:
         line = f"run {run_id} ended {kept.status} and {kept.lost}: the new run's new_only memory starts empty"
         (warn or logging.getLogger(__name__).warning)(line)
-    return kept.memory
+    memory = carried(kept.memory, recipe)
+    steps = memory_keys(recipe)
+    unfinished = {key: dict(items) for key, items in kept.unfinished.items() if key in steps and items}
+    if not memory and not unfinished:
+        return None
+    return MonitorState(seen=memory, unfinished=unfinished)
 
 
 def overlap_policy(name: str) -> ScheduleOverlapPolicy:

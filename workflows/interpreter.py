@@ -525,7 +525,16 @@ class Interpreter(CallPolicy):
         in_flight = self._state.in_flight.setdefault(seen_key, {}) if field is not None else None
         item_keys = chosen_keys if field is not None and not record_only else []
         if in_flight is not None:
-            in_flight.update(dict.fromkeys(item_keys))
+            # Each item's effects are keyed by this poll, or, for an item a closed earlier run of
+            # this id had started (`MonitorState.unfinished`), by that run's poll: its effect
+            # ledger entries are found, not done again.
+            earlier = self._state.unfinished.get(seen_key, {})
+            here = self._effect_base()
+            for (item_path, _), item_key in zip(chosen, item_keys, strict=True):
+                base = earlier.pop(item_key, None)
+                if base is not None:
+                    self._effect_bases[item_path] = base
+                in_flight[item_key] = base or here
 
         async def one_item(position: int, item_path: str, child: Scope) -> None:
             try:
@@ -534,9 +543,11 @@ class Interpreter(CallPolicy):
                 # Failed (after Temporal's retries) or stopped: finished as far as memory goes.
                 if in_flight is not None:
                     in_flight.pop(item_keys[position], None)
+                    self._effect_bases.pop(item_path, None)
                 raise
             if in_flight is not None:
                 in_flight.pop(item_keys[position], None)
+                self._effect_bases.pop(item_path, None)
 
         async def one(position: int, item_path: str, child: Scope) -> None:
             try:
@@ -579,8 +590,9 @@ class Interpreter(CallPolicy):
             # The step failed (or the run stopped): the items it did not start are remembered too,
             # as before (a failed poll's items are not retried by the next).
             if in_flight is not None:
-                for item_key in item_keys:
+                for (item_path, _), item_key in zip(chosen, item_keys, strict=True):
                     in_flight.pop(item_key, None)
+                    self._effect_bases.pop(item_path, None)
             raise
         self._state.counters.errors += len(failures)
         result: dict[str, Any] = {

@@ -227,6 +227,9 @@ class CallPolicy:
     _pace_requests: int
     _pacing: int
     _pacing_reason: str | None
+    # `for_each` items a closed earlier run had started (`MonitorState.unfinished`): item path →
+    # the `<first run id>:<poll>` their calls' idempotency keys name.
+    _effect_bases: dict[str, str]
 
     if TYPE_CHECKING:
         # The phase machine (`RecipeWorkflow`) and the interpreter (`Interpreter`) above.
@@ -604,11 +607,25 @@ class CallPolicy:
                 raise RunStopped
             call.attempt += 1
 
+    def _effect_base(self) -> str:
+        """`<first run id>:<poll>`: the run and poll this poll's idempotency keys name."""
+        return f"{workflow.info().first_execution_run_id}:{self._state.iteration}"
+
     def _effect_key(self, path: str) -> str:
-        """The idempotency key of the call at `path` in this poll of this run."""
+        """The idempotency key of the call at `path` in this poll of this run.
+
+        A call inside a `for_each` item that a closed earlier run of this id had started and not
+        finished gets that run's key (`MonitorState.unfinished`): what it did is in the ledger.
+        """
         info = workflow.info()
         if workflow.patched(RUN_SCOPED_KEYS_PATCH):
-            return idempotency_key(info.workflow_id, info.first_execution_run_id, self._state.iteration, path)
+            run, poll = info.first_execution_run_id, self._state.iteration
+            for item_path, base in self._effect_bases.items():
+                if path.startswith(f"{item_path}."):
+                    run, _, number = base.rpartition(":")
+                    poll = int(number)
+                    break
+            return idempotency_key(info.workflow_id, run, poll, path)
         return f"{info.workflow_id}:{self._state.iteration}:{path}"
 
     async def _authorization_removed(self, account: str) -> None:

@@ -196,6 +196,7 @@ class RecipeWorkflow(Interpreter):
         self._upgrade: RecipeRun | None = None
         # Paced calls (`CallPolicy._await_slot`).
         self._pace_slots: dict[str, datetime | None] = {}
+        self._effect_bases: dict[str, str] = {}
         self._pace_requests = 0
         self._pacing = 0
         self._pacing_reason: str | None = None
@@ -260,6 +261,15 @@ class RecipeWorkflow(Interpreter):
         """
         in_flight = self._state.in_flight
         return {k: [x for x in v if x not in in_flight.get(k, ())] for k, v in self._seen.ids.items()}
+
+    @workflow.query
+    def unfinished(self) -> dict[str, dict[str, str]]:
+        """The `for_each` items left out of `remembered`, per step, each with `<first run id>:<poll>`.
+
+        A restart of this run after it was terminated (or timed out) acts on them again under
+        these idempotency keys (`MonitorState.unfinished`), so the effect ledger holds what they did.
+        """
+        return {k: dict(v) for k, v in self._state.in_flight.items() if v}
 
     @workflow.signal
     def reauthorized(self, account: str) -> None:
@@ -507,6 +517,7 @@ class RecipeWorkflow(Interpreter):
                     kept = [{"memory": self._memory()}] if workflow.patched(FAILURE_MEMORY_PATCH) else []
                     raise ApplicationError(reason, *kept, type="StepFailed", non_retryable=True) from None
             outputs = dict(scope.values["steps"])
+            self._state.unfinished = {}  # the first poll acted on what it still listed
             self._state.vars = bounded_vars(scope.values["vars"])
             self._state.iteration += 1
             self._state.counters.polls += 1

@@ -93,12 +93,22 @@ class MonitorState(BaseModel):
     )
     next_poll_at: datetime | None = Field(default=None, description="When the next poll is due.")
     vars: dict[str, Any] = Field(default_factory=dict, description="`set` values, kept from poll to poll.")
-    in_flight: dict[str, dict[str, None]] = Field(
+    in_flight: dict[str, dict[str, str]] = Field(
         default_factory=dict,
         exclude=True,
         description=(
-            "new_only for_each: the item keys chosen whose steps have not finished, per step (left out"
-            " of `remembered`; never serialized, so no recorded payload carries it)."
+            "new_only for_each: the item keys chosen whose steps have not finished, per step, each with"
+            " the run and poll (`<first run id>:<poll>`) its idempotency keys name (left out of"
+            " `remembered`, given by `unfinished`; never serialized, so no recorded payload carries it)."
+        ),
+    )
+    unfinished: dict[str, dict[str, str]] = Field(
+        default_factory=dict,
+        description=(
+            "new_only for_each items a closed earlier run of this id had started and not finished, per"
+            " step, each with that run's `<first run id>:<poll>`: this run acts on them again under"
+            " that run's idempotency keys, so an effect the provider already accepted is found in the"
+            " effect ledger instead of done twice. Used by the first poll, then dropped."
         ),
     )
 

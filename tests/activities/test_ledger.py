@@ -12,6 +12,7 @@ import pytest
 
 from activities.credentials import CredentialStore
 from activities.ledger import (
+    SUPERSEDED_KEEP_S,
     EffectLedger,
     EffectLedgerError,
     default_ledger_path,
@@ -45,18 +46,32 @@ def test_old_entries_are_dropped_on_write(tmp_path: Path) -> None:
     assert ledger.get("new") == {"post_id": "2"}
 
 
-def test_a_newer_run_of_a_workflow_drops_the_older_runs_entries(tmp_path: Path) -> None:
-    ledger = EffectLedger(tmp_path / "effects.json")
+def test_a_newer_run_of_a_workflow_drops_the_older_runs_entries_after_a_week(tmp_path: Path) -> None:
+    now = [1_000_000.0]
+    ledger = EffectLedger(tmp_path / "effects.json", clock=lambda: now[0])
     ledger.put("a:wf-1@run-1:0:steps.0", {"post_id": "1"}, run=("wf-1", "run-1"))
     ledger.put("a:wf-1@run-1:1:steps.0", {"post_id": "2"}, run=("wf-1", "run-1"))
     ledger.put("a:wf-2@run-9:0:steps.0", {"post_id": "3"}, run=("wf-2", "run-9"))
     ledger.put("a:wf-1:0:steps.0", {"post_id": "old-format"})
 
+    # A restart (a new chain) soon after: the old chain's entries stay, for its unfinished items.
+    now[0] += 3600
     ledger.put("a:wf-1@run-2:0:steps.0", {"post_id": "4"}, run=("wf-1", "run-2"))
+    assert ledger.get("a:wf-1@run-1:1:steps.0") == {"post_id": "2"}
+    # The restart redoing an unfinished item under the old chain's key drops none of its own.
+    ledger.put("a:wf-1@run-1:2:steps.0", {"post_id": "5"}, run=("wf-1", "run-1"))
+    assert ledger.get("a:wf-1@run-2:0:steps.0") == {"post_id": "4"}
 
+    now[0] += SUPERSEDED_KEEP_S + 1
+    ledger.put("a:wf-1@run-2:1:steps.0", {"post_id": "6"}, run=("wf-1", "run-2"))
     effects = json.loads((tmp_path / "effects.json").read_text())["effects"]
-    # wf-1's first run chain is closed (a second one is writing); wf-2 and unscoped keys stay.
-    assert sorted(effects) == ["a:wf-1:0:steps.0", "a:wf-1@run-2:0:steps.0", "a:wf-2@run-9:0:steps.0"]
+    # A week on, wf-1's first chain is closed for good; wf-2, unscoped keys and the new chain stay.
+    assert sorted(effects) == [
+        "a:wf-1:0:steps.0",
+        "a:wf-1@run-2:0:steps.0",
+        "a:wf-1@run-2:1:steps.0",
+        "a:wf-2@run-9:0:steps.0",
+    ]
     assert effects["a:wf-1@run-2:0:steps.0"]["run"] == ["wf-1", "run-2"]
 
 
