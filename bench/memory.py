@@ -19,7 +19,7 @@ import uuid
 from typing import Any
 
 from bench.common import ROOT, current_rss_mib, engine, machine, run_main
-from bench.monitors import INPUTS, recipe_text
+from bench.monitors import INPUTS, RECIPE_FILE, recipe_text
 
 TOP = 15
 
@@ -39,7 +39,7 @@ async def main(quick: bool = False) -> dict[str, Any]:
     monitors = int(os.environ.get("BENCH_MONITORS", 200 if quick else 1000))
     reads = os.environ.get("BENCH_READS", "local")
     text = recipe_text().replace("every: 30s}", f"every: 1h, reads: {reads}}}")
-    loaded = load_recipe_text(text, "hashtag-reply.yaml")
+    loaded = load_recipe_text(text, str(RECIPE_FILE))
     async with engine() as eng:
         gc.collect()
         rss_before = current_rss_mib()

@@ -64,8 +64,12 @@ GOAL_RSS_MIB = 1024
 POLL_ACTION = "tikapi.hashtag_posts"
 
 
+#: The shipped recipe; its sub-recipe (`run: ./reply-to-comment.yaml`) resolves beside it.
+RECIPE_FILE = ROOT / "definitions" / "hashtag-reply.yaml"
+
+
 def recipe_text() -> str:
-    source = (ROOT / "definitions" / "hashtag-reply.yaml").read_text()
+    source = RECIPE_FILE.read_text()
     assert "poll: {every: 5m}" in source
     return source.replace("poll: {every: 5m}", f"poll: {{every: {EVERY_S}s}}")
 
@@ -238,7 +242,7 @@ async def measure(variant: str, quick: bool) -> dict[str, Any]:
     text = recipe_text()
     if variant == "tikflow-activities":
         text = text.replace(f"poll: {{every: {EVERY_S}s}}", f"poll: {{every: {EVERY_S}s, reads: activity}}")
-    loaded = load_recipe_text(text, "hashtag-reply.yaml")
+    loaded = load_recipe_text(text, str(RECIPE_FILE))
     # BENCH_WORKERS=2: a second worker process beside this one (bench.worker_process), as a second
     # `tikflow worker` would run; CPU and peak RSS below count every worker process.
     worker_processes = int(os.environ.get("BENCH_WORKERS", "1"))
