@@ -261,9 +261,13 @@ async def test_a_monitor_terminated_mid_replies_restarts_and_answers_every_comme
     # Only the answered comment is remembered: the restart answers the others.
     shown = await tikflow(stack.client, "state", run_id)
     assert shown.returncode == 0, shown.stderr
-    head, line = shown.stdout.splitlines()
+    head, line, unfinished = shown.stdout.splitlines()
     assert head == f"{run_id} is closed (terminated): its restart starts from this memory"
     assert line.startswith("replies#each: 1 keys   oldest: ")
+    assert unfinished.startswith("replies#each: ")
+    assert unfinished.endswith(
+        " items not finished: its restart acts on them again under the same idempotency keys"
+    )
 
     await restart_and_answer(stack, path, video, run_id)
     answered = await asyncio.to_thread(replies_per_comment, stack, video)

@@ -17,6 +17,7 @@ from typing import Any
 
 import httpx
 import pytest
+from test_devserver import tikflow
 
 from activities.contracts import ActionRequest
 from activities.credentials import CredentialStore
@@ -112,6 +113,12 @@ async def test_a_monitor_terminated_mid_post_restarts_without_posting_twice(
         assert step == "posts#each"
         # The held one and those not started yet: the restart acts on them again.
         assert set(unfinished) == await asyncio.to_thread(asked)
+        shown = await tikflow(dev_env.client, "state", run_id)
+        assert shown.returncode == 0, shown.stderr
+        assert shown.stdout.splitlines()[-1] == (
+            f"posts#each: {len(unfinished)} items not finished: its restart acts on them again "
+            "under the same idempotency keys"
+        )
 
         _, second = await start_recipe(dev_env.client, loaded, {"video": video}, task_queue=task_queue)
         assert second.id == run_id

@@ -101,6 +101,12 @@ def cmd_state(args: argparse.Namespace) -> int:
                 f"{entry.step}: {entry.count} keys   oldest: {entry.oldest or '-'}"
                 f"   newest: {entry.newest or '-'}{mark}"
             )
+        if kept.closed:
+            for step, items in sorted(kept.unfinished.items()):
+                print(
+                    f"{step}: {len(items)} items not finished: its restart acts on them again "
+                    "under the same idempotency keys"
+                )
         return 0
 
     return asyncio.run(go())
