@@ -468,12 +468,19 @@ async def _run_status(client: Client, workflow_id: str) -> str:
     return described.status.name.lower() if described.status is not None else "unknown"
 
 
-#: How long `trigger_schedule` waits for the schedule to report the run it started.
-TRIGGER_TIMEOUT_S = 15.0
+#: How long `trigger_schedule` waits, by default, for the schedule to report the run it started.
+#: A schedule starts its run asynchronously; on a server just started (`tikflow dev`'s first
+#: minute) that has been seen to take more than 15 s.
+TRIGGER_TIMEOUT_S = 60.0
 
 
-async def trigger_schedule(client: Client, schedule_id: str) -> str | None:
+async def trigger_schedule(
+    client: Client, schedule_id: str, *, timeout_s: float = TRIGGER_TIMEOUT_S
+) -> str | None:
     """Start a run of the schedule `schedule_id` now (`ScheduleHandle.trigger`); the run's workflow id.
+
+    The run is found either in the schedule's own record of its actions or in the visibility
+    store (`TemporalScheduledById`), whichever reports it first.
 
     Returns:
         The new run's workflow id, or None when there is no such schedule.
@@ -481,7 +488,7 @@ async def trigger_schedule(client: Client, schedule_id: str) -> str | None:
     Raises:
         AlreadyRunning: a run the schedule started is still going (the schedule's overlap policy
             would skip the new one, or run the recipe twice at once).
-        TimeoutError: the schedule did not report a new run within `TRIGGER_TIMEOUT_S`.
+        TimeoutError: neither reported a new run within `timeout_s`.
     """
     handle = client.get_schedule_handle(schedule_id)
     try:
@@ -497,18 +504,39 @@ async def trigger_schedule(client: Client, schedule_id: str) -> str | None:
             "wait for it to finish or stop it, then trigger again"
         )
     seen = {getattr(a.action, "workflow_id", None) for a in before.info.recent_actions}
+    seen |= set(await _scheduled_runs(client, schedule_id))
+    # A schedule names each run `<workflow id>-<time to the second>`: a trigger in the same second
+    # as the last run would get that run's id, and the server drops it. Let that second pass.
+    if before.info.recent_actions:
+        latest = max(action.started_at for action in before.info.recent_actions)
+        since = (datetime.now(UTC) - latest).total_seconds()
+        if since < 1.0:
+            await asyncio.sleep(1.0 - since + 0.05)
     await handle.trigger()
     # The schedule starts the run asynchronously and has no call that returns its id: poll.
-    deadline = time.monotonic() + TRIGGER_TIMEOUT_S
+    deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         info = (await handle.describe()).info
         started = [getattr(a, "workflow_id", None) for a in info.running_actions]
         started += [getattr(a.action, "workflow_id", None) for a in info.recent_actions]
+        started += await _scheduled_runs(client, schedule_id)
         fresh = [str(workflow_id) for workflow_id in started if workflow_id and workflow_id not in seen]
         if fresh:
             return fresh[0]
-        await asyncio.sleep(0.1)
-    raise TimeoutError(f"schedule {schedule_id!r} did not start a run within {TRIGGER_TIMEOUT_S:.0f} s")
+        await asyncio.sleep(0.2)
+    raise TimeoutError(
+        f"schedule {schedule_id!r} did not start a run within {timeout_s:.0f} s "
+        f"(`tikflow status {schedule_id}` shows its recent runs; `--timeout` waits longer)"
+    )
+
+
+async def _scheduled_runs(client: Client, schedule_id: str) -> list[str]:
+    """Workflow ids the visibility store lists as started by the schedule (newest first, at most 20)."""
+    escaped = schedule_id.replace("\\", "\\\\").replace('"', '\\"')
+    ids: list[str] = []
+    async for execution in client.list_workflows(f'TemporalScheduledById = "{escaped}"', limit=20):
+        ids.append(execution.id)
+    return ids
 
 
 async def steer_schedule(client: Client, schedule_id: str, command: str) -> bool:

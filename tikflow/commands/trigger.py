@@ -21,19 +21,27 @@ def add_parser(subparsers: Any) -> None:
     p = subparsers.add_parser("trigger", help="run a recipe's schedule now")
     p.add_argument("id", help="the schedule's id (`tikflow run` printed it)")
     p.add_argument("--wait", action="store_true", help="wait for the run to finish and print its result")
+    p.add_argument(
+        "--timeout",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="how long to wait for the schedule to start the run (default 60)",
+    )
     p.set_defaults(func=cmd_trigger)
 
 
 def cmd_trigger(args: argparse.Namespace) -> int:
     """Start a run of the schedule now; with --wait, wait for it (exit 1 if it failed)."""
     from tikflow.cli import UserError, _client, print_result, ui_link
-    from tikflow.runs import AlreadyRunning, trigger_schedule
+    from tikflow.runs import TRIGGER_TIMEOUT_S, AlreadyRunning, trigger_schedule
     from workflows.recipe import RunResult
 
     async def go() -> int:
         client = await _client()
         try:
-            run_id = await trigger_schedule(client, args.id)
+            timeout_s = TRIGGER_TIMEOUT_S if args.timeout is None else args.timeout
+            run_id = await trigger_schedule(client, args.id, timeout_s=timeout_s)
         except (AlreadyRunning, TimeoutError) as exc:
             raise UserError(str(exc)) from None
         if run_id is None:
