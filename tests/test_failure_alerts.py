@@ -181,3 +181,84 @@ async def test_an_alert_to_a_dead_webhook_gives_up_within_its_bound_and_the_run_
     assert run.close_time - run.start_time <= timedelta(seconds=90)  # simulated: the alert's bound
     assert status.counters.notifications_failed == 1
     assert status.last_error == message
+
+
+HANDLED = """
+recipe: nightly-report
+inputs: {who: {type: string}}
+on_failure:
+  steps:
+    - id: tell_ops
+      notify: "{{ error.type }} at {{ error.step }}: {{ failure.reason }}"
+      webhook: WEBHOOK
+      data: {restart: "{{ failure.restart }}", detail: "{{ error.message }}"}
+    EXTRA
+steps:
+  - call: log
+    with: {message: "hello {{ inputs.who }}"}
+  - fail: "the report for {{ inputs.who }} is empty"
+"""
+
+
+async def test_on_failure_steps_handle_the_failure_and_replace_the_default_alert(
+    time_env, tmp_path, credentials_file, task_queue, webhook
+):
+    default = Webhook()
+    try:
+        text = HANDLED.replace("WEBHOOK", repr(webhook.url)).replace("EXTRA", "")
+        message, _, status = await run_to_failure(
+            time_env,
+            tmp_path,
+            credentials_file,
+            task_queue,
+            text,
+            {"who": "ann"},
+            default_webhook=default.url,
+        )
+    finally:
+        default.close()
+    assert message == "steps.1: the report for ann is empty"
+    assert webhook.posts == 1
+    body = webhook.calls[0][1]
+    assert body["message"] == f"StepFailed at steps.1: {message}"
+    assert body["restart"] == f"tikflow run {tmp_path / 'recipe.yaml'} --input who=ann"
+    assert body["detail"] == "the report for ann is empty"
+    assert default.posts == 0  # the recipe's own steps handled it: no second alert
+    assert status.phase == "failed"
+    assert status.last_error == message
+
+
+async def test_on_failure_steps_that_fail_too_send_the_default_alert_with_both_reasons(
+    time_env, tmp_path, credentials_file, task_queue, webhook
+):
+    default = Webhook()
+    try:
+        text = HANDLED.replace("WEBHOOK", repr(webhook.url)).replace(
+            "EXTRA", '- fail: "the ops channel is gone"'
+        )
+        message, _, status = await run_to_failure(
+            time_env, tmp_path, credentials_file, task_queue, text, {"who": "bo"}, default_webhook=default.url
+        )
+    finally:
+        default.close()
+    assert message == "steps.1: the report for bo is empty"  # the run fails with its own reason
+    assert webhook.posts == 1  # the first on_failure step ran
+    assert default.posts == 1
+    reason = default.calls[0][1]["reason"]
+    assert reason == (
+        f"{message}; its on_failure steps failed too: on_failure.steps.1: the ops channel is gone"
+    )
+    assert status.last_error == reason
+
+
+async def test_a_monitor_that_gives_up_runs_its_on_failure_steps_once(
+    time_env, tmp_path, credentials_file, task_queue, webhook
+):
+    text = MONITOR.replace(
+        "TARGET",
+        "on_failure:\n  steps:\n"
+        f'    - notify: "gave up: {{{{ failure.reason }}}}"\n      webhook: {webhook.url!r}',
+    )
+    message, _, _ = await run_to_failure(time_env, tmp_path, credentials_file, task_queue, text, {})
+    assert message == f"{MAX_CONSECUTIVE_FAILED_POLLS} polls in a row failed; last: steps.0: provider down"
+    assert [body["message"] for _, body in webhook.calls] == [f"gave up: {message}"]

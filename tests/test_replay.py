@@ -96,7 +96,7 @@ def test_both_sides_of_the_local_reads_patch_are_recorded():
     assert "tikapi.hashtag_posts" in activities
 
 
-@pytest.mark.parametrize("name", ["hashtag-reply", "my-comments-autoreply"])
+@pytest.mark.parametrize("name", ["hashtag-reply", "my-comments-autoreply", "approve-reply"])
 def test_the_auto_reply_recipes_are_recorded_before_and_after_the_shared_reply_policy(name: str):
     """Runs that reply in the recipe itself may still be going: both versions replay (above)."""
     child = "startChildWorkflowExecutionInitiatedEventAttributes"

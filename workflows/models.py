@@ -59,6 +59,7 @@ __all__ = [
     "NewOnly",
     "NotifyStep",
     "NotifyTarget",
+    "OnFailure",
     "Pace",
     "ParallelStep",
     "PollTrigger",
@@ -1009,6 +1010,30 @@ Step = Annotated[
 ]
 
 
+class OnFailure(NotifyTarget):
+    """`on_failure`: where a failing run's one alert goes, and steps of the recipe's own to run then.
+
+    With `steps`, they run when a run fails or a monitor gives up, reading the failure as `error`
+    (as a `catch` does) and `failure` (`reason`, `restart`: the command that starts it again); the
+    alert then goes only to a `webhook` named here. Steps that fail in turn send the alert to the
+    default target (`notify`'s webhook, else the worker's `TIKFLOW_NOTIFY_WEBHOOK`), both reasons in it.
+    """
+
+    steps: list[Step] = Field(
+        default_factory=list,
+        description="Steps run once when a run fails or a monitor gives up (read `error` and "
+        "`failure.reason`/`failure.restart`); they may not wait for people or events, nor use `new_only`.",
+    )
+
+    @model_serializer(mode="wrap")
+    def _without_empty_steps(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # An `on_failure` with only a webhook serializes as before steps existed (history shape).
+        data: dict[str, Any] = handler(self)
+        if not self.steps:
+            data.pop("steps", None)
+        return data
+
+
 #: A label's key (`client`) and value (`acme`): stored as `key=value` in `TikflowLabels`.
 LabelKey = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_.-]{0,62}$")]
 LabelValue = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:/@-]{0,127}$")]
@@ -1041,11 +1066,11 @@ class Recipe(_Strict):
     notify: NotifyTarget | None = Field(
         default=None, description="Where notifications go (re-authorization requests, notify steps)."
     )
-    on_failure: NotifyTarget | None = Field(
+    on_failure: OnFailure | None = Field(
         default=None,
-        description="Where one alert goes when a run fails or a monitor gives up (with the reason and "
-        "the command that restarts it); default: `notify`'s webhook, else the worker's "
-        "`TIKFLOW_NOTIFY_WEBHOOK`.",
+        description="What happens when a run fails or a monitor gives up: one alert (with the reason "
+        "and the command that restarts it) to its `webhook`, default `notify`'s webhook, else the "
+        "worker's `TIKFLOW_NOTIFY_WEBHOOK`; or its `steps`, run with the failure as `error` and `failure`.",
     )
     dedupe_limit: WholeNumber = Field(
         default=5000, ge=10, le=100_000, description="How many seen ids `new_only` remembers per step."
@@ -1091,7 +1116,7 @@ STEP_MODEL_KINDS: dict[type, str] = {
     RunRecipeStep: "run",
 }
 
-for _model in (ForEachStep, IfStep, ParallelStep, CatchClause, TryStep, Recipe):
+for _model in (ForEachStep, IfStep, ParallelStep, CatchClause, TryStep, OnFailure, Recipe):
     _model.model_rebuild()
 
 RECIPE_ADAPTER: TypeAdapter[Recipe] = TypeAdapter(Recipe)

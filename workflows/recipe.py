@@ -35,7 +35,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.links import APPROVAL_QUERY, APPROVAL_SIGNAL
     from workflows.memory import StepMemory, carried, summary
     from workflows.memory import forget as forget_step
-    from workflows.models import NotifyStep, Recipe, RetryPolicy, input_value_problem, parse_duration
+    from workflows.models import NotifyStep, Recipe, RetryPolicy, Step, input_value_problem, parse_duration
     from workflows.pacing import PACE_SLOT_SIGNAL, PaceSlot
     from workflows.patches import (
         ALERT_RETRY_PATCH,
@@ -461,7 +461,7 @@ class RecipeWorkflow(Interpreter):
         except StepFailed as exc:
             self._state.counters.errors += 1
             self._set_phase("failed")
-            await self._alert(str(exc))
+            await self._alert(str(exc), exc)
             raise ApplicationError(str(exc), type="StepFailed", non_retryable=True) from None
         return dict(scope.values["steps"])
 
@@ -512,7 +512,7 @@ class RecipeWorkflow(Interpreter):
                 if failed_in_a_row >= MAX_CONSECUTIVE_FAILED_POLLS:
                     self._set_phase("failed")
                     reason = f"{failed_in_a_row} polls in a row failed; last: {exc}"
-                    await self._alert(reason)
+                    await self._alert(reason, exc)
                     # The memory travels in the failure: its restart starts from it (`tikflow.kept_memory`).
                     kept = [{"memory": self._memory()}] if workflow.patched(FAILURE_MEMORY_PATCH) else []
                     raise ApplicationError(reason, *kept, type="StepFailed", non_retryable=True) from None
@@ -545,9 +545,13 @@ class RecipeWorkflow(Interpreter):
     def _memory(self) -> dict[str, list[str]]:
         return {k: list(v) for k, v in self._seen.ids.items()}
 
-    async def _alert(self, reason: str) -> None:
-        """Send the one failure alert of a failing run (`on_failure`, else `notify`, else the worker's).
+    async def _alert(self, reason: str, error: StepFailed) -> None:
+        """Handle a failing run once: its `on_failure` steps, else one alert.
 
+        Without `on_failure.steps`, the alert goes to `on_failure`'s webhook, else `notify`'s, else
+        the worker's. With them, they run first (reading `error` and `failure`); the alert then
+        goes only to a webhook `on_failure` names, unless the steps fail too: then it goes to the
+        default target, both reasons in it, so a broken handler never leaves a failure unheard.
         A run started before alerts existed sends none (its history has no such activity). An
         alert that cannot be delivered is logged and counted; the run still fails with `reason`.
         """
@@ -555,9 +559,17 @@ class RecipeWorkflow(Interpreter):
             return
         run = self._run
         recipe = run.recipe
-        target = (recipe.on_failure.webhook if recipe.on_failure else None) or (
-            recipe.notify.webhook if recipe.notify else None
-        )
+        handler = recipe.on_failure
+        default = recipe.notify.webhook if recipe.notify else None
+        target = (handler.webhook if handler else None) or default
+        if handler is not None and handler.steps:
+            problem = await self._on_failure_steps(handler.steps, reason, error)
+            if problem is None and handler.webhook is None:
+                self._state.last_error = reason
+                return
+            if problem is not None:
+                reason = f"{reason}; its on_failure steps failed too: {problem}"
+                target = handler.webhook or default
         path = ALERT_PATH
         try:
             scope = self._new_scope()
@@ -578,7 +590,27 @@ class RecipeWorkflow(Interpreter):
             await self._call("notify.send", params, None, step, scope, path, rendered=True)
         except (StepFailed, RunStopped) as exc:
             self._notification_failed(str(exc) or "stopped before the alert was sent", path=path)
-            self._state.last_error = reason  # the run's failure stays its last error, not the alert's
+        self._state.last_error = reason  # the run's failure stays its last error, not the alert's
+
+    async def _on_failure_steps(self, steps: list[Step], reason: str, error: StepFailed) -> str | None:
+        """Run a recipe's `on_failure` steps for the failure `reason`; why they failed, or None.
+
+        They read the failure as `error` (the fields a `catch` reads) and `failure` (`reason`, and
+        `restart`: the command that starts the run again). The run stays `failed` while they run.
+        """
+        assert self._run is not None
+        fields = error.fields()
+        failure = {"reason": reason, "restart": restart_command(self._run)}
+        scope = self._new_scope().child(error=fields, failure=failure)
+        try:
+            await self._steps(steps, scope, f"{ALERT_PATH}.steps")
+        except (StepFailed, RunStopped) as exc:
+            problem = str(exc) or "stopped before its on_failure steps finished"
+            workflow.logger.warning("on_failure steps failed", extra={"error": problem})
+            return problem
+        finally:
+            self._set_phase("failed")
+        return None
 
     def _continue_as_new(self, run: RecipeRun) -> None:
         pacer_queue = run.pacer_queue

@@ -13,9 +13,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 
-from workflows.models import STEP_MODEL_KINDS, ForEachStep, IfStep, ParallelStep, Step, TryStep
+from workflows.models import STEP_MODEL_KINDS, ForEachStep, IfStep, ParallelStep, Recipe, Step, TryStep
 
-__all__ = ["StepPath", "iter_steps", "nested_steps", "run_condition", "step_kind"]
+__all__ = ["StepPath", "iter_recipe_steps", "iter_steps", "nested_steps", "run_condition", "step_kind"]
 
 #: Where a step (or a list of steps) sits in the recipe: keys and indexes from the top.
 StepPath = tuple[str | int, ...]
@@ -63,6 +63,13 @@ def iter_steps(steps: Sequence[Step], path: StepPath = ("steps",)) -> Iterator[t
             for index, child in enumerate(body)
         ]
         pending.extend(reversed(children))
+
+
+def iter_recipe_steps(recipe: Recipe) -> Iterator[tuple[StepPath, Step]]:
+    """Every step of the recipe: its `steps`, then its `on_failure.steps`, each with its path."""
+    yield from iter_steps(recipe.steps)
+    if recipe.on_failure is not None:
+        yield from iter_steps(recipe.on_failure.steps, ("on_failure", "steps"))
 
 
 def run_condition(step: Step) -> str | None:

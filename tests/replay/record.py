@@ -14,8 +14,9 @@ Every run of a continue-as-new chain is written as its own file (`<name>-run1.js
 before a `workflow.patched` change, the other side of the patch; they are kept, never re-recorded
 (`approval-tag-before-patch.json` is the shipped recipe approve-reply, recorded so).
 `<recipe>-before-<change>.json` are shipped recipes as they were before a change to the recipe
-itself (`hashtag-reply-before-subrecipe.json`: replying in the recipe, before it ran the shared
-reply-to-comment sub-recipe); runs of them may still be going, so they must replay too.
+itself (`hashtag-reply-before-subrecipe.json`, also of my-comments-autoreply and approve-reply:
+replying in the recipe, before it ran the shared reply-to-comment sub-recipe); runs of them may
+still be going, so they must replay too.
 `python -m tests.replay.record --scenario stop-retrying …` records only the named mock scenarios.
 `tests/test_replay.py` replays them all against the current workflow code, so a change that breaks
 determinism for running workflows fails the tests. Re-record only when such a break is intended

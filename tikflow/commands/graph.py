@@ -209,4 +209,9 @@ def mermaid(recipe: Recipe) -> str:
     last = graph.steps(recipe.steps, start)
     if recipe.trigger and recipe.trigger.poll:
         graph.edge(last, start, f"sleep {recipe.trigger.poll.every}")
+    if recipe.on_failure and recipe.on_failure.steps:
+        # Reached from any step that fails the run (or from a monitor giving up): drawn on its own.
+        failed = graph.node(f"{recipe.recipe} failed", "{{}}")
+        graph.edge(start, failed, "a step fails the run")
+        graph.steps(recipe.on_failure.steps, failed, "on_failure")
     return "\n".join(["flowchart TD", *graph.lines])

@@ -52,7 +52,7 @@ from workflows.models import (
     WaitForStep,
     parse_duration,
 )
-from workflows.steps import iter_steps, nested_steps
+from workflows.steps import iter_recipe_steps, iter_steps, nested_steps, step_kind
 
 __all__ = [
     "MAX_STEP_NESTING",
@@ -127,6 +127,9 @@ def check_shape(doc: Document, data: dict[str, Any]) -> set[DataPath]:
                 pending.append((child, (*path, key), depth + 1, level + 1, "steps"))
             elif role == "step" and isinstance(child, list) and key == "parallel":
                 pending.append((child, (*path, key), depth + 1, level + 1, "branches"))
+            elif role == "step" and level == 0 and key == "on_failure" and isinstance(child, dict):
+                # The recipe's `on_failure` holds its own `steps`, at the level of the recipe's.
+                pending.append((child, (*path, key), depth + 1, 0, "step"))
             elif role == "step" and isinstance(child, list) and key == "catch":
                 # A `try`'s catches: each holds its `steps`, one level below the `try`.
                 pending.extend(
@@ -178,9 +181,12 @@ class Checker:
         self.recipe = recipe
         self.ids: dict[str, DataPath] = {}
         # Every id in the recipe, so a reference to a step that runs later can say so.
-        self.all_ids = _step_ids(recipe.steps)
+        self.all_ids = {step.id for _, step in iter_recipe_steps(recipe) if step.id is not None}
         # Ids inside the `try` and `catch` steps checked so far: not visible after their `try`.
         self.tried_ids: set[str] = set()
+        # The ids of the recipe's own steps, and whether `on_failure` steps are being checked.
+        self.main_ids = _step_ids(recipe.steps)
+        self.in_on_failure = False
         from activities.registry import load_actions
 
         self.actions = load_actions()
@@ -210,6 +216,33 @@ class Checker:
         if self.recipe.on_failure and isinstance(self.recipe.on_failure.webhook, str):
             self._webhook(self.recipe.on_failure.webhook, ("on_failure", "webhook"), set(), set())
         self._steps(self.recipe.steps, ("steps",), set(), set())
+        if self.recipe.on_failure and self.recipe.on_failure.steps:
+            self._on_failure(self.recipe.on_failure.steps)
+
+    def _on_failure(self, steps: Sequence[Step]) -> None:
+        """`on_failure.steps` run once, after the run failed: they read `error` and `failure`.
+
+        They may not hold the failed run open (an approval, a `wait_for`), nor remember items
+        (`new_only`: there is no next poll); the recipe's own steps' results are not theirs to read.
+        """
+        for here, step in iter_steps(steps, ("on_failure", "steps")):
+            kind = step_kind(step)
+            if isinstance(step, ApprovalStep | WaitForStep):
+                self.doc.at(
+                    (*here, kind),
+                    f"{label((*here, kind))}: on_failure steps run after the run failed and may not "
+                    f"wait (`{kind}` holds the failed run open); send a `notify` instead",
+                )
+            new_only = getattr(step, "new_only", None)
+            if new_only is not None:
+                self.doc.at(
+                    (*here, "new_only"),
+                    f"{label((*here, 'new_only'))}: on_failure steps run once per failure; "
+                    "`new_only` has no next poll to remember items for",
+                )
+        self.in_on_failure = True
+        self._steps(steps, ("on_failure", "steps"), set(), {"error", "failure"})
+        self.in_on_failure = False
 
     def _check_webhook_trigger(self) -> None:
         """The trigger's expressions read `event` (and nothing a run has yet); inputs are declared."""
@@ -497,7 +530,9 @@ class Checker:
             only_event = event_only and name in GLOBAL_NAMES
             where = " (a trigger's expression reads only `event`)" if only_event else ""
             if name == "error" and not event_only:
-                where = " (`error` is read only in a `try` step's `catch`)"
+                where = " (`error` is read only in a `try` step's `catch` and in `on_failure` steps)"
+            if name == "failure" and not event_only:
+                where = " (`failure` is read only in `on_failure` steps)"
             self.doc.at(path, f"unknown name {name!r} in expression{where} (known: {known})")
         if event_only:
             return value  # `steps` and `inputs` were refused above, as names
@@ -506,6 +541,11 @@ class Checker:
                 later = " (it runs later)" if ref in self.all_ids else ""
                 if ref in self.tried_ids:
                     later = " (it is inside a `try` or `catch`, which may stop before it)"
+                if self.in_on_failure and ref in self.main_ids:
+                    later = (
+                        " (on_failure steps read the failure as `error` and `failure`,"
+                        " not the results of the recipe's steps)"
+                    )
                 self.doc.at(path, f"reference to undefined step {ref!r}{later}")
         for ref in sorted(referenced_steps(tree, root="inputs")):
             if ref not in self.recipe.inputs:

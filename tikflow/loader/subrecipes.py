@@ -16,7 +16,7 @@ from tikflow.loader.model_errors import label
 from tikflow.loader.problems import Document, RecipeError
 from workflows.expressions import is_template
 from workflows.models import Recipe, RunRecipeStep
-from workflows.steps import iter_steps
+from workflows.steps import iter_recipe_steps
 
 __all__ = ["resolve_subrecipes"]
 
@@ -32,7 +32,7 @@ def resolve_subrecipes(
     above = (*parents, here_file) if here_file is not None else parents
     base = here_file.parent if here_file is not None else Path.cwd()
     recipes: dict[str, Recipe] = {}
-    for here, step in iter_steps(recipe.steps):
+    for here, step in iter_recipe_steps(recipe):
         if not isinstance(step, RunRecipeStep):
             continue
         where = (*here, "run")

@@ -20,7 +20,7 @@ from tikflow.loader.files import read_file
 from tikflow.loader.load import parse_document
 from tikflow.loader.model_errors import report_validation_error
 from workflows.models import ApprovalStep, Recipe
-from workflows.steps import iter_steps
+from workflows.steps import iter_recipe_steps
 
 __all__ = [
     "TEST_SUFFIXES",
@@ -220,7 +220,7 @@ def load_test_file(path: str | Path) -> LoadedTestFile:
         raise RecipeError(doc.problems)
     loaded = load_recipe(recipe_path)
     names = [case.name for case in spec.tests]
-    steps = [step for recipe in _with_subrecipes(loaded.recipe) for _, step in iter_steps(recipe.steps)]
+    steps = [step for recipe in _with_subrecipes(loaded.recipe) for _, step in iter_recipe_steps(recipe)]
     step_ids = {step.id for step in steps if step.id}
     approval_ids = {step.id for step in steps if step.id and isinstance(step, ApprovalStep)}
     actions = load_actions()
