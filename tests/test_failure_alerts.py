@@ -262,3 +262,23 @@ async def test_a_monitor_that_gives_up_runs_its_on_failure_steps_once(
     message, _, _ = await run_to_failure(time_env, tmp_path, credentials_file, task_queue, text, {})
     assert message == f"{MAX_CONSECUTIVE_FAILED_POLLS} polls in a row failed; last: steps.0: provider down"
     assert [body["message"] for _, body in webhook.calls] == [f"gave up: {message}"]
+
+
+def test_graph_draws_on_failure_steps_from_a_failed_node(tmp_path):
+    from tikflow.commands.graph import mermaid
+
+    path = tmp_path / "recipe.yaml"
+    path.write_text(HANDLED.replace("WEBHOOK", "'https://hooks.example.com/x'").replace("EXTRA", ""))
+    lines = mermaid(load_recipe(path).recipe).splitlines()
+    assert '  n4{{"nightly-report failed"}}' in lines
+    assert '  n1 -->|"a step fails the run"| n4' in lines
+    assert '  n5>"tell_ops: notify"]' in lines
+    assert '  n4 -->|"on_failure"| n5' in lines
+
+
+def test_an_on_failure_with_only_a_webhook_keeps_its_serialized_shape(tmp_path):
+    """Runs started before `on_failure.steps` existed carry `{webhook}` only: so does a new one."""
+    path = tmp_path / "recipe.yaml"
+    path.write_text(with_target(ONCE, "on_failure: {webhook: 'https://hooks.example.com/x'}"))
+    dumped = load_recipe(path).recipe.model_dump(mode="json", by_alias=True)
+    assert dumped["on_failure"] == {"webhook": "https://hooks.example.com/x"}
