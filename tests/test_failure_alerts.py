@@ -282,3 +282,34 @@ def test_an_on_failure_with_only_a_webhook_keeps_its_serialized_shape(tmp_path):
     path.write_text(with_target(ONCE, "on_failure: {webhook: 'https://hooks.example.com/x'}"))
     dumped = load_recipe(path).recipe.model_dump(mode="json", by_alias=True)
     assert dumped["on_failure"] == {"webhook": "https://hooks.example.com/x"}
+
+
+async def test_an_on_failure_notify_not_delivered_sends_the_default_alert_and_reads_the_runs_vars(
+    time_env, tmp_path, credentials_file, task_queue
+):
+    dead, default = Webhook(status=503), Webhook()
+    try:
+        text = f"""
+recipe: nightly-report
+retry: {{max_attempts: 2}}
+on_failure:
+  steps:
+    - notify: "stopped at {{{{ vars.stage }}}}: {{{{ failure.reason }}}}"
+      webhook: {dead.url!r}
+steps:
+  - set: {{stage: drafted}}
+  - fail: the report is empty
+"""
+        message, _, status = await run_to_failure(
+            time_env, tmp_path, credentials_file, task_queue, text, {}, default_webhook=default.url
+        )
+    finally:
+        dead.close()
+        default.close()
+    assert message == "steps.1: the report is empty"
+    assert dead.posts == 2  # the handler's notify was tried under the recipe's retry
+    assert dead.calls[0][1]["message"] == f"stopped at drafted: {message}"  # the failing run's vars
+    assert default.posts == 1  # not delivered: the handler did not do its job, so the alert goes out
+    reason = default.calls[0][1]["reason"]
+    assert reason.startswith(f"{message}; its on_failure steps failed too: ")
+    assert status.counters.notifications_failed == 1

@@ -190,8 +190,8 @@ EXPRESSION_NAMES = frozenset(
 RESERVED_NAMES = (
     EXPRESSION_NAMES
     | frozenset({"and", "or", "not", "in", "is", "if", "else", "loop", "self", "caller", "varargs", "kwargs"})
-    | frozenset({"error"})
-)  # `error`: what a `try` step's `catch` steps read (`TryStep`)
+    | frozenset({"error", "failure"})
+)  # `error`: what a `try` step's `catch` steps read (`TryStep`); `failure`: what `on_failure` steps read
 
 
 class _Strict(BaseModel):
@@ -1014,15 +1014,18 @@ class OnFailure(NotifyTarget):
     """`on_failure`: where a failing run's one alert goes, and steps of the recipe's own to run then.
 
     With `steps`, they run when a run fails or a monitor gives up, reading the failure as `error`
-    (as a `catch` does) and `failure` (`reason`, `restart`: the command that starts it again); the
-    alert then goes only to a `webhook` named here. Steps that fail in turn send the alert to the
-    default target (`notify`'s webhook, else the worker's `TIKFLOW_NOTIFY_WEBHOOK`), both reasons in it.
+    (as a `catch` does), `failure` (`reason`, `restart`: the command that starts it again) and the
+    failing run's `vars`; the alert is then sent only to a `webhook` named here. Steps that fail
+    in turn (or a `notify` among them that is not delivered) send the alert with both reasons to
+    that webhook, else to the default target (`notify`'s webhook, else the worker's
+    `TIKFLOW_NOTIFY_WEBHOOK`). Their calls retry under the recipe's `retry:`.
     """
 
     steps: list[Step] = Field(
         default_factory=list,
         description="Steps run once when a run fails or a monitor gives up (read `error` and "
-        "`failure.reason`/`failure.restart`); they may not wait for people or events, nor use `new_only`.",
+        "`failure.reason`/`failure.restart`); they may not wait (`approval`, `wait_for`, `wait`, "
+        "`until`, also in a sub-recipe they run), nor use `new_only`.",
     )
 
     @model_serializer(mode="wrap")

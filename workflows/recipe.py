@@ -461,7 +461,7 @@ class RecipeWorkflow(Interpreter):
         except StepFailed as exc:
             self._state.counters.errors += 1
             self._set_phase("failed")
-            await self._alert(str(exc), exc)
+            await self._alert(str(exc), exc, scope.values["vars"])
             raise ApplicationError(str(exc), type="StepFailed", non_retryable=True) from None
         return dict(scope.values["steps"])
 
@@ -512,7 +512,7 @@ class RecipeWorkflow(Interpreter):
                 if failed_in_a_row >= MAX_CONSECUTIVE_FAILED_POLLS:
                     self._set_phase("failed")
                     reason = f"{failed_in_a_row} polls in a row failed; last: {exc}"
-                    await self._alert(reason, exc)
+                    await self._alert(reason, exc, scope.values["vars"])
                     # The memory travels in the failure: its restart starts from it (`tikflow.kept_memory`).
                     kept = [{"memory": self._memory()}] if workflow.patched(FAILURE_MEMORY_PATCH) else []
                     raise ApplicationError(reason, *kept, type="StepFailed", non_retryable=True) from None
@@ -545,13 +545,14 @@ class RecipeWorkflow(Interpreter):
     def _memory(self) -> dict[str, list[str]]:
         return {k: list(v) for k, v in self._seen.ids.items()}
 
-    async def _alert(self, reason: str, error: StepFailed) -> None:
+    async def _alert(self, reason: str, error: StepFailed, run_vars: dict[str, Any]) -> None:
         """Handle a failing run once: its `on_failure` steps, else one alert.
 
-        Without `on_failure.steps`, the alert goes to `on_failure`'s webhook, else `notify`'s, else
-        the worker's. With them, they run first (reading `error` and `failure`); the alert then
-        goes only to a webhook `on_failure` names, unless the steps fail too: then it goes to the
-        default target, both reasons in it, so a broken handler never leaves a failure unheard.
+        The alert goes to `on_failure`'s webhook, else `notify`'s, else the worker's. With
+        `on_failure.steps`, they run first (reading `error`, `failure` and the failing run's
+        `vars`); the alert is then sent only if `on_failure` names a webhook, or if the steps fail
+        too (a step that fails, or a `notify` that is not delivered): then with both reasons in it,
+        so a broken handler never leaves a failure unheard.
         A run started before alerts existed sends none (its history has no such activity). An
         alert that cannot be delivered is logged and counted; the run still fails with `reason`.
         """
@@ -563,13 +564,12 @@ class RecipeWorkflow(Interpreter):
         default = recipe.notify.webhook if recipe.notify else None
         target = (handler.webhook if handler else None) or default
         if handler is not None and handler.steps:
-            problem = await self._on_failure_steps(handler.steps, reason, error)
+            problem = await self._on_failure_steps(handler.steps, reason, error, run_vars)
             if problem is None and handler.webhook is None:
                 self._state.last_error = reason
                 return
             if problem is not None:
                 reason = f"{reason}; its on_failure steps failed too: {problem}"
-                target = handler.webhook or default
         path = ALERT_PATH
         try:
             scope = self._new_scope()
@@ -592,25 +592,36 @@ class RecipeWorkflow(Interpreter):
             self._notification_failed(str(exc) or "stopped before the alert was sent", path=path)
         self._state.last_error = reason  # the run's failure stays its last error, not the alert's
 
-    async def _on_failure_steps(self, steps: list[Step], reason: str, error: StepFailed) -> str | None:
+    async def _on_failure_steps(
+        self, steps: list[Step], reason: str, error: StepFailed, run_vars: dict[str, Any]
+    ) -> str | None:
         """Run a recipe's `on_failure` steps for the failure `reason`; why they failed, or None.
 
-        They read the failure as `error` (the fields a `catch` reads) and `failure` (`reason`, and
-        `restart`: the command that starts the run again). The run stays `failed` while they run.
+        They read the failure as `error` (the fields a `catch` reads), `failure` (`reason`, and
+        `restart`: the command that starts the run again) and the failing run's `vars`. A step
+        that fails, one that fails under `continue_on_error` and a `notify` that is not delivered
+        all count as failing: the handler did not do its job. The run stays `failed` meanwhile.
         """
         assert self._run is not None
         fields = error.fields()
         failure = {"reason": reason, "restart": restart_command(self._run)}
-        scope = self._new_scope().child(error=fields, failure=failure)
+        scope = self._new_scope()
+        scope.values["vars"] = dict(run_vars)
+        scope = scope.child(error=fields, failure=failure)
+        counters = self._state.counters
+        failures_before = counters.errors + counters.notifications_failed
+        problem: str | None = None
         try:
             await self._steps(steps, scope, f"{ALERT_PATH}.steps")
         except (StepFailed, RunStopped) as exc:
             problem = str(exc) or "stopped before its on_failure steps finished"
-            workflow.logger.warning("on_failure steps failed", extra={"error": problem})
-            return problem
         finally:
             self._set_phase("failed")
-        return None
+        if problem is None and counters.errors + counters.notifications_failed != failures_before:
+            problem = self._state.last_error or "one of them failed"
+        if problem is not None:
+            workflow.logger.warning("on_failure steps failed", extra={"error": problem})
+        return problem
 
     def _continue_as_new(self, run: RecipeRun) -> None:
         pacer_queue = run.pacer_queue

@@ -21,6 +21,7 @@ from activities.contracts import account_name_problem, http_url_problem
 from tikflow.loader.model_errors import label, value_at
 from tikflow.loader.problems import DataPath, Document
 from tikflow.loader.schedules import cron_problem, gap_text, shortest_cron_gap, time_zone_problem
+from tikflow.loader.subrecipes import ON_FAILURE_REFUSED
 from tikflow.loader.yaml_positions import MAX_DEPTH
 from workflows.expressions import (
     ExpressionError,
@@ -222,12 +223,13 @@ class Checker:
     def _on_failure(self, steps: Sequence[Step]) -> None:
         """`on_failure.steps` run once, after the run failed: they read `error` and `failure`.
 
-        They may not hold the failed run open (an approval, a `wait_for`), nor remember items
+        They may not hold the failed run open (an approval, a `wait_for`, a `wait`, an `until`: also
+        checked in the sub-recipes they run, `subrecipes.on_failure_problem`), nor remember items
         (`new_only`: there is no next poll); the recipe's own steps' results are not theirs to read.
         """
         for here, step in iter_steps(steps, ("on_failure", "steps")):
             kind = step_kind(step)
-            if isinstance(step, ApprovalStep | WaitForStep):
+            if isinstance(step, ON_FAILURE_REFUSED):
                 self.doc.at(
                     (*here, kind),
                     f"{label((*here, kind))}: on_failure steps run after the run failed and may not "

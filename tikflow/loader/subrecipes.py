@@ -15,10 +15,14 @@ from typing import Any
 from tikflow.loader.model_errors import label
 from tikflow.loader.problems import Document, RecipeError
 from workflows.expressions import is_template
-from workflows.models import Recipe, RunRecipeStep
-from workflows.steps import iter_recipe_steps
+from workflows.models import ApprovalStep, Recipe, RunRecipeStep, UntilStep, WaitForStep, WaitStep
+from workflows.steps import iter_recipe_steps, step_kind
 
-__all__ = ["resolve_subrecipes"]
+__all__ = ["ON_FAILURE_REFUSED", "on_failure_problem", "resolve_subrecipes"]
+
+#: Steps that hold a run open: refused in `on_failure` steps (they run after the run failed), and
+#: in the sub-recipes those steps run.
+ON_FAILURE_REFUSED = (ApprovalStep, WaitForStep, WaitStep, UntilStep)
 
 #: Loads the recipe file at a path, given the files already being loaded above it.
 LoadChild = Callable[[Path, tuple[Path, ...]], Recipe]
@@ -59,7 +63,35 @@ def resolve_subrecipes(
                 continue
             recipes[step.run] = child
         _check_inputs(doc, step, child, here)
+        if here[0] == "on_failure":
+            problem = on_failure_problem(child)
+            if problem is not None:
+                doc.at(
+                    where,
+                    f"{label(where)}: on_failure steps run after the run failed and may not wait: "
+                    f"sub-recipe {step.run!r} {problem}",
+                )
     return recipe.model_copy(update={"recipes": recipes}) if recipes else recipe
+
+
+def on_failure_problem(recipe: Recipe, seen: frozenset[str] = frozenset()) -> str | None:
+    """Why `recipe` (a sub-recipe run from `on_failure` steps) may not run there, or None.
+
+    It may not wait (`ON_FAILURE_REFUSED`) nor remember items (`new_only`), nor may the
+    sub-recipes it runs in turn.
+    """
+    for here, step in iter_recipe_steps(recipe):
+        where = label(here)
+        if isinstance(step, ON_FAILURE_REFUSED):
+            return f"has `{step_kind(step)}` at its {where}"
+        if getattr(step, "new_only", None) is not None:
+            return f"has `new_only` at its {where}"
+        if isinstance(step, RunRecipeStep) and step.run not in seen:
+            child = recipe.recipes.get(step.run)
+            inner = on_failure_problem(child, seen | {step.run}) if child is not None else None
+            if inner is not None:
+                return f"runs {step.run!r}, which {inner}"
+    return None
 
 
 def _check_inputs(doc: Document, step: RunRecipeStep, child: Recipe, here: tuple[str | int, ...]) -> None:
