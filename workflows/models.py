@@ -190,8 +190,9 @@ EXPRESSION_NAMES = frozenset(
 RESERVED_NAMES = (
     EXPRESSION_NAMES
     | frozenset({"and", "or", "not", "in", "is", "if", "else", "loop", "self", "caller", "varargs", "kwargs"})
-    | frozenset({"error", "failure"})
-)  # `error`: what a `try` step's `catch` steps read (`TryStep`); `failure`: what `on_failure` steps read
+    | frozenset({"error"})
+)  # `error`: what a `try` step's `catch` steps read (`TryStep`); `failure` is refused by the loader
+# in `on_failure` steps only (a model check would refuse a running run's snapshot when it replays)
 
 
 class _Strict(BaseModel):

@@ -235,6 +235,12 @@ class Checker:
                     f"{label((*here, kind))}: on_failure steps run after the run failed and may not "
                     f"wait (`{kind}` holds the failed run open); send a `notify` instead",
                 )
+            if isinstance(step, ForEachStep) and step.as_ == "failure":
+                self.doc.at(
+                    (*here, "as"),
+                    f"{label((*here, 'as'))}: 'failure' cannot name the item in on_failure steps: "
+                    "it would hide `failure` from the nested steps",
+                )
             new_only = getattr(step, "new_only", None)
             if new_only is not None:
                 self.doc.at(
