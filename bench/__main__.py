@@ -199,6 +199,20 @@ def _monitor_baselines(r: dict[str, Any]) -> list[tuple[str, str, str, str, str,
             )
             continue
         ratio = r["polls_per_s"] / b["polls_per_s"] if b.get("polls_per_s") else 0.0
+        if name == "temporal-local" and b.get("cpu_cores") and b.get("polls_per_s"):
+            # Issue 20's goal for a read `call` step: what a poll costs (CPU of the server and the
+            # worker per poll, the sandbox left out) next to the hand-written local-activity monitor.
+            ours, theirs = _cpu_ms_per_poll(r), _cpu_ms_per_poll(b)
+            out.append(
+                (
+                    f"monitors, {r['scale']}: CPU per poll",
+                    f"tikflow {ours:.2f} ms (server and worker)",
+                    f"{label} {theirs:.2f} ms",
+                    f"{ours / theirs:.3f}x",
+                    "<= 1.10x",
+                    _yes(ours / theirs <= 1.10),
+                )
+            )
         out.append(
             (
                 f"monitors, {r['scale']}: {label}",
@@ -212,6 +226,12 @@ def _monitor_baselines(r: dict[str, Any]) -> list[tuple[str, str, str, str, str,
             )
         )
     return out
+
+
+def _cpu_ms_per_poll(r: dict[str, Any]) -> float:
+    """CPU milliseconds the dev server and the worker(s) spent per sustained poll."""
+    cores = sum(v for k, v in r["cpu_cores"].items() if k != "sandbox")
+    return 1000 * cores / r["polls_per_s"] if r["polls_per_s"] else float("inf")
 
 
 def table(results: list[dict[str, Any]]) -> str:
