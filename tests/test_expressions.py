@@ -29,6 +29,38 @@ def test_single_expression_evaluates_to_its_native_value():
     assert evaluate("{{ none }}", CONTEXT) is None
 
 
+@pytest.mark.parametrize(
+    "source",
+    [
+        "{{ steps.videos.items }}",
+        "{{ steps.videos.count }}",
+        "{{ inputs }}",
+        "{{ steps.videos.items.real }}",  # a list has no such key: Jinja decides
+        "{{ inputs.hashtag.upper }}",  # an attribute of text, not a key: Jinja decides
+        "{{ range }}",  # a global, not in the context
+        "{{ steps.missing.items }}",
+        "{{ nothing }}",
+        "{{ inputs.hashtag.nothing }}",
+    ],
+)
+def test_a_plain_lookup_finds_what_the_full_expression_finds(source):
+    """A lookup (`{{ a.b.c }}`) skips the render only where a mapping has the key; its value, or
+    its error, is the same as the rendered expression's (a parenthesized copy is not a lookup)."""
+    rendered = source.replace("{{ ", "{{ (").replace(" }}", ") if true else none }}")
+
+    def outcome(text):
+        try:
+            return ("value", evaluate(text, CONTEXT))
+        except ExpressionError as exc:
+            return ("error", str(exc))
+
+    assert outcome(source) == outcome(rendered)
+
+
+def test_a_plain_lookup_returns_the_value_itself():
+    assert evaluate("{{ steps.videos.items }}", CONTEXT) is CONTEXT["steps"]["videos"]["items"]
+
+
 def test_mixed_text_renders_to_a_string():
     assert evaluate("#{{ inputs.hashtag }} x{{ inputs.limit }}", CONTEXT) == "#cats x3"
     assert evaluate("{{ inputs.limit }}{{ inputs.limit }}", CONTEXT) == "33"

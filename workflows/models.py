@@ -10,6 +10,7 @@ Run `python -m workflows.models` to print the schema.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import re
@@ -165,8 +166,11 @@ StepId = Annotated[
 ]
 
 
+@functools.lru_cache(maxsize=1024)
 def parse_duration(text: str) -> timedelta:
     """Turn a recipe duration (`30s`, `5m`, `1.5h`, `500ms`, `1d`) into a timedelta.
+
+    Remembered per text (a call step parses its timeout every poll); a timedelta is immutable.
 
     Raises:
         ValueError: `text` is not a duration, or one longer than `MAX_DURATION`.
