@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import subprocess
 import sys
 import time
@@ -30,22 +31,40 @@ def run_one(name: str, quick: bool) -> dict[str, Any]:
     """Run `bench.<name>` in a fresh interpreter; its result, or what went wrong."""
     args = [sys.executable, "-m", f"bench.{name}", *(["--quick"] if quick else [])]
     started = time.monotonic()
+    process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        done = subprocess.run(
-            args, capture_output=True, text=True, timeout=TIMEOUT_S.get(name, DEFAULT_TIMEOUT_S)
-        )
+        stdout, stderr = process.communicate(timeout=TIMEOUT_S.get(name, DEFAULT_TIMEOUT_S))
     except subprocess.TimeoutExpired:
+        _stop(process)
         return {"benchmark": name, "error": "timed out"}
+    except BaseException:
+        # Stopped (Ctrl-C, SIGTERM): the benchmark stops what it started before this exits.
+        _stop(process)
+        raise
     seconds = round(time.monotonic() - started, 1)
-    lines = done.stdout.strip().splitlines()
+    lines = stdout.strip().splitlines()
     try:
         result = dict(json.loads(lines[-1]))
     except (IndexError, ValueError):
-        tail = (done.stderr or done.stdout).strip().splitlines()[-5:]
-        error = f"exit {done.returncode}: " + " | ".join(tail)
+        tail = (stderr or stdout).strip().splitlines()[-5:]
+        error = f"exit {process.returncode}: " + " | ".join(tail)
         return {"benchmark": name, "error": error, "seconds": seconds}
     result["seconds"] = seconds
     return result
+
+
+def _stop(process: subprocess.Popen[str]) -> None:
+    """SIGTERM a benchmark and wait for it (it stops its dev server and workers); SIGKILL after 60 s."""
+    process.terminate()
+    try:
+        process.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.communicate()
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def _yes(met: bool) -> str:
@@ -257,12 +276,19 @@ def main(argv: list[str]) -> int:
         print(f"unknown benchmark(s): {', '.join(sorted(unknown))}; choose from {', '.join(BENCHMARKS)}")
         return 2
     started = datetime.now(UTC)
-    results = []
-    for name in names:
-        print(f"running {name}{' --quick' if quick else ''} ...", flush=True)
-        result = run_one(name, quick)
-        print(f"  {name}: {result.get('seconds', '?')} s", flush=True)
-        results.append(result)
+    results: list[dict[str, Any]] = []
+    # SIGTERM and SIGHUP stop the run as Ctrl-C does: the running benchmark is stopped with it.
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, _interrupt)
+    try:
+        for name in names:
+            print(f"running {name}{' --quick' if quick else ''} ...", flush=True)
+            result = run_one(name, quick)
+            print(f"  {name}: {result.get('seconds', '?')} s", flush=True)
+            results.append(result)
+    except KeyboardInterrupt:
+        print("stopped: no results written", flush=True)
+        return 130
     report = {
         "started_at": started.isoformat(timespec="seconds"),
         "quick": quick,

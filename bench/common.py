@@ -362,14 +362,52 @@ def emit(result: dict[str, Any]) -> None:
     print(json.dumps(result, default=str))
 
 
+async def run_child(args: Sequence[str], env: Mapping[str, str] | None = None) -> tuple[int, str, str]:
+    """Run a benchmark's child process to its end: (exit code, stdout, stderr).
+
+    Cancelled (the benchmark got SIGTERM, SIGHUP or Ctrl-C: `run_main`), it passes SIGTERM on
+    and waits for the child to stop what it started (its dev server, sandbox, workers), then
+    SIGKILLs it after a minute.
+    """
+    process = await asyncio.create_subprocess_exec(
+        *args,
+        env=dict(env) if env is not None else None,
+        cwd=ROOT,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        out, err = await process.communicate()
+    except asyncio.CancelledError:
+        if process.returncode is None:
+            process.terminate()
+            try:
+                await asyncio.wait_for(process.wait(), 60)
+            except TimeoutError:
+                process.kill()
+                await process.wait()
+        raise
+    return process.returncode or 0, out.decode(errors="replace"), err.decode(errors="replace")
+
+
 def run_main(coro_fn: Any) -> None:
-    """`python -m bench.X [--quick]`: run one benchmark and print its JSON result."""
+    """`python -m bench.X [--quick]`: run one benchmark and print its JSON result.
+
+    SIGTERM and SIGHUP stop it as Ctrl-C does (`tikflow.devstack.run_until_stopped`): what it
+    started (dev server, sandbox, worker processes, child benchmarks) is stopped before it exits
+    (code 143, no result).
+    """
+    from tikflow.devstack import run_until_stopped
     from tikflow.logging import configure_logging
 
     quick = "--quick" in sys.argv[1:]
     # Warnings only, on stderr: a debug line per activity would cost more than the step itself.
     configure_logging(json=False, level="WARNING")
-    result = asyncio.run(coro_fn(quick=quick))
+    result = run_until_stopped(lambda: coro_fn(quick=quick))
+    if result is None:
+        print("stopped before the end: no result", file=sys.stderr)
+        sys.stderr.flush()
+        os._exit(143)
     emit(result)
     sys.stdout.flush()
     # A Temporal client leaves the interpreter to abort at finalization (sdk-python#300); the

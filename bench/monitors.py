@@ -35,7 +35,6 @@ import asyncio
 import itertools
 import json
 import os
-import subprocess
 import sys
 import time
 import uuid
@@ -54,6 +53,7 @@ from bench.common import (
     peak_rss_mib,
     percentile,
     process_peak_rss_mib,
+    run_child,
     run_main,
 )
 
@@ -186,18 +186,14 @@ async def main(quick: bool = False) -> dict[str, Any]:
     names = [v for v in os.environ.get("BENCH_VARIANTS", ",".join(VARIANTS)).split(",") if v]
     results: dict[str, dict[str, Any]] = {}
     for name in names:
-        done = await asyncio.to_thread(
-            subprocess.run,
+        _, stdout, stderr = await run_child(
             [sys.executable, "-m", "bench.monitors", *(["--quick"] if quick else [])],
             env={**os.environ, "BENCH_VARIANT": name},
-            capture_output=True,
-            text=True,
-            cwd=ROOT,
         )
         try:
-            results[name] = json.loads(done.stdout.strip().splitlines()[-1])
+            results[name] = json.loads(stdout.strip().splitlines()[-1])
         except (IndexError, ValueError):
-            results[name] = {"variant": name, "error": (done.stderr or done.stdout).strip()[-300:]}
+            results[name] = {"variant": name, "error": (stderr or stdout).strip()[-300:]}
     main_name = names[0]
     return {
         **results[main_name],
